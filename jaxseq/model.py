@@ -1,0 +1,221 @@
+"""The encoder and the attention decoder, written for one sentence.
+
+Nothing here has a batch axis: `encode` takes src [src_len] and `decode_step` one
+target token. Batching is `jax.vmap` over these (see `jaxseq/decode.py`), and the
+decoder loop is a `lax.scan` over `decode_step`, whose signature is the scan body's
+`(state, token) -> (state, logits, weights)` once the per-sentence `Memory` is bound.
+
+References:
+  Sutskever et al. 2014; Cho et al. 2014 (the encoder-decoder with a fixed context C).
+  Bahdanau et al. 2015 (bidirectional encoder, s_0 = tanh(W_s h_1^<-), attention on the
+    previous decoder state, context fed into the cell).
+  Luong et al. 2015, Eq. 5-6 (attentional hidden h~_t = tanh(W_c [c_t; h_t]),
+    p = softmax(W_s h~_t)) and Sec. 3.3 (input feeding).
+"""
+
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxseq import attention as attention_lib
+from jaxseq import cells
+
+Array = jax.Array
+
+
+class Memory(NamedTuple):
+  """What the decoder reads from the encoder; constant over one sentence."""
+  values: Array   # [src_len, hidden] encoder states attended over
+  keys: Array     # [src_len, key_size] their projection for the attention score
+  mask: Array     # [src_len] bool, True on real tokens
+  context: Array  # [hidden] the fixed context C (used by attention='none')
+
+
+class DecoderState(NamedTuple):
+  """The scan carry of the decoder."""
+  cells: tuple       # one carry per layer (GRU: h; LSTM: (c, h)), each [hidden]
+  attentional: Array  # [hidden] h~_{t-1}, fed back when input feeding is on
+
+
+def run_rnn(cell: cells.RecurrentCell, kind: str, x: Array, mask: Array, *,
+            reverse: bool) -> tuple[Array, Any]:
+  """Runs one cell over a sentence; padded positions neither update nor output.
+
+  x: [src_len, in]; mask: [src_len] bool -> (outputs [src_len, hidden], final carry).
+  The final carry is the state after the last real token in the scan's direction.
+  """
+  x_proj = cell.project(x)  # [src_len, gates], hoisted out of the scan
+  kernel, bias = cell.weights()
+  step = cells.STEPS[kind]
+
+  def body(carry, inputs):
+    xp, real = inputs
+    new = step(kernel, bias, carry, xp)
+    carry = jax.tree.map(lambda n, o: jnp.where(real, n, o), new, carry)
+    return carry, jnp.where(real, cells.carry_output(kind, carry), 0.0)
+
+  init = cells.zero_carry(kind, cell.hidden_size, x.dtype)
+  final, outputs = lax.scan(body, init, (x_proj, mask), reverse=reverse)
+  return outputs, final
+
+
+class Encoder(nn.Module):
+  """Embedding, then `num_layers` (bi)directional GRU/LSTM layers."""
+
+  vocab_size: int
+  embed_size: int
+  hidden_size: int
+  cell: str = "gru"
+  num_layers: int = 1
+  bidirectional: bool = False
+  dropout: float = 0.0
+
+  @nn.compact
+  def __call__(self, src: Array, mask: Array, *, train: bool):
+    """src: [src_len] int; mask: [src_len] bool.
+
+    Returns outputs [src_len, hidden * directions] and, per layer, the final carries
+    (a tuple of one carry per direction).
+    """
+    if src.ndim != 1 or mask.shape != src.shape:
+      raise ValueError(f"Encoder takes one sentence: src [src_len], got {src.shape}")
+    x = nn.Embed(self.vocab_size, self.embed_size, name="embed")(src)
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    finals = []
+    for layer in range(self.num_layers):
+      fwd = cells.RecurrentCell(self.cell, self.hidden_size, name=f"layer{layer}_fwd")
+      out, carry = run_rnn(fwd, self.cell, x, mask, reverse=False)
+      layer_finals = (carry,)
+      if self.bidirectional:
+        bwd = cells.RecurrentCell(self.cell, self.hidden_size, name=f"layer{layer}_bwd")
+        out_b, carry_b = run_rnn(bwd, self.cell, x, mask, reverse=True)
+        out = jnp.concatenate([out, out_b], axis=-1)  # [src_len, 2 * hidden]
+        layer_finals = (carry, carry_b)
+      finals.append(layer_finals)
+      x = out
+      if layer < self.num_layers - 1:
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return x, tuple(finals)
+
+
+class Seq2Seq(nn.Module):
+  """Encoder plus attention decoder. Use `encode` once, then `decode_step` per token."""
+
+  src_vocab_size: int
+  tgt_vocab_size: int
+  embed_size: int = 128
+  hidden_size: int = 128
+  cell: str = "gru"
+  num_layers: int = 1
+  bidirectional: bool = False
+  attention: str = "bahdanau"
+  attention_size: int = 128
+  input_feeding: bool = False
+  dropout: float = 0.0
+  max_length: int = 32
+
+  def setup(self):
+    h = self.hidden_size
+    self.encoder = Encoder(self.src_vocab_size, self.embed_size, h, self.cell,
+                           self.num_layers, self.bidirectional, self.dropout)
+    if self.bidirectional:
+      # Both directions are combined into one `hidden`-sized state per position and
+      # per layer, so every attention score (dot included) sees equal sizes.
+      self.memory_proj = nn.Dense(h, name="memory_proj")
+      self.bridges = [nn.Dense(h, name=f"bridge{i}") for i in range(self.num_layers)]
+    self.attn = attention_lib.make_attention(
+        self.attention, attention_size=self.attention_size, hidden_size=h,
+        max_length=self.max_length)
+    self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_size, name="tgt_embed")
+    self.decoder_cells = [cells.RecurrentCell(self.cell, h, name=f"decoder{i}")
+                          for i in range(self.num_layers)]
+    if self.attention == "tutorial":
+      self.combine = nn.Dense(h, name="combine")
+    elif self.attention != "none":
+      self.attentional_proj = nn.Dense(h, use_bias=False, name="attentional")
+    self.output_proj = nn.Dense(self.tgt_vocab_size, name="output")
+    self.drop = nn.Dropout(self.dropout)
+
+  def _bridge(self, layer: int, finals: tuple):
+    """Decoder initial carry of one layer from that encoder layer's final carries."""
+    if not self.bidirectional:
+      return finals[0]
+    fwd, bwd = finals
+    merge = lambda f, b: jnp.tanh(self.bridges[layer](jnp.concatenate([f, b], -1)))
+    return jax.tree.map(merge, fwd, bwd)
+
+  def encode(self, src: Array, *, train: bool = False) -> tuple[Memory, DecoderState]:
+    """src: [src_len] int (0 = padding) -> the sentence's Memory and the first state."""
+    mask = src != 0
+    values, finals = self.encoder(src, mask, train=train)
+    if self.bidirectional:
+      values = self.memory_proj(values) * mask[:, None]  # [src_len, hidden]
+    init = tuple(self._bridge(i, f) for i, f in enumerate(finals))
+    context = cells.carry_output(self.cell, init[-1])  # C: the top layer's final state
+    keys = values if self.attn is None else self.attn.keys(values)
+    state = DecoderState(init, jnp.zeros((self.hidden_size,), values.dtype))
+    return Memory(values, keys, mask, context), state
+
+  def _cells(self, carries: tuple, x: Array, train: bool) -> tuple[tuple, Array]:
+    new = []
+    for layer, (cell, carry) in enumerate(zip(self.decoder_cells, carries)):
+      if layer > 0:
+        x = self.drop(x, deterministic=not train)
+      carry = cell.step(carry, cell.project(x))
+      new.append(carry)
+      x = cells.carry_output(self.cell, carry)
+    return tuple(new), x
+
+  def decode_step(self, memory: Memory, state: DecoderState, token: Array, *,
+                  train: bool = False) -> tuple[DecoderState, Array, Array]:
+    """One output position: token [] int -> (state, logits [tgt_vocab], weights [src_len])."""
+    if token.ndim != 0:
+      raise ValueError(f"decode_step takes one token, got shape {token.shape}")
+    emb = self.drop(self.tgt_embed(token), deterministic=not train)  # [embed]
+    top = cells.carry_output(self.cell, state.cells[-1])  # h_{t-1} of the top layer
+    src_len = memory.values.shape[0]
+    if self.attention == "none":
+      weights = jnp.zeros((src_len,), emb.dtype)
+      carries, h = self._cells(state.cells, jnp.concatenate([emb, memory.context]), train)
+      return DecoderState(carries, state.attentional), self._logits(h, train), weights
+    if self.attention == "tutorial":
+      context, weights = self.attn(jnp.concatenate([emb, top]), memory.keys,
+                                   memory.values, memory.mask)
+      x = nn.relu(self.combine(jnp.concatenate([emb, context])))
+      carries, h = self._cells(state.cells, x, train)
+      return DecoderState(carries, state.attentional), self._logits(h, train), weights
+    x = emb
+    if self.input_feeding:
+      x = jnp.concatenate([x, state.attentional])  # Luong 3.3
+    if self.attention == "bahdanau":
+      # The previous state s_{t-1} asks; the context joins the cell input.
+      context, weights = self.attn(top, memory.keys, memory.values, memory.mask)
+      carries, h = self._cells(state.cells, jnp.concatenate([x, context]), train)
+    else:
+      # Luong: the new state h_t asks, after the cell.
+      carries, h = self._cells(state.cells, x, train)
+      context, weights = self.attn(h, memory.keys, memory.values, memory.mask)
+    attentional = jnp.tanh(self.attentional_proj(jnp.concatenate([context, h])))
+    return DecoderState(carries, attentional), self._logits(attentional, train), weights
+
+  def _logits(self, h: Array, train: bool) -> Array:
+    return self.output_proj(self.drop(h, deterministic=not train))
+
+  def __call__(self, src: Array, token: Array, *, train: bool = False):
+    """Encodes and takes one decoder step; used by `init` to create every parameter."""
+    memory, state = self.encode(src, train=train)
+    return self.decode_step(memory, state, token, train=train)
+
+
+def from_config(model_config, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
+  """The Seq2Seq of config.model (a ConfigDict) for the given vocabularies."""
+  m = model_config
+  return Seq2Seq(
+      src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
+      embed_size=m.embed_size, hidden_size=m.hidden_size, cell=m.cell,
+      num_layers=m.num_layers, bidirectional=m.bidirectional, attention=m.attention,
+      attention_size=m.attention_size, input_feeding=m.input_feeding,
+      dropout=m.dropout, max_length=m.max_length)

@@ -1,0 +1,101 @@
+"""The optimizer, the train state and the pure train / eval steps."""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from flax.training import train_state
+
+from jaxseq import decode
+from jaxseq.model import Seq2Seq
+from jaxseq.vocab import BOS, PAD
+
+Array = jax.Array
+
+
+class TrainState(train_state.TrainState):
+  """flax's TrainState (step, params, opt_state) plus the root key of the step streams."""
+  key: Array = struct.field(default=None)
+
+
+def learning_rate_schedule(config) -> optax.Schedule:
+  """Linear warmup to config.learning_rate, then constant, cosine or 1/sqrt decay."""
+  peak, warmup = config.learning_rate, config.warmup_steps
+  if config.lr_schedule == "constant":
+    return optax.linear_schedule(0.0, peak, warmup) if warmup else optax.constant_schedule(peak)
+  if config.lr_schedule == "warmup_cosine":
+    return optax.warmup_cosine_decay_schedule(
+        0.0, peak, warmup, max(config.num_train_steps, warmup + 1), end_value=peak * 0.01)
+  if config.lr_schedule == "warmup_rsqrt":
+    w = max(warmup, 1)
+    return lambda step: peak * jnp.minimum((step + 1) / w, jnp.sqrt(w / (step + 1)))
+  raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  """Adam with global-norm clipping; a non-finite gradient skips the update.
+
+  `optax.apply_if_finite` counts skipped steps in its state (`notfinite_count`, in a
+  row; `total_notfinite`); the training loop stops once config.max_bad_steps in a row
+  were skipped, long before the wrapper would give up and apply one.
+  """
+  parts = []
+  if config.grad_clip_norm:
+    parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
+  parts.append(optax.adam(learning_rate_schedule(config)))
+  return optax.apply_if_finite(optax.chain(*parts), max_consecutive_errors=2**30)
+
+
+def create_train_state(model: Seq2Seq, config, key: Array) -> TrainState:
+  """Initial parameters (from a one-token dummy sentence) and optimizer state."""
+  init_key, step_key = jax.random.split(key)
+  dummy = jnp.ones((2,), jnp.int32)
+  params = model.init(init_key, dummy, jnp.int32(BOS))
+  return TrainState.create(apply_fn=model.apply, params=params,
+                           tx=make_optimizer(config), key=step_key)
+
+
+def token_sums(logits: Array, tgt_out: Array, label_smoothing: float = 0.0) -> dict:
+  """Summed loss, NLL, token count and correct tokens over the non-PAD targets.
+
+  logits: [..., tgt_len, vocab]; tgt_out: [..., tgt_len].
+  """
+  mask = (tgt_out != PAD).astype(logits.dtype)
+  nll = optax.softmax_cross_entropy_with_integer_labels(logits, tgt_out)
+  if label_smoothing:
+    targets = optax.smooth_labels(jax.nn.one_hot(tgt_out, logits.shape[-1]), label_smoothing)
+    loss = optax.softmax_cross_entropy(logits, targets)
+  else:
+    loss = nll
+  correct = (jnp.argmax(logits, -1) == tgt_out).astype(logits.dtype)
+  return {"loss": (loss * mask).sum(), "nll": (nll * mask).sum(),
+          "tokens": mask.sum(), "correct": (correct * mask).sum()}
+
+
+def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcing_ratio: float,
+               label_smoothing: float) -> tuple[TrainState, dict[str, Any]]:
+  """One optimizer step on a batch; the loss is the mean over its target tokens."""
+  step_key = jax.random.fold_in(state.key, state.step)
+  keys = jax.random.split(step_key, batch["src"].shape[0])  # one stream per example
+
+  def loss_fn(params):
+    logits, _ = decode.batch_teacher_forced(
+        model, params, batch["src"], batch["tgt_in"], keys,
+        teacher_forcing_ratio=teacher_forcing_ratio, train=True)
+    sums = token_sums(logits, batch["tgt_out"], label_smoothing)
+    return sums["loss"] / jnp.maximum(sums["tokens"], 1.0), sums
+
+  (_, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  state = state.apply_gradients(grads=grads)
+  sums["grad_norm"] = optax.global_norm(grads)
+  sums["skipped"] = state.opt_state.notfinite_count  # non-finite steps in a row
+  return state, sums
+
+
+def eval_step(params, batch: dict, *, model: Seq2Seq) -> dict:
+  """Summed held-out loss and accuracy with reference inputs (no dropout)."""
+  keys = jax.random.split(jax.random.key(0), batch["src"].shape[0])  # unused: no dropout
+  logits, _ = decode.batch_teacher_forced(model, params, batch["src"], batch["tgt_in"], keys)
+  return token_sums(logits, batch["tgt_out"])
