@@ -48,6 +48,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.teacher_forcing_ratio = 1.0    # chance per step to feed the reference token (else own argmax)
   config.max_bad_steps = 20             # stop after this many non-finite steps in a row
 
+  config.checkpoint_every_steps = 500   # save train state and data position this often
+  config.keep_checkpoints = 3           # newest checkpoints kept on disk
+
   config.log_every_steps = 100          # loss / tokens-per-second reporting interval
   config.eval_every_steps = 1_000       # held-out loss interval
   config.num_samples = 5                # translations printed at the end

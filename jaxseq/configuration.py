@@ -84,6 +84,8 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1,
     raise ConfigError("label_smoothing", config.label_smoothing, "a number in [0, 1)")
   _float(config, "teacher_forcing_ratio", 0.0, 1.0)
   _int(config, "max_bad_steps", 1)
+  _int(config, "checkpoint_every_steps", 1)
+  _int(config, "keep_checkpoints", 1)
   _int(config, "log_every_steps", 1)
   _int(config, "eval_every_steps", 1)
   _int(config, "num_samples", 0)

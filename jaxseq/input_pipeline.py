@@ -48,23 +48,38 @@ def pad_batch(examples: Sequence[Example], max_length: int, batch_size: int) -> 
   return {"src": src, "tgt_in": tgt_in, "tgt_out": tgt_out}
 
 
-def train_batches(examples: Sequence[Example], batch_size: int, max_length: int,
-                  seed: int, start_step: int = 0) -> Iterator[dict]:
+class TrainIterator:
   """Endless full batches, reshuffled every epoch; the order is fixed by seed.
 
-  Batch k of the stream depends only on (seed, k), so starting at start_step yields
-  exactly what an uninterrupted stream would have yielded from there.
+  Batch k depends only on (seed, k), and `get_state` / `set_state` carry k (the same
+  protocol as grain's DatasetIterator), so a restored iterator yields exactly what an
+  uninterrupted one would have.
   """
-  if len(examples) < batch_size:
-    raise ValueError(f"{len(examples)} training examples cannot fill a batch of {batch_size}")
-  per_epoch = len(examples) // batch_size
-  step = start_step
-  while True:
-    epoch, index = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(len(examples))
-    chosen = order[index * batch_size:(index + 1) * batch_size]
-    yield pad_batch([examples[i] for i in chosen], max_length, batch_size)
-    step += 1
+
+  def __init__(self, examples: Sequence[Example], batch_size: int, max_length: int, seed: int):
+    if len(examples) < batch_size:
+      raise ValueError(f"{len(examples)} training examples cannot fill a batch of {batch_size}")
+    self.examples, self.batch_size, self.max_length = examples, batch_size, max_length
+    self.seed, self.position = seed, 0
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict:
+    per_epoch = len(self.examples) // self.batch_size
+    epoch, index = divmod(self.position, per_epoch)
+    order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
+    chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
+    self.position += 1
+    return pad_batch([self.examples[i] for i in chosen], self.max_length, self.batch_size)
+
+  def get_state(self) -> dict:
+    return {"position": self.position, "seed": self.seed}
+
+  def set_state(self, state: dict):
+    if state.get("seed") != self.seed:
+      raise ValueError(f"iterator state was saved with seed {state.get('seed')}, not {self.seed}")
+    self.position = int(state["position"])
 
 
 def eval_batches(examples: Sequence[Example], batch_size: int, max_length: int

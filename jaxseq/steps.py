@@ -16,7 +16,11 @@ Array = jax.Array
 
 
 class TrainState(train_state.TrainState):
-  """flax's TrainState (step, params, opt_state) plus the root key of the step streams."""
+  """flax's TrainState (step, params, opt_state) plus the root key of the step streams.
+
+  `key` holds raw key data (uint32, `jax.random.key_data`) so that it checkpoints as a
+  plain array.
+  """
   key: Array = struct.field(default=None)
 
 
@@ -54,7 +58,7 @@ def create_train_state(model: Seq2Seq, config, key: Array) -> TrainState:
   dummy = jnp.ones((2,), jnp.int32)
   params = model.init(init_key, dummy, jnp.int32(BOS))
   return TrainState.create(apply_fn=model.apply, params=params,
-                           tx=make_optimizer(config), key=step_key)
+                           tx=make_optimizer(config), key=jax.random.key_data(step_key))
 
 
 def token_sums(logits: Array, tgt_out: Array, label_smoothing: float = 0.0) -> dict:
@@ -77,7 +81,7 @@ def token_sums(logits: Array, tgt_out: Array, label_smoothing: float = 0.0) -> d
 def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcing_ratio: float,
                label_smoothing: float) -> tuple[TrainState, dict[str, Any]]:
   """One optimizer step on a batch; the loss is the mean over its target tokens."""
-  step_key = jax.random.fold_in(state.key, state.step)
+  step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
   keys = jax.random.split(step_key, batch["src"].shape[0])  # one stream per example
 
   def loss_fn(params):

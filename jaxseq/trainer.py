@@ -9,8 +9,9 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxseq import configuration, data, evaluation, input_pipeline, model as model_lib
-from jaxseq import parallel, plots, steps
+from jaxseq import checkpointing, configuration, data, evaluation, input_pipeline
+from jaxseq import model as model_lib
+from jaxseq import parallel, plots, steps, vocab
 
 
 class TrainingStopped(RuntimeError):
@@ -48,8 +49,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   _log(f"data: {len(train_examples)} training pairs ({dropped} longer than "
        f"model.max_length={max_length} dropped), {len(eval_examples)} held-out "
        f"({eval_dropped} dropped); vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
-  corpus.src_vocab.save(os.path.join(workdir, "src_vocab.json"))
-  corpus.tgt_vocab.save(os.path.join(workdir, "tgt_vocab.json"))
+  vocab.save_tokenizers(workdir, corpus.src_vocab, corpus.tgt_vocab)
+  checkpointing.save_config(workdir, config)
 
   model = model_lib.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
   mesh = parallel.make_mesh()
@@ -60,13 +61,22 @@ def train_and_evaluate(config, workdir: str) -> dict:
   _log(f"model: {config.model.cell} {config.model.attention}, {num_params:,} parameters, "
        f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
 
+  batches = input_pipeline.TrainIterator(train_examples, config.batch_size, max_length,
+                                        seed=config.seed)
+  manager = checkpointing.make_manager(workdir, config)
+  restored = checkpointing.restore_latest(manager, state)
+  if restored is not None:
+    state, data_state = restored
+    batches.set_state(data_state)
+    _log(f"resumed from step {int(state.step)} in {manager.directory}")
+  first_step = int(state.step)
+
   train_step = _jit_train_step(model, config, mesh)
-  batches = input_pipeline.train_batches(train_examples, config.batch_size, max_length,
-                                         seed=config.seed)
   history = {"train": ([], []), "heldout": ([], [])}
   window_tokens, window_start = 0, time.time()
   total_tokens, train_seconds = 0, 0.0
-  bar = tqdm(range(config.num_train_steps), desc="train", unit="step", dynamic_ncols=True)
+  bar = tqdm(range(first_step, config.num_train_steps), desc="train", unit="step",
+             dynamic_ncols=True, initial=first_step, total=config.num_train_steps)
   for step in bar:
     host_batch = next(batches)
     window_tokens += int(np.count_nonzero(host_batch["tgt_out"]))
@@ -94,7 +104,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
       _log(f"step {step + 1}: held-out loss {held['loss']:.4f}, "
            f"token accuracy {held['token_accuracy']:.4f}")
       window_start = time.time()  # evaluation time is not training time
+    if (step + 1) % config.checkpoint_every_steps == 0 or last:
+      checkpointing.save(manager, state, batches.get_state())
   bar.close()
+  manager.wait_until_finished()
+  manager.close()
 
   summary = _final_evaluation(config, workdir, model, state.params, corpus, eval_examples,
                               eval_pairs, history)
