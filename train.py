@@ -11,22 +11,43 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
-    "Python config file (get_config()); fields are overridden with --config.FIELD=VALUE.",
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", "workdir", "Directory for everything the run writes.")
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py")
+
+
+def parse(argv: list[str]):
+  """(config, workdir) from the command line; raises on a bad flag or config field."""
+  # config_flags reads --config.FIELD overrides while the flag is defined, so an unknown
+  # field is raised here rather than at parse time.
+  config = config_flags.DEFINE_config_file(
+      "config", DEFAULT_CONFIG,
+      "Python config file (get_config()); override fields with --config.FIELD=VALUE.",
+      lock_config=True)
+  workdir = flags.DEFINE_string("workdir", "workdir", "Directory for everything the run writes.")
+  flags.FLAGS(argv)
+  config.value.to_dict()  # a config file that failed to load raises here, not later
+  return config.value, workdir.value
+
+
+def _describe(error: Exception, argv: list[str]) -> str:
+  message = str(error).strip()
+  if isinstance(error, (AttributeError, KeyError)):
+    name = message.strip("\"'").split("'")[0]
+    flag = next((a.split("=")[0] for a in argv
+                 if a.startswith("--config.") and name in a.split("=")[0]), name)
+    return (f"{flag}: the config has no field {name!r}; see the config file for the "
+            f"fields that exist")
+  return " ".join(message.split())
 
 
 def main(argv: list[str]) -> int:
   try:
-    flags.FLAGS(argv)
-  except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
-    print(f"train.py: bad flag: {e}", file=sys.stderr)
+    config, workdir = parse(argv)
+  except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as e:
+    print(f"error: bad flag: {_describe(e, argv)}", file=sys.stderr)
     return 2
-  # Imported after flag parsing so that a bad flag is reported before JAX starts.
+  # Imported after flag parsing, so a bad flag is reported before JAX starts.
   from jaxseq import cli
-  return cli.run_training(_CONFIG.value, _WORKDIR.value)
+  return cli.run_training(config, workdir)
 
 
 if __name__ == "__main__":

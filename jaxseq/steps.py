@@ -56,9 +56,11 @@ def create_train_state(model: Seq2Seq, config, key: Array) -> TrainState:
   """Initial parameters (from a one-token dummy sentence) and optimizer state."""
   init_key, step_key = jax.random.split(key)
   dummy = jnp.ones((2,), jnp.int32)
-  params = model.init(init_key, dummy, jnp.int32(BOS))
-  return TrainState.create(apply_fn=model.apply, params=params,
-                           tx=make_optimizer(config), key=jax.random.key_data(step_key))
+  params = jax.jit(model.init)(init_key, dummy, jnp.int32(BOS))  # one program, not op by op
+  state = TrainState.create(apply_fn=model.apply, params=params,
+                            tx=make_optimizer(config), key=jax.random.key_data(step_key))
+  # An int32 array, as every later step returns it: a Python 0 would compile twice.
+  return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 def token_sums(logits: Array, tgt_out: Array, label_smoothing: float = 0.0) -> dict:
@@ -93,7 +95,7 @@ def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcin
 
   (_, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   state = state.apply_gradients(grads=grads)
-  sums["grad_norm"] = optax.global_norm(grads)
+  sums["grad_norm"] = optax.tree.norm(grads)
   sums["skipped"] = state.opt_state.notfinite_count  # non-finite steps in a row
   return state, sums
 

@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny models built the way the library builds them."""
+
+import os
+
+# The tests compile many tiny programs; XLA's backend optimisations cost more time than
+# they save at these sizes. Set before JAX starts; subprocesses inherit it.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
+
+from jaxseq.model import Seq2Seq  # noqa: E402
+from jaxseq.vocab import BOS  # noqa: E402
+
+
+def tiny_model(**overrides) -> Seq2Seq:
+  fields = dict(src_vocab_size=11, tgt_vocab_size=13, embed_size=8, hidden_size=12,
+                attention_size=10, max_length=9)
+  fields.update(overrides)
+  return Seq2Seq(**fields)
+
+
+def init_params(model: Seq2Seq, seed: int = 0):
+  # Compiled as one program: op-by-op initialisation is several times slower on CPU.
+  return jax.jit(model.init)(jax.random.key(seed), jnp.array([4, 5], jnp.int32),
+                             jnp.int32(BOS))
+
+
+@pytest.fixture
+def rng():
+  return jax.random.key(42)

@@ -1,0 +1,65 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseq import attention
+from tests.conftest import init_params, tiny_model
+
+SCORED = [a for a in attention.ATTENTIONS if a != "none"]
+
+
+def test_masked_softmax_is_a_distribution_over_real_positions():
+  scores = jnp.array([3.0, -1.0, 100.0, 0.5])
+  mask = jnp.array([True, True, False, True])
+  w = attention.masked_softmax(scores, mask)
+  assert w[2] == 0.0  # a huge score on padding still gets nothing
+  np.testing.assert_allclose(w.sum(), 1.0, rtol=1e-6)
+  assert (w[mask] > 0).all()
+
+
+def test_masked_softmax_of_nothing_is_zero():
+  w = attention.masked_softmax(jnp.zeros(3), jnp.zeros(3, bool))
+  np.testing.assert_array_equal(w, 0.0)
+
+
+@pytest.mark.parametrize("name", SCORED)
+def test_each_attention_sums_to_one_and_ignores_padding(name):
+  model = tiny_model(attention=name, bidirectional=True)
+  params = init_params(model)
+  src = jnp.array([4, 7, 5, 0, 0, 0], jnp.int32)  # 3 real tokens, 3 padding
+  memory, state = model.apply(params, src, method=model.encode)
+  for token in (1, 6, 9):
+    state, _, weights = model.apply(params, memory, state, jnp.int32(token),
+                                    method=model.decode_step)
+    np.testing.assert_allclose(weights.sum(), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(weights[3:], 0.0)
+    assert (weights[:3] > 0).all()
+
+
+def test_no_attention_has_no_weights_and_a_fixed_context():
+  model = tiny_model(attention="none")
+  params = init_params(model)
+  memory, state = model.apply(params, jnp.array([4, 7, 0], jnp.int32), method=model.encode)
+  _, _, weights = model.apply(params, memory, state, jnp.int32(1), method=model.decode_step)
+  np.testing.assert_array_equal(weights, 0.0)
+  np.testing.assert_array_equal(memory.context, state.cells[-1])  # C = final encoder state
+
+
+def test_tutorial_attention_refuses_sources_longer_than_max_length():
+  model = tiny_model(attention="tutorial", max_length=4)
+  params = init_params(model)
+  with pytest.raises(ValueError, match="max_length=4"):
+    model.apply(params, jnp.arange(1, 7, dtype=jnp.int32), jnp.int32(1))
+
+
+def test_unknown_attention_is_named():
+  with pytest.raises(ValueError, match="unknown attention 'cosine'"):
+    attention.make_attention("cosine", attention_size=4, hidden_size=4, max_length=4)
+
+
+def test_attention_rejects_a_batched_call():
+  module = attention.DotAttention()
+  values = jnp.ones((2, 5, 4))
+  with pytest.raises(ValueError, match="one example"):
+    module.apply({}, jnp.ones(4), values, values, jnp.ones((2, 5), bool))

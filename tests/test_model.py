@@ -1,0 +1,138 @@
+"""Properties of the encoder-decoder: batching, padding, and the decoder loop."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseq import attention, decode
+from jaxseq.model import Seq2Seq
+from jaxseq.vocab import BOS, EOS
+from tests.conftest import init_params, tiny_model
+
+VARIANTS = [dict(attention=a, bidirectional=True) for a in attention.ATTENTIONS] + [
+    dict(attention="luong_general", input_feeding=True, cell="lstm", num_layers=2),
+    dict(attention="bahdanau", cell="lstm", bidirectional=True, num_layers=2, dropout=0.3),
+]
+IDS = [f"{v['attention']}-{v.get('cell', 'gru')}{'-l2' if v.get('num_layers') else ''}"
+       for v in VARIANTS]
+SRC = jnp.array([[4, 7, 5, 9, 0, 0], [6, 0, 0, 0, 0, 0], [3, 8, 8, 4, 5, 10]], jnp.int32)
+TGT = jnp.array([[BOS, 5, 6, 7, 0], [BOS, 8, 0, 0, 0], [BOS, 4, 4, 9, 12]], jnp.int32)
+
+
+_teacher_forced = jax.jit(decode.teacher_forced,
+                          static_argnames=("model", "teacher_forcing_ratio", "train"))
+_batch_teacher_forced = jax.jit(decode.batch_teacher_forced, static_argnames=("model",))
+_greedy = jax.jit(decode.greedy, static_argnames=("model", "max_len"))
+
+
+def _tf(model, params, src, tgt, key=jax.random.key(0), **kw):
+  return _teacher_forced(model, params, src, tgt, key, **kw)
+
+
+# Compiling is most of a test's cost on CPU: the batch and loop properties are checked on
+# three variants that together cover every code path of decode_step (Bahdanau, Luong with
+# input feeding and stacked LSTMs, the tutorial's attention); padding on all of them.
+FEW = [VARIANTS[2], VARIANTS[6], VARIANTS[1]]
+FEW_IDS = [IDS[2], IDS[6], IDS[1]]
+
+
+@pytest.mark.parametrize("fields", FEW, ids=FEW_IDS)
+def test_vmapped_batch_equals_a_loop_over_examples(fields):
+  model = tiny_model(**fields)
+  params = init_params(model)
+  keys = jax.random.split(jax.random.key(3), SRC.shape[0])
+  logits, weights = _batch_teacher_forced(model, params, SRC, TGT, keys)
+  for i in range(SRC.shape[0]):
+    one_logits, one_weights = _tf(model, params, SRC[i], TGT[i], keys[i])
+    np.testing.assert_allclose(logits[i], one_logits, atol=1e-5)
+    np.testing.assert_allclose(weights[i], one_weights, atol=1e-6)
+
+
+@pytest.mark.parametrize("fields", VARIANTS, ids=IDS)
+def test_source_padding_changes_neither_outputs_nor_gradients(fields):
+  model = tiny_model(**fields)
+  params = init_params(model)
+  src = jnp.array([4, 7, 5], jnp.int32)
+  padded = jnp.concatenate([src, jnp.zeros(4, jnp.int32)])
+  tgt = TGT[0]
+
+  def loss(p, s):
+    logits, weights = _tf(model, p, s, tgt, train=True)  # dropout on, same keys
+    return jnp.sum(jax.nn.log_softmax(logits)[:, 2]), (logits, weights)
+
+  grad_fn = jax.jit(jax.value_and_grad(loss, has_aux=True))
+  (l1, (lg1, w1)), g1 = grad_fn(params, src)
+  (l2, (lg2, w2)), g2 = grad_fn(params, padded)
+  np.testing.assert_allclose(l1, l2, rtol=1e-5)
+  np.testing.assert_allclose(lg1, lg2, atol=1e-5)
+  np.testing.assert_allclose(w1, w2[:, :3], atol=1e-6)
+  np.testing.assert_array_equal(w2[:, 3:], 0.0)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), g1, g2)
+
+
+@pytest.mark.parametrize("fields", FEW, ids=FEW_IDS)
+def test_scan_equals_a_python_loop(fields):
+  model = tiny_model(**fields)
+  params = init_params(model)
+  src, tgt = SRC[0], TGT[2]
+  logits, weights = _tf(model, params, src, tgt)
+  memory, state = jax.jit(lambda p, s: model.apply(p, s, method=Seq2Seq.encode))(params, src)
+  step = jax.jit(lambda p, m, st, tok: model.apply(p, m, st, tok, method=Seq2Seq.decode_step))
+  for t in range(tgt.shape[0]):  # a plain Python loop over decode_step
+    state, step_logits, step_weights = step(params, memory, state, tgt[t])
+    np.testing.assert_allclose(logits[t], step_logits, atol=1e-5)
+    np.testing.assert_allclose(weights[t], step_weights, atol=1e-6)
+
+
+def test_teacher_forcing_one_always_feeds_the_reference():
+  model = tiny_model()
+  params = init_params(model)
+  a, _ = _tf(model, params, SRC[0], TGT[0], jax.random.key(1), teacher_forcing_ratio=1.0)
+  b, _ = _tf(model, params, SRC[0], TGT[0], jax.random.key(2), teacher_forcing_ratio=1.0)
+  np.testing.assert_allclose(a, b, atol=1e-6)  # no randomness left without dropout
+
+
+def test_teacher_forcing_zero_feeds_the_models_own_predictions():
+  model = tiny_model()
+  params = init_params(model, seed=5)
+  src = SRC[2]
+  logits, _ = _tf(model, params, src, TGT[2], teacher_forcing_ratio=0.0)
+  own = jnp.argmax(logits, -1)
+  # Feeding the model's own argmax is what greedy decoding does, whatever the reference.
+  tokens, _, _ = _greedy(model, params, src, max_len=TGT.shape[1])
+  stop = int(np.argmax(np.asarray(tokens) == EOS)) if (tokens == EOS).any() else len(tokens)
+  np.testing.assert_array_equal(own[:stop + 1], tokens[:stop + 1])
+  # And it differs from feeding the reference, which the model has not learnt.
+  forced, _ = _tf(model, params, src, TGT[2], teacher_forcing_ratio=1.0)
+  assert not np.allclose(forced, logits)
+
+
+def test_greedy_stops_at_eos_and_pads_after_it():
+  model = tiny_model()
+  params = init_params(model)
+  # Make EOS the most likely token from the second step on: bias the output layer.
+  bias = params["params"]["output"]["bias"]
+  params["params"]["output"]["bias"] = bias.at[EOS].set(100.0)
+  tokens, attn, length = _greedy(model, params, SRC[0], max_len=7)
+  assert int(length) == 0 and int(tokens[0]) == EOS
+  np.testing.assert_array_equal(tokens[1:], 0)
+  np.testing.assert_array_equal(attn[1:], 0.0)
+
+
+def test_batched_greedy_equals_one_at_a_time():
+  model = tiny_model(attention="luong_dot", bidirectional=True)
+  params = init_params(model, seed=3)
+  tokens, attn, length = decode.batch_greedy(model, params, SRC, max_len=6)
+  for i in range(SRC.shape[0]):
+    t, a, n = _greedy(model, params, SRC[i], max_len=6)
+    np.testing.assert_array_equal(tokens[i], t)
+    np.testing.assert_allclose(attn[i], a, atol=1e-6)
+    assert int(length[i]) == int(n)
+
+
+def test_encoder_rejects_a_batched_source():
+  model = tiny_model()
+  params = init_params(model)
+  with pytest.raises(ValueError, match="one sentence"):
+    model.apply(params, SRC, method=Seq2Seq.encode)
