@@ -1,10 +1,16 @@
-"""Turns the library's errors into one line on stderr and an exit status."""
+"""Turns the library's errors into one line on stderr and an exit status.
+
+Exit status: 0 finished; 2 bad input (config, workdir, checkpoint) or a run that cannot go
+on (non-finite steps); 3 interrupted by SIGTERM/SIGINT after saving a checkpoint: run the
+same command again to resume.
+"""
 
 import sys
 
-from jaxseq import configuration, trainer
+from jaxseq import checkpointing, configuration, trainer
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 3
 
 
 def fail(message: str) -> int:
@@ -18,8 +24,13 @@ def run_training(config, workdir: str) -> int:
     trainer.train_and_evaluate(config, workdir)
   except configuration.ConfigError as e:
     return fail(str(e))
+  except checkpointing.CheckpointError as e:
+    return fail(str(e))
   except trainer.TrainingStopped as e:
     return fail(f"training stopped: {e}")
-  except (FileExistsError, NotADirectoryError, PermissionError) as e:
-    return fail(f"workdir {workdir!r} cannot be used: {e}")
+  except trainer.TrainingInterrupted as e:
+    print(f"interrupted: {e}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+  except OSError as e:
+    return fail(f"workdir {workdir!r} cannot be written: {e}")
   return 0
