@@ -100,6 +100,10 @@ def _flatten(tree, prefix: str = "") -> dict:
 
 def check_same_run(workdir: str, config: ml_collections.ConfigDict):
   """Raises CheckpointError naming every RESUME_FIELDS field that differs from the saved run."""
+  if not os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
+    raise CheckpointError(
+        f"{os.path.join(workdir, CHECKPOINT_DIR)} is not empty but {CONFIG_FILE} is missing: "
+        "this workdir was not written by jaxseq; give a new --workdir")
   saved = _flatten({k: v for k, v in load_config(workdir).to_dict().items()
                     if k in RESUME_FIELDS})
   now = _flatten({k: v for k, v in config.to_dict().items() if k in RESUME_FIELDS})

@@ -4,26 +4,16 @@ Every run is compared with one uninterrupted reference run of the same tiny conf
 per-step losses from <workdir>/steps.jsonl and the SHA-256 of the final train state.
 """
 
+import contextlib
+import json
 import pathlib
 import shutil
 import signal
+import subprocess
 
 import pytest
 
 from tests import runs
-
-
-@pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-  return tmp_path_factory.mktemp("compile_cache")
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, compile_cache):
-  workdir = tmp_path_factory.mktemp("reference")
-  result = runs.train(workdir, compile_cache)
-  assert result.returncode == 0, result.stderr
-  return workdir
 
 
 def _assert_same_as_reference(workdir, reference):
@@ -136,3 +126,92 @@ def test_nan_steps_are_skipped_and_too_many_in_a_row_stop_the_run(compile_cache,
   assert skipped == {3, 12, 13, 14}  # step 3 alone was skipped and the run went on
   # Step 14 was due for a save (held-out loss every 7 steps); the stop came first.
   assert runs.checkpoint_steps(tmp_path) == [7, 10]
+
+
+def test_a_different_model_config_is_refused_naming_the_field(reference, compile_cache,
+                                                              tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  before = {s: runs.digest(workdir, s) for s in runs.checkpoint_steps(workdir)}
+  result = runs.train(workdir, compile_cache, model__hidden_size=32)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "config.model.hidden_size=32 (saved: 16)" in errors[0]
+  assert "Traceback" not in result.stderr
+  assert {s: runs.digest(workdir, s) for s in runs.checkpoint_steps(workdir)} == before
+
+
+def test_a_different_vocabulary_is_refused_naming_it(reference, compile_cache, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  vocab_file = workdir / "tgt_vocab.json"
+  saved = json.loads(vocab_file.read_text())
+  saved["words"][5], saved["words"][6] = saved["words"][6], saved["words"][5]
+  vocab_file.write_text(json.dumps(saved))
+  result = runs.train(workdir, compile_cache)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "target vocabulary differs" in errors[0]
+  assert "at id 5" in errors[0]
+
+
+def test_a_workdir_that_is_a_file_is_refused(compile_cache, tmp_path):
+  workdir = tmp_path / "file"
+  workdir.write_text("not a directory")
+  result = runs.train(workdir, compile_cache)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "is a file, not a directory" in errors[0]
+  assert workdir.read_text() == "not a directory"
+
+
+def test_checkpoints_of_another_program_are_refused_and_kept(compile_cache, tmp_path):
+  foreign = tmp_path / "checkpoints" / "100"
+  foreign.mkdir(parents=True)
+  (foreign / "model.bin").write_bytes(b"\x00" * 64)
+  result = runs.train(tmp_path, compile_cache)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "not written by jaxseq" in errors[0]
+  assert (foreign / "model.bin").read_bytes() == b"\x00" * 64
+
+
+@contextlib.contextmanager
+def _tmpfs(path: pathlib.Path, options: str):
+  """A real tmpfs mounted at path (needs the privilege to mount; skips without it)."""
+  path.mkdir(parents=True, exist_ok=True)
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                           capture_output=True, text=True)
+  if mounted.returncode:
+    pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+  try:
+    yield path
+  finally:
+    subprocess.run(["umount", str(path)], check=True)
+
+
+def test_a_read_only_workdir_is_refused(compile_cache, tmp_path):
+  with _tmpfs(tmp_path / "ro", "ro,size=64k") as workdir:
+    result = runs.train(workdir, compile_cache)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "Read-only file system" in errors[0]
+
+
+def test_a_disk_that_fills_during_a_save_loses_no_good_checkpoint(reference, compile_cache,
+                                                                   tmp_path):
+  # About two checkpoints fit; keep_checkpoints=10 so that orbax frees nothing.
+  with _tmpfs(tmp_path / "small", "size=640k") as workdir:
+    result = runs.train(workdir, compile_cache, keep_checkpoints=10, step_log=False)
+    saved = runs.checkpoint_steps(workdir)
+    shutil.copytree(workdir, tmp_path / "copy")
+  assert result.returncode == 2, result.stderr
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "saving a checkpoint" in errors[0]
+  assert "No space left" in errors[0] or "ENOSPC" in errors[0]
+  assert saved and max(saved) < 30
+  # On a larger disk the run resumes from what was saved and ends where the reference did.
+  resumed = runs.train(tmp_path / "copy", compile_cache, keep_checkpoints=10, step_log=False)
+  assert resumed.returncode == 0, resumed.stderr
+  assert f"resumed from step {max(saved)}" in resumed.stdout
+  assert runs.digest(tmp_path / "copy", 30) == runs.digest(reference, 30)
