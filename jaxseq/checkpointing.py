@@ -20,6 +20,7 @@ What a checkpoint promises:
 """
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -198,11 +199,19 @@ def wait(manager: ocp.CheckpointManager):
     raise _save_failed(manager, e) from None
 
 
+def _reason(error: Exception) -> str:
+  """A short cause: the OS error where one is named inside a long library message."""
+  text = " ".join(str(error).split())
+  for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO):
+    if os.strerror(code) in text:
+      return f"{os.strerror(code)} [Errno {code}]"
+  return f"{type(error).__name__}: {text[:200]}"
+
+
 def _save_failed(manager, error: Exception) -> CheckpointError:
-  message = " ".join(str(error).split())[:300]
   good = [s for s in _step_dirs(manager.directory)]
   return CheckpointError(f"saving a checkpoint into {manager.directory} failed "
-                         f"({type(error).__name__}: {message}); the checkpoints of steps "
+                         f"({_reason(error)}); the checkpoints of steps "
                          f"{good} were left as they were")
 
 
@@ -233,8 +242,7 @@ def _restore_verified(manager, step: int, abstract_state, with_data: bool = True
   return restored
 
 
-def _why(error: Exception) -> str:
-  return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+_why = _reason
 
 
 def restore_latest(manager: ocp.CheckpointManager, abstract_state, workdir: str,
