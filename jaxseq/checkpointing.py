@@ -131,10 +131,16 @@ def check_same_vocab(side: str, path: str, saved_words, built_words):
 
 
 def state_digest(state) -> str:
-  """SHA-256 over the paths, dtypes, shapes and bytes of every array of the state."""
+  """SHA-256 over the paths, dtypes, shapes and bytes of every array of the state.
+
+  Integers are hashed as int64: a Python int in the restore target (a fresh
+  TrainState's step) comes back as int64 with the same value.
+  """
   digest = hashlib.sha256()
   for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(state))[0]:
     array = np.ascontiguousarray(leaf)
+    if np.issubdtype(array.dtype, np.integer):
+      array = array.astype(np.int64)
     digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape};".encode())
     digest.update(array.tobytes())
   return digest.hexdigest()
