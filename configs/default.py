@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.max_bad_steps = 20             # stop after this many non-finite steps in a row
 
   config.checkpoint_every_steps = 500   # save train state and data position this often
-  config.keep_checkpoints = 3           # newest checkpoints kept on disk (and the best by held-out loss)
+  config.keep_checkpoints = 3           # newest checkpoints kept, plus the best by held-out loss
   config.step_log = False               # append each step's loss to <workdir>/steps.jsonl
 
   # Fault injection, for tests of the guards (README "Checkpoints and resuming"); off by default.
