@@ -49,7 +49,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.max_bad_steps = 20             # stop after this many non-finite steps in a row
 
   config.checkpoint_every_steps = 500   # save train state and data position this often
-  config.keep_checkpoints = 3           # newest checkpoints kept on disk
+  config.keep_checkpoints = 3           # newest checkpoints kept, plus the best by held-out loss
+  config.step_log = False               # append each step's loss to <workdir>/steps.jsonl
+
+  # Fault injection, for tests of the guards (README "Checkpoints and resuming"); off by default.
+  config.fault_nan_steps = ""           # comma-separated steps (1-based) whose loss is made NaN
+  config.fault_signal = ""              # signal the run sends itself: "", KILL, TERM or INT
+  config.fault_signal_step = 0          # ... right after this step (and its checkpoint, if any)
 
   config.log_every_steps = 100          # loss / tokens-per-second reporting interval
   config.eval_every_steps = 1_000       # held-out loss interval

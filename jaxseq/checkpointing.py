@@ -1,72 +1,312 @@
 """Checkpoints in the workdir through orbax-checkpoint.
 
 Layout of a workdir:
-  config.json         the run's config (ConfigDict.to_json)
-  src_vocab.json ...  the tokenizers (see jaxseq/vocab.py)
-  checkpoints/<step>/ orbax items: `state` (TrainState arrays), `data` (iterator state, JSON)
+  config.json          the run's config (ConfigDict.to_json)
+  src_vocab.json ...   the tokenizers (see jaxseq/vocab.py); a resumed run reads these
+  checkpoints/<step>/  orbax items: `state` (TrainState arrays), `data` (iterator state,
+                       JSON), `digest` (SHA-256 of the state's bytes, JSON)
+  damaged_checkpoints/ checkpoints that failed to restore, moved out of orbax's way
+
+What a checkpoint promises:
+  * atomic: orbax writes into a temporary directory and renames it when complete, so a
+    run killed during a save leaves the previous checkpoints as they were;
+  * verified: the digest is recomputed on restore, so a truncated or corrupted file is
+    found even where the file format would not notice; the newest checkpoint that
+    restores and verifies is used, the damaged ones are moved to damaged_checkpoints/;
+  * finite: a state holding NaN or Inf is refused before anything is written;
+  * kept: the newest config.keep_checkpoints, and the best by validation metric
+    (BLEU where given, else held-out loss); orbax deletes old ones only after a new one
+    is complete.
 """
 
+import dataclasses
+import errno
+import hashlib
 import json
 import os
+from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged_checkpoints"
+# Config fields a resumed run must share with the run that wrote the workdir: they fix the
+# shapes of the saved arrays, the vocabulary and the order of the training data.
+RESUME_FIELDS = ("model", "dataset", "data", "seed")
 
 
 class CheckpointError(RuntimeError):
   """A checkpoint is missing, damaged, or does not fit the model asked for."""
 
 
+def prepare_workdir(workdir: str):
+  """Creates the workdir and proves it writable; CheckpointError says why it is not."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise CheckpointError(f"workdir {workdir!r} is a file, not a directory; "
+                          "give --workdir a directory (it is created if missing)")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise CheckpointError(f"workdir {workdir!r} cannot be used: {e.strerror or e}; "
+                          "give --workdir a writable directory") from None
+  checkpoints = os.path.join(workdir, CHECKPOINT_DIR)
+  if os.path.exists(checkpoints) and not os.path.isdir(checkpoints):
+    raise CheckpointError(f"{checkpoints} is a file, not a checkpoint directory; "
+                          "use another --workdir")
+
+
+def has_checkpoints(workdir: str) -> bool:
+  """Whether the workdir's checkpoint directory holds anything (a run to resume)."""
+  directory = os.path.join(workdir, CHECKPOINT_DIR)
+  return os.path.isdir(directory) and bool(os.listdir(directory))
+
+
 def save_config(workdir: str, config: ml_collections.ConfigDict):
-  with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
+  """Writes config.json atomically (a killed run never leaves half a file)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  with open(path + ".tmp", "w") as f:
     f.write(config.to_json(indent=2))
+  os.replace(path + ".tmp", path)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.isfile(path):
     raise CheckpointError(f"{path} is missing: {workdir!r} holds no jaxseq run")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  try:
+    with open(path) as f:
+      return ml_collections.ConfigDict(json.load(f))
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise CheckpointError(f"{path} is not a jaxseq config: {e}") from None
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+  if isinstance(tree, dict):
+    out = {}
+    for key, value in tree.items():
+      out.update(_flatten(value, f"{prefix}{key}."))
+    return out
+  return {prefix[:-1]: list(tree) if isinstance(tree, tuple) else tree}
+
+
+def check_same_run(workdir: str, config: ml_collections.ConfigDict):
+  """Raises CheckpointError naming every RESUME_FIELDS field that differs from the saved run."""
+  if not os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
+    raise CheckpointError(
+        f"{os.path.join(workdir, CHECKPOINT_DIR)} is not empty but {CONFIG_FILE} is missing: "
+        "this workdir was not written by jaxseq; give a new --workdir")
+  saved = _flatten({k: v for k, v in load_config(workdir).to_dict().items()
+                    if k in RESUME_FIELDS})
+  now = _flatten({k: v for k, v in config.to_dict().items() if k in RESUME_FIELDS})
+  differences = [f"config.{k}={now.get(k, '<absent>')!r} (saved: {saved.get(k, '<absent>')!r})"
+                 for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+  if differences:
+    raise CheckpointError(
+        f"{workdir!r} holds a run with a different model or data: {'; '.join(differences)}; "
+        "resume with the saved values or give a new --workdir")
+
+
+def check_same_vocab(side: str, path: str, saved_words, built_words):
+  """Raises CheckpointError when the vocabulary a run builds differs from the saved one."""
+  if list(saved_words) == list(built_words):
+    return
+  first = next((i for i, (a, b) in enumerate(zip(saved_words, built_words)) if a != b),
+               min(len(saved_words), len(built_words)))
+  saved_word = saved_words[first] if first < len(saved_words) else "<end>"
+  built_word = built_words[first] if first < len(built_words) else "<end>"
+  raise CheckpointError(
+      f"the {side} vocabulary differs from {path}: {len(built_words)} words built now, "
+      f"{len(saved_words)} saved; first difference at id {first} ({built_word!r} now, "
+      f"{saved_word!r} saved); give a new --workdir")
+
+
+def state_digest(state) -> str:
+  """SHA-256 over the paths, dtypes, shapes and bytes of every array of the state.
+
+  Integers are hashed as int64: a Python int in the restore target (a fresh
+  TrainState's step) comes back as int64 with the same value.
+  """
+  digest = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(state))[0]:
+    array = np.ascontiguousarray(leaf)
+    if np.issubdtype(array.dtype, np.integer):
+      array = array.astype(np.int64)
+    digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape};".encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()
+
+
+@jax.jit
+def _all_finite(state) -> jax.Array:
+  leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.asarray([jnp.isfinite(x).all() for x in leaves]))
+
+
+def _quality(metrics: dict) -> float:
+  """Larger is better: BLEU where the run computed it, else minus the held-out loss."""
+  return metrics["bleu"] if "bleu" in metrics else -metrics["heldout_loss"]
 
 
 def make_manager(workdir: str, config) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True)
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)),
-                               options=options)
+  """Asynchronous manager keeping the newest keep_checkpoints and the best by metric."""
+  policy = checkpoint_managers.AnyPreservationPolicy([
+      checkpoint_managers.LatestN(n=config.keep_checkpoints),
+      checkpoint_managers.BestN(get_metric_fn=_quality, n=1,
+                                keep_checkpoints_without_metrics=False),
+  ])
+  # best_fn only makes orbax write each checkpoint's metrics, so that the best one is
+  # still known after a restart; the policy above decides what is deleted.
+  options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=_quality,
+                                         best_mode="max", create=True,
+                                         cleanup_tmp_directories=True,
+                                         enable_async_checkpointing=True)
+  try:
+    return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)),
+                                 options=options)
+  except (OSError, ValueError) as e:
+    raise CheckpointError(f"cannot open the checkpoints in {workdir!r}: {e}") from None
 
 
-def save(manager: ocp.CheckpointManager, state, data_state: dict, *, force: bool = False):
-  """Saves (asynchronously) the train state and the input iterator's state."""
+def save(manager: ocp.CheckpointManager, state, data_state: dict, *,
+         metrics: dict | None = None, force: bool = False):
+  """Saves (asynchronously) the train state and the input iterator's state.
+
+  Raises CheckpointError, writing nothing, when the state holds NaN or Inf, and when
+  the previous asynchronous save failed (e.g. a full disk).
+  """
   step = int(jax.device_get(state.step))
-  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                              data=ocp.args.JsonSave(data_state)), force=force)
+  if not bool(_all_finite(state)):
+    raise CheckpointError(f"the train state of step {step} holds NaN or Inf; it was not saved "
+                          f"(kept: steps {manager.all_steps()})")
+  digest = {"sha256": state_digest(state)}
+  try:
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+        digest=ocp.args.JsonSave(digest)), metrics=metrics, force=force)
+  except Exception as e:  # orbax and tensorstore raise many kinds; all mean "not saved"
+    raise _save_failed(manager, e) from None
 
 
-def restore_latest(manager: ocp.CheckpointManager, abstract_state):
-  """(state, data_state) of the latest checkpoint, or None when there is none."""
-  step = manager.latest_step()
-  if step is None:
-    return None
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-  return restored.state, restored.data
+def wait(manager: ocp.CheckpointManager):
+  """Waits for the save in flight; CheckpointError when it failed."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:  # as in save()
+    raise _save_failed(manager, e) from None
+
+
+def _reason(error: Exception) -> str:
+  """A short cause: the OS error where one is named inside a long library message."""
+  text = " ".join(str(error).split())
+  for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO):
+    if os.strerror(code) in text:
+      return f"{os.strerror(code)} [Errno {code}]"
+  return f"{type(error).__name__}: {text[:200]}"
+
+
+def _save_failed(manager, error: Exception) -> CheckpointError:
+  good = [s for s in _step_dirs(manager.directory)]
+  return CheckpointError(f"saving a checkpoint into {manager.directory} failed "
+                         f"({_reason(error)}); the checkpoints of steps "
+                         f"{good} were left as they were")
+
+
+def _step_dirs(directory) -> list[int]:
+  directory = str(directory)
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(n) for n in os.listdir(directory)
+                if n.isdigit() and os.path.isdir(os.path.join(directory, n)))
+
+
+@dataclasses.dataclass
+class Restored:
+  state: object
+  data_state: dict
+  step: int
+  damaged: list[tuple[int, str]]  # (step, why) of newer checkpoints that were moved aside
+
+
+def _restore_verified(manager, step: int, abstract_state, with_data: bool = True):
+  items = {"state": ocp.args.StandardRestore(abstract_state),
+           "digest": ocp.args.JsonRestore()}
+  if with_data:
+    items["data"] = ocp.args.JsonRestore()
+  restored = manager.restore(step, args=ocp.args.Composite(**items))
+  if restored.digest.get("sha256") != state_digest(restored.state):
+    raise CheckpointError("its arrays do not match the digest written with them")
+  return restored
+
+
+_why = _reason
+
+
+def restore_latest(manager: ocp.CheckpointManager, abstract_state, workdir: str,
+                   log: Callable[[str], None] = print) -> Restored | None:
+  """The newest checkpoint that restores and verifies, or None when there is none.
+
+  Damaged newer checkpoints are reported (one line each) and moved to
+  workdir/damaged_checkpoints/, so that orbax never counts them among those it keeps.
+  Raises CheckpointError when there are checkpoints but none of them restores (e.g. a
+  directory written by another program): nothing is moved or deleted then.
+  """
+  damaged = []
+  for step in _step_dirs(manager.directory)[::-1]:
+    try:
+      restored = _restore_verified(manager, step, abstract_state)
+    except Exception as e:  # any failure to read back means: not a usable checkpoint
+      damaged.append((step, _why(e)))
+      continue
+    for bad_step, why in damaged:
+      target = _move_aside(manager.directory, bad_step, workdir)
+      log(f"checkpoint of step {bad_step} is damaged ({why}); moved to {target}")
+    if damaged:
+      manager.reload()
+    return Restored(restored.state, restored.data, step, damaged)
+  if damaged:
+    step, why = damaged[0]
+    raise CheckpointError(
+        f"none of the {len(damaged)} checkpoints in {manager.directory} can be restored "
+        f"(step {step}: {why}); they were left as they were: move them away or give a new "
+        "--workdir")
+  return None
+
+
+def _move_aside(directory, step: int, workdir: str) -> str:
+  target_dir = os.path.join(workdir, DAMAGED_DIR)
+  os.makedirs(target_dir, exist_ok=True)
+  target, n = os.path.join(target_dir, str(step)), 1
+  while os.path.exists(target):
+    target, n = os.path.join(target_dir, f"{step}.{n}"), n + 1
+  os.rename(os.path.join(str(directory), str(step)), target)
+  return target
 
 
 def restore_for_inference(workdir: str, abstract_state):
-  """(state, step) of the workdir's latest checkpoint, for translation."""
+  """(state, step) of the workdir's newest checkpoint that restores and verifies."""
   directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
   if not os.path.isdir(directory):
     raise CheckpointError(f"{directory} is missing: train a model into {workdir!r} first")
   options = ocp.CheckpointManagerOptions(read_only=True)
+  errors = []
   with ocp.CheckpointManager(directory, options=options) as manager:
-    step = manager.latest_step()
-    if step is None:
-      raise CheckpointError(f"{directory} holds no checkpoint")
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state)))
-  return restored.state, step
+    for step in _step_dirs(directory)[::-1]:
+      try:
+        restored = _restore_verified(manager, step, abstract_state, with_data=False)
+      except Exception as e:  # as in restore_latest
+        errors.append(f"step {step}: {_why(e)}")
+        continue
+      return restored.state, step
+  if errors:
+    raise CheckpointError(f"no checkpoint in {directory} can be restored ({errors[0]})")
+  raise CheckpointError(f"{directory} holds no checkpoint")

@@ -1,10 +1,17 @@
-"""Turns the library's errors into one line on stderr and an exit status."""
+"""Turns the library's errors into one line on stderr and an exit status.
 
+Exit status: 0 finished; 2 bad input (config, workdir, checkpoint) or a run that cannot go
+on (non-finite steps); 3 interrupted by SIGTERM/SIGINT after saving a checkpoint: run the
+same command again to resume.
+"""
+
+import logging
 import sys
 
-from jaxseq import configuration, trainer
+from jaxseq import checkpointing, configuration, trainer
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 3
 
 
 def fail(message: str) -> int:
@@ -12,14 +19,41 @@ def fail(message: str) -> int:
   return EXIT_BAD_INPUT
 
 
+def quiet_library_logs():
+  """Keeps orbax's background-thread errors (absl, asyncio logs, hooks) off stderr.
+
+  Every failure they describe is raised again in the main thread, where it becomes
+  the one line this module prints.
+  """
+  for name in ("absl", "asyncio"):
+    logging.getLogger(name).setLevel(logging.CRITICAL)
+  # After a failed asynchronous save, tensorstore may still call into orbax's closed
+  # event loop; it reports that through these hooks. The save's error is reported anyway.
+  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+  def closed_loop(error) -> bool:
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+  sys.excepthook = lambda kind, error, tb: (None if closed_loop(error)
+                                            else excepthook(kind, error, tb))
+  sys.unraisablehook = lambda info: (None if closed_loop(info.exc_value)
+                                     else unraisablehook(info))
+
+
 def run_training(config, workdir: str) -> int:
   """Runs trainer.train_and_evaluate; returns the process exit status."""
+  quiet_library_logs()
   try:
     trainer.train_and_evaluate(config, workdir)
   except configuration.ConfigError as e:
     return fail(str(e))
+  except checkpointing.CheckpointError as e:
+    return fail(str(e))
   except trainer.TrainingStopped as e:
     return fail(f"training stopped: {e}")
-  except (FileExistsError, NotADirectoryError, PermissionError) as e:
-    return fail(f"workdir {workdir!r} cannot be used: {e}")
+  except trainer.TrainingInterrupted as e:
+    print(f"interrupted: {e}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+  except OSError as e:
+    return fail(f"workdir {workdir!r} cannot be written: {e}")
   return 0

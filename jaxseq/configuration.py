@@ -53,6 +53,17 @@ def _bool(config, field: str):
     raise ConfigError(field, value, "True or False")
 
 
+def fault_nan_steps(config) -> tuple[int, ...]:
+  """config.fault_nan_steps ("3,4") as step numbers; ValueError when it is not that."""
+  text = config.fault_nan_steps
+  if not isinstance(text, str):
+    raise ValueError(text)
+  steps = tuple(int(part) for part in text.split(",") if part.strip())
+  if any(n < 1 for n in steps):
+    raise ValueError(text)
+  return steps
+
+
 def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1,
              datasets=("numbers",)):
   """Raises ConfigError naming the first field whose value is not allowed."""
@@ -86,6 +97,14 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1,
   _int(config, "max_bad_steps", 1)
   _int(config, "checkpoint_every_steps", 1)
   _int(config, "keep_checkpoints", 1)
+  _bool(config, "step_log")
+  try:
+    fault_nan_steps(config)
+  except ValueError:
+    raise ConfigError("fault_nan_steps", config.fault_nan_steps,
+                      "comma-separated step numbers >= 1, e.g. '3,4'") from None
+  _choice(config, "fault_signal", ("", "KILL", "TERM", "INT"))
+  _int(config, "fault_signal_step", 0)
   _int(config, "log_every_steps", 1)
   _int(config, "eval_every_steps", 1)
   _int(config, "num_samples", 0)

@@ -42,8 +42,9 @@ def make_optimizer(config) -> optax.GradientTransformation:
   """Adam with global-norm clipping; a non-finite gradient skips the update.
 
   `optax.apply_if_finite` counts skipped steps in its state (`notfinite_count`, in a
-  row; `total_notfinite`); the training loop stops once config.max_bad_steps in a row
-  were skipped, long before the wrapper would give up and apply one.
+  row; `total_notfinite`); the training loop reads the count after every step and
+  stops once config.max_bad_steps in a row were skipped, long before the wrapper would
+  give up and apply one.
   """
   parts = []
   if config.grad_clip_norm:
@@ -81,8 +82,13 @@ def token_sums(logits: Array, tgt_out: Array, label_smoothing: float = 0.0) -> d
 
 
 def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcing_ratio: float,
-               label_smoothing: float) -> tuple[TrainState, dict[str, Any]]:
-  """One optimizer step on a batch; the loss is the mean over its target tokens."""
+               label_smoothing: float, nan_steps: tuple[int, ...] = ()
+               ) -> tuple[TrainState, dict[str, Any]]:
+  """One optimizer step on a batch; the loss is the mean over its target tokens.
+
+  nan_steps is fault injection for tests (config.fault_nan_steps): at these step
+  numbers (1-based, as logged) the loss, and so every gradient, is made NaN.
+  """
   step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
   keys = jax.random.split(step_key, batch["src"].shape[0])  # one stream per example
 
@@ -91,9 +97,15 @@ def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcin
         model, params, batch["src"], batch["tgt_in"], keys,
         teacher_forcing_ratio=teacher_forcing_ratio, train=True)
     sums = token_sums(logits, batch["tgt_out"], label_smoothing)
+    if nan_steps:
+      poisoned = jnp.isin(state.step + 1, jnp.asarray(nan_steps))
+      sums["loss"] = sums["loss"] * jnp.where(poisoned, jnp.nan, 1.0)
     return sums["loss"] / jnp.maximum(sums["tokens"], 1.0), sums
 
-  (_, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  # A non-finite loss makes the step non-finite even where its gradient happens to be finite,
+  # so that apply_if_finite skips it.
+  grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g, jnp.nan), grads)
   state = state.apply_gradients(grads=grads)
   sums["grad_norm"] = optax.tree.norm(grads)
   sums["skipped"] = state.opt_state.notfinite_count  # non-finite steps in a row

@@ -1,8 +1,10 @@
 """The training loop: data, model, steps, evaluation and what a run leaves behind."""
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import time
 
 import jax
@@ -11,11 +13,17 @@ from tqdm import tqdm
 
 from jaxseq import checkpointing, configuration, data, evaluation, input_pipeline
 from jaxseq import model as model_lib
-from jaxseq import parallel, plots, steps, vocab
+from jaxseq import parallel, plots, preemption, steps, vocab
+
+STEP_LOG = "steps.jsonl"  # per-step losses when config.step_log is on
 
 
 class TrainingStopped(RuntimeError):
   """The run cannot go on (e.g. too many non-finite steps in a row)."""
+
+
+class TrainingInterrupted(RuntimeError):
+  """A stop signal arrived; the state after the last step was saved and can be resumed."""
 
 
 def _log(message: str):
@@ -25,7 +33,8 @@ def _log(message: str):
 def _jit_train_step(model, config, mesh):
   step = functools.partial(steps.train_step, model=model,
                            teacher_forcing_ratio=config.teacher_forcing_ratio,
-                           label_smoothing=config.label_smoothing)
+                           label_smoothing=config.label_smoothing,
+                           nan_steps=configuration.fault_nan_steps(config))
   return jax.jit(step, in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
                  donate_argnums=0)
@@ -35,11 +44,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Trains config's model, evaluates it, writes the workdir; returns the summary."""
   configuration.validate(config, num_devices=jax.device_count(),
                          datasets=tuple(data.LOADERS))
-  os.makedirs(workdir, exist_ok=True)
+  checkpointing.prepare_workdir(workdir)
+  resuming = checkpointing.has_checkpoints(workdir)
+  if resuming:
+    checkpointing.check_same_run(workdir, config)
   started = time.time()
   max_length = config.model.max_length
 
   corpus = data.load_corpus(config)
+  corpus.src_vocab, corpus.tgt_vocab = _tokenizers(workdir, corpus, resuming)
   train_examples, dropped = input_pipeline.encode_pairs(
       corpus.train, corpus.src_vocab, corpus.tgt_vocab, max_length)
   eval_examples, eval_dropped = input_pipeline.encode_pairs(
@@ -49,7 +62,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
   _log(f"data: {len(train_examples)} training pairs ({dropped} longer than "
        f"model.max_length={max_length} dropped), {len(eval_examples)} held-out "
        f"({eval_dropped} dropped); vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
-  vocab.save_tokenizers(workdir, corpus.src_vocab, corpus.tgt_vocab)
   checkpointing.save_config(workdir, config)
 
   model = model_lib.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
@@ -64,51 +76,19 @@ def train_and_evaluate(config, workdir: str) -> dict:
   batches = input_pipeline.TrainIterator(train_examples, config.batch_size, max_length,
                                         seed=config.seed)
   manager = checkpointing.make_manager(workdir, config)
-  restored = checkpointing.restore_latest(manager, state)
-  if restored is not None:
-    state, data_state = restored
-    batches.set_state(data_state)
-    _log(f"resumed from step {int(state.step)} in {manager.directory}")
-  first_step = int(state.step)
-
-  train_step = _jit_train_step(model, config, mesh)
-  history = {"train": ([], []), "heldout": ([], [])}
-  window_tokens, window_start = 0, time.time()
-  total_tokens, train_seconds = 0, 0.0
-  bar = tqdm(range(first_step, config.num_train_steps), desc="train", unit="step",
-             dynamic_ncols=True, initial=first_step, total=config.num_train_steps)
-  for step in bar:
-    host_batch = next(batches)
-    window_tokens += int(np.count_nonzero(host_batch["tgt_out"]))
-    state, metrics = train_step(state, parallel.shard_batch(host_batch, mesh))
-    last = step + 1 == config.num_train_steps
-    if (step + 1) % config.log_every_steps == 0 or last:
-      metrics = jax.device_get(metrics)  # waits for the step, so the window is timed honestly
-      elapsed = time.time() - window_start
-      total_tokens += window_tokens
-      train_seconds += elapsed
-      loss = float(metrics["loss"]) / max(float(metrics["tokens"]), 1.0)
-      history["train"][0].append(step + 1)
-      history["train"][1].append(loss)
-      bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{window_tokens / max(elapsed, 1e-9):,.0f}")
-      if int(metrics["skipped"]) >= config.max_bad_steps:
-        raise TrainingStopped(
-            f"{int(metrics['skipped'])} non-finite steps in a row (config.max_bad_steps="
-            f"{config.max_bad_steps}); the last finite parameters were kept")
-      window_tokens, window_start = 0, time.time()
-    if (step + 1) % config.eval_every_steps == 0 and not last:
-      held = evaluation.heldout_loss(model, state.params, eval_examples, config.batch_size,
-                                     max_length)
-      history["heldout"][0].append(step + 1)
-      history["heldout"][1].append(held["loss"])
-      _log(f"step {step + 1}: held-out loss {held['loss']:.4f}, "
-           f"token accuracy {held['token_accuracy']:.4f}")
-      window_start = time.time()  # evaluation time is not training time
-    if (step + 1) % config.checkpoint_every_steps == 0 or last:
-      checkpointing.save(manager, state, batches.get_state())
-  bar.close()
-  manager.wait_until_finished()
-  manager.close()
+  try:
+    restored = checkpointing.restore_latest(manager, state, workdir, log=_log)
+    if restored is not None:
+      state = restored.state
+      batches.set_state(restored.data_state)
+      _log(f"resumed from step {restored.step} in {manager.directory}")
+    state, history, train_seconds, total_tokens = _train_loop(
+        config, workdir, model, state, batches, eval_examples, manager,
+        _jit_train_step(model, config, mesh), mesh)
+    checkpointing.wait(manager)
+  finally:
+    with contextlib.suppress(Exception):  # the error that got us here is the one to report
+      manager.close()
 
   summary = _final_evaluation(config, workdir, model, state.params, corpus, eval_examples,
                               eval_pairs, history)
@@ -122,6 +102,114 @@ def train_and_evaluate(config, workdir: str) -> dict:
     json.dump(summary, f, indent=2, default=str)
   _log(f"wrote {os.path.join(workdir, 'summary.json')}")
   return summary
+
+
+def _tokenizers(workdir: str, corpus, resuming: bool):
+  """A new run saves the corpus' tokenizers; a resumed one reads the saved ones back."""
+  if not resuming:
+    vocab.save_tokenizers(workdir, corpus.src_vocab, corpus.tgt_vocab)
+    return corpus.src_vocab, corpus.tgt_vocab
+  try:
+    saved = vocab.load_tokenizers(workdir)
+  except (OSError, ValueError, KeyError) as e:
+    raise checkpointing.CheckpointError(
+        f"the tokenizers saved in {workdir!r} cannot be read: {e}") from None
+  for side, name, old, new in (("source", vocab.SRC_FILE, saved[0], corpus.src_vocab),
+                               ("target", vocab.TGT_FILE, saved[1], corpus.tgt_vocab)):
+    checkpointing.check_same_vocab(side, os.path.join(workdir, name), old.words, new.words)
+  return saved
+
+
+def _train_loop(config, workdir, model, state, batches, eval_examples, manager, train_step,
+                mesh):
+  """Steps from state.step to config.num_train_steps; saves, evaluates, obeys signals.
+
+  The metrics of a step are read once the next step is queued (all of them at log,
+  eval and checkpoint steps), so the device does not wait for the host, yet every
+  step's non-finite count is seen before anything after it is saved.
+  """
+  max_length = config.model.max_length
+  first_step = int(state.step)
+  history = {"train": ([], []), "heldout": ([], [])}
+  window_tokens, window_start = 0, time.time()
+  total_tokens, train_seconds = 0, 0.0
+  pending = []  # (step number, device metrics) not read yet
+  step_log = open(os.path.join(workdir, STEP_LOG), "a") if config.step_log else None
+  bar = tqdm(range(first_step, config.num_train_steps), desc="train", unit="step",
+             dynamic_ncols=True, initial=first_step, total=config.num_train_steps)
+
+  def read(records) -> float:
+    loss = float("nan")
+    for number, metrics in records:
+      metrics = jax.device_get(metrics)
+      loss = float(metrics["loss"]) / max(float(metrics["tokens"]), 1.0)
+      in_a_row = int(metrics["skipped"])
+      if step_log:
+        step_log.write(json.dumps({"step": number, "loss": loss, "skipped": in_a_row > 0}) + "\n")
+        step_log.flush()
+      if in_a_row:
+        _log(f"step {number}: non-finite loss or gradient, update skipped "
+             f"({in_a_row} in a row, config.max_bad_steps={config.max_bad_steps})")
+      if in_a_row >= config.max_bad_steps:
+        raise TrainingStopped(
+            f"{in_a_row} non-finite steps in a row up to step {number} "
+            f"(config.max_bad_steps={config.max_bad_steps}); nothing after them was saved, "
+            f"the checkpoints of steps {manager.all_steps()} hold finite parameters")
+    return loss
+
+  with preemption.catch_stop_signals() as stop, contextlib.ExitStack() as closing:
+    closing.callback(bar.close)
+    if step_log:
+      closing.callback(step_log.close)
+    for step in bar:
+      number = step + 1
+      host_batch = next(batches)
+      window_tokens += int(np.count_nonzero(host_batch["tgt_out"]))
+      state, metrics = train_step(state, parallel.shard_batch(host_batch, mesh))
+      pending.append((number, metrics))
+      last = number == config.num_train_steps
+      is_log = number % config.log_every_steps == 0 or last
+      is_eval = number % config.eval_every_steps == 0 and not last
+      is_save = number % config.checkpoint_every_steps == 0 or is_eval or last
+      if is_log or is_save or stop.signal_name:
+        loss = read(pending)  # waits for the step, so the window is timed honestly
+        pending = []
+      else:
+        read(pending[:-1])
+        pending = pending[-1:]
+      if is_log:
+        elapsed = time.time() - window_start
+        total_tokens += window_tokens
+        train_seconds += elapsed
+        history["train"][0].append(number)
+        history["train"][1].append(loss)
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{window_tokens / max(elapsed, 1e-9):,.0f}")
+        window_tokens, window_start = 0, time.time()
+      save_metrics = None
+      if is_eval:
+        held = evaluation.heldout_loss(model, state.params, eval_examples, config.batch_size,
+                                       max_length)
+        history["heldout"][0].append(number)
+        history["heldout"][1].append(held["loss"])
+        _log(f"step {number}: held-out loss {held['loss']:.4f}, "
+             f"token accuracy {held['token_accuracy']:.4f}")
+        if step_log:
+          step_log.write(json.dumps({"step": number, "heldout_loss": held["loss"]}) + "\n")
+        save_metrics = {"heldout_loss": held["loss"]}
+        window_start = time.time()  # evaluation time is not training time
+      if is_save:
+        checkpointing.save(manager, state, batches.get_state(), metrics=save_metrics, force=True)
+      if config.fault_signal and number == config.fault_signal_step:
+        os.kill(os.getpid(), signal.Signals["SIG" + config.fault_signal])
+      if stop.signal_name and not last:
+        read(pending)
+        if not is_save:
+          checkpointing.save(manager, state, batches.get_state(), force=True)
+        checkpointing.wait(manager)
+        raise TrainingInterrupted(
+            f"stopped by {stop.signal_name} after step {number}; the checkpoint is in "
+            f"{manager.directory}/{number}; run the same command (same --workdir) to resume")
+  return state, history, train_seconds, total_tokens
 
 
 def _final_evaluation(config, workdir, model, params, corpus, eval_examples, eval_pairs,

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny models built the way the library builds them."""
+"""Shared fixtures: tiny models built the way the library builds them, and tiny runs of
+train.py in a subprocess (see tests/runs.py)."""
 
 import os
 
@@ -11,6 +12,7 @@ import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
 
 from jaxseq.model import Seq2Seq  # noqa: E402
+from tests import runs  # noqa: E402
 from jaxseq.vocab import BOS  # noqa: E402
 
 
@@ -30,3 +32,17 @@ def init_params(model: Seq2Seq, seed: int = 0):
 @pytest.fixture
 def rng():
   return jax.random.key(42)
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory):
+  return tmp_path_factory.mktemp("compile_cache")
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory, compile_cache):
+  """The workdir of one uninterrupted tiny run (runs.TINY); tests must not change it."""
+  workdir = tmp_path_factory.mktemp("reference")
+  result = runs.train(workdir, compile_cache)
+  assert result.returncode == 0, result.stderr
+  return workdir

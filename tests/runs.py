@@ -1,0 +1,66 @@
+"""Runs the real train.py in a subprocess with a tiny config, and reads what it leaves."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Small enough that a run is mostly process start and compilation. Saves land at
+# 7, 10, 14, 20, 21, 28 (held-out loss at the multiples of 7) and 30.
+TINY = {
+    "data.num_train": 300, "data.num_eval": 20, "model.hidden_size": 16,
+    "model.embed_size": 8, "model.attention_size": 8, "batch_size": 8,
+    "num_train_steps": 30, "checkpoint_every_steps": 10, "eval_every_steps": 7,
+    "log_every_steps": 5, "keep_checkpoints": 1, "num_attention_plots": 0, "num_samples": 0,
+    "step_log": True,
+}
+
+
+def train(workdir, compile_cache, timeout: int = 300, **overrides) -> subprocess.CompletedProcess:
+  """train.py --workdir=workdir with TINY updated by overrides (dots spelled '__')."""
+  fields = {**TINY, **{k.replace("__", "."): v for k, v in overrides.items()}}
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             # Compiled steps are shared between the runs of one test session; the
+             # cache only saves time: a cached executable is the one compiled before.
+             JAX_COMPILATION_CACHE_DIR=str(compile_cache),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  args = [sys.executable, str(REPO / "train.py"), f"--workdir={workdir}"]
+  args += [f"--config.{k}={v}" for k, v in fields.items()]
+  return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def step_records(workdir) -> list[dict]:
+  """The per-step records of steps.jsonl (losses; held-out records left out)."""
+  records = []
+  with open(pathlib.Path(workdir) / "steps.jsonl") as f:
+    for line in f:
+      record = json.loads(line)
+      if "loss" in record:
+        records.append(record)
+  return records
+
+
+def heldout_records(workdir) -> dict[int, float]:
+  with open(pathlib.Path(workdir) / "steps.jsonl") as f:
+    records = [json.loads(line) for line in f]
+  return {r["step"]: r["heldout_loss"] for r in records if "heldout_loss" in r}
+
+
+def checkpoint_steps(workdir) -> list[int]:
+  directory = pathlib.Path(workdir) / "checkpoints"
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+def digest(workdir, step: int) -> str:
+  """SHA-256 of every array of the saved train state (params, optimizer, step, key)."""
+  path = pathlib.Path(workdir) / "checkpoints" / str(step) / "digest" / "metadata"
+  return json.loads(path.read_text())["sha256"]
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+  return [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -1,0 +1,219 @@
+"""Real train.py processes: determinism, kill and resume, preemption, damage, NaN guard.
+
+Every run is compared with one uninterrupted reference run of the same tiny config:
+per-step losses from <workdir>/steps.jsonl and the SHA-256 of the final train state.
+"""
+
+import contextlib
+import json
+import pathlib
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from tests import runs
+
+
+def _assert_same_as_reference(workdir, reference):
+  """Every step record of workdir (repeated steps included) equals the reference's."""
+  expected = {r["step"]: r for r in runs.step_records(reference)}
+  records = runs.step_records(workdir)
+  assert {r["step"] for r in records} == set(expected)
+  for record in records:
+    assert record == expected[record["step"]]
+  assert runs.digest(workdir, 30) == runs.digest(reference, 30)
+
+
+def test_same_config_and_seed_give_the_same_run(reference, compile_cache, tmp_path):
+  result = runs.train(tmp_path, compile_cache)
+  assert result.returncode == 0, result.stderr
+  assert runs.step_records(tmp_path) == runs.step_records(reference)
+  assert runs.heldout_records(tmp_path) == runs.heldout_records(reference)
+  _assert_same_as_reference(tmp_path, reference)
+
+
+def test_keeps_the_newest_and_the_best_checkpoint(reference):
+  heldout = runs.heldout_records(reference)
+  best = min(heldout, key=heldout.get)
+  # keep_checkpoints=1: without the best-by-metric policy only step 30 would be left.
+  assert runs.checkpoint_steps(reference) == sorted({best, 30})
+
+
+@pytest.mark.parametrize("kill_step", [17, 20])  # between saves; right after an async save
+def test_sigkill_then_resume_equals_an_uninterrupted_run(reference, compile_cache, tmp_path,
+                                                         kill_step):
+  killed = runs.train(tmp_path, compile_cache, fault_signal="KILL",
+                      fault_signal_step=kill_step)
+  assert killed.returncode == -signal.SIGKILL
+  # A step's record is written once the next step is queued, so the last one or two
+  # are lost with the process; the resumed run repeats steps after its checkpoint.
+  assert runs.step_records(tmp_path)[-1]["step"] in (kill_step - 1, kill_step)
+  assert max(runs.checkpoint_steps(tmp_path)) <= kill_step
+
+  resumed = runs.train(tmp_path, compile_cache)
+  assert resumed.returncode == 0, resumed.stderr
+  assert "resumed from step" in resumed.stdout
+  _assert_same_as_reference(tmp_path, reference)
+
+
+def test_sigterm_saves_the_current_step_and_exits_for_resume(reference, compile_cache,
+                                                             tmp_path):
+  stopped = runs.train(tmp_path, compile_cache, fault_signal="TERM", fault_signal_step=12)
+  assert stopped.returncode == 3, stopped.stderr
+  message = [line for line in stopped.stderr.splitlines() if line.startswith("interrupted:")]
+  assert len(message) == 1 and "SIGTERM after step 12" in message[0]
+  assert "resume" in message[0]
+  assert 12 in runs.checkpoint_steps(tmp_path)
+
+  resumed = runs.train(tmp_path, compile_cache)
+  assert resumed.returncode == 0, resumed.stderr
+  assert "resumed from step 12" in resumed.stdout
+  _assert_same_as_reference(tmp_path, reference)
+
+
+def test_sigint_saves_the_current_step(compile_cache, tmp_path):
+  stopped = runs.train(tmp_path, compile_cache, fault_signal="INT", fault_signal_step=5,
+                       num_train_steps=8)
+  assert stopped.returncode == 3, stopped.stderr
+  assert runs.checkpoint_steps(tmp_path) == [5]
+
+
+def _truncate(path: pathlib.Path):
+  path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+
+
+def _flip(path: pathlib.Path):
+  data = bytearray(path.read_bytes())
+  for i in range(len(data) // 3, len(data) // 3 + 16):
+    data[i] ^= 0xFF
+  path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip])
+def test_damaged_latest_checkpoint_falls_back_to_the_previous(reference, compile_cache,
+                                                              tmp_path, damage):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  (workdir / "steps.jsonl").unlink()
+  previous = runs.checkpoint_steps(workdir)[0]
+  data_files = sorted((workdir / "checkpoints" / "30" / "state").rglob("d/*"),
+                      key=lambda p: p.stat().st_size)
+  damage(data_files[-1])  # the largest array file
+
+  result = runs.train(workdir, compile_cache)
+  assert result.returncode == 0, result.stderr
+  reports = [line for line in result.stdout.splitlines()
+             if line.startswith("checkpoint of step 30 is damaged")]
+  assert len(reports) == 1
+  assert "Traceback" not in result.stderr
+  assert f"resumed from step {previous}" in result.stdout
+  assert (workdir / "damaged_checkpoints" / "30").is_dir()
+  # The good checkpoint was not deleted for the damaged one, and the run ends exactly
+  # where the uninterrupted one did.
+  assert previous in runs.checkpoint_steps(workdir)
+  assert runs.digest(workdir, 30) == runs.digest(reference, 30)
+
+
+def test_nan_steps_are_skipped_and_too_many_in_a_row_stop_the_run(compile_cache, tmp_path):
+  result = runs.train(tmp_path, compile_cache, fault_nan_steps="3,12,13,14", max_bad_steps=3)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "3 non-finite steps in a row up to step 14" in errors[0]
+  records = {r["step"]: r for r in runs.step_records(tmp_path)}
+  assert max(records) == 14
+  skipped = {s for s, r in records.items() if r["skipped"]}
+  assert skipped == {3, 12, 13, 14}  # step 3 alone was skipped and the run went on
+  # Step 14 was due for a save (held-out loss every 7 steps); the stop came first.
+  assert runs.checkpoint_steps(tmp_path) == [7, 10]
+
+
+def test_a_different_model_config_is_refused_naming_the_field(reference, compile_cache,
+                                                              tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  before = {s: runs.digest(workdir, s) for s in runs.checkpoint_steps(workdir)}
+  result = runs.train(workdir, compile_cache, model__hidden_size=32)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "config.model.hidden_size=32 (saved: 16)" in errors[0]
+  assert "Traceback" not in result.stderr
+  assert {s: runs.digest(workdir, s) for s in runs.checkpoint_steps(workdir)} == before
+
+
+def test_a_different_vocabulary_is_refused_naming_it(reference, compile_cache, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  vocab_file = workdir / "tgt_vocab.json"
+  saved = json.loads(vocab_file.read_text())
+  saved["words"][5], saved["words"][6] = saved["words"][6], saved["words"][5]
+  vocab_file.write_text(json.dumps(saved))
+  result = runs.train(workdir, compile_cache)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "target vocabulary differs" in errors[0]
+  assert "at id 5" in errors[0]
+
+
+def test_a_workdir_that_is_a_file_is_refused(compile_cache, tmp_path):
+  workdir = tmp_path / "file"
+  workdir.write_text("not a directory")
+  result = runs.train(workdir, compile_cache)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "is a file, not a directory" in errors[0]
+  assert workdir.read_text() == "not a directory"
+
+
+def test_checkpoints_of_another_program_are_refused_and_kept(compile_cache, tmp_path):
+  foreign = tmp_path / "checkpoints" / "100"
+  foreign.mkdir(parents=True)
+  (foreign / "model.bin").write_bytes(b"\x00" * 64)
+  result = runs.train(tmp_path, compile_cache)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "not written by jaxseq" in errors[0]
+  assert (foreign / "model.bin").read_bytes() == b"\x00" * 64
+
+
+@contextlib.contextmanager
+def _tmpfs(path: pathlib.Path, options: str):
+  """A real tmpfs mounted at path (needs the privilege to mount; skips without it)."""
+  path.mkdir(parents=True, exist_ok=True)
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                           capture_output=True, text=True)
+  if mounted.returncode:
+    pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+  try:
+    yield path
+  finally:
+    subprocess.run(["umount", str(path)], check=True)
+
+
+def test_a_read_only_workdir_is_refused(compile_cache, tmp_path):
+  with _tmpfs(tmp_path / "ro", "ro,size=64k") as workdir:
+    result = runs.train(workdir, compile_cache)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "Read-only file system" in errors[0]
+
+
+def test_a_disk_that_fills_during_a_save_loses_no_good_checkpoint(reference, compile_cache,
+                                                                   tmp_path):
+  # About two checkpoints fit; keep_checkpoints=10 so that orbax frees nothing.
+  with _tmpfs(tmp_path / "small", "size=640k") as workdir:
+    result = runs.train(workdir, compile_cache, keep_checkpoints=10, step_log=False)
+    saved = runs.checkpoint_steps(workdir)
+    shutil.copytree(workdir, tmp_path / "copy")
+  assert result.returncode == 2, result.stderr
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "saving a checkpoint" in errors[0]
+  assert "No space left" in errors[0]
+  assert "Traceback" not in result.stderr and "ERROR" not in result.stderr
+  assert saved and max(saved) < 30
+  # On a larger disk the run resumes from what was saved and ends where the reference did.
+  resumed = runs.train(tmp_path / "copy", compile_cache, keep_checkpoints=10, step_log=False)
+  assert resumed.returncode == 0, resumed.stderr
+  assert f"resumed from step {max(saved)}" in resumed.stdout
+  assert runs.digest(tmp_path / "copy", 30) == runs.digest(reference, 30)
