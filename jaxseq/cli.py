@@ -2,7 +2,7 @@
 
 import sys
 
-from jaxseq import configuration, trainer
+from jaxseq import configuration, data, trainer
 
 EXIT_BAD_INPUT = 2
 
@@ -18,6 +18,8 @@ def run_training(config, workdir: str) -> int:
     trainer.train_and_evaluate(config, workdir)
   except configuration.ConfigError as e:
     return fail(str(e))
+  except data.DataError as e:
+    return fail(f"bad data: {e}")
   except trainer.TrainingStopped as e:
     return fail(f"training stopped: {e}")
   except (FileExistsError, NotADirectoryError, PermissionError) as e:
