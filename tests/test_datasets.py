@@ -105,3 +105,21 @@ def test_real_multi30k_split_sizes(tmp_path):
   config.data_dir = SHARED
   sizes = {k: len(v) for k, v in datasets.multi30k_splits(config).items()}
   assert sizes == {"train": 29_000, "validation": 1_014, "test2016": 1_000, "test2017": 1_000}
+
+
+def test_wmt14_offline_fails_with_one_clear_message(tmp_path, monkeypatch):
+  from jaxseq.datasets import wmt14
+  monkeypatch.setattr(wmt14.textfiles, "reachable", lambda host: False)  # as on a machine offline
+  with pytest.raises(DataError, match="needs a network"):
+    wmt14.load_splits("de-en", str(tmp_path))
+
+
+def test_missing_local_copy_offline_is_one_data_error(tmp_path, monkeypatch):
+  from jaxseq.datasets import textfiles
+  monkeypatch.setattr(textfiles, "reachable", lambda host: False)  # as on a machine offline
+  config = corpus_config(tmp_path, "multi30k", "de", "en")
+  with pytest.raises(DataError, match=r"multi30k/train\.de is missing and .* cannot be reached"):
+    datasets.multi30k_splits(config)
+  config = corpus_config(tmp_path, "tatoeba", "fra", "eng", variant="full")
+  with pytest.raises(DataError, match=r"eng-fra\.txt is missing and www\.manythings\.org"):
+    datasets.tatoeba_splits(config)

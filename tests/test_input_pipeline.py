@@ -15,10 +15,10 @@ from jaxseq.vocab import BOS, EOS, PAD
 BATCH, MAX_LENGTH = 8, 20
 
 
-def make_examples(n: int, seed: int = 0):
+def make_examples(n: int, seed: int = 0, max_length: int = MAX_LENGTH):
   rng = np.random.default_rng(seed)
-  return [(rng.integers(4, 30, rng.integers(1, MAX_LENGTH + 1)).astype(np.int32),
-           rng.integers(4, 30, rng.integers(1, MAX_LENGTH)).astype(np.int32)) for _ in range(n)]
+  return [(rng.integers(4, 30, rng.integers(1, max_length + 1)).astype(np.int32),
+           rng.integers(4, 30, rng.integers(1, max_length)).astype(np.int32)) for _ in range(n)]
 
 
 def rows_of(batch):
@@ -98,9 +98,10 @@ def test_process_shards_partition_each_global_batch():
 
 
 def test_train_step_compiles_once_per_bucket_over_two_epochs():
+  max_length = 16  # two buckets (8, 16): two compilations keep the test short
   m = ml_collections.ConfigDict(dict(
       cell="gru", attention="bahdanau", embed_size=8, hidden_size=8, attention_size=8,
-      num_layers=1, bidirectional=False, input_feeding=False, dropout=0.0, max_length=MAX_LENGTH))
+      num_layers=1, bidirectional=False, input_feeding=False, dropout=0.0, max_length=max_length))
   config = ml_collections.ConfigDict(dict(
       learning_rate=1e-3, lr_schedule="constant", warmup_steps=0, grad_clip_norm=1.0,
       num_train_steps=100))
@@ -111,7 +112,8 @@ def test_train_step_compiles_once_per_bucket_over_two_epochs():
   state = state.replace(step=jnp.asarray(state.step, jnp.int32))
   step = jax.jit(functools.partial(steps.train_step, model=model, teacher_forcing_ratio=1.0,
                                    label_smoothing=0.0), donate_argnums=0)
-  it = input_pipeline.TrainIterator(make_examples(48), BATCH, MAX_LENGTH, seed=0)
+  it = input_pipeline.TrainIterator(make_examples(48, max_length=max_length), BATCH, max_length,
+                                    seed=0)
   shapes = set()
   for epoch in range(2):
     for _ in range(it.schedule.batches_per_epoch):
@@ -121,5 +123,5 @@ def test_train_step_compiles_once_per_bucket_over_two_epochs():
     if epoch == 0:
       after_first_epoch = step._cache_size()
   assert len(shapes) > 1  # the test data does fill several buckets
-  assert after_first_epoch == len(shapes) <= len(input_pipeline.bucket_lengths(MAX_LENGTH))
+  assert after_first_epoch == len(shapes) <= len(input_pipeline.bucket_lengths(max_length))
   assert step._cache_size() == after_first_epoch  # the second epoch compiled nothing

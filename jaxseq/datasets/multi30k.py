@@ -58,7 +58,7 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
     if files is None:  # needs a network: the official gzipped raw files
       urls = {f"{split}.{lang}": f"{RAW_URL}{remote}.{lang}.gz"
               for split, (_, remote) in SPLITS.items() for lang in LANGUAGES}
-      paths = dl_manager.download_and_extract(urls)
+      paths = textfiles.download(dl_manager, urls, os.path.join(self.raw_dir or "", "train.de"))
       files = {split: {lang: os.fspath(paths[f"{split}.{lang}"]) for lang in LANGUAGES}
                for split in SPLITS}
     return {split: self._generate_examples(langs) for split, langs in files.items()}

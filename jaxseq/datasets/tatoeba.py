@@ -107,7 +107,8 @@ class TatoebaEngFra(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     path = os.path.join(self.raw_dir, LOCAL_FILE) if self.raw_dir else ""
     if not os.path.isfile(path):  # needs a network
-      path = os.path.join(os.fspath(dl_manager.download_and_extract(DOWNLOAD_URL)), "fra.txt")
+      extracted = textfiles.download(dl_manager, DOWNLOAD_URL, path or LOCAL_FILE)
+      path = os.path.join(os.fspath(extracted), "fra.txt")
     pairs = [(fra, eng) for eng, fra in textfiles.read_tab_pairs(path)]
     if self.builder_config.tutorial:
       pairs = tutorial_pairs([(eng, fra) for fra, eng in pairs])

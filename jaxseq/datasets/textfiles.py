@@ -11,6 +11,8 @@ a skip that is counted and logged; nothing is dropped silently):
 import dataclasses
 import logging
 import os
+import socket
+import urllib.parse
 
 MAX_LINE_CHARS = 4096  # longer lines are not sentences (a broken export); such pairs are skipped
 
@@ -41,6 +43,30 @@ class ReadReport:
     for line in lines:
       logger.warning(line)
     return lines
+
+
+def reachable(host: str, timeout: float = 3.0) -> bool:
+  """Whether an HTTPS connection to host opens (offline, it fails in seconds, not minutes)."""
+  try:
+    socket.create_connection((host, 443), timeout=timeout).close()
+    return True
+  except OSError:
+    return False
+
+
+def download(dl_manager, urls, local: str):
+  """dl_manager.download_and_extract(urls), or a DataError saying what is missing locally."""
+  first = next(iter(urls.values())) if isinstance(urls, dict) else urls
+  host = urllib.parse.urlparse(first).hostname
+  if not reachable(host):
+    raise DataError(f"{local} is missing and {host} cannot be reached to download the corpus; "
+                    "point config.data_dir or $JAXSEQ_DATA_DIR at a local copy")
+  try:
+    return dl_manager.download_and_extract(urls)
+  except Exception as e:  # noqa: BLE001  (offline, the error types vary by transport)
+    raise DataError(f"{local} is missing and downloading the corpus failed "
+                    f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                    "point config.data_dir or $JAXSEQ_DATA_DIR at a local copy") from None
 
 
 def read_lines(path: str, report: ReadReport | None = None) -> list[str]:

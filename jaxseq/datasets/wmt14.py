@@ -5,22 +5,13 @@ from statmt.org and other hosts before they can be prepared; offline, loading fa
 with one DataError instead of waiting on timeouts.
 """
 
-import socket
+from tensorflow_datasets.translate import wmt14
 
-import tensorflow_datasets as tfds
-
+from jaxseq.datasets import textfiles
 from jaxseq.datasets.textfiles import DataError
 
 PAIRS = ("fr-en", "de-en")
 HOST = "www.statmt.org"
-
-
-def _reachable(host: str, timeout: float = 3.0) -> bool:
-  try:
-    socket.create_connection((host, 443), timeout=timeout).close()
-    return True
-  except OSError:
-    return False
 
 
 def load_splits(pair: str, tfds_dir: str) -> dict:
@@ -28,10 +19,11 @@ def load_splits(pair: str, tfds_dir: str) -> dict:
   if pair not in PAIRS:
     raise DataError(f"WMT'14 pair {pair!r} is not available; allowed: {', '.join(PAIRS)}")
   name = f"wmt14_translate/{pair}"
-  builder = tfds.builder(name, data_dir=tfds_dir, file_format="array_record")
+  # the class, not tfds.builder(name): the catalogue's name lookup imports TensorFlow
+  builder = wmt14.Wmt14Translate(config=pair, data_dir=tfds_dir, file_format="array_record")
   if not builder.is_prepared():
-    if not _reachable(HOST):
+    if not textfiles.reachable(HOST):
       raise DataError(f"{name} is not prepared in {tfds_dir} and {HOST} cannot be reached: "
                       "WMT'14 needs a network to download (use multi30k or tatoeba offline)")
-    builder.download_and_prepare(file_format="array_record")
+    builder.download_and_prepare()
   return builder.as_data_source()
