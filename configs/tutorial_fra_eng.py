@@ -8,7 +8,8 @@ bucketed batches, a held-out split grouped by source sentence, multi-reference e
     JAXSEQ_DATA_DIR=../shared/data python train.py --config=configs/tutorial_fra_eng.py \
         --workdir=/tmp/tutorial_fra_eng
 
-Result: not yet measured at the full step count (see README "Results" once it is).
+Result: not yet measured at the full step count. Smoke run with --config.num_train_steps=60
+(2 shared CPU cores): held-out loss 3.88, 1,166 held-out sources.
 
 References:
   PyTorch tutorial "NLP From Scratch: Translation with a Sequence to Sequence Network and

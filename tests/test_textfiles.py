@@ -76,3 +76,12 @@ def test_tatoeba_line_without_tab_names_file_and_line(tmp_path):
 def test_tatoeba_extra_fields_are_ignored(tmp_path):
   path = write(tmp_path / "eng-fra.txt", "Go.\tVa !\tCC-BY 2.0\n".encode())
   assert textfiles.read_tab_pairs(path) == [("Go.", "Va !")]
+
+
+def test_tatoeba_empty_and_crlf_lines_are_counted_and_logged(tmp_path, caplog):
+  path = write(tmp_path / "eng-fra.txt", b"Go.\tVa !\r\n\r\nHi.\t\nRun!\tCours !\n")
+  with caplog.at_level(logging.WARNING):
+    pairs = textfiles.read_tab_pairs(path)
+  assert pairs == [("Go.", "Va !"), ("Run!", "Cours !")]
+  assert "2 pairs skipped: an empty side (first at line 2)" in caplog.text
+  assert "2 lines ended in CRLF" in caplog.text
