@@ -8,7 +8,7 @@ same command again to resume.
 import logging
 import sys
 
-from jaxseq import checkpointing, configuration, trainer
+from jaxseq import checkpointing, configuration, data, trainer
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 3
@@ -49,6 +49,8 @@ def run_training(config, workdir: str) -> int:
     return fail(str(e))
   except checkpointing.CheckpointError as e:
     return fail(str(e))
+  except data.DataError as e:
+    return fail(f"bad data: {e}")
   except trainer.TrainingStopped as e:
     return fail(f"training stopped: {e}")
   except trainer.TrainingInterrupted as e:

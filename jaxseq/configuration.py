@@ -113,3 +113,26 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1,
     _choice(config, "data.language", ("de", "fr"))
     _int(config, "data.num_train", 1)
     _int(config, "data.num_eval", 1)
+  if config.dataset in CORPUS_LANGS:
+    validate_corpus_fields(config)
+
+
+CORPUS_LANGS = {"multi30k": ("de", "en"), "tatoeba": ("fra", "eng"), "wmt14": ("en", "fr", "de")}
+
+
+def validate_corpus_fields(config):
+  """Checks config.data of a real corpus (configs/corpus_fields.py)."""
+  langs = CORPUS_LANGS[config.dataset]
+  _choice(config, "data.source_lang", langs)
+  _choice(config, "data.target_lang", tuple(x for x in langs if x != config.data.source_lang))
+  _choice(config, "data.tokenizer", ("sentencepiece", "word"))
+  if config.data.tokenizer == "sentencepiece":
+    _int(config, "data.vocab_size", 300)
+    _choice(config, "data.spm_model_type", ("bpe", "unigram"))
+  if config.dataset == "tatoeba":
+    _choice(config, "data.variant", ("tutorial", "full"))
+  if config.dataset == "wmt14":
+    _choice(config, "data.pair", ("fr-en", "de-en"))
+    if {config.data.source_lang, config.data.target_lang} != set(config.data.pair.split("-")):
+      raise ConfigError("data.pair", config.data.pair,
+                        "the pair of data.source_lang and data.target_lang")

@@ -1,8 +1,10 @@
-"""Corpora by name: each gives text pairs per split and vocabularies built on train."""
+"""Corpora by name: each gives text pairs per split and tokenizers built on train."""
 
+import collections
 import dataclasses
 
-from jaxseq import synthetic
+from jaxseq import datasets, synthetic, tokenizers
+from jaxseq.datasets import DataError  # noqa: F401  (the error cli.py reports)
 from jaxseq.vocab import WordVocab
 
 
@@ -11,12 +13,16 @@ class Corpus:
   """Text pairs per split, and the tokenizers that turn them into ids."""
   train: list[tuple[str, str]]
   eval: list[tuple[str, str]]   # the held-out split evaluated during and after training
-  src_vocab: WordVocab
+  src_vocab: WordVocab          # or tokenizers.SentencePieceTokenizer (same interface)
   tgt_vocab: WordVocab
   exact_match: bool             # whether whole-sentence accuracy is meaningful here
+  # every reference of eval[i]'s source (eval[i][1] is the first); None: one reference each
+  eval_references: list[list[str]] | None = None
+  test: dict[str, list[tuple[str, str]]] = dataclasses.field(default_factory=dict)  # named tests
 
 
-def load_numbers(config) -> Corpus:
+def load_numbers(config, workdir: str | None = None) -> Corpus:
+  del workdir  # a word vocabulary of the generated pairs is rebuilt identically
   splits = synthetic.make_splits(config.seed, config.data.num_train, config.data.num_eval,
                                  config.data.language)
   train = splits["train"]
@@ -25,8 +31,54 @@ def load_numbers(config) -> Corpus:
                 tgt_vocab=WordVocab.build(t for _, t in train), exact_match=True)
 
 
-LOADERS = {"numbers": load_numbers}
+def _tokenizers(config, train, workdir):
+  return tokenizers.build_or_load(
+      config.data.tokenizer, train, workdir,
+      **({} if config.data.tokenizer == "word" else
+         {"vocab_size": config.data.vocab_size, "model_type": config.data.spm_model_type}))
 
 
-def load_corpus(config) -> Corpus:
-  return LOADERS[config.dataset](config)
+def load_multi30k(config, workdir: str | None = None) -> Corpus:
+  """Multi30k in config.data.source_lang -> target_lang; eval = validation."""
+  splits = datasets.multi30k_splits(config)
+  src_vocab, tgt_vocab = _tokenizers(config, splits["train"], workdir)
+  return Corpus(train=splits["train"], eval=splits["validation"], src_vocab=src_vocab,
+                tgt_vocab=tgt_vocab, exact_match=False,
+                test={name: splits[name] for name in ("test2016", "test2017")})
+
+
+def group_references(pairs: list[tuple[str, str]]
+                     ) -> tuple[list[tuple[str, str]], list[list[str]]]:
+  """One (source, first reference) per distinct source, in first-seen order, and all
+  references of each source."""
+  references = collections.defaultdict(list)
+  for src, tgt in pairs:
+    references[src].append(tgt)
+  return [(src, refs[0]) for src, refs in references.items()], list(references.values())
+
+
+def load_tatoeba(config, workdir: str | None = None) -> Corpus:
+  """Tatoeba French -> English (config.data.variant: tutorial | full); eval = held-out
+  sources, each once, with all of their English references."""
+  splits = datasets.tatoeba_splits(config)
+  src_vocab, tgt_vocab = _tokenizers(config, splits["train"], workdir)
+  eval_pairs, references = group_references(splits["validation"])
+  return Corpus(train=splits["train"], eval=eval_pairs, src_vocab=src_vocab,
+                tgt_vocab=tgt_vocab, exact_match=False, eval_references=references)
+
+
+def load_wmt14(config, workdir: str | None = None) -> Corpus:
+  """WMT'14 (config.data.pair: fr-en | de-en) from the TFDS catalogue; needs a network."""
+  splits = datasets.wmt14_splits(config)
+  src_vocab, tgt_vocab = _tokenizers(config, splits["train"], workdir)
+  return Corpus(train=splits["train"], eval=splits["validation"], src_vocab=src_vocab,
+                tgt_vocab=tgt_vocab, exact_match=False, test={"newstest2014": splits["test"]})
+
+
+LOADERS = {"numbers": load_numbers, "multi30k": load_multi30k, "tatoeba": load_tatoeba,
+           "wmt14": load_wmt14}
+
+
+def load_corpus(config, workdir: str | None = None) -> Corpus:
+  """The corpus config.dataset names; tokenizers saved in workdir are reused."""
+  return LOADERS[config.dataset](config, workdir)

@@ -51,14 +51,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
   started = time.time()
   max_length = config.model.max_length
 
-  corpus = data.load_corpus(config)
+  corpus = data.load_corpus(config, workdir)
   corpus.src_vocab, corpus.tgt_vocab = _tokenizers(workdir, corpus, resuming)
   train_examples, dropped = input_pipeline.encode_pairs(
       corpus.train, corpus.src_vocab, corpus.tgt_vocab, max_length)
-  eval_examples, eval_dropped = input_pipeline.encode_pairs(
+  eval_examples, eval_kept = input_pipeline.encode_indexed(
       corpus.eval, corpus.src_vocab, corpus.tgt_vocab, max_length)
-  eval_pairs = [p for p in corpus.eval
-                if 0 < len(p[0].split()) <= max_length and 0 < len(p[1].split()) < max_length]
+  eval_dropped = len(corpus.eval) - len(eval_kept)
+  eval_pairs = [corpus.eval[i] for i in eval_kept]
   _log(f"data: {len(train_examples)} training pairs ({dropped} longer than "
        f"model.max_length={max_length} dropped), {len(eval_examples)} held-out "
        f"({eval_dropped} dropped); vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
@@ -231,8 +231,8 @@ def _final_evaluation(config, workdir, model, params, corpus, eval_examples, eva
     mark = "=" if hyp == ref else "x"
     _log(f"  > {src}\n  = {ref}\n  {mark} {hyp}")
   for i in range(min(config.num_attention_plots, len(outputs))):
-    src_words = eval_pairs[i][0].split()
-    out_words = hypotheses[i].split() + ["</s>"]
+    src_words = [corpus.src_vocab.decode([t]) for t in eval_examples[i][0]]  # one per token
+    out_words = [corpus.tgt_vocab.decode([t]) for t in outputs[i]] + ["</s>"]
     plots.save_attention(os.path.join(workdir, f"attention_{i}.png"),
                          attentions[i], src_words, out_words)
   plots.save_curves(os.path.join(workdir, "loss.png"),

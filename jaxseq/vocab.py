@@ -68,6 +68,7 @@ def save_tokenizers(workdir: str, src, tgt):
 
 
 def load_tokenizer(path: str):
+  from jaxseq import tokenizers  # noqa: F401  (registers "sentencepiece"; imports this module)
   with open(path, encoding="utf-8") as f:
     kind = json.load(f).get("type")
   if kind not in TOKENIZER_TYPES:

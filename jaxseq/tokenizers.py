@@ -1,0 +1,115 @@
+"""Subword tokenization with SentencePiece, interchangeable with vocab.WordVocab.
+
+Both tokenizers reserve PAD=0, BOS=1, EOS=2, UNK=3, encode text without BOS/EOS, decode up to
+the first EOS, and save to one JSON file whose "type" field names the class (see
+vocab.load_tokenizer). SentencePiece runs with the identity normalization, no whitespace
+folding and byte fallback, so decode(encode(s)) == s for any text (exact detokenization for
+BLEU), and training is single-threaded and unshuffled, so it is deterministic.
+
+References:
+  Kudo & Richardson 2018, "SentencePiece: A simple and language independent subword tokenizer
+  and detokenizer for Neural Text Processing". Sennrich et al. 2016 (BPE); Kudo 2018 (unigram).
+"""
+
+import base64
+import io
+import json
+import os
+from collections.abc import Iterable
+
+import sentencepiece as spm
+
+from jaxseq import vocab
+from jaxseq.vocab import BOS, EOS, PAD, UNK
+
+MODEL_TYPES = ("bpe", "unigram")
+
+
+class SentencePieceTokenizer:
+  """A trained SentencePiece model; ids 0-3 are PAD, BOS, EOS, UNK."""
+
+  def __init__(self, model_proto: bytes):
+    self.model_proto = model_proto
+    self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
+    reserved = (self.processor.pad_id(), self.processor.bos_id(), self.processor.eos_id(),
+                self.processor.unk_id())
+    if reserved != (PAD, BOS, EOS, UNK):
+      raise ValueError(f"a SentencePiece model must reserve ids {(PAD, BOS, EOS, UNK)} for "
+                       f"pad, bos, eos, unk; this one has {reserved}")
+
+  @classmethod
+  def train(cls, sentences: Iterable[str], vocab_size: int, model_type: str = "bpe"
+            ) -> "SentencePieceTokenizer":
+    """Trains on sentences (the training split only) with a fixed, deterministic setup."""
+    if model_type not in MODEL_TYPES:
+      raise ValueError(f"model_type {model_type!r}; allowed: {', '.join(MODEL_TYPES)}")
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(sentences)), model_writer=model, vocab_size=vocab_size,
+        model_type=model_type, pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK,
+        pad_piece=vocab.SPECIALS[PAD], bos_piece=vocab.SPECIALS[BOS],
+        eos_piece=vocab.SPECIALS[EOS], unk_piece=vocab.SPECIALS[UNK],
+        normalization_rule_name="identity", remove_extra_whitespaces=False,
+        byte_fallback=True, character_coverage=1.0, num_threads=1,
+        input_sentence_size=0, shuffle_input_sentence=False, hard_vocab_limit=False,
+        max_sentence_length=1 << 16, minloglevel=2)
+    return cls(model.getvalue())
+
+  def __len__(self) -> int:
+    return self.processor.get_piece_size()
+
+  @property
+  def words(self) -> list[str]:
+    """Every piece by id (what a resumed run compares with the saved vocabulary)."""
+    return [self.processor.id_to_piece(i) for i in range(len(self))]
+
+  def encode(self, sentence: str) -> list[int]:
+    """Piece ids, without BOS/EOS."""
+    return self.processor.encode(sentence, out_type=int)
+
+  def decode(self, ids: Iterable[int]) -> str:
+    """Text of the ids up to the first EOS; PAD, BOS and out-of-range ids are dropped."""
+    kept = []
+    for i in ids:
+      i = int(i)
+      if i == EOS:
+        break
+      if i not in (PAD, BOS) and 0 <= i < len(self):
+        kept.append(i)
+    return self.processor.decode(kept)
+
+  def pieces(self, sentence: str) -> list[str]:
+    """The pieces encode() yields, as text (for labels of attention plots)."""
+    return self.processor.encode(sentence, out_type=str)
+
+  def save(self, path: str | os.PathLike):
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump({"type": "sentencepiece",
+                 "model": base64.b64encode(self.model_proto).decode("ascii")}, f)
+
+  @classmethod
+  def load(cls, path: str | os.PathLike) -> "SentencePieceTokenizer":
+    with open(path, encoding="utf-8") as f:
+      return cls(base64.b64decode(json.load(f)["model"]))
+
+
+vocab.TOKENIZER_TYPES["sentencepiece"] = SentencePieceTokenizer
+
+
+def build(kind: str, sentences: list[str], vocab_size: int = 8000, model_type: str = "bpe"):
+  """A tokenizer trained on sentences: kind "word" (WordVocab) or "sentencepiece"."""
+  if kind == "word":
+    return vocab.WordVocab.build(sentences)
+  if kind == "sentencepiece":
+    return SentencePieceTokenizer.train(sentences, vocab_size, model_type)
+  raise ValueError(f"tokenizer {kind!r}; allowed: word, sentencepiece")
+
+
+def build_or_load(kind: str, train_pairs, workdir: str | None, **options):
+  """(source, target) tokenizers: those saved in workdir if any (resume, translation),
+  else trained on the training pairs."""
+  if workdir and all(os.path.isfile(os.path.join(workdir, f))
+                     for f in (vocab.SRC_FILE, vocab.TGT_FILE)):
+    return vocab.load_tokenizers(workdir)
+  return (build(kind, [s for s, _ in train_pairs], **options),
+          build(kind, [t for _, t in train_pairs], **options))

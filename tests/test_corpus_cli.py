@@ -1,0 +1,32 @@
+"""Corpus configs validate, and a bad corpus file ends a run with one line and exit status 2."""
+
+import pytest
+
+from configs import multi30k_de_en, multi30k_en_de, tutorial_fra_eng, wmt14_en_de, wmt14_en_fr
+from jaxseq import cli, configuration, data
+
+
+@pytest.mark.parametrize("module", [tutorial_fra_eng, multi30k_de_en, multi30k_en_de,
+                                    wmt14_en_fr, wmt14_en_de])
+def test_corpus_configs_are_valid(module):
+  configuration.validate(module.get_config(), datasets=tuple(data.LOADERS))
+
+
+def test_wrong_language_is_a_config_error():
+  config = multi30k_de_en.get_config()
+  config.data.target_lang = "de"
+  with pytest.raises(configuration.ConfigError, match="data.target_lang"):
+    configuration.validate(config, datasets=tuple(data.LOADERS))
+
+
+def test_bad_corpus_file_is_one_line_and_exit_2(tmp_path, capsys):
+  raw = tmp_path / "raw" / "tatoeba-eng-fra"
+  raw.mkdir(parents=True)
+  (raw / "eng-fra.txt").write_text("I am here.\tJe suis la.\nI am tired.  Je suis fatigue.\n")
+  config = tutorial_fra_eng.get_config()
+  config.data_dir, config.tfds_dir = str(tmp_path / "raw"), str(tmp_path / "tfds")
+  status = cli.run_training(config, str(tmp_path / "workdir"))
+  err = capsys.readouterr().err.strip().splitlines()
+  assert status == 2
+  assert err == [f"error: bad data: {raw / 'eng-fra.txt'}:2: no tab in the line; "
+                 "expected English<TAB>French"]

@@ -1,0 +1,125 @@
+"""TFDS builders on tiny corpora in tmp_path, and split sizes of the real shared files."""
+
+import os
+
+import ml_collections
+import pytest
+
+from jaxseq import data, datasets
+from jaxseq.datasets import tatoeba
+from jaxseq.datasets.textfiles import DataError
+
+SHARED = os.environ.get("JAXSEQ_DATA_DIR") or os.path.join(
+    os.path.dirname(datasets.REPO_ROOT), "shared", "data")
+
+
+def corpus_config(tmp_path, dataset, source, target, **data_fields):
+  config = ml_collections.ConfigDict()
+  config.dataset, config.seed = dataset, 0
+  config.data_dir, config.tfds_dir = str(tmp_path / "raw"), str(tmp_path / "tfds")
+  config.data = ml_collections.ConfigDict(dict(source_lang=source, target_lang=target,
+                                               tokenizer="word", **data_fields))
+  return config
+
+
+def write_multi30k(root, sizes):
+  os.makedirs(root / "multi30k", exist_ok=True)
+  for stem, n in sizes.items():
+    (root / "multi30k" / f"{stem}.de").write_text("".join(f"satz {stem} {i}\n" for i in range(n)))
+    (root / "multi30k" / f"{stem}.en").write_text("".join(f"line {stem} {i}\n" for i in range(n)))
+
+
+def test_multi30k_builder_keeps_every_split_in_file_order(tmp_path):
+  write_multi30k(tmp_path / "raw", {"train": 7, "val": 3, "test2016": 2, "test2017": 4})
+  config = corpus_config(tmp_path, "multi30k", "en", "de")
+  splits = datasets.multi30k_splits(config)
+  assert {k: len(v) for k, v in splits.items()} == {
+      "train": 7, "validation": 3, "test2016": 2, "test2017": 4}
+  assert splits["validation"] == [(f"line val {i}", f"satz val {i}") for i in range(3)]
+  corpus = data.load_corpus(config)
+  assert set(corpus.test) == {"test2016", "test2017"} and corpus.eval == splits["validation"]
+
+
+def test_multi30k_bad_file_reaches_the_caller_as_data_error(tmp_path):
+  write_multi30k(tmp_path / "raw", {"train": 3, "val": 1, "test2016": 1, "test2017": 1})
+  (tmp_path / "raw" / "multi30k" / "val.en").write_text("a\nb\n")
+  with pytest.raises(DataError, match=r"val\.de has 1 lines but .*val\.en has 2"):
+    datasets.multi30k_splits(corpus_config(tmp_path, "multi30k", "de", "en"))
+
+
+def test_tutorial_normalization():
+  assert tatoeba.normalize("  Ça, c'est très BIEN!? ") == "ca c est tres bien ! ?"
+  assert tatoeba.normalize("I'm 20 years old.") == "i m years old ."
+
+
+@pytest.mark.parametrize("eng, keep", [
+    ("i am cold .", True), ("i m ok .", True), ("he is tall .", True), ("he isn t here .", True),
+    ("she s gone .", True), ("you re right .", True), ("they are one two three four five .", True),
+    ("they are one two three four five six seven .", False),  # 10 words
+    ("i miss you .", False), ("it is cold .", False), ("hes here .", False),
+])
+def test_tutorial_filter_rules(eng, keep):
+  assert tatoeba.keep_tutorial_pair("je suis .", eng) is keep
+
+
+def test_tutorial_filter_limits_the_french_side_too():
+  assert tatoeba.keep_tutorial_pair("un deux trois quatre cinq six sept huit neuf", "i am .")
+  assert not tatoeba.keep_tutorial_pair("un deux trois quatre cinq six sept huit neuf dix",
+                                        "i am .")
+
+
+def test_tatoeba_heldout_split_is_grouped_by_source(tmp_path):
+  lines, words = [], [f"{a}{b}" for a in "bcdfg" for b in "aeiou"] * 2
+  for i, w in enumerate(w + "x" * (i // 25) for i, w in enumerate(words)):
+    # every French sentence has two English references, or three when i % 3 == 0
+    lines += [f"I am {w}.\tJe suis {w}.", f"I'm {w}.\tJe suis {w}."]
+    if i % 3 == 0:
+      lines.append(f"I am so {w}.\tJe suis {w}.")
+  lines.append("Go.\tVa !")  # dropped by the tutorial filter
+  os.makedirs(tmp_path / "raw" / "tatoeba-eng-fra")
+  (tmp_path / "raw" / "tatoeba-eng-fra" / "eng-fra.txt").write_text("\n".join(lines) + "\n")
+  config = corpus_config(tmp_path, "tatoeba", "fra", "eng", variant="tutorial")
+  splits = datasets.tatoeba_splits(config)
+  train_sources = {s for s, _ in splits["train"]}
+  held_sources = {s for s, _ in splits["validation"]}
+  assert held_sources and not held_sources & train_sources
+  assert len(splits["train"]) + len(splits["validation"]) == len(lines) - 1
+  corpus = data.load_corpus(config)
+  assert len(corpus.eval) == len(held_sources) == len(corpus.eval_references)
+  for (src, first), refs in zip(corpus.eval, corpus.eval_references):
+    all_refs = [t for s, t in splits["validation"] if s == src]
+    assert first == refs[0] and refs == all_refs and len(refs) in (2, 3)
+
+
+def test_tatoeba_missing_tab_is_a_data_error(tmp_path):
+  os.makedirs(tmp_path / "raw" / "tatoeba-eng-fra")
+  (tmp_path / "raw" / "tatoeba-eng-fra" / "eng-fra.txt").write_text("Go.\tVa !\nHi.\n")
+  with pytest.raises(DataError, match=r"eng-fra\.txt:2: no tab"):
+    datasets.tatoeba_splits(corpus_config(tmp_path, "tatoeba", "fra", "eng", variant="full"))
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED, "multi30k", "train.de")),
+                    reason="the shared Multi30k files are not here")
+def test_real_multi30k_split_sizes(tmp_path):
+  config = corpus_config(tmp_path, "multi30k", "de", "en")
+  config.data_dir = SHARED
+  sizes = {k: len(v) for k, v in datasets.multi30k_splits(config).items()}
+  assert sizes == {"train": 29_000, "validation": 1_014, "test2016": 1_000, "test2017": 1_000}
+
+
+def test_wmt14_offline_fails_with_one_clear_message(tmp_path, monkeypatch):
+  from jaxseq.datasets import wmt14
+  monkeypatch.setattr(wmt14.textfiles, "reachable", lambda host: False)  # as on a machine offline
+  with pytest.raises(DataError, match="needs a network"):
+    wmt14.load_splits("de-en", str(tmp_path))
+
+
+def test_missing_local_copy_offline_is_one_data_error(tmp_path, monkeypatch):
+  from jaxseq.datasets import textfiles
+  monkeypatch.setattr(textfiles, "reachable", lambda host: False)  # as on a machine offline
+  config = corpus_config(tmp_path, "multi30k", "de", "en")
+  with pytest.raises(DataError, match=r"multi30k/train\.de is missing and .* cannot be reached"):
+    datasets.multi30k_splits(config)
+  config = corpus_config(tmp_path, "tatoeba", "fra", "eng", variant="full")
+  with pytest.raises(DataError, match=r"eng-fra\.txt is missing and www\.manythings\.org"):
+    datasets.tatoeba_splits(config)

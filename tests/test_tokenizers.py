@@ -1,0 +1,46 @@
+"""SentencePiece and word tokenizers: reserved ids, exact round trip, save/load, determinism."""
+
+from jaxseq import tokenizers, vocab
+from jaxseq.vocab import BOS, EOS, PAD, UNK
+
+SENTENCES = [f"Ein {w} Hund läuft über die Wiese, {i} Mal!" for i, w in
+             enumerate(["kleiner", "großer", "brauner", "weißer", "schneller"] * 8)]
+
+
+def test_sentencepiece_round_trip_is_exact_even_for_unseen_text():
+  tok = tokenizers.SentencePieceTokenizer.train(SENTENCES, vocab_size=320, model_type="bpe")
+  for text in SENTENCES[:5] + ["Unbekannt: 日本語 ✓  zwei  Leerzeichen", " führend"]:
+    ids = tok.encode(text)
+    assert min(ids) > UNK  # reserved ids never come out of encode
+    assert tok.decode(ids) == text
+
+
+def test_sentencepiece_reserves_ids_and_stops_at_eos():
+  tok = tokenizers.SentencePieceTokenizer.train(SENTENCES, vocab_size=320, model_type="unigram")
+  ids = tok.encode("Ein Hund")
+  assert tok.decode([BOS] + ids + [EOS] + tok.encode("Wiese") + [PAD]) == "Ein Hund"
+  assert [tok.processor.id_to_piece(i) for i in (PAD, BOS, EOS, UNK)] == list(vocab.SPECIALS)
+
+
+def test_sentencepiece_training_is_deterministic():
+  a = tokenizers.SentencePieceTokenizer.train(SENTENCES, vocab_size=320)
+  b = tokenizers.SentencePieceTokenizer.train(SENTENCES, vocab_size=320)
+  assert a.model_proto == b.model_proto
+
+
+def test_saved_tokenizers_are_found_by_type_in_a_workdir(tmp_path):
+  pairs = [(s, s.upper()) for s in SENTENCES]
+  src, tgt = tokenizers.build_or_load("sentencepiece", pairs, str(tmp_path), vocab_size=320)
+  vocab.save_tokenizers(str(tmp_path), src, tgt)
+  loaded_src, loaded_tgt = vocab.load_tokenizers(str(tmp_path))
+  assert isinstance(loaded_src, tokenizers.SentencePieceTokenizer)
+  assert loaded_tgt.encode(pairs[3][1]) == tgt.encode(pairs[3][1])
+  # a second build in the same workdir reuses the saved files even for other data
+  again, _ = tokenizers.build_or_load("sentencepiece", [("x", "y")] * 3, str(tmp_path))
+  assert again.model_proto == src.model_proto
+
+
+def test_word_vocab_round_trips_normalized_text():
+  tok = tokenizers.build("word", ["i am cold .", "he is tall !"])
+  assert tok.decode(tok.encode("he is cold !")) == "he is cold !"
+  assert tok.encode("she is")[0] == UNK
