@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxseq import checkpointing, configuration, data, evaluation, input_pipeline
+from jaxseq import metrics_writer
 from jaxseq import model as model_lib
 from jaxseq import parallel, plots, steps, vocab
 
@@ -44,8 +45,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
       corpus.train, corpus.src_vocab, corpus.tgt_vocab, max_length)
   eval_examples, eval_dropped = input_pipeline.encode_pairs(
       corpus.eval, corpus.src_vocab, corpus.tgt_vocab, max_length)
-  eval_pairs = [p for p in corpus.eval
-                if 0 < len(p[0].split()) <= max_length and 0 < len(p[1].split()) < max_length]
   _log(f"data: {len(train_examples)} training pairs ({dropped} longer than "
        f"model.max_length={max_length} dropped), {len(eval_examples)} held-out "
        f"({eval_dropped} dropped); vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
@@ -72,7 +71,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   first_step = int(state.step)
 
   train_step = _jit_train_step(model, config, mesh)
-  history = {"train": ([], []), "heldout": ([], [])}
+  history = {"train": ([], []), "heldout": ([], []), "bleu": ([], [])}
+  writer = metrics_writer.MetricsWriter(workdir)
   window_tokens, window_start = 0, time.time()
   total_tokens, train_seconds = 0, 0.0
   bar = tqdm(range(first_step, config.num_train_steps), desc="train", unit="step",
@@ -90,6 +90,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       loss = float(metrics["loss"]) / max(float(metrics["tokens"]), 1.0)
       history["train"][0].append(step + 1)
       history["train"][1].append(loss)
+      writer.scalars(step + 1, {"loss": loss, "grad_norm": float(metrics["grad_norm"]),
+                                "tokens_per_second": window_tokens / max(elapsed, 1e-9)}, "train")
       bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{window_tokens / max(elapsed, 1e-9):,.0f}")
       if int(metrics["skipped"]) >= config.max_bad_steps:
         raise TrainingStopped(
@@ -101,8 +103,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                      max_length)
       history["heldout"][0].append(step + 1)
       history["heldout"][1].append(held["loss"])
+      search = evaluation.decode_settings(config)["eval_search"]
+      held.update(_heldout_bleu(config, model, state.params, corpus, search).metrics)
+      history["bleu"][0].append(step + 1)
+      history["bleu"][1].append(held["bleu"])
+      writer.scalars(step + 1, held, "heldout")
       _log(f"step {step + 1}: held-out loss {held['loss']:.4f}, "
-           f"token accuracy {held['token_accuracy']:.4f}")
+           f"token accuracy {held['token_accuracy']:.4f}, BLEU ({search}) {held['bleu']:.2f}")
       window_start = time.time()  # evaluation time is not training time
     if (step + 1) % config.checkpoint_every_steps == 0 or last:
       checkpointing.save(manager, state, batches.get_state())
@@ -111,7 +118,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   manager.close()
 
   summary = _final_evaluation(config, workdir, model, state.params, corpus, eval_examples,
-                              eval_pairs, history)
+                              history, writer, int(state.step))
+  writer.close()
   summary.update(
       steps=int(state.step), wall_seconds=time.time() - started,
       train_seconds=train_seconds,
@@ -124,31 +132,70 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return summary
 
 
-def _final_evaluation(config, workdir, model, params, corpus, eval_examples, eval_pairs,
-                      history) -> dict:
+def _heldout_bleu(config, model, params, corpus, search: str, progress=None):
+  """BLEU and chrF of the held-out split, every sentence, against all its references."""
+  return evaluation.evaluate_split(
+      model, params, corpus.eval, corpus.src_vocab, corpus.tgt_vocab,
+      batch_size=config.batch_size, max_length=config.model.max_length, search=search,
+      settings=evaluation.decode_settings(config),
+      references=getattr(corpus, "eval_references", None), exact_match=corpus.exact_match,
+      progress=progress)
+
+
+def _final_evaluation(config, workdir, model, params, corpus, eval_examples, history,
+                      writer, step) -> dict:
+  """Loss, perplexity, BLEU and chrF (beam search) of the held-out and test splits.
+
+  Writes NAME.hyp.txt / NAME.ref*.txt per split (what the scores were computed on),
+  the attention and curve PNGs, and TensorBoard scalars and images.
+  """
   max_length = config.model.max_length
   held = evaluation.heldout_loss(model, params, eval_examples, config.batch_size, max_length)
-  history["heldout"][0].append(history["train"][0][-1] if history["train"][0] else 0)
+  history["heldout"][0].append(step)
   history["heldout"][1].append(held["loss"])
-  outputs, attentions = evaluation.greedy_translate(model, params, eval_examples,
-                                                    config.batch_size, max_length)
-  hypotheses = [corpus.tgt_vocab.decode(o) for o in outputs]
-  references = [t for _, t in eval_pairs]
-  metrics = evaluation.text_metrics(hypotheses, references, corpus.exact_match)
-  report = ", ".join(f"{k} {v:.4f}" for k, v in {**held, **metrics}.items())
-  _log(f"held-out ({len(references)} sentences): {report}")
+  result = _heldout_bleu(config, model, params, corpus, "beam", progress="eval heldout")
+  references = getattr(corpus, "eval_references", None) or [[t] for _, t in corpus.eval]
+  files = evaluation.write_outputs(workdir, "heldout", result.hypotheses, references)
+  report = {**held, **result.metrics, "files": files}
+  history["bleu"][0].append(step)
+  history["bleu"][1].append(result.metrics["bleu"])
+  _log(f"held-out ({len(corpus.eval)} sentences): " + ", ".join(
+      f"{k} {v:.4f}" for k, v in report.items() if isinstance(v, float)))
+  _log(f"  {result.metrics['bleu_signature']}")
+  summary = {"heldout": report, "test": {}}
 
   _log("sample translations (held-out):")
-  for (src, ref), hyp in list(zip(eval_pairs, hypotheses))[:config.num_samples]:
+  for (src, ref), hyp in list(zip(corpus.eval, result.hypotheses))[:config.num_samples]:
     mark = "=" if hyp == ref else "x"
     _log(f"  > {src}\n  = {ref}\n  {mark} {hyp}")
-  for i in range(min(config.num_attention_plots, len(outputs))):
-    src_words = eval_pairs[i][0].split()
-    out_words = hypotheses[i].split() + ["</s>"]
+  for i in range(min(config.num_attention_plots, len(corpus.eval))):
+    src_words = corpus.eval[i][0].split()[:max_length]
+    out_words = result.hypotheses[i].split() + ["</s>"]
     plots.save_attention(os.path.join(workdir, f"attention_{i}.png"),
-                         attentions[i], src_words, out_words)
+                         result.attentions[i], src_words, out_words)
+    writer.attention(step, f"attention/{i}", result.attentions[i], src_words, out_words)
+
+  for name, pairs in (getattr(corpus, "test", None) or {}).items():
+    examples, _ = input_pipeline.encode_pairs(pairs, corpus.src_vocab, corpus.tgt_vocab,
+                                              max_length)
+    test = evaluation.evaluate_split(
+        model, params, pairs, corpus.src_vocab, corpus.tgt_vocab,
+        batch_size=config.batch_size, max_length=max_length, search="beam",
+        settings=evaluation.decode_settings(config), exact_match=corpus.exact_match,
+        progress=f"eval {name}")
+    loss = evaluation.heldout_loss(model, params, examples, config.batch_size, max_length)
+    files = evaluation.write_outputs(workdir, f"test_{name}", test.hypotheses,
+                                     [[t] for _, t in pairs])
+    summary["test"][name] = {**loss, **test.metrics, "files": files}
+    writer.scalars(step, summary["test"][name], f"test_{name}")
+    _log(f"test {name} ({len(pairs)} sentences): BLEU {test.metrics['bleu']:.2f}, "
+         f"chrF {test.metrics['chrf']:.2f}")
+
+  writer.scalars(step, report, "heldout_final")
   plots.save_curves(os.path.join(workdir, "loss.png"),
                     {"train": history["train"], "held-out": history["heldout"]})
+  plots.save_curves(os.path.join(workdir, "bleu.png"), {"held-out": history["bleu"]},
+                    ylabel="BLEU", log_scale=False)
   with open(os.path.join(workdir, "translations.txt"), "w", encoding="utf-8") as f:
-    f.writelines(h + "\n" for h in hypotheses)
-  return {"heldout": {**held, **metrics, "sentences": len(references)}}
+    f.writelines(h + "\n" for h in result.hypotheses)
+  return summary
