@@ -20,7 +20,7 @@ import sacrebleu
 from tqdm import tqdm
 
 from jaxseq import beam_search, decode, input_pipeline, steps
-from jaxseq.vocab import PAD
+from jaxseq.vocab import EOS, PAD
 
 # The decode settings of a config that has no `decode` section (see configs/default.py).
 DECODE_DEFAULTS = {"beam_size": 4, "alpha": 0.6, "nbest": 1, "max_length_ratio": 2.0,
@@ -36,7 +36,8 @@ def decode_settings(config) -> dict:
 class Output(NamedTuple):
   """One sentence's translation(s), best first."""
   nbest: list[tuple[list[int], float]]  # (token ids without EOS, score); score nan for greedy
-  attention: np.ndarray                 # [output tokens + EOS, src_len] of the best
+  attention: np.ndarray                 # [output tokens (+ EOS), src_len] of the best
+  ended: bool                           # whether the best emitted EOS (else hit the limit)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -101,7 +102,8 @@ def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
                for r in range(tokens.shape[1]) if scores[row, r] > beam_search.NEG_INF / 2
                or np.isnan(scores[row, r])]
       n = int(length[row, 0])
-      outputs.append(Output(found, attn[row, :n + 1, :len(ids)]))
+      ended = n < tokens.shape[-1] and tokens[row, 0, n] == EOS
+      outputs.append(Output(found, attn[row, :n + int(ended), :len(ids)], bool(ended)))
     bar.update(len(chunk))
   bar.close()
   return outputs

@@ -170,7 +170,7 @@ def _final_evaluation(config, workdir, model, params, corpus, eval_examples, his
     _log(f"  > {src}\n  = {ref}\n  {mark} {hyp}")
   for i in range(min(config.num_attention_plots, len(corpus.eval))):
     src_words = corpus.eval[i][0].split()[:max_length]
-    out_words = result.hypotheses[i].split() + ["</s>"]
+    out_words = (result.hypotheses[i].split() + ["</s>"])[:len(result.attentions[i])]
     plots.save_attention(os.path.join(workdir, f"attention_{i}.png"),
                          result.attentions[i], src_words, out_words)
     writer.attention(step, f"attention/{i}", result.attentions[i], src_words, out_words)

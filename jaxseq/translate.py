@@ -131,7 +131,8 @@ class Translator:
           "source": line, "translation": texts[0][0], "score": texts[0][1],
           "nbest": [{"translation": t, "score": s} for t, s in texts],
           "source_tokens": src_tokens,
-          "output_tokens": [self.tgt_vocab.words[t] for t in best_ids] + ["</s>"],
+          "output_tokens": [self.tgt_vocab.words[t] for t in best_ids]
+                           + (["</s>"] if out.ended else []),
           "attention": np.round(out.attention, 4).tolist()})
     return results
 
@@ -151,7 +152,8 @@ def _interactive(translator: Translator, args) -> Iterator[str]:
   index = 0
   while True:
     try:
-      line = input("> ")
+      print("> ", end="", file=sys.stderr, flush=True)  # stdout carries translations only
+      line = input()
     except EOFError:
       print(file=sys.stderr)
       return
