@@ -179,7 +179,10 @@ def write_outputs(workdir: str, name: str, hypotheses: list[str],
                   references: list[list[str]]) -> dict:
   """Writes NAME.hyp.txt and NAME.ref0.txt ... (one line per sentence) for sacreBLEU's CLI.
 
-  A sentence with fewer references than others gets an empty line in the later files.
+  sacreBLEU's command line reads an empty line as an empty reference, so a sentence
+  with fewer references than others repeats its first one in the later files instead:
+  a repeated reference changes neither BLEU's clipped counts and closest reference
+  length nor chrF's best reference, so the scores equal those computed here with None.
   Returns the file names, relative to workdir.
   """
   files = {"hypotheses": f"{name}.hyp.txt", "references": []}
@@ -188,5 +191,6 @@ def write_outputs(workdir: str, name: str, hypotheses: list[str],
   for j, stream in enumerate(reference_streams(references)):
     files["references"].append(f"{name}.ref{j}.txt")
     with open(os.path.join(workdir, files["references"][-1]), "w", encoding="utf-8") as f:
-      f.writelines((r or "") + "\n" for r in stream)
+      f.writelines((r if r is not None else refs[0]) + "\n"
+                   for r, refs in zip(stream, references))
   return files

@@ -103,3 +103,20 @@ def test_summary_bleu_equals_sacrebleu_command_line(trained_workdir):
   assert cli["BLEU"]["score"] == pytest.approx(heldout["bleu"], abs=1e-5)
   assert cli["BLEU"]["signature"] == heldout["bleu_signature"]
   assert cli["chrF2"]["score"] == pytest.approx(heldout["chrf"], abs=1e-5)
+
+
+def test_written_files_give_the_same_scores_on_the_command_line(tmp_path):
+  hyps = ["the cat is on the mat", "there is a dog in the park", "hello"]
+  refs = [["the cat sat on the mat", "the cat is on a mat"], ["a dog ran in the park"],
+          ["hello there", "hi"]]  # sentence 2 has one reference, the others two
+  metrics = evaluation.text_metrics(hyps, refs, exact_match=False)
+  files = evaluation.write_outputs(str(tmp_path), "split", hyps, refs)
+  assert len(files["references"]) == 2
+  proc = subprocess.run(
+      ["sacrebleu", *[str(tmp_path / r) for r in files["references"]],
+       "-i", str(tmp_path / files["hypotheses"]), "-m", "bleu", "chrf", "-b", "-w", "6"],
+      env=subprocess_env(), capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  bleu, chrf = json.loads(proc.stdout)
+  assert bleu == pytest.approx(metrics["bleu"], abs=1e-5)
+  assert chrf == pytest.approx(metrics["chrf"], abs=1e-5)
