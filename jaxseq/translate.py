@@ -18,6 +18,8 @@ import json
 import sys
 from collections.abc import Iterator
 
+import numpy as np
+
 EXIT_BAD_INPUT = 2
 
 
@@ -25,8 +27,15 @@ class InputError(ValueError):
   """The text to translate cannot be read."""
 
 
+class _Parser(argparse.ArgumentParser):
+  """Flag mistakes as one line (what is wrong and what is allowed) and exit status 2."""
+
+  def error(self, message: str):
+    self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
+  parser = _Parser(
       prog="jaxseq-translate", description="Translate with a trained jaxseq workdir.")
   parser.add_argument("texts", nargs="*", metavar="TEXT",
                       help="sentences to translate (default: lines of --input or stdin)")
@@ -112,7 +121,6 @@ class Translator:
               f"{self.max_length} (model.max_length) are translated", file=sys.stderr)
       sources.append(ids[:self.max_length])
     todo = [i for i, ids in enumerate(sources) if ids]
-    import numpy as np
     outputs = self._evaluation.translate_ids(
         self.model, self.params, [np.asarray(sources[i], np.int32) for i in todo],
         batch_size=batch_size, max_length=self.max_length, search="beam",

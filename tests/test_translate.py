@@ -141,3 +141,11 @@ def test_checkpoint_that_does_not_fit(trained_workdir, tmp_path, change):
   line = _one_error_line(*translate(str(copy), "forty"))
   assert "does not fit" in line
   assert "is not compatible with the stored shape" in line
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--beam_size=0"], "--beam_size=0"), (["--alpha=-1"], "--alpha=-1"),
+    (["--input=/nonexistent/file.txt"], "cannot be read")])
+def test_flag_mistakes(trained_workdir, flags, named):
+  line = _one_error_line(*translate(trained_workdir, *flags))
+  assert named in line
