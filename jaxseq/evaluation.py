@@ -69,6 +69,14 @@ def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> d
   return {"loss": nll, "perplexity": float(np.exp(nll)), "token_accuracy": totals["correct"] / tokens}
 
 
+def source_width(longest: int, max_length: int) -> int:
+  """The padded source width of a batch: a power of two >= longest, in [4, max_length]."""
+  width = 4
+  while width < longest:
+    width *= 2
+  return min(width, max_length)
+
+
 def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
                   max_length: int, search: str, settings: dict, nbest: int = 1,
                   progress: str | None = None) -> list[Output]:
@@ -76,14 +84,23 @@ def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
 
   search: "greedy" (decode.batch_greedy, up to max_length tokens) or "beam"
   (settings' beam_size, alpha and source-relative output limit). Every batch is
-  [batch_size, max_length], so one compilation serves all of them.
+  [batch_size, width] with width the power of two (at least 4, at most max_length)
+  that holds its longest source, so a few compilations serve every batch. Sentences
+  are batched by source length (and put back in order): the encoder then reads little
+  padding, and a batch's decoding loop, which runs until its longest output ends,
+  wastes few steps. The 'tutorial' attention scores max_length positions, so its
+  batches always have that width.
   """
+  order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+  sources = [sources[i] for i in order]
   outputs = []
   bar = tqdm(total=len(sources), desc=progress, unit="sent", leave=False,
              disable=progress is None, dynamic_ncols=True)
   for start in range(0, len(sources), batch_size):
     chunk = sources[start:start + batch_size]
-    src = np.full((batch_size, max_length), PAD, np.int32)
+    width = max_length if model.attention == "tutorial" else source_width(
+        max(len(ids) for ids in chunk), max_length)
+    src = np.full((batch_size, width), PAD, np.int32)
     for row, ids in enumerate(chunk):
       src[row, :len(ids)] = ids
     if search == "greedy":
@@ -106,7 +123,10 @@ def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
       outputs.append(Output(found, attn[row, :n + int(ended), :len(ids)], bool(ended)))
     bar.update(len(chunk))
   bar.close()
-  return outputs
+  in_order = [None] * len(outputs)
+  for position, i in enumerate(order):
+    in_order[i] = outputs[position]
+  return in_order
 
 
 def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
