@@ -84,21 +84,29 @@ class Translator:
     from jaxseq import checkpointing, evaluation, steps, vocab
     from jaxseq import model as model_lib
     logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only restores
-    self.config = checkpointing.load_config(workdir)
+    try:
+      self.config = checkpointing.load_config(workdir)
+    except ValueError as e:  # json.JSONDecodeError included
+      raise checkpointing.CheckpointError(
+          f"config.json in {workdir!r} is not a jaxseq config: {e}") from None
     try:
       self.src_vocab, self.tgt_vocab = vocab.load_tokenizers(workdir)
     except (OSError, ValueError, KeyError) as e:
       raise checkpointing.CheckpointError(f"tokenizer files in {workdir!r} cannot be read: "
                                           f"{e}") from None
-    self.model = model_lib.from_config(self.config.model, len(self.src_vocab),
-                                       len(self.tgt_vocab))
+    try:
+      self.model = model_lib.from_config(self.config.model, len(self.src_vocab),
+                                         len(self.tgt_vocab))
+    except (AttributeError, KeyError) as e:
+      raise checkpointing.CheckpointError(
+          f"config.json in {workdir!r} lacks a model field: {e}") from None
     create = functools.partial(steps.create_train_state, self.model, self.config)
     abstract = jax.eval_shape(create, jax.random.key(0))
     try:
       state, self.step = checkpointing.restore_for_inference(workdir, abstract)
     except checkpointing.CheckpointError:
       raise
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, OSError) as e:
       first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
       first = first.split(". ")[0]  # the mismatch, without the library's advice
       raise checkpointing.CheckpointError(

@@ -124,6 +124,14 @@ def test_workdir_without_checkpoint(trained_workdir, tmp_path):
   assert "checkpoints is missing" in line
 
 
+def test_damaged_config(trained_workdir, tmp_path):
+  copy = tmp_path / "damaged"
+  shutil.copytree(trained_workdir, copy, ignore=shutil.ignore_patterns("checkpoints"))
+  (copy / "config.json").write_text("{not json")
+  line = _one_error_line(*translate(str(copy), "forty"))
+  assert "is not a jaxseq config" in line
+
+
 @pytest.mark.parametrize("change", ["vocabulary", "config"])
 def test_checkpoint_that_does_not_fit(trained_workdir, tmp_path, change):
   copy = tmp_path / "changed"
