@@ -5,7 +5,9 @@
 
 "One at a time" is the PyTorch tutorial's evaluate(): encode one sentence, then call the
 decoder once per output token from Python, reading the argmax back to the host each
-step (both calls jit-compiled, so this measures dispatch, not tracing). The batched
+step. It runs twice: with both calls jit-compiled (the strongest one-at-a-time
+baseline; speedups are relative to it) and eagerly, op by op, as the tutorial's
+PyTorch modules run (`speedup_vs_eager_one_at_a_time`). The batched
 modes are jaxseq.evaluation.translate_ids with fixed [batch, max_length] shapes. Every
 mode translates the same sentences with the same parameters; compilation is excluded
 by a warm-up, and results are synchronised before the clock stops. Writes JSON with the
@@ -50,11 +52,14 @@ def load_model(workdir: str | None, seed: int):
   return config, model, params, src_vocab
 
 
-def tutorial_functions(model):
-  """The jitted encode and decoder step that the one-at-a-time loop calls."""
-  encode = jax.jit(functools.partial(model.apply, method=Seq2Seq.encode))
-  step = jax.jit(functools.partial(model.apply, method=Seq2Seq.decode_step))
-  return encode, step
+def tutorial_functions(model, *, compiled: bool):
+  """The encode and decoder step that the one-at-a-time loop calls.
+
+  compiled=False runs them eagerly, op by op, as the PyTorch tutorial's modules do.
+  """
+  encode = functools.partial(model.apply, method=Seq2Seq.encode)
+  step = functools.partial(model.apply, method=Seq2Seq.decode_step)
+  return (jax.jit(encode), jax.jit(step)) if compiled else (encode, step)
 
 
 def one_at_a_time(functions, params, sources, max_length) -> int:
@@ -95,7 +100,9 @@ def main(argv=None) -> int:
   parser.add_argument("--workdir", help="trained workdir (default: untrained default config)")
   parser.add_argument("--num_sentences", type=int, default=512)
   parser.add_argument("--num_single", type=int, default=64,
-                      help="sentences translated one at a time (the slow baseline)")
+                      help="sentences translated one at a time, jit-compiled steps")
+  parser.add_argument("--num_eager", type=int, default=16,
+                      help="sentences translated one at a time, eager steps (slowest)")
   parser.add_argument("--batch_size", type=int, default=128)
   parser.add_argument("--beam_sizes", default="4,8")
   parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (best kept)")
@@ -113,13 +120,14 @@ def main(argv=None) -> int:
   settings = evaluation.decode_settings(config)
 
   results = {}
-  single = sources[:args.num_single]
-  functions = tutorial_functions(model)
-  one_at_a_time(functions, params, single, max_length)  # compiles every source length
-  seconds, tokens = timed(lambda: one_at_a_time(functions, params, single, max_length),
-                          args.repeats)
-  results["one_at_a_time_greedy"] = {"sentences": len(single), "seconds": seconds,
-                                     "output_tokens": tokens}
+  for name, compiled, count in (("one_at_a_time_greedy", True, args.num_single),
+                                ("one_at_a_time_greedy_eager", False, args.num_eager)):
+    single = sources[:count]
+    functions = tutorial_functions(model, compiled=compiled)
+    one_at_a_time(functions, params, single, max_length)  # compiles every source length
+    seconds, tokens = timed(lambda: one_at_a_time(functions, params, single, max_length),
+                            args.repeats)
+    results[name] = {"sentences": len(single), "seconds": seconds, "output_tokens": tokens}
   modes = [("batched_greedy", "greedy", 1)] + [
       (f"batched_beam{b}", "beam", int(b)) for b in args.beam_sizes.split(",")]
   for name, search, beam in modes:
@@ -141,6 +149,9 @@ def main(argv=None) -> int:
       "alpha": settings["alpha"], "repeats": args.repeats, "results": results,
       "speedup_vs_one_at_a_time": {k: v["sentences_per_second"] / base
                                    for k, v in results.items()},
+      "speedup_vs_eager_one_at_a_time": {
+          k: v["sentences_per_second"] / results["one_at_a_time_greedy_eager"][
+              "sentences_per_second"] for k, v in results.items()},
       "hardware": {"platform": platform.platform(), "processor": platform.processor(),
                    "cpu_count": os.cpu_count(), "jax": jax.__version__,
                    "devices": [str(d) for d in jax.devices()],
