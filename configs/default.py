@@ -61,4 +61,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_every_steps = 1_000       # held-out loss interval
   config.num_samples = 5                # translations printed at the end
   config.num_attention_plots = 3        # attention_*.png written at the end
+
+  config.decode = ml_collections.ConfigDict()
+  config.decode.beam_size = 4           # hypotheses kept per step by beam search (1 = greedy)
+  config.decode.alpha = 0.6             # GNMT length penalty ((5 + len) / 6) ** alpha; 0 = none
+  config.decode.nbest = 1               # hypotheses returned per sentence (at most beam_size)
+  config.decode.max_length_ratio = 2.0  # output length limit: ratio * source tokens + offset,
+  config.decode.max_length_offset = 4   # ...capped by model.max_length
+  config.decode.eval_search = "greedy"  # search for the BLEU of periodic evaluation: greedy | beam
   return config

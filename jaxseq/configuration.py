@@ -6,6 +6,7 @@ from jaxseq.attention import ATTENTIONS
 from jaxseq.cells import CELLS
 
 LR_SCHEDULES = ("constant", "warmup_cosine", "warmup_rsqrt")
+SEARCHES = ("greedy", "beam")
 
 
 class ConfigError(ValueError):
@@ -109,6 +110,16 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1,
   _int(config, "eval_every_steps", 1)
   _int(config, "num_samples", 0)
   _int(config, "num_attention_plots", 0)
+  if "decode" in config:
+    _int(config, "decode.beam_size", 1)
+    _float(config, "decode.alpha", 0.0)
+    _int(config, "decode.nbest", 1)
+    if config.decode.nbest > config.decode.beam_size:
+      raise ConfigError("decode.nbest", config.decode.nbest,
+                        f"an integer in [1, decode.beam_size={config.decode.beam_size}]")
+    _float(config, "decode.max_length_ratio", 0.0)
+    _int(config, "decode.max_length_offset", 1)
+    _choice(config, "decode.eval_search", SEARCHES)
   if config.dataset == "numbers":
     _choice(config, "data.language", ("de", "fr"))
     _int(config, "data.num_train", 1)

@@ -1,12 +1,43 @@
-"""Held-out loss and greedy translations of encoded examples."""
+"""Held-out loss, batched translation of a split, and its text metrics (sacreBLEU).
+
+BLEU is sacreBLEU's corpus BLEU on detokenized text, cased, with the signature that
+says how it was computed; the lowercased score is reported next to it for comparison
+with older papers. chrF uses sacreBLEU's defaults. Perplexity is exp of the per-token
+NLL with reference decoder inputs.
+
+References:
+  Papineni et al. 2002 (BLEU); Popovic 2015 (chrF); Post 2018, "A Call for Clarity in
+    Reporting BLEU Scores" (sacreBLEU and its signature).
+"""
 
 import functools
+import os
+from typing import NamedTuple
 
 import jax
 import numpy as np
 import sacrebleu
+from tqdm import tqdm
 
-from jaxseq import decode, input_pipeline, steps
+from jaxseq import beam_search, decode, input_pipeline, steps
+from jaxseq.vocab import EOS, PAD
+
+# The decode settings of a config that has no `decode` section (see configs/default.py).
+DECODE_DEFAULTS = {"beam_size": 4, "alpha": 0.6, "nbest": 1, "max_length_ratio": 2.0,
+                   "max_length_offset": 4, "eval_search": "greedy"}
+
+
+def decode_settings(config) -> dict:
+  """config.decode as a plain dict, with defaults for fields an older config lacks."""
+  given = config.get("decode") or {}
+  return {k: given.get(k, v) for k, v in DECODE_DEFAULTS.items()}
+
+
+class Output(NamedTuple):
+  """One sentence's translation(s), best first."""
+  nbest: list[tuple[list[int], float]]  # (token ids without EOS, score); score nan for greedy
+  attention: np.ndarray                 # [output tokens (+ EOS), src_len] of the best
+  ended: bool                           # whether the best emitted EOS (else hit the limit)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -17,6 +48,13 @@ def _eval_sums(params, batch, model):
 @functools.partial(jax.jit, static_argnames=("model", "max_len"))
 def _greedy(params, src, model, max_len):
   return decode.batch_greedy(model, params, src, max_len=max_len)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "beam_size", "nbest", "max_len"))
+def _beam(params, src, alpha, ratio, offset, model, beam_size, nbest, max_len):
+  return beam_search.batch_beam_search(
+      model, params, src, beam_size=beam_size, nbest=nbest, max_len=max_len, alpha=alpha,
+      max_length_ratio=ratio, max_length_offset=offset)
 
 
 def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> dict:
@@ -31,25 +69,148 @@ def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> d
   return {"loss": nll, "perplexity": float(np.exp(nll)), "token_accuracy": totals["correct"] / tokens}
 
 
-def greedy_translate(model, params, examples, batch_size: int, max_length: int):
-  """Greedy outputs for every example: (token id lists without EOS, attention arrays)."""
-  outputs, attentions = [], []
-  for batch, real in input_pipeline.eval_batches(examples, batch_size, max_length):
-    tokens, attn, length = jax.device_get(_greedy(params, batch["src"], model, max_length))
-    for row in range(real):
-      n, src_len = int(length[row]), len(examples[len(outputs)][0])
-      outputs.append(tokens[row, :n].tolist())
-      attentions.append(attn[row, :n + 1, :src_len])  # output rows include EOS
-  return outputs, attentions
+def source_width(longest: int, max_length: int) -> int:
+  """The padded source width of a batch: a power of two >= longest, in [4, max_length]."""
+  width = 4
+  while width < longest:
+    width *= 2
+  return min(width, max_length)
 
 
-def text_metrics(hypotheses: list[str], references: list[str], exact_match: bool) -> dict:
-  """Corpus BLEU and chrF (sacreBLEU), and exact match where it is meaningful."""
+def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
+                  max_length: int, search: str, settings: dict, nbest: int = 1,
+                  progress: str | None = None) -> list[Output]:
+  """Translates source id arrays (each 1..max_length ids) in fixed-shape batches, in order.
+
+  search: "greedy" (decode.batch_greedy, up to max_length tokens) or "beam"
+  (settings' beam_size, alpha and source-relative output limit). Every batch is
+  [batch_size, width] with width the power of two (at least 4, at most max_length)
+  that holds its longest source, so a few compilations serve every batch. Sentences
+  are batched by source length (and put back in order): the encoder then reads little
+  padding, and a batch's decoding loop, which runs until its longest output ends,
+  wastes few steps. The 'tutorial' attention scores max_length positions, so its
+  batches always have that width.
+  """
+  order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+  sources = [sources[i] for i in order]
+  outputs = []
+  bar = tqdm(total=len(sources), desc=progress, unit="sent", leave=False,
+             disable=progress is None, dynamic_ncols=True)
+  for start in range(0, len(sources), batch_size):
+    chunk = sources[start:start + batch_size]
+    width = max_length if model.attention == "tutorial" else source_width(
+        max(len(ids) for ids in chunk), max_length)
+    src = np.full((batch_size, width), PAD, np.int32)
+    for row, ids in enumerate(chunk):
+      src[row, :len(ids)] = ids
+    if search == "greedy":
+      tokens, attn, length = jax.device_get(_greedy(params, src, model, max_length))
+      tokens, length, scores = tokens[:, None], length[:, None], np.full(length.shape + (1,),
+                                                                         np.nan)
+    else:
+      result = jax.device_get(_beam(
+          params, src, float(settings["alpha"]), float(settings["max_length_ratio"]),
+          int(settings["max_length_offset"]), model, int(settings["beam_size"]), nbest,
+          max_length))
+      tokens, length, scores, attn = (result.tokens, result.lengths, result.scores,
+                                      result.attention)
+    for row, ids in enumerate(chunk):
+      found = [(tokens[row, r, :length[row, r]].tolist(), float(scores[row, r]))
+               for r in range(tokens.shape[1]) if scores[row, r] > beam_search.NEG_INF / 2
+               or np.isnan(scores[row, r])]
+      n = int(length[row, 0])
+      ended = n < tokens.shape[-1] and tokens[row, 0, n] == EOS
+      outputs.append(Output(found, attn[row, :n + int(ended), :len(ids)], bool(ended)))
+    bar.update(len(chunk))
+  bar.close()
+  in_order = [None] * len(outputs)
+  for position, i in enumerate(order):
+    in_order[i] = outputs[position]
+  return in_order
+
+
+def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
+  """Per-sentence reference lists -> sacreBLEU's streams (None where a sentence has fewer)."""
+  count = max((len(r) for r in references), default=1)
+  return [[r[j] if j < len(r) else None for r in references] for j in range(count)]
+
+
+def text_metrics(hypotheses: list[str], references: list[list[str]], exact_match: bool) -> dict:
+  """Corpus BLEU (cased, with signature; and lowercased) and chrF, by sacreBLEU.
+
+  references: one list of reference strings per hypothesis (one or more each).
+  exact_match: whether to add the share of hypotheses equal to their first reference.
+  """
+  if len(hypotheses) != len(references):
+    raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+  streams = reference_streams(references)
+  bleu = sacrebleu.BLEU()
+  bleu_lower = sacrebleu.BLEU(lowercase=True)
+  chrf = sacrebleu.CHRF()
   metrics = {
-      "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
-      "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+      "bleu": bleu.corpus_score(hypotheses, streams).score,
+      "bleu_signature": str(bleu.get_signature()),
+      "bleu_lowercase": bleu_lower.corpus_score(hypotheses, streams).score,
+      "chrf": chrf.corpus_score(hypotheses, streams).score,
+      "chrf_signature": str(chrf.get_signature()),
+      "references_per_sentence": len(streams),
   }
   if exact_match:
-    same = sum(h == r for h, r in zip(hypotheses, references))
+    same = sum(h == r[0] for h, r in zip(hypotheses, references))
     metrics["exact_match"] = same / max(len(references), 1)
   return metrics
+
+
+class SplitResult(NamedTuple):
+  metrics: dict                # BLEU, chrF, (exact match), sentences, truncated sources
+  hypotheses: list[str]        # best translation per source, in order
+  attentions: list[np.ndarray]  # [output tokens + EOS, source tokens] per source
+
+
+def evaluate_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_vocab, *,
+                   batch_size: int, max_length: int, search: str, settings: dict,
+                   references: list[list[str]] | None = None, exact_match: bool = False,
+                   progress: str | None = None) -> SplitResult:
+  """Translates every source of a split and scores it against its references.
+
+  No sentence is left out: a source longer than max_length is cut to its first
+  max_length tokens (and counted), an empty one translates to the empty string.
+  references: per sentence lists (multi-reference BLEU); default the pairs' targets.
+  """
+  if references is None:
+    references = [[t] for _, t in pairs]
+  encoded = [np.asarray(src_vocab.encode(s), np.int32) for s, _ in pairs]
+  truncated = sum(len(ids) > max_length for ids in encoded)
+  kept = [i for i, ids in enumerate(encoded) if len(ids)]
+  outputs = translate_ids(model, params, [encoded[i][:max_length] for i in kept],
+                          batch_size=batch_size, max_length=max_length, search=search,
+                          settings=settings, progress=progress)
+  hypotheses = [""] * len(pairs)
+  attentions = [np.zeros((1, 0), np.float32)] * len(pairs)
+  for i, out in zip(kept, outputs):
+    hypotheses[i] = tgt_vocab.decode(out.nbest[0][0]) if out.nbest else ""
+    attentions[i] = out.attention
+  metrics = text_metrics(hypotheses, references, exact_match)
+  metrics.update(sentences=len(pairs), truncated_sources=truncated, search=search)
+  return SplitResult(metrics, hypotheses, attentions)
+
+
+def write_outputs(workdir: str, name: str, hypotheses: list[str],
+                  references: list[list[str]]) -> dict:
+  """Writes NAME.hyp.txt and NAME.ref0.txt ... (one line per sentence) for sacreBLEU's CLI.
+
+  sacreBLEU's command line reads an empty line as an empty reference, so a sentence
+  with fewer references than others repeats its first one in the later files instead:
+  a repeated reference changes neither BLEU's clipped counts and closest reference
+  length nor chrF's best reference, so the scores equal those computed here with None.
+  Returns the file names, relative to workdir.
+  """
+  files = {"hypotheses": f"{name}.hyp.txt", "references": []}
+  with open(os.path.join(workdir, files["hypotheses"]), "w", encoding="utf-8") as f:
+    f.writelines(h + "\n" for h in hypotheses)
+  for j, stream in enumerate(reference_streams(references)):
+    files["references"].append(f"{name}.ref{j}.txt")
+    with open(os.path.join(workdir, files["references"][-1]), "w", encoding="utf-8") as f:
+      f.writelines((r if r is not None else refs[0]) + "\n"
+                   for r, refs in zip(stream, references))
+  return files

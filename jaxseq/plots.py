@@ -1,4 +1,4 @@
-"""Pictures of a run: attention heatmaps and the loss curve (matplotlib, no display)."""
+"""Pictures of a run: attention heatmaps and metric curves (matplotlib, no display)."""
 
 import matplotlib
 
@@ -7,10 +7,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def save_attention(path, weights: np.ndarray, src_words: list[str], out_words: list[str]):
-  """Heatmap of weights [len(out_words), len(src_words)]: source along x, output along y."""
+def attention_figure(weights: np.ndarray, src_words: list[str], out_words: list[str]):
+  """Heatmap of weights [len(out_words), len(src_words)]: source along x, output along y.
+
+  The layout of the PyTorch seq2seq tutorial's showAttention; the caller closes the figure.
+  """
   weights = np.asarray(weights)[:len(out_words), :len(src_words)]
-  fig, ax = plt.subplots(figsize=(1 + 0.45 * len(src_words), 1 + 0.45 * len(out_words)))
+  fig, ax = plt.subplots(figsize=(1 + 0.45 * max(len(src_words), 1),
+                                  1 + 0.45 * max(len(out_words), 1)))
   image = ax.matshow(weights, cmap="bone", vmin=0.0, vmax=1.0)
   fig.colorbar(image, ax=ax, fraction=0.046)
   ax.set_xticks(range(len(src_words)), src_words, rotation=90)
@@ -18,19 +22,39 @@ def save_attention(path, weights: np.ndarray, src_words: list[str], out_words: l
   ax.set_xlabel("source")
   ax.set_ylabel("output")
   fig.tight_layout()
+  return fig
+
+
+def save_attention(path, weights: np.ndarray, src_words: list[str], out_words: list[str]):
+  """Writes the attention heatmap (see attention_figure) to path."""
+  fig = attention_figure(weights, src_words, out_words)
   fig.savefig(path, dpi=100)
   plt.close(fig)
 
 
-def save_curves(path, curves: dict[str, tuple[list[int], list[float]]], ylabel: str = "loss"):
-  """One line per named curve of (steps, values)."""
+def attention_image(weights: np.ndarray, src_words: list[str], out_words: list[str]
+                    ) -> np.ndarray:
+  """The attention heatmap as an RGB array [height, width, 3] uint8 (for TensorBoard)."""
+  fig = attention_figure(weights, src_words, out_words)
+  fig.canvas.draw()
+  image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+  plt.close(fig)
+  return image
+
+
+def save_curves(path, curves: dict[str, tuple[list[int], list[float]]], ylabel: str = "loss",
+                log_scale: bool = True):
+  """One line per named curve of (steps, values); nothing is written without points."""
+  if not any(steps for steps, _ in curves.values()):
+    return
   fig, ax = plt.subplots(figsize=(6, 4))
   for name, (steps, values) in curves.items():
     if steps:
       ax.plot(steps, values, label=name, marker="." if len(steps) < 30 else None)
   ax.set_xlabel("step")
   ax.set_ylabel(ylabel)
-  ax.set_yscale("log")
+  if log_scale:
+    ax.set_yscale("log")
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxseq import checkpointing, configuration, data, evaluation, input_pipeline
+from jaxseq import metrics_writer
 from jaxseq import model as model_lib
 from jaxseq import parallel, plots, preemption, steps, vocab
 
@@ -58,7 +59,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
   eval_examples, eval_kept = input_pipeline.encode_indexed(
       corpus.eval, corpus.src_vocab, corpus.tgt_vocab, max_length)
   eval_dropped = len(corpus.eval) - len(eval_kept)
-  eval_pairs = [corpus.eval[i] for i in eval_kept]
   _log(f"data: {len(train_examples)} training pairs ({dropped} longer than "
        f"model.max_length={max_length} dropped), {len(eval_examples)} held-out "
        f"({eval_dropped} dropped); vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
@@ -76,6 +76,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   batches = input_pipeline.TrainIterator(train_examples, config.batch_size, max_length,
                                         seed=config.seed)
   manager = checkpointing.make_manager(workdir, config)
+  writer = metrics_writer.MetricsWriter(workdir)
   try:
     restored = checkpointing.restore_latest(manager, state, workdir, log=_log)
     if restored is not None:
@@ -83,15 +84,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
       batches.set_state(restored.data_state)
       _log(f"resumed from step {restored.step} in {manager.directory}")
     state, history, train_seconds, total_tokens = _train_loop(
-        config, workdir, model, state, batches, eval_examples, manager,
+        config, workdir, model, state, batches, corpus, eval_examples, manager, writer,
         _jit_train_step(model, config, mesh), mesh)
     checkpointing.wait(manager)
+    summary = _final_evaluation(config, workdir, model, state.params, corpus, eval_examples,
+                                history, writer, int(state.step))
   finally:
+    writer.close()
     with contextlib.suppress(Exception):  # the error that got us here is the one to report
       manager.close()
 
-  summary = _final_evaluation(config, workdir, model, state.params, corpus, eval_examples,
-                              eval_pairs, history)
   summary.update(
       steps=int(state.step), wall_seconds=time.time() - started,
       train_seconds=train_seconds,
@@ -120,8 +122,17 @@ def _tokenizers(workdir: str, corpus, resuming: bool):
   return saved
 
 
-def _train_loop(config, workdir, model, state, batches, eval_examples, manager, train_step,
-                mesh):
+def _heldout_bleu(config, model, params, corpus, search: str, progress=None):
+  """BLEU and chrF of the held-out split, every sentence, against all its references."""
+  return evaluation.evaluate_split(
+      model, params, corpus.eval, corpus.src_vocab, corpus.tgt_vocab,
+      batch_size=config.batch_size, max_length=config.model.max_length, search=search,
+      settings=evaluation.decode_settings(config), references=corpus.eval_references,
+      exact_match=corpus.exact_match, progress=progress)
+
+
+def _train_loop(config, workdir, model, state, batches, corpus, eval_examples, manager,
+                writer, train_step, mesh):
   """Steps from state.step to config.num_train_steps; saves, evaluates, obeys signals.
 
   The metrics of a step are read once the next step is queued (all of them at log,
@@ -130,7 +141,7 @@ def _train_loop(config, workdir, model, state, batches, eval_examples, manager, 
   """
   max_length = config.model.max_length
   first_step = int(state.step)
-  history = {"train": ([], []), "heldout": ([], [])}
+  history = {"train": ([], []), "heldout": ([], []), "bleu": ([], [])}
   window_tokens, window_start = 0, time.time()
   total_tokens, train_seconds = 0, 0.0
   pending = []  # (step number, device metrics) not read yet
@@ -183,6 +194,8 @@ def _train_loop(config, workdir, model, state, batches, eval_examples, manager, 
         train_seconds += elapsed
         history["train"][0].append(number)
         history["train"][1].append(loss)
+        writer.scalars(number, {"loss": loss,
+                                "tokens_per_second": window_tokens / max(elapsed, 1e-9)}, "train")
         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{window_tokens / max(elapsed, 1e-9):,.0f}")
         window_tokens, window_start = 0, time.time()
       save_metrics = None
@@ -191,11 +204,16 @@ def _train_loop(config, workdir, model, state, batches, eval_examples, manager, 
                                        max_length)
         history["heldout"][0].append(number)
         history["heldout"][1].append(held["loss"])
+        search = evaluation.decode_settings(config)["eval_search"]
+        held.update(_heldout_bleu(config, model, state.params, corpus, search).metrics)
+        history["bleu"][0].append(number)
+        history["bleu"][1].append(held["bleu"])
+        writer.scalars(number, held, "heldout")
         _log(f"step {number}: held-out loss {held['loss']:.4f}, "
-             f"token accuracy {held['token_accuracy']:.4f}")
+             f"token accuracy {held['token_accuracy']:.4f}, BLEU ({search}) {held['bleu']:.2f}")
         if step_log:
           step_log.write(json.dumps({"step": number, "heldout_loss": held["loss"]}) + "\n")
-        save_metrics = {"heldout_loss": held["loss"]}
+        save_metrics = {"heldout_loss": held["loss"], "bleu": held["bleu"]}
         window_start = time.time()  # evaluation time is not training time
       if is_save:
         checkpointing.save(manager, state, batches.get_state(), metrics=save_metrics, force=True)
@@ -212,31 +230,64 @@ def _train_loop(config, workdir, model, state, batches, eval_examples, manager, 
   return state, history, train_seconds, total_tokens
 
 
-def _final_evaluation(config, workdir, model, params, corpus, eval_examples, eval_pairs,
-                      history) -> dict:
+def _final_evaluation(config, workdir, model, params, corpus, eval_examples, history,
+                      writer, step) -> dict:
+  """Loss, perplexity, BLEU and chrF (beam search) of the held-out and test splits.
+
+  Writes NAME.hyp.txt / NAME.ref*.txt per split (what the scores were computed on),
+  the attention and curve PNGs, and TensorBoard scalars and images.
+  """
   max_length = config.model.max_length
   held = evaluation.heldout_loss(model, params, eval_examples, config.batch_size, max_length)
-  history["heldout"][0].append(history["train"][0][-1] if history["train"][0] else 0)
+  history["heldout"][0].append(step)
   history["heldout"][1].append(held["loss"])
-  outputs, attentions = evaluation.greedy_translate(model, params, eval_examples,
-                                                    config.batch_size, max_length)
-  hypotheses = [corpus.tgt_vocab.decode(o) for o in outputs]
-  references = [t for _, t in eval_pairs]
-  metrics = evaluation.text_metrics(hypotheses, references, corpus.exact_match)
-  report = ", ".join(f"{k} {v:.4f}" for k, v in {**held, **metrics}.items())
-  _log(f"held-out ({len(references)} sentences): {report}")
+  result = _heldout_bleu(config, model, params, corpus, "beam", progress="eval heldout")
+  references = corpus.eval_references or [[t] for _, t in corpus.eval]
+  files = evaluation.write_outputs(workdir, "heldout", result.hypotheses, references)
+  report = {**held, **result.metrics, "files": files}
+  history["bleu"][0].append(step)
+  history["bleu"][1].append(result.metrics["bleu"])
+  _log(f"held-out ({len(corpus.eval)} sentences): " + ", ".join(
+      f"{k} {v:.4f}" for k, v in report.items() if isinstance(v, float)))
+  _log(f"  {result.metrics['bleu_signature']}")
+  summary = {"heldout": report, "test": {}}
 
   _log("sample translations (held-out):")
-  for (src, ref), hyp in list(zip(eval_pairs, hypotheses))[:config.num_samples]:
+  for (src, ref), hyp in list(zip(corpus.eval, result.hypotheses))[:config.num_samples]:
     mark = "=" if hyp == ref else "x"
     _log(f"  > {src}\n  = {ref}\n  {mark} {hyp}")
-  for i in range(min(config.num_attention_plots, len(outputs))):
-    src_words = [corpus.src_vocab.decode([t]) for t in eval_examples[i][0]]  # one per token
-    out_words = [corpus.tgt_vocab.decode([t]) for t in outputs[i]] + ["</s>"]
+  for i in range(min(config.num_attention_plots, len(corpus.eval))):
+    # one label per token: subword pieces for SentencePiece, words for word vocabularies
+    src_ids = corpus.src_vocab.encode(corpus.eval[i][0])[:max_length]
+    src_words = [corpus.src_vocab.decode([t]) for t in src_ids]
+    out_ids = corpus.tgt_vocab.encode(result.hypotheses[i])
+    out_words = ([corpus.tgt_vocab.decode([t]) for t in out_ids] + ["</s>"])[
+        :len(result.attentions[i])]
     plots.save_attention(os.path.join(workdir, f"attention_{i}.png"),
-                         attentions[i], src_words, out_words)
+                         result.attentions[i], src_words, out_words)
+    writer.attention(step, f"attention/{i}", result.attentions[i], src_words, out_words)
+
+  for name, pairs in corpus.test.items():
+    examples, _ = input_pipeline.encode_pairs(pairs, corpus.src_vocab, corpus.tgt_vocab,
+                                              max_length)
+    test = evaluation.evaluate_split(
+        model, params, pairs, corpus.src_vocab, corpus.tgt_vocab,
+        batch_size=config.batch_size, max_length=max_length, search="beam",
+        settings=evaluation.decode_settings(config), exact_match=corpus.exact_match,
+        progress=f"eval {name}")
+    loss = evaluation.heldout_loss(model, params, examples, config.batch_size, max_length)
+    files = evaluation.write_outputs(workdir, f"test_{name}", test.hypotheses,
+                                     [[t] for _, t in pairs])
+    summary["test"][name] = {**loss, **test.metrics, "files": files}
+    writer.scalars(step, summary["test"][name], f"test_{name}")
+    _log(f"test {name} ({len(pairs)} sentences): BLEU {test.metrics['bleu']:.2f}, "
+         f"chrF {test.metrics['chrf']:.2f}")
+
+  writer.scalars(step, report, "heldout_final")
   plots.save_curves(os.path.join(workdir, "loss.png"),
                     {"train": history["train"], "held-out": history["heldout"]})
+  plots.save_curves(os.path.join(workdir, "bleu.png"), {"held-out": history["bleu"]},
+                    ylabel="BLEU", log_scale=False)
   with open(os.path.join(workdir, "translations.txt"), "w", encoding="utf-8") as f:
-    f.writelines(h + "\n" for h in hypotheses)
-  return {"heldout": {**held, **metrics, "sentences": len(references)}}
+    f.writelines(h + "\n" for h in result.hypotheses)
+  return summary

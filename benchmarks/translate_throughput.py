@@ -1,0 +1,167 @@
+"""Translation throughput: batched greedy and beam search against one sentence at a time.
+
+    python benchmarks/translate_throughput.py --workdir=workdir        # a trained model
+    python benchmarks/translate_throughput.py --num_sentences=64       # untrained, quick
+
+"One at a time" is the PyTorch tutorial's evaluate(): encode one sentence, then call the
+decoder once per output token from Python, reading the argmax back to the host each
+step. It runs twice: with both calls jit-compiled (the strongest one-at-a-time
+baseline; speedups are relative to it) and eagerly, op by op, as the tutorial's
+PyTorch modules run (`speedup_vs_eager_one_at_a_time`). The batched
+modes are jaxseq.evaluation.translate_ids with fixed [batch, max_length] shapes. Every
+mode translates the same sentences with the same parameters; compilation is excluded
+by a warm-up, and results are synchronised before the clock stops. Writes JSON with the
+hardware and the ratios measured in this one run.
+"""
+
+import argparse
+import functools
+import json
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import default  # noqa: E402
+from jaxseq import evaluation, steps, synthetic  # noqa: E402
+from jaxseq import model as model_lib  # noqa: E402
+from jaxseq.model import Seq2Seq  # noqa: E402
+from jaxseq.vocab import BOS, EOS, WordVocab  # noqa: E402
+
+
+def load_model(workdir: str | None, seed: int):
+  """(model, params, src_vocab, max_length, sources): a trained workdir or the default config."""
+  if workdir:
+    from jaxseq.translate import Translator
+    t = Translator(workdir)
+    config, model, params, src_vocab = t.config, t.model, t.params, t.src_vocab
+    tgt_vocab = t.tgt_vocab
+  else:
+    config = default.get_config()
+    splits = synthetic.make_splits(seed, 2000, 0, config.data.language)
+    src_vocab = WordVocab.build(s for s, _ in splits["train"])
+    tgt_vocab = WordVocab.build(t for _, t in splits["train"])
+    model = model_lib.from_config(config.model, len(src_vocab), len(tgt_vocab))
+    params = steps.create_train_state(model, config, jax.random.key(seed)).params
+  del tgt_vocab
+  return config, model, params, src_vocab
+
+
+def tutorial_functions(model, *, compiled: bool):
+  """The encode and decoder step that the one-at-a-time loop calls.
+
+  compiled=False runs them eagerly, op by op, as the PyTorch tutorial's modules do.
+  """
+  encode = functools.partial(model.apply, method=Seq2Seq.encode)
+  step = functools.partial(model.apply, method=Seq2Seq.decode_step)
+  return (jax.jit(encode), jax.jit(step)) if compiled else (encode, step)
+
+
+def one_at_a_time(functions, params, sources, max_length) -> int:
+  """The tutorial's loop; returns the number of output tokens (EOS included)."""
+  encode, step = functions
+  produced = 0
+  for ids in sources:
+    memory, state = encode(params, jnp.asarray(ids))
+    token = BOS
+    for _ in range(max_length):
+      state, logits, _ = step(params, memory, state, jnp.int32(token))
+      token = int(jnp.argmax(logits))  # back to the host every step, as the tutorial does
+      produced += 1
+      if token == EOS:
+        break
+  return produced
+
+
+def batched(model, params, sources, max_length, batch_size, search, beam_size, settings):
+  outputs = evaluation.translate_ids(
+      model, params, sources, batch_size=batch_size, max_length=max_length, search=search,
+      settings={**settings, "beam_size": beam_size})
+  return sum(len(o.nbest[0][0]) + int(o.ended) for o in outputs)
+
+
+def timed(fn, repeats: int):
+  """(fastest of `repeats` runs in seconds, tokens): the least disturbed by other load."""
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    tokens = fn()
+    best = min(best, time.perf_counter() - start)
+  return best, tokens
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--workdir", help="trained workdir (default: untrained default config)")
+  parser.add_argument("--num_sentences", type=int, default=512)
+  parser.add_argument("--num_single", type=int, default=64,
+                      help="sentences translated one at a time, jit-compiled steps")
+  parser.add_argument("--num_eager", type=int, default=16,
+                      help="sentences translated one at a time, eager steps (slowest)")
+  parser.add_argument("--batch_size", type=int, default=128)
+  parser.add_argument("--beam_sizes", default="4,8")
+  parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (best kept)")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__),
+                                                       "translate_throughput.json"))
+  args = parser.parse_args(argv)
+
+  config, model, params, src_vocab = load_model(args.workdir, args.seed)
+  max_length = config.model.max_length
+  pairs = synthetic.make_splits(args.seed + 1, 0, args.num_sentences, config.data.get(
+      "language", "de"))["eval"]
+  sources = [np.asarray(src_vocab.encode(s)[:max_length], np.int32) for s, _ in pairs]
+  sources = [s for s in sources if len(s)]
+  settings = evaluation.decode_settings(config)
+
+  results = {}
+  for name, compiled, count in (("one_at_a_time_greedy", True, args.num_single),
+                                ("one_at_a_time_greedy_eager", False, args.num_eager)):
+    single = sources[:count]
+    functions = tutorial_functions(model, compiled=compiled)
+    one_at_a_time(functions, params, single, max_length)  # compiles every source length
+    seconds, tokens = timed(lambda: one_at_a_time(functions, params, single, max_length),
+                            args.repeats)
+    results[name] = {"sentences": len(single), "seconds": seconds, "output_tokens": tokens}
+  modes = [("batched_greedy", "greedy", 1)] + [
+      (f"batched_beam{b}", "beam", int(b)) for b in args.beam_sizes.split(",")]
+  for name, search, beam in modes:
+    run = lambda: batched(model, params, sources, max_length, args.batch_size, search, beam,
+                          settings)
+    run()  # warm-up: compiles the one batch shape
+    seconds, tokens = timed(run, args.repeats)
+    results[name] = {"sentences": len(sources), "seconds": seconds, "output_tokens": tokens}
+  for r in results.values():
+    r["sentences_per_second"] = r["sentences"] / r["seconds"]
+    r["tokens_per_second"] = r["output_tokens"] / r["seconds"]
+    print(f"{r['sentences_per_second']:10.1f} sent/s {r['tokens_per_second']:10.1f} tok/s",
+          file=sys.stderr)
+  base = results["one_at_a_time_greedy"]["sentences_per_second"]
+  report = {
+      "benchmark": "translate_throughput",
+      "model": "trained " + args.workdir if args.workdir else "untrained configs/default.py",
+      "config": config.model.to_dict(), "batch_size": args.batch_size,
+      "alpha": settings["alpha"], "repeats": args.repeats, "results": results,
+      "speedup_vs_one_at_a_time": {k: v["sentences_per_second"] / base
+                                   for k, v in results.items()},
+      "speedup_vs_eager_one_at_a_time": {
+          k: v["sentences_per_second"] / results["one_at_a_time_greedy_eager"][
+              "sentences_per_second"] for k, v in results.items()},
+      "hardware": {"platform": platform.platform(), "processor": platform.processor(),
+                   "cpu_count": os.cpu_count(), "jax": jax.__version__,
+                   "devices": [str(d) for d in jax.devices()],
+                   "device_kind": jax.devices()[0].device_kind},
+  }
+  with open(args.output, "w") as f:
+    json.dump(report, f, indent=2)
+  print(json.dumps(report["speedup_vs_one_at_a_time"], indent=2))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

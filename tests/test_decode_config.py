@@ -1,0 +1,23 @@
+"""config.decode: the defaults pass validation; each wrong value is named."""
+
+import pytest
+
+from configs import default
+from jaxseq import configuration, evaluation
+
+
+def test_defaults_are_valid_and_match_the_fallbacks():
+  config = default.get_config()
+  configuration.validate(config)
+  assert evaluation.decode_settings(config) == config.decode.to_dict()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("beam_size", 0), ("alpha", -0.5), ("nbest", 5), ("max_length_ratio", -1.0),
+    ("max_length_offset", 0), ("eval_search", "sampling")])
+def test_bad_decode_values_are_named(field, value):
+  config = default.get_config()
+  config.decode[field] = value
+  with pytest.raises(configuration.ConfigError) as error:
+    configuration.validate(config)
+  assert error.value.field == f"decode.{field}"

@@ -1,0 +1,159 @@
+"""The translate command, run as a user would: real subprocesses on a trained workdir."""
+
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO, subprocess_env
+
+SENTENCES = ["seven hundred and twelve", "forty one", "three thousand and six"]
+
+
+def translate(workdir, *args, stdin: bytes | None = b""):
+  proc = subprocess.run([sys.executable, "-m", "jaxseq.translate", f"--workdir={workdir}",
+                         *args], cwd=REPO, env=subprocess_env(), input=stdin,
+                        capture_output=True, timeout=300)
+  return proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+
+
+def _one_error_line(rc, out, err):
+  assert rc == 2
+  assert out == ""
+  lines = err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: "), err
+  assert "Traceback" not in err
+  return lines[0]
+
+
+def test_arguments_stdin_and_file_agree_and_keep_order(trained_workdir, tmp_path):
+  rc, from_args, err = translate(trained_workdir, *SENTENCES)
+  assert rc == 0, err
+  assert len(from_args.splitlines()) == len(SENTENCES)
+
+  lines = SENTENCES[:1] + [""] + SENTENCES[1:]
+  rc, from_stdin, err = translate(trained_workdir, stdin=("\n".join(lines) + "\n").encode())
+  assert rc == 0, err
+  expected = from_args.splitlines()
+  assert from_stdin.splitlines() == expected[:1] + [""] + expected[1:]
+
+  path = tmp_path / "sources.txt"
+  path.write_text("\n".join(lines[::-1]) + "\n", encoding="utf-8")
+  # Batches of 2 split the file; the output follows the input order all the same.
+  rc, from_file, err = translate(trained_workdir, f"--input={path}", "--batch_size=2")
+  assert rc == 0, err
+  assert from_file.splitlines() == from_stdin.splitlines()[::-1]
+
+
+def test_json_nbest_unknown_words_long_and_empty_lines(trained_workdir):
+  long_line = " ".join(["seven"] * 30)
+  lines = ["forty one", "zebra forty quux", long_line, ""]  # the last line ends with "\n"
+  rc, out, err = translate(trained_workdir, "--json", "--nbest=3", "--beam_size=3",
+                           stdin=("\n".join(lines) + "\n").encode())
+  assert rc == 0, err
+  results = [json.loads(line) for line in out.splitlines()]
+  assert [r["source"] for r in results] == lines
+  for r in results[:3]:
+    scores = [h["score"] for h in r["nbest"]]
+    assert 1 <= len(scores) <= 3 and scores == sorted(scores, reverse=True)
+    assert r["translation"] == r["nbest"][0]["translation"]
+    assert r["score"] == scores[0]
+    attention = r["attention"]
+    assert len(attention) == len(r["output_tokens"])  # output words and EOS
+    assert all(len(row) == len(r["source_tokens"]) for row in attention)
+    assert all(abs(sum(row) - 1.0) < 1e-3 for row in attention)
+  assert results[1]["source_tokens"] == ["<unk>", "forty", "<unk>"]
+  assert "warning: sentence 3 has 30 tokens" in err
+  assert len(results[2]["source_tokens"]) == 12  # cut to model.max_length
+  assert results[3]["translation"] == "" and results[3]["nbest"] == []
+
+
+def test_plain_nbest_lists_each_hypothesis(trained_workdir):
+  rc, out, err = translate(trained_workdir, "--nbest=2", "--beam_size=3", *SENTENCES[:2])
+  assert rc == 0, err
+  rows = [line.split(" ||| ") for line in out.splitlines()]
+  assert [int(r[0]) for r in rows] == [0, 0, 1, 1]
+  assert float(rows[0][2]) >= float(rows[1][2])
+
+
+def test_attention_plot_for_one_sentence(trained_workdir, tmp_path):
+  path = tmp_path / "attention.png"
+  rc, out, err = translate(trained_workdir, f"--attention_plot={path}", SENTENCES[0])
+  assert rc == 0, err
+  assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  line = _one_error_line(*translate(trained_workdir, f"--attention_plot={path}", *SENTENCES))
+  assert "one sentence" in line
+
+
+def test_interactive_prompt_when_stdin_is_a_terminal(trained_workdir):
+  leader, follower = pty.openpty()
+  proc = subprocess.Popen([sys.executable, "-m", "jaxseq.translate",
+                           f"--workdir={trained_workdir}"], cwd=REPO, env=subprocess_env(),
+                          stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  os.close(follower)
+  try:
+    os.write(leader, b"forty one\n")
+    os.write(leader, b"\x04")  # Ctrl-D: end of input on a terminal
+    out, err = proc.communicate(timeout=300)
+  finally:
+    os.close(leader)
+  assert proc.returncode == 0, err
+  assert b"Ctrl-D" in err  # the prompt's greeting
+  assert len(out.decode().splitlines()) == 1
+  rc, expected, _ = translate(trained_workdir, "forty one")
+  assert out.decode() == expected
+
+
+def test_invalid_utf8_on_stdin(trained_workdir):
+  line = _one_error_line(*translate(trained_workdir, stdin=b"forty one\nsi\xffx\n"))
+  assert "stdin line 2 is not valid UTF-8" in line
+
+
+def test_workdir_without_checkpoint(trained_workdir, tmp_path):
+  line = _one_error_line(*translate(str(tmp_path / "nothing"), "forty"))
+  assert "config.json is missing" in line
+  copy = tmp_path / "no_checkpoint"
+  shutil.copytree(trained_workdir, copy, ignore=shutil.ignore_patterns("checkpoints"))
+  line = _one_error_line(*translate(str(copy), "forty"))
+  assert "checkpoints is missing" in line
+
+
+def test_damaged_config(trained_workdir, tmp_path):
+  copy = tmp_path / "damaged"
+  shutil.copytree(trained_workdir, copy, ignore=shutil.ignore_patterns("checkpoints"))
+  (copy / "config.json").write_text("{not json")
+  line = _one_error_line(*translate(str(copy), "forty"))
+  assert "is not a jaxseq config" in line
+
+
+@pytest.mark.parametrize("change", ["vocabulary", "config"])
+def test_checkpoint_that_does_not_fit(trained_workdir, tmp_path, change):
+  copy = tmp_path / "changed"
+  shutil.copytree(trained_workdir, copy)
+  if change == "vocabulary":
+    path = copy / "tgt_vocab.json"
+    tokenizer = json.loads(path.read_text(encoding="utf-8"))
+    tokenizer["words"].append("neu")
+    path.write_text(json.dumps(tokenizer), encoding="utf-8")
+  else:
+    path = copy / "config.json"
+    config = json.loads(path.read_text())
+    config["model"]["hidden_size"] = 24
+    path.write_text(json.dumps(config))
+  line = _one_error_line(*translate(str(copy), "forty"))
+  assert "does not fit" in line
+  assert "is not compatible with the stored shape" in line
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--beam_size=0"], "--beam_size=0"), (["--alpha=-1"], "--alpha=-1"),
+    (["--input=/nonexistent/file.txt"], "cannot be read")])
+def test_flag_mistakes(trained_workdir, flags, named):
+  line = _one_error_line(*translate(trained_workdir, *flags))
+  assert named in line
