@@ -54,24 +54,37 @@ def render(n: int, lang: str) -> tuple[str, str]:
   return " ".join(source), " ".join(target)
 
 
-def sample_numbers(rng: np.random.Generator, count: int) -> list[int]:
-  """`count` distinct numbers whose digit count is uniform over 1..6, in draw order."""
-  seen: dict[int, None] = {}  # insertion-ordered set
-  while len(seen) < count:
-    digits = rng.integers(1, 7, size=count)
-    lo = np.where(digits == 1, 0, 10 ** (digits - 1))
-    for x in rng.integers(lo, 10 ** digits):
-      seen.setdefault(int(x))
-      if len(seen) == count:
-        break
-  return list(seen)
+def _draw(rng: np.random.Generator, count: int, min_digits: int) -> np.ndarray:
+  """count numbers whose digit count is uniform over min_digits..6."""
+  digits = rng.integers(min_digits, 7, size=count)
+  low = np.where(digits == 1, 0, 10 ** (digits - 1))
+  return rng.integers(low, 10 ** digits)
 
 
 def make_splits(seed: int, num_train: int, num_eval: int, lang: str
                 ) -> dict[str, list[tuple[str, str]]]:
-  """Disjoint train and held-out sets of (source, target) pairs, fixed by seed."""
-  if num_train + num_eval > MAX_NUMBER + 1:
-    raise ValueError(f"at most {MAX_NUMBER + 1} distinct numbers exist")
+  """Train and held-out (source, target) pairs, fixed by seed, sharing no number.
+
+  Held-out: num_eval distinct numbers of 3 to 6 digits. Train: num_train draws, with
+  repetition, whose digit count is uniform over 1..6, so every number below 100 (the
+  building blocks) is seen many times; no held-out number is ever drawn.
+  """
+  if num_eval > (MAX_NUMBER + 1) // 2:
+    raise ValueError(f"at most {(MAX_NUMBER + 1) // 2} held-out numbers")
   rng = np.random.default_rng(seed)
-  pairs = [render(n, lang) for n in sample_numbers(rng, num_train + num_eval)]
-  return {"train": pairs[:num_train], "eval": pairs[num_train:]}
+  held: dict[int, None] = {}  # insertion-ordered set
+  while len(held) < num_eval:
+    for n in _draw(rng, num_eval, min_digits=3):
+      if len(held) < num_eval:
+        held.setdefault(int(n))
+  train: list[int] = []
+  while len(train) < num_train:
+    train.extend(int(n) for n in _draw(rng, num_train, min_digits=1) if int(n) not in held)
+  rendered: dict[int, tuple[str, str]] = {}
+
+  def pair(n: int) -> tuple[str, str]:
+    if n not in rendered:
+      rendered[n] = render(n, lang)
+    return rendered[n]
+
+  return {"train": [pair(n) for n in train[:num_train]], "eval": [pair(n) for n in held]}

@@ -20,12 +20,20 @@ def test_german_puts_units_before_tens():
 
 
 def test_splits_are_disjoint_deterministic_and_sized():
-  a = synthetic.make_splits(3, 300, 50, "de")
-  b = synthetic.make_splits(3, 300, 50, "de")
-  c = synthetic.make_splits(4, 300, 50, "de")
+  a = synthetic.make_splits(3, 3000, 200, "de")
+  b = synthetic.make_splits(3, 3000, 200, "de")
+  c = synthetic.make_splits(4, 3000, 200, "de")
   assert a == b and a != c
-  assert len(a["train"]) == 300 and len(a["eval"]) == 50
-  assert not {s for s, _ in a["train"]} & {s for s, _ in a["eval"]}
+  assert len(a["train"]) == 3000 and len(a["eval"]) == 200
+  held = {s for s, _ in a["eval"]}
+  assert len(held) == 200  # distinct held-out sentences
+  assert not {s for s, _ in a["train"]} & held
+
+
+def test_every_small_number_is_in_training():
+  train = {s for s, _ in synthetic.make_splits(0, 3000, 200, "de")["train"]}
+  small = {synthetic.render(n, "de")[0] for n in range(100)}
+  assert small <= train
 
 
 def test_unknown_language_is_named():
