@@ -131,6 +131,7 @@ def hardware() -> dict:
       "device_platform": devices[0].platform,
       "device_count": len(devices),
       "load_average_1min": os.getloadavg()[0],  # > cores means the timings were shared
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
   }
 
 

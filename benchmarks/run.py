@@ -48,6 +48,7 @@ def headline(quick: bool, out_dir: str) -> dict:
   peak_after = flops.measure_matmul_flops()  # the machine may have changed under us
   record = {"benchmark": "torch_reference", "hardware": common.hardware(),
             "versions": common.versions(), "matmul": peak, "matmul_after": peak_after,
+            "torch_matmul": torch_reference.measure_torch_matmul(),
             "comparisons": comparisons}
   common.write_json(os.path.join(out_dir, "torch_reference.json"), record)
   return record
@@ -94,7 +95,10 @@ def main(argv=None):
       f"jax {head['versions']['jax']}, torch {head['versions']['torch']}"
       + (" (quick run: few steps, not for publication)" if args.quick else ""),
       "",
-      f"Measured float32 matmul: {suite['matmul_gflops']:.1f} GFLOP/s.",
+      f"Measured float32 matmul (jnp.dot, 2048^2): {suite['matmul_gflops']:.1f} GFLOP/s; "
+      "PyTorch's torch.mm on the same matrices: " + ", ".join(
+          f"{rate / 1e9:.1f} GFLOP/s on {threads} thread(s)" for threads, rate in
+          head["torch_matmul"]["flops_per_second_by_threads"].items()) + ".",
       "",
       common.markdown_table(rows, HEADLINE_COLUMNS),
       "",

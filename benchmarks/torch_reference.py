@@ -172,6 +172,20 @@ def measure_jaxseq(size: common.Size, batches: list[dict], warmup: int) -> tuple
           "losses": losses}, initial
 
 
+def measure_torch_matmul(n: int = 2048, repeats: int = 10) -> dict:
+  """PyTorch's own dense f32 matmul rate per thread count, for reference next to XLA's."""
+  a = torch.randn(n, n)
+  default_threads = torch.get_num_threads()
+  rates = {}
+  for threads in sorted({default_threads, 1}):
+    torch.set_num_threads(threads)
+    a @ a  # warm up
+    times = common.time_calls(lambda _: a @ a, repeats)
+    rates[threads] = 2 * n ** 3 / common.median(times)
+  torch.set_num_threads(default_threads)
+  return {"matrix_size": n, "flops_per_second_by_threads": rates}
+
+
 def compare(size: common.Size, num_steps: int, warmup: int = 2) -> dict:
   """jaxseq and PyTorch on the same batches, one after the other in this process."""
   batches = common.make_batches(size, warmup + num_steps)
@@ -204,7 +218,8 @@ def report(result: dict) -> str:
   return (f"{result['size']['name']}: parameters jaxseq {j['num_params']:,} / torch "
           f"{t['num_params']:,}; first loss {j['losses'][0]:.5f} / {t['losses'][0]:.5f}, last "
           f"{j['losses'][-1]:.5f} / {t['losses'][-1]:.5f}; tokens/s {j['tokens_per_second']:,.0f}"
-          f" / {t['tokens_per_second']:,.0f} ({t['threads']} threads); jaxseq / torch = {result['speedup']:.2f}x")
+          f" / {t['tokens_per_second']:,.0f} ({t['threads']} threads); "
+          f"jaxseq / torch = {result['speedup']:.2f}x")
 
 
 def main(argv=None):

@@ -19,6 +19,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from jaxseq import configuration
+
 DATA_AXIS = "data"
 DISTRIBUTED_ENV = "JAXSEQ_DISTRIBUTED"
 
@@ -40,8 +42,14 @@ def initialize_distributed(config) -> bool:
   if not distributed_requested(config) or jax.distributed.is_initialized():
     return False
   count, index = os.environ.get("JAX_NUM_PROCESSES"), os.environ.get("JAX_PROCESS_ID")
-  jax.distributed.initialize(num_processes=int(count) if count else None,
-                             process_id=int(index) if index else None)
+  try:
+    jax.distributed.initialize(num_processes=int(count) if count else None,
+                               process_id=int(index) if index else None)
+  except ValueError as e:  # no cluster found, or unusable ids: say what is needed
+    raise configuration.ConfigError(
+        "distributed", True,
+        "a cluster that jax.distributed detects (SLURM, Open MPI, Cloud TPU) or "
+        f"JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set ({e})") from e
   return True
 
 

@@ -85,7 +85,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def one_and_four():
-  return _result(_start(1)), _result(_start(4))
+  one, four = _start(1), _start(4)  # both compile at once
+  return _result(one), _result(four)
 
 
 def test_four_devices_really_split_the_batch(one_and_four):
@@ -130,6 +131,22 @@ def test_distributed_is_requested_by_config_or_environment(monkeypatch):
   assert parallel.distributed_requested(ml_collections.ConfigDict({"distributed": True}))
   monkeypatch.setenv(parallel.DISTRIBUTED_ENV, "1")
   assert parallel.distributed_requested(ml_collections.ConfigDict({"distributed": False}))
+
+
+def test_distributed_without_a_cluster_is_a_config_error():
+  # A fresh process: jax.distributed must be initialised before JAX's backend starts.
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")}
+  code = ("import ml_collections\n"
+          "from jaxseq import configuration, parallel\n"
+          "try:\n"
+          "  parallel.initialize_distributed(ml_collections.ConfigDict({'distributed': True}))\n"
+          "except configuration.ConfigError as e:\n"
+          "  print(e)\n")
+  done = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": REPO},
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "config.distributed=True" in done.stdout and "JAX_COORDINATOR_ADDRESS" in done.stdout
 
 
 if __name__ == "__main__":
