@@ -8,8 +8,9 @@ The jaxseq initial parameters are copied into it, so the first losses must agree
 float precision before anything is timed; that is the check that the two really are
 the same network. Then both train with Adam (lr 1e-3, global-norm clipping at 1) for
 the same steps on the same batches, the PyTorch decoder as a Python loop over the
-target positions (eager, the tutorial's way), and the ratio of their median step
-times is reported.
+target positions (eager, the tutorial's way), their steps interleaved, and the ratio
+of their median step times is reported (PyTorch with the faster of its default thread
+count and one thread).
 
     pip install '.[bench]'                        # torch, CPU build
     python -m benchmarks.torch_reference --size small --steps 10
@@ -115,61 +116,48 @@ def token_loss(logits: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
   return nn.functional.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=0)
 
 
-def measure_torch(size: common.Size, batches: list[dict], warmup: int, jax_params,
-                  threads: int) -> dict:
-  """Trains the PyTorch model on `batches` (the first `warmup` untimed) on `threads` threads."""
-  torch.set_num_threads(threads)
+def torch_stepper(size: common.Size, jax_params, threads: int):
+  """One PyTorch train step per call, step(batch) -> loss, on `threads` threads."""
   model = TorchSeq2Seq(size)
   load_jaxseq_params(model, jax_params)
   optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-  losses = []
 
-  def one_step(i):
-    batch = {k: torch.from_numpy(v).long() for k, v in batches[i].items()}
+  def step(host_batch: dict) -> float:
+    torch.set_num_threads(threads)
+    batch = {k: torch.from_numpy(v).long() for k, v in host_batch.items()}
     optimizer.zero_grad()
     loss = token_loss(model(batch["src"], batch["tgt_in"]), batch["tgt_out"])
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
-    losses.append(loss.item())
+    return loss.item()
 
-  for i in range(warmup):
-    one_step(i)
-  times = common.time_calls(lambda i: one_step(warmup + i), len(batches) - warmup)
-  step_seconds = common.median(times)
-  tokens = [common.target_tokens(b) for b in batches[warmup:]]
-  return {"num_params": sum(p.numel() for p in model.parameters()),
-          "step_seconds_median": step_seconds, "step_seconds_all": times,
-          "steps_per_second": 1 / step_seconds,
-          "tokens_per_second": common.median(tokens) / step_seconds,
-          "losses": losses, "threads": torch.get_num_threads()}
+  return step, sum(p.numel() for p in model.parameters())
 
 
-def measure_jaxseq(size: common.Size, batches: list[dict], warmup: int) -> tuple[dict, dict]:
-  """Trains jaxseq on the same batches; returns its record and its initial parameters."""
+def jaxseq_stepper(size: common.Size, first_batch: dict):
+  """One jaxseq train step per call (compiled here), and the initial parameters."""
   import jax
   from jaxseq import parallel
   _, state, train_step, mesh = train_throughput.build(size)
   initial = jax.device_get(state.params)
-  compiled = train_step.lower(state, parallel.shard_batch(batches[0], mesh)).compile()
-  losses = []
+  compiled = train_step.lower(state, parallel.shard_batch(first_batch, mesh)).compile()
 
-  def one_step(i):
+  def step(host_batch: dict) -> float:
     nonlocal state
-    state, metrics = compiled(state, parallel.shard_batch(batches[i], mesh))
+    state, metrics = compiled(state, parallel.shard_batch(host_batch, mesh))
     jax.block_until_ready((state, metrics))
-    losses.append(float(metrics["loss"]) / float(metrics["tokens"]))
+    return float(metrics["loss"]) / float(metrics["tokens"])
 
-  for i in range(warmup):
-    one_step(i)
-  times = common.time_calls(lambda i: one_step(warmup + i), len(batches) - warmup)
+  return step, initial, int(sum(x.size for x in jax.tree.leaves(initial)))
+
+
+def _summary(times: list[float], losses: list[float], batches: list[dict], **extra) -> dict:
   step_seconds = common.median(times)
-  tokens = [common.target_tokens(b) for b in batches[warmup:]]
-  return {"num_params": int(sum(x.size for x in jax.tree.leaves(initial))),
-          "step_seconds_median": step_seconds, "step_seconds_all": times,
-          "steps_per_second": 1 / step_seconds,
-          "tokens_per_second": common.median(tokens) / step_seconds,
-          "losses": losses}, initial
+  tokens = common.median([common.target_tokens(b) for b in batches])
+  return {"step_seconds_median": step_seconds, "step_seconds_all": times,
+          "steps_per_second": 1 / step_seconds, "tokens_per_second": tokens / step_seconds,
+          "losses": losses, **extra}
 
 
 def measure_torch_matmul(n: int = 2048, repeats: int = 10) -> dict:
@@ -187,25 +175,44 @@ def measure_torch_matmul(n: int = 2048, repeats: int = 10) -> dict:
 
 
 def compare(size: common.Size, num_steps: int, warmup: int = 2) -> dict:
-  """jaxseq and PyTorch on the same batches, one after the other in this process."""
+  """jaxseq and PyTorch on the same batches in this process, their steps interleaved.
+
+  Step i of every contender runs back to back on batch i, so a change in the machine's
+  load during the run hits all of them alike. PyTorch runs twice, on its default
+  thread count and on one thread, and the faster is the reference: on a busy machine
+  one thread can beat several.
+  """
+  import time
   batches = common.make_batches(size, warmup + num_steps)
-  jax_result, initial = measure_jaxseq(size, batches, warmup)
-  # PyTorch gets its better thread count: on a busy machine one thread can beat all.
+  jax_step, initial, jax_params = jaxseq_stepper(size, batches[0])
   default_threads = torch.get_num_threads()
-  tries = [measure_torch(size, batches, warmup, initial, n)
-           for n in sorted({default_threads, 1}, reverse=True)]
+  contenders = {"jaxseq": jax_step}
+  for threads in sorted({default_threads, 1}, reverse=True):
+    contenders[f"torch_{threads}"], torch_params = torch_stepper(size, initial, threads)
+  times = {name: [] for name in contenders}
+  losses = {name: [] for name in contenders}
+  for i, batch in enumerate(batches):
+    for name, step in contenders.items():
+      start = time.perf_counter()
+      losses[name].append(step(batch))
+      if i >= warmup:
+        times[name].append(time.perf_counter() - start)
   torch.set_num_threads(default_threads)
+  timed = batches[warmup:]
+  jax_result = _summary(times["jaxseq"], losses["jaxseq"], timed, num_params=jax_params)
+  tries = [_summary(times[n], losses[n], timed, num_params=torch_params,
+                    threads=int(n.split("_")[1])) for n in contenders if n != "jaxseq"]
   torch_result = min(tries, key=lambda r: r["step_seconds_median"])
   torch_result["other_thread_counts"] = [
       {"threads": r["threads"], "tokens_per_second": r["tokens_per_second"]}
       for r in tries if r is not torch_result]
-  first_gap = abs(jax_result["losses"][0] - torch_result["losses"][0])
   train_flops = flops.train_step_flops(size)
   return {
       "size": dataclasses.asdict(size), "warmup_steps": warmup, "timed_steps": num_steps,
       "jaxseq": jax_result, "torch": torch_result,
-      "params_match": jax_result["num_params"] == torch_result["num_params"],
-      "first_loss_abs_diff": first_gap,
+      "params_match": jax_params == torch_params,
+      "first_loss_abs_diff": abs(jax_result["losses"][0] - torch_result["losses"][0]),
+      "last_loss_abs_diff": abs(jax_result["losses"][-1] - torch_result["losses"][-1]),
       "speedup": torch_result["step_seconds_median"] / jax_result["step_seconds_median"],
       "train_step_gflop": train_flops / 1e9,
       "jaxseq_gflops": train_flops / jax_result["step_seconds_median"] / 1e9,
