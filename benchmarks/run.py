@@ -15,7 +15,7 @@ import time
 
 from benchmarks import common, flops, train_throughput
 
-TARGETS = {  # (size, batch) -> the speedup over PyTorch eager and fraction of matmul FLOP/s
+TARGETS = {  # size -> least speedup over PyTorch eager, least fraction of the best matmul FLOP/s
     "small": {"speedup": 3.0},
     "large": {"speedup": 1.5, "matmul_fraction": 0.5},
 }
@@ -25,7 +25,8 @@ HEADLINE_COLUMNS = [
     ("batch", "batch", "d"), ("params", "parameters", ",d"),
     ("jax_tokens", "jaxseq tokens/s", ",.0f"), ("torch_tokens", "PyTorch tokens/s", ",.0f"),
     ("speedup", "jaxseq / PyTorch", ".2f"), ("jax_gflops", "jaxseq GFLOP/s", ".1f"),
-    ("fraction", "of matmul peak", ".2f"), ("first_loss_abs_diff", "first-loss diff", ".1e"),
+    ("fraction", "of jnp.dot rate", ".2f"), ("fraction_best", "of best matmul rate", ".2f"),
+    ("first_loss_abs_diff", "first-loss diff", ".1e"),
 ]
 
 
@@ -46,9 +47,15 @@ def headline(quick: bool, out_dir: str) -> dict:
     print("  " + torch_reference.report(result), flush=True)
     comparisons.append(result)
   peak_after = flops.measure_matmul_flops()  # the machine may have changed under us
+  torch_matmul = torch_reference.measure_torch_matmul()
+  # The machine's limit is the best dense matmul rate either library reached in this run.
+  best = max([peak["flops_per_second"], peak_after["flops_per_second"],
+              *torch_matmul["flops_per_second_by_threads"].values()])
+  for result in comparisons:
+    result["matmul_fraction_best"] = result["jaxseq_gflops"] * 1e9 / best
   record = {"benchmark": "torch_reference", "hardware": common.hardware(),
             "versions": common.versions(), "matmul": peak, "matmul_after": peak_after,
-            "torch_matmul": torch_reference.measure_torch_matmul(),
+            "torch_matmul": torch_matmul, "best_matmul_flops_per_second": best,
             "comparisons": comparisons}
   common.write_json(os.path.join(out_dir, "torch_reference.json"), record)
   return record
@@ -59,7 +66,7 @@ def verdicts(comparisons: list[dict]) -> list[dict]:
   for c in comparisons:
     target = TARGETS.get(c["size"]["name"], {})
     for key, minimum in target.items():
-      value = c["speedup"] if key == "speedup" else c["matmul_fraction"]
+      value = c["speedup"] if key == "speedup" else c["matmul_fraction_best"]
       found.append({"size": c["size"]["name"], "batch": c["size"]["batch_size"],
                     "measure": key, "value": value, "target": minimum,
                     "met": value >= minimum})
@@ -79,6 +86,7 @@ def main(argv=None):
   checks = verdicts(head["comparisons"])
   suite = {"hardware": head["hardware"], "versions": head["versions"], "quick": args.quick,
            "matmul_gflops": head["matmul"]["flops_per_second"] / 1e9,
+           "best_matmul_gflops": head["best_matmul_flops_per_second"] / 1e9,
            "targets": checks, "seconds": time.time() - started}
   common.write_json(os.path.join(args.out, "suite.json"), suite)
 
@@ -88,6 +96,7 @@ def main(argv=None):
            "params": c["jaxseq"]["num_params"], "jax_tokens": c["jaxseq"]["tokens_per_second"],
            "torch_tokens": c["torch"]["tokens_per_second"], "speedup": c["speedup"],
            "jax_gflops": c["jaxseq_gflops"], "fraction": c["matmul_fraction"],
+           "fraction_best": c["matmul_fraction_best"],
            "first_loss_abs_diff": c["first_loss_abs_diff"]} for c in head["comparisons"]]
   lines = [
       f"Hardware: {hw['cpu_model']}, {hw['cpu_cores']} cores, device {hw['device_kind']} "
@@ -98,7 +107,9 @@ def main(argv=None):
       f"Measured float32 matmul (jnp.dot, 2048^2): {suite['matmul_gflops']:.1f} GFLOP/s; "
       "PyTorch's torch.mm on the same matrices: " + ", ".join(
           f"{rate / 1e9:.1f} GFLOP/s on {threads} thread(s)" for threads, rate in
-          head["torch_matmul"]["flops_per_second_by_threads"].items()) + ".",
+          head["torch_matmul"]["flops_per_second_by_threads"].items()) + "; "
+      f"jnp.dot at the end: {head['matmul_after']['flops_per_second'] / 1e9:.1f} GFLOP/s. "
+      "The FLOP target is checked against the best of these.",
       "",
       common.markdown_table(rows, HEADLINE_COLUMNS),
       "",
