@@ -23,6 +23,8 @@ def get_model_config() -> ml_collections.ConfigDict:
   m.input_feeding = False       # Luong 3.3: feed h~_{t-1} into the next decoder input
   m.dropout = 0.0               # dropout on embeddings, between layers and before the output
   m.max_length = 16             # longest sentence (tokens, EOS included) the model handles
+  m.dtype = "float32"           # compute dtype: float32 | bfloat16 (params and loss stay float32)
+  m.scan_unroll = 1             # recurrent time steps per lax.scan iteration (speed only)
   return m
 
 
@@ -30,6 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0                       # root of every random stream (data order, init, dropout)
   config.dataset = "numbers"            # numbers (generated in-process)
+  config.distributed = False            # start jax.distributed first (or JAXSEQ_DISTRIBUTED=1)
 
   config.data = ml_collections.ConfigDict()
   config.data.language = "de"           # numbers: target language, de | fr

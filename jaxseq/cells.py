@@ -69,10 +69,11 @@ class RecurrentCell(nn.Module):
 
   cell: str
   hidden_size: int
+  dtype: Any = jnp.float32  # compute dtype; the parameters stay float32
 
   def setup(self):
     gates = NUM_GATES[self.cell] * self.hidden_size
-    self.input = nn.Dense(gates, name="input")
+    self.input = nn.Dense(gates, dtype=self.dtype, name="input")
     self.kernel = self.param(
         "recurrent_kernel", nn.initializers.orthogonal(), (self.hidden_size, gates))
     self.bias = self.param("recurrent_bias", nn.initializers.zeros, (gates,))
@@ -82,8 +83,8 @@ class RecurrentCell(nn.Module):
     return self.input(x)
 
   def weights(self) -> tuple[Array, Array]:
-    """The recurrent (kernel, bias), to be closed over by a scan body."""
-    return self.kernel, self.bias
+    """The recurrent (kernel, bias) in the compute dtype, to be closed over by a scan body."""
+    return self.kernel.astype(self.dtype), self.bias.astype(self.dtype)
 
   def step(self, carry: Carry, x_proj: Array) -> Carry:
-    return STEPS[self.cell](self.kernel, self.bias, carry, x_proj)
+    return STEPS[self.cell](*self.weights(), carry, x_proj)

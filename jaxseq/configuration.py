@@ -5,6 +5,7 @@ import ml_collections
 from jaxseq.attention import ATTENTIONS
 from jaxseq.cells import CELLS
 
+DTYPES = ("float32", "bfloat16")
 LR_SCHEDULES = ("constant", "warmup_cosine", "warmup_rsqrt")
 SEARCHES = ("greedy", "beam")
 
@@ -69,12 +70,18 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1,
              datasets=("numbers",)):
   """Raises ConfigError naming the first field whose value is not allowed."""
   _int(config, "seed", 0)
+  if "distributed" in config:
+    _bool(config, "distributed")
   _choice(config, "dataset", datasets)
   _choice(config, "model.cell", CELLS)
   _choice(config, "model.attention", ATTENTIONS)
   for field in ("embed_size", "hidden_size", "attention_size", "num_layers", "max_length"):
     _int(config, f"model.{field}", 1)
   _bool(config, "model.bidirectional")
+  if "dtype" in config.model:
+    _choice(config, "model.dtype", DTYPES)
+  if "scan_unroll" in config.model:
+    _int(config, "model.scan_unroll", 1)
   _bool(config, "model.input_feeding")
   _float(config, "model.dropout", 0.0, 1.0)
   if config.model.dropout >= 1.0:

@@ -49,7 +49,8 @@ def teacher_forced(model: Seq2Seq, params, src: Array, tgt_in: Array, key: Array
     return (state, jnp.argmax(logits).astype(tgt_in.dtype)), (logits, weights)
 
   first = tgt_in[0]
-  _, (logits, weights) = lax.scan(body, (state, first), (tgt_in, step_keys))
+  _, (logits, weights) = lax.scan(body, (state, first), (tgt_in, step_keys),
+                                  unroll=model.scan_unroll)
   return logits, weights
 
 

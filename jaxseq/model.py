@@ -41,11 +41,12 @@ class DecoderState(NamedTuple):
 
 
 def run_rnn(cell: cells.RecurrentCell, kind: str, x: Array, mask: Array, *,
-            reverse: bool) -> tuple[Array, Any]:
+            reverse: bool, unroll: int = 1) -> tuple[Array, Any]:
   """Runs one cell over a sentence; padded positions neither update nor output.
 
   x: [src_len, in]; mask: [src_len] bool -> (outputs [src_len, hidden], final carry).
   The final carry is the state after the last real token in the scan's direction.
+  `unroll` time steps run per loop iteration (fewer loop overheads, longer compile).
   """
   x_proj = cell.project(x)  # [src_len, gates], hoisted out of the scan
   kernel, bias = cell.weights()
@@ -58,7 +59,7 @@ def run_rnn(cell: cells.RecurrentCell, kind: str, x: Array, mask: Array, *,
     return carry, jnp.where(real, cells.carry_output(kind, carry), 0.0)
 
   init = cells.zero_carry(kind, cell.hidden_size, x.dtype)
-  final, outputs = lax.scan(body, init, (x_proj, mask), reverse=reverse)
+  final, outputs = lax.scan(body, init, (x_proj, mask), reverse=reverse, unroll=unroll)
   return outputs, final
 
 
@@ -72,6 +73,8 @@ class Encoder(nn.Module):
   num_layers: int = 1
   bidirectional: bool = False
   dropout: float = 0.0
+  dtype: Any = jnp.float32  # compute dtype (parameters stay float32)
+  scan_unroll: int = 1
 
   @nn.compact
   def __call__(self, src: Array, mask: Array, *, train: bool):
@@ -82,16 +85,16 @@ class Encoder(nn.Module):
     """
     if src.ndim != 1 or mask.shape != src.shape:
       raise ValueError(f"Encoder takes one sentence: src [src_len], got {src.shape}")
-    x = nn.Embed(self.vocab_size, self.embed_size, name="embed")(src)
+    x = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype, name="embed")(src)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     finals = []
     for layer in range(self.num_layers):
-      fwd = cells.RecurrentCell(self.cell, self.hidden_size, name=f"layer{layer}_fwd")
-      out, carry = run_rnn(fwd, self.cell, x, mask, reverse=False)
+      fwd = cells.RecurrentCell(self.cell, self.hidden_size, self.dtype, name=f"layer{layer}_fwd")
+      out, carry = run_rnn(fwd, self.cell, x, mask, reverse=False, unroll=self.scan_unroll)
       layer_finals = (carry,)
       if self.bidirectional:
-        bwd = cells.RecurrentCell(self.cell, self.hidden_size, name=f"layer{layer}_bwd")
-        out_b, carry_b = run_rnn(bwd, self.cell, x, mask, reverse=True)
+        bwd = cells.RecurrentCell(self.cell, self.hidden_size, self.dtype, name=f"layer{layer}_bwd")
+        out_b, carry_b = run_rnn(bwd, self.cell, x, mask, reverse=True, unroll=self.scan_unroll)
         out = jnp.concatenate([out, out_b], axis=-1)  # [src_len, 2 * hidden]
         layer_finals = (carry, carry_b)
       finals.append(layer_finals)
@@ -102,7 +105,12 @@ class Encoder(nn.Module):
 
 
 class Seq2Seq(nn.Module):
-  """Encoder plus attention decoder. Use `encode` once, then `decode_step` per token."""
+  """Encoder plus attention decoder. Use `encode` once, then `decode_step` per token.
+
+  With dtype=bfloat16 embeddings, cells and projections compute in bfloat16 from
+  float32 parameters; attention scores follow their float32 parameters, and the
+  logits are returned in float32 so that the loss is computed in float32.
+  """
 
   src_vocab_size: int
   tgt_vocab_size: int
@@ -116,27 +124,31 @@ class Seq2Seq(nn.Module):
   input_feeding: bool = False
   dropout: float = 0.0
   max_length: int = 32
+  dtype: Any = jnp.float32  # compute dtype (parameters stay float32)
+  scan_unroll: int = 1      # encoder and teacher-forced decoder steps per scan iteration
 
   def setup(self):
-    h = self.hidden_size
+    h, dtype = self.hidden_size, self.dtype
     self.encoder = Encoder(self.src_vocab_size, self.embed_size, h, self.cell,
-                           self.num_layers, self.bidirectional, self.dropout)
+                           self.num_layers, self.bidirectional, self.dropout, dtype,
+                           self.scan_unroll)
     if self.bidirectional:
       # Both directions are combined into one `hidden`-sized state per position and
       # per layer, so every attention score (dot included) sees equal sizes.
-      self.memory_proj = nn.Dense(h, name="memory_proj")
-      self.bridges = [nn.Dense(h, name=f"bridge{i}") for i in range(self.num_layers)]
+      self.memory_proj = nn.Dense(h, dtype=dtype, name="memory_proj")
+      self.bridges = [nn.Dense(h, dtype=dtype, name=f"bridge{i}") for i in range(self.num_layers)]
     self.attn = attention_lib.make_attention(
         self.attention, attention_size=self.attention_size, hidden_size=h,
         max_length=self.max_length)
-    self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_size, name="tgt_embed")
-    self.decoder_cells = [cells.RecurrentCell(self.cell, h, name=f"decoder{i}")
+    self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_size, dtype=dtype,
+                              name="tgt_embed")
+    self.decoder_cells = [cells.RecurrentCell(self.cell, h, dtype, name=f"decoder{i}")
                           for i in range(self.num_layers)]
     if self.attention == "tutorial":
-      self.combine = nn.Dense(h, name="combine")
+      self.combine = nn.Dense(h, dtype=dtype, name="combine")
     elif self.attention != "none":
-      self.attentional_proj = nn.Dense(h, use_bias=False, name="attentional")
-    self.output_proj = nn.Dense(self.tgt_vocab_size, name="output")
+      self.attentional_proj = nn.Dense(h, use_bias=False, dtype=dtype, name="attentional")
+    self.output_proj = nn.Dense(self.tgt_vocab_size, dtype=dtype, name="output")
     self.drop = nn.Dropout(self.dropout)
 
   def _bridge(self, layer: int, finals: tuple):
@@ -202,7 +214,8 @@ class Seq2Seq(nn.Module):
     return DecoderState(carries, attentional), self._logits(attentional, train), weights
 
   def _logits(self, h: Array, train: bool) -> Array:
-    return self.output_proj(self.drop(h, deterministic=not train))
+    logits = self.output_proj(self.drop(h, deterministic=not train))
+    return logits.astype(jnp.float32)  # softmax and loss in float32
 
   def __call__(self, src: Array, token: Array, *, train: bool = False):
     """Encodes and takes one decoder step; used by `init` to create every parameter."""
@@ -218,4 +231,5 @@ def from_config(model_config, src_vocab_size: int, tgt_vocab_size: int) -> Seq2S
       embed_size=m.embed_size, hidden_size=m.hidden_size, cell=m.cell,
       num_layers=m.num_layers, bidirectional=m.bidirectional, attention=m.attention,
       attention_size=m.attention_size, input_feeding=m.input_feeding,
-      dropout=m.dropout, max_length=m.max_length)
+      dropout=m.dropout, max_length=m.max_length,
+      dtype=jnp.dtype(m.get("dtype", "float32")), scan_unroll=m.get("scan_unroll", 1))

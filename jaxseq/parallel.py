@@ -4,13 +4,53 @@ Parameters and optimizer state are replicated; each batch is sharded on its lead
 axis over every device. `jax.jit` then partitions the step by itself (GSPMD), with the
 gradient all-reduce inserted by the compiler. The same code runs on one CPU, on N
 simulated CPU devices (JAX_NUM_CPU_DEVICES=N), and on GPUs or TPUs.
+
+Several hosts: `initialize_distributed` starts `jax.distributed` when
+config.distributed is True or the environment sets JAXSEQ_DISTRIBUTED=1; the mesh then
+spans the devices of every process, and each process feeds only its own rows of the
+global batch (`process_rows`, then `shard_batch`).
 """
+
+import os
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from jaxseq import configuration
+
 DATA_AXIS = "data"
+DISTRIBUTED_ENV = "JAXSEQ_DISTRIBUTED"
+
+
+def distributed_requested(config) -> bool:
+  """Whether this run spans several processes (config.distributed or JAXSEQ_DISTRIBUTED=1)."""
+  from_config = bool(config.get("distributed", False))
+  return from_config or os.environ.get(DISTRIBUTED_ENV, "0") not in ("", "0", "false", "False")
+
+
+def initialize_distributed(config) -> bool:
+  """Calls `jax.distributed.initialize()` once if requested; returns whether it did.
+
+  Must run before anything touches a device. The coordinator address, process count
+  and process id come from the cluster (SLURM, Open MPI, Cloud TPU...) or, where none
+  is detected, from JAX_COORDINATOR_ADDRESS (host:port), JAX_NUM_PROCESSES and
+  JAX_PROCESS_ID.
+  """
+  if not distributed_requested(config) or jax.distributed.is_initialized():
+    return False
+  count, index = os.environ.get("JAX_NUM_PROCESSES"), os.environ.get("JAX_PROCESS_ID")
+  try:
+    jax.distributed.initialize(num_processes=int(count) if count else None,
+                               process_id=int(index) if index else None)
+  except ValueError as e:  # no cluster found, or unusable ids: say what is needed
+    raise configuration.ConfigError(
+        "distributed", True,
+        "a cluster that jax.distributed detects (SLURM, Open MPI, Cloud TPU) or "
+        f"JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set ({e})") from e
+  return True
 
 
 def make_mesh() -> Mesh:
@@ -27,10 +67,33 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+def init_replicated(init_fn: Callable[[], Any], mesh: Mesh) -> Any:
+  """Runs `init_fn()` under jit and leaves its result replicated on every device.
+
+  Creating the state inside jit (rather than `device_put` afterwards) also works when
+  the mesh spans several processes, whose devices a plain `device_put` cannot reach;
+  every process computes the same values from the same seed.
+  """
+  return jax.jit(init_fn, out_shardings=replicated(mesh))()
+
+
+def process_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """This process's contiguous block of rows of a global host batch (all rows if alone)."""
+  count, index = jax.process_count(), jax.process_index()
+  if count == 1:
+    return batch
+  rows = next(iter(batch.values())).shape[0]
+  if rows % count:
+    raise ValueError(f"a global batch of {rows} rows cannot be split over {count} processes")
+  per = rows // count
+  return {k: v[index * per:(index + 1) * per] for k, v in batch.items()}
+
+
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
   """Places a host batch on the devices, split along its leading axis.
 
-  With several processes each passes its own part of the global batch.
+  With several processes each passes its own part of the global batch
+  (`process_rows`); the global array is assembled without moving data between hosts.
   """
   sharding = batch_sharding(mesh)
   if jax.process_count() == 1:

@@ -43,6 +43,7 @@ def _jit_train_step(model, config, mesh):
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains config's model, evaluates it, writes the workdir; returns the summary."""
+  parallel.initialize_distributed(config)  # before anything touches a device
   configuration.validate(config, num_devices=jax.device_count(),
                          datasets=tuple(data.LOADERS))
   checkpointing.prepare_workdir(workdir)
@@ -66,9 +67,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   model = model_lib.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
   mesh = parallel.make_mesh()
-  root = jax.random.key(config.seed)
-  state = steps.create_train_state(model, config, jax.random.fold_in(root, 1))
-  state = jax.device_put(state, parallel.replicated(mesh))
+  state = parallel.init_replicated(lambda: steps.create_train_state(
+      model, config, jax.random.fold_in(jax.random.key(config.seed), 1)), mesh)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   _log(f"model: {config.model.cell} {config.model.attention}, {num_params:,} parameters, "
        f"{jax.device_count()} {jax.devices()[0].platform} device(s)")

@@ -1,0 +1,1 @@
+"""Benchmark scripts for jaxseq (not tests): each writes JSON with the hardware."""

@@ -1,0 +1,176 @@
+"""Training throughput of jaxseq: tokens/s, steps/s, compile time and peak memory.
+
+Each measurement runs in its own process, so that peak memory is that measurement's
+own and the device count can be set (JAX_NUM_CPU_DEVICES) before JAX starts. The step
+is the trainer's own: jit with shardings and donation, batch sharded over a 1-D mesh.
+Compilation is timed separately (lower + compile) and excluded; every timed step is
+synchronised with block_until_ready; medians are reported.
+
+    python -m benchmarks.train_throughput --out benchmarks/results [--quick]
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+
+from benchmarks import common, flops
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def train_config(size: common.Size, dtype: str = "float32", scan_unroll: int = 1):
+  """The trainer config of a benchmark: constant learning rate, Adam, clipping at 1."""
+  from configs import default
+  config = default.get_config()
+  config.model = size.model_config(dtype, scan_unroll)
+  config.batch_size = size.batch_size
+  config.learning_rate = 1e-3
+  config.lr_schedule = "constant"
+  config.warmup_steps = 0
+  return config
+
+
+def build(size: common.Size, dtype: str = "float32", scan_unroll: int = 1):
+  """(model, initial state, compiled-on-first-use train step, mesh) for one size."""
+  import jax
+  from jaxseq import model as model_lib, parallel, steps, trainer
+  config = train_config(size, dtype, scan_unroll)
+  model = model_lib.from_config(config.model, size.vocab_size, size.vocab_size)
+  mesh = parallel.make_mesh()
+  state = parallel.init_replicated(
+      lambda: steps.create_train_state(model, config, jax.random.key(config.seed)), mesh)
+  return model, state, trainer._jit_train_step(model, config, mesh), mesh
+
+
+def measure(size: common.Size, num_steps: int, warmup: int = 2, dtype: str = "float32",
+            scan_unroll: int = 1) -> dict:
+  """Trains `num_steps` timed steps (after `warmup`) on fixed synthetic batches."""
+  import jax
+  from jaxseq import parallel
+  _, state, train_step, mesh = build(size, dtype, scan_unroll)
+  batches = common.make_batches(size, warmup + num_steps)
+  start = time.perf_counter()
+  compiled = train_step.lower(state, parallel.shard_batch(batches[0], mesh)).compile()
+  compile_seconds = time.perf_counter() - start
+  losses = []
+
+  def one_step(i):
+    nonlocal state
+    state, metrics = compiled(state, parallel.shard_batch(batches[i], mesh))
+    jax.block_until_ready((state, metrics))
+    losses.append(float(metrics["loss"]) / float(metrics["tokens"]))
+
+  for i in range(warmup):
+    one_step(i)
+  times = common.time_calls(lambda i: one_step(warmup + i), num_steps)
+  # Reading the loss is inside the timed call; it is a scalar already computed.
+  step_seconds = common.median(times)
+  tokens = [common.target_tokens(b) for b in batches[warmup:]]
+  memory = jax.devices()[0].memory_stats() or {}
+  train_flops = flops.train_step_flops(size)
+  return {
+      "size": dataclasses.asdict(size), "dtype": dtype, "scan_unroll": scan_unroll,
+      "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
+      "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+      "compile_seconds": compile_seconds, "step_seconds_median": step_seconds,
+      "step_seconds_all": times, "steps_per_second": 1.0 / step_seconds,
+      "tokens_per_second": common.median(tokens) / step_seconds,
+      "train_step_gflop": train_flops / 1e9, "achieved_gflops": train_flops / step_seconds / 1e9,
+      "peak_rss_mib": common.peak_rss_mib(),
+      "device_peak_bytes": memory.get("peak_bytes_in_use"),
+      "loss_first": losses[0], "loss_last": losses[-1],
+  }
+
+
+def run_in_subprocess(spec: dict, num_devices: int = 1, timeout: int = 1800) -> dict:
+  """One `measure(**spec)` in a fresh process with `num_devices` CPU devices."""
+  env = {**os.environ, "PYTHONPATH": REPO, "JAX_NUM_CPU_DEVICES": str(num_devices)}
+  done = subprocess.run([sys.executable, "-m", "benchmarks.train_throughput",
+                         "--worker", json.dumps(spec)],
+                        env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+  if done.returncode != 0:
+    return {"spec": spec, "devices": num_devices, "error": done.stderr.strip()[-2000:]}
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def plan(quick: bool) -> list[tuple[str, dict, int]]:
+  """(sweep, measure() arguments, device count) for every measurement of the suite."""
+  steps = 3 if quick else 10
+  small, medium, large = (dataclasses.asdict(common.SIZES[k]) for k in ("small", "medium", "large"))
+  runs = [("sizes", {"size": s, "num_steps": steps}, 1)
+          for s in ((small, medium) if quick else (small, medium, large))]
+  for batch in ((8, 128) if quick else (8, 16, 64, 128)):
+    runs.append(("batch_size", {"size": {**small, "batch_size": batch}, "num_steps": steps}, 1))
+  for length in ((32,) if quick else (8, 32, 64)):
+    runs.append(("length", {"size": {**small, "length": length}, "num_steps": steps}, 1))
+  for hidden in ((256,) if quick else (64, 256, 512)):
+    runs.append(("hidden_size", {"size": {**small, "hidden_size": hidden,
+                                          "embed_size": hidden}, "num_steps": steps}, 1))
+  for devices in ((2, 4) if quick else (2, 4, 8)):
+    runs.append(("devices", {"size": medium, "num_steps": steps}, devices))
+  for unroll in ((4,) if quick else (2, 4, 8)):
+    runs.append(("scan_unroll", {"size": small, "num_steps": steps, "scan_unroll": unroll}, 1))
+  runs.append(("dtype", {"size": small, "num_steps": steps, "dtype": "bfloat16"}, 1))
+  return runs
+
+
+COLUMNS = [("sweep", "sweep", "s"), ("name", "size", "s"), ("hidden", "hidden", "d"),
+           ("bidirectional", "bidir", "d"), ("batch", "batch", "d"), ("length", "len", "d"),
+           ("devices", "devices", "d"), ("dtype", "dtype", "s"), ("scan_unroll", "unroll", "d"),
+           ("tokens_per_second", "tokens/s", ",.0f"), ("steps_per_second", "steps/s", ".2f"),
+           ("compile_seconds", "compile s", ".1f"), ("peak_rss_mib", "peak RSS MiB", ",.0f"),
+           ("achieved_gflops", "GFLOP/s", ".1f")]
+
+
+def table_rows(results: list[dict]) -> list[dict]:
+  rows = []
+  for r in results:
+    if "error" in r:
+      continue
+    s = r["size"]
+    rows.append({**r, "name": s["name"], "hidden": s["hidden_size"],
+                 "bidirectional": int(s["bidirectional"]), "batch": s["batch_size"],
+                 "length": s["length"]})
+  return rows
+
+
+def run(out_dir: str, quick: bool) -> dict:
+  results = []
+  for sweep, spec, devices in plan(quick):
+    print(f"train_throughput: {sweep} {spec['size']['name']} devices={devices} ...", flush=True)
+    result = run_in_subprocess(spec, devices)
+    result["sweep"] = sweep
+    results.append(result)
+    if "error" in result:
+      print(f"  failed: {result['error'].splitlines()[-1]}", flush=True)
+    else:
+      print(f"  {result['tokens_per_second']:,.0f} tokens/s", flush=True)
+  record = {"benchmark": "train_throughput", "hardware": common.hardware(),
+            "versions": common.versions(), "quick": quick,
+            "config": train_config(common.SIZES["small"]).to_dict(), "results": results}
+  common.write_json(os.path.join(out_dir, "train_throughput.json"), record)
+  with open(os.path.join(out_dir, "train_throughput.md"), "w") as f:
+    f.write(common.markdown_table(table_rows(results), COLUMNS) + "\n")
+  return record
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results"))
+  parser.add_argument("--quick", action="store_true", help="few steps and sweep points")
+  parser.add_argument("--worker", help=argparse.SUPPRESS)  # one measure() spec, as JSON
+  args = parser.parse_args(argv)
+  if args.worker:
+    spec = json.loads(args.worker)
+    spec["size"] = common.Size(**spec["size"])
+    print(json.dumps(measure(**spec)))
+    return
+  run(args.out, args.quick)
+
+
+if __name__ == "__main__":
+  main()
