@@ -36,13 +36,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.language = "de"           # numbers: target language, de | fr
-  config.data.num_train = 30_000        # numbers: training pairs
+  config.data.num_train = 20_000        # numbers: training pairs (drawn with repetition)
   config.data.num_eval = 1_000          # numbers: held-out pairs, disjoint from training
 
   config.model = get_model_config()
 
   config.batch_size = 64                # sentence pairs per step (global, over all devices)
-  config.num_train_steps = 3_000        # optimizer steps
+  config.num_train_steps = 1_000        # optimizer steps
   config.learning_rate = 3e-3           # peak learning rate
   config.lr_schedule = "warmup_cosine"  # constant | warmup_cosine | warmup_rsqrt
   config.warmup_steps = 100             # linear warmup from 0 to the peak
@@ -51,7 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.teacher_forcing_ratio = 1.0    # chance per step to feed the reference token (else own argmax)
   config.max_bad_steps = 20             # stop after this many non-finite steps in a row
 
-  config.checkpoint_every_steps = 500   # save train state and data position this often
+  config.checkpoint_every_steps = 250   # save train state and data position this often
   config.keep_checkpoints = 3           # newest checkpoints kept, plus the best by held-out loss
   config.step_log = False               # append each step's loss to <workdir>/steps.jsonl
 
@@ -61,7 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.fault_signal_step = 0          # ... right after this step (and its checkpoint, if any)
 
   config.log_every_steps = 100          # loss / tokens-per-second reporting interval
-  config.eval_every_steps = 1_000       # held-out loss interval
+  config.eval_every_steps = 500         # held-out loss and BLEU interval
   config.num_samples = 5                # translations printed at the end
   config.num_attention_plots = 3        # attention_*.png written at the end
 
