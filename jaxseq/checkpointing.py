@@ -292,11 +292,42 @@ def _move_aside(directory, step: int, workdir: str) -> str:
   return target
 
 
+def params_mismatch(step_dir: str, abstract_params) -> str | None:
+  """The first parameter whose saved shape differs from the model's, or None.
+
+  Read from the checkpoint's metadata, without restoring any array.
+  """
+  try:
+    saved = ocp.StandardCheckpointer().metadata(os.path.join(step_dir, "state")).item_metadata
+    saved = {jax.tree_util.keystr(p): tuple(x.shape)
+             for p, x in jax.tree_util.tree_leaves_with_path(saved["params"])}
+  except Exception:  # unreadable metadata: the restore itself reports the damage
+    return None
+  wanted = {jax.tree_util.keystr(p): tuple(x.shape)
+            for p, x in jax.tree_util.tree_leaves_with_path(abstract_params)}
+  for path in sorted(set(saved) | set(wanted)):
+    if saved.get(path) != wanted.get(path):
+      return (f"parameter {path} is {saved.get(path, 'absent')} in the checkpoint, "
+              f"{wanted.get(path, 'absent')} for this config")
+  return None
+
+
 def restore_for_inference(workdir: str, abstract_state):
-  """(state, step) of the workdir's newest checkpoint that restores and verifies."""
+  """(state, step) of the workdir's newest checkpoint that restores and verifies.
+
+  A checkpoint whose parameter shapes do not fit the model of abstract_state is
+  refused with a CheckpointError saying which parameter differs.
+  """
   directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
   if not os.path.isdir(directory):
     raise CheckpointError(f"{directory} is missing: train a model into {workdir!r} first")
+  steps_saved = _step_dirs(directory)
+  if steps_saved:
+    mismatch = params_mismatch(os.path.join(directory, str(steps_saved[-1])),
+                               abstract_state.params)
+    if mismatch:
+      raise CheckpointError(f"the checkpoint in {directory} does not fit the workdir's "
+                            f"config.json and vocabulary files: {mismatch}")
   options = ocp.CheckpointManagerOptions(read_only=True)
   errors = []
   with ocp.CheckpointManager(directory, options=options) as manager:

@@ -7,6 +7,7 @@ same command again to resume.
 
 import logging
 import sys
+import threading
 
 from jaxseq import checkpointing, configuration, data, trainer
 
@@ -38,6 +39,11 @@ def quiet_library_logs():
                                             else excepthook(kind, error, tb))
   sys.unraisablehook = lambda info: (None if closed_loop(info.exc_value)
                                      else unraisablehook(info))
+  # A writer thread (TensorBoard's event log) that meets a full disk: the main thread
+  # meets the same error when it closes the writer, and reports it.
+  thread_hook = threading.excepthook
+  threading.excepthook = lambda args: (None if issubclass(args.exc_type, OSError)
+                                       else thread_hook(args))
 
 
 def run_training(config, workdir: str) -> int:

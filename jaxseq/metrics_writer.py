@@ -36,4 +36,13 @@ class MetricsWriter:
     self._writer.flush()
 
   def close(self):
-    self._writer.close()
+    """Flushes and closes the event file; a write error (a full disk) is raised once."""
+    file_writers = list((self._writer.all_writers or {}).values())
+    try:
+      self._writer.close()
+    except OSError:
+      # Marked closed, so that tensorboardX's exit hooks do not flush again and print
+      # a traceback after the one-line error the run reports.
+      for file_writer in file_writers:
+        file_writer.event_writer._closed = True
+      raise

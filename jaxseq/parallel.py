@@ -8,7 +8,7 @@ simulated CPU devices (JAX_NUM_CPU_DEVICES=N), and on GPUs or TPUs.
 Several hosts: `initialize_distributed` starts `jax.distributed` when
 config.distributed is True or the environment sets JAXSEQ_DISTRIBUTED=1; the mesh then
 spans the devices of every process, and each process feeds only its own rows of the
-global batch (`process_rows`, then `shard_batch`).
+global batch (input_pipeline.TrainIterator picks them), which `shard_batch` places.
 """
 
 import os
@@ -77,23 +77,12 @@ def init_replicated(init_fn: Callable[[], Any], mesh: Mesh) -> Any:
   return jax.jit(init_fn, out_shardings=replicated(mesh))()
 
 
-def process_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """This process's contiguous block of rows of a global host batch (all rows if alone)."""
-  count, index = jax.process_count(), jax.process_index()
-  if count == 1:
-    return batch
-  rows = next(iter(batch.values())).shape[0]
-  if rows % count:
-    raise ValueError(f"a global batch of {rows} rows cannot be split over {count} processes")
-  per = rows // count
-  return {k: v[index * per:(index + 1) * per] for k, v in batch.items()}
-
-
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
   """Places a host batch on the devices, split along its leading axis.
 
   With several processes each passes its own part of the global batch
-  (`process_rows`); the global array is assembled without moving data between hosts.
+  (input_pipeline.TrainIterator yields it); the global array is assembled without
+  moving data between hosts.
   """
   sharding = batch_sharding(mesh)
   if jax.process_count() == 1:

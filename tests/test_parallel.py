@@ -48,11 +48,12 @@ def _train_losses() -> dict:
   state = parallel.init_replicated(
       lambda: steps.create_train_state(model, config, jax.random.key(config.seed)), mesh)
   train_step = trainer._jit_train_step(model, config, mesh)
-  batches = input_pipeline.train_batches(examples, config.batch_size, config.model.max_length,
+  # Each process's iterator yields its own rows of every global batch.
+  batches = input_pipeline.TrainIterator(examples, config.batch_size, config.model.max_length,
                                          seed=config.seed)
   losses, batch_devices = [], set()
   for _ in range(NUM_STEPS):
-    batch = parallel.shard_batch(parallel.process_rows(next(batches)), mesh)
+    batch = parallel.shard_batch(next(batches), mesh)
     batch_devices.add(len(batch["src"].sharding.device_set))
     state, metrics = train_step(state, batch)
     losses.append(float(metrics["loss"]) / float(metrics["tokens"]))
@@ -115,12 +116,6 @@ def test_two_processes_of_two_devices_follow_the_one_device_trajectory(one_and_f
     assert r["devices"] == 4 and r["batch_devices"] == [4] and r["params_replicated"]
     np.testing.assert_allclose(r["losses"], one["losses"], rtol=1e-4)
     np.testing.assert_allclose(r["param_sum"], one["param_sum"], rtol=1e-4)
-
-
-def test_process_rows_is_identity_in_one_process():
-  from jaxseq import parallel
-  batch = {"src": np.arange(12).reshape(4, 3)}
-  assert parallel.process_rows(batch)["src"] is batch["src"]
 
 
 def test_distributed_is_requested_by_config_or_environment(monkeypatch):

@@ -208,8 +208,9 @@ def test_a_disk_that_fills_during_a_save_loses_no_good_checkpoint(reference, com
     shutil.copytree(workdir, tmp_path / "copy")
   assert result.returncode == 2, result.stderr
   errors = runs.error_lines(result)
-  assert len(errors) == 1 and "saving a checkpoint" in errors[0]
-  assert "No space left" in errors[0]
+  # The disk fills while a checkpoint or another workdir file (event log) is written.
+  assert len(errors) == 1 and "No space left" in errors[0]
+  assert "saving a checkpoint" in errors[0] or "cannot be written" in errors[0]
   assert "Traceback" not in result.stderr and "ERROR" not in result.stderr
   assert saved and max(saved) < 30
   # On a larger disk the run resumes from what was saved and ends where the reference did.
