@@ -11,6 +11,8 @@ References:
     previous decoder state, context fed into the cell).
   Luong et al. 2015, Eq. 5-6 (attentional hidden h~_t = tanh(W_c [c_t; h_t]),
     p = softmax(W_s h~_t)) and Sec. 3.3 (input feeding).
+  Press & Wolf 2017, "Using the Output Embedding to Improve Language Models" (weight
+    tying: W_s is the target embedding matrix).
 """
 
 from typing import Any, NamedTuple
@@ -116,6 +118,7 @@ class Seq2Seq(nn.Module):
   input_feeding: bool = False
   dropout: float = 0.0
   max_length: int = 32
+  tie_embeddings: bool = False  # output layer = target embedding matrix (+ a bias)
 
   def setup(self):
     h = self.hidden_size
@@ -136,7 +139,14 @@ class Seq2Seq(nn.Module):
       self.combine = nn.Dense(h, name="combine")
     elif self.attention != "none":
       self.attentional_proj = nn.Dense(h, use_bias=False, name="attentional")
-    self.output_proj = nn.Dense(self.tgt_vocab_size, name="output")
+    if self.tie_embeddings:
+      if self.embed_size != h:
+        raise ValueError(f"tie_embeddings needs embed_size ({self.embed_size}) == the size "
+                         f"fed to the output layer (hidden_size {h})")
+      self.output_bias = self.param("output_bias", nn.initializers.zeros_init(),
+                                    (self.tgt_vocab_size,))
+    else:
+      self.output_proj = nn.Dense(self.tgt_vocab_size, name="output")
     self.drop = nn.Dropout(self.dropout)
 
   def _bridge(self, layer: int, finals: tuple):
@@ -202,7 +212,11 @@ class Seq2Seq(nn.Module):
     return DecoderState(carries, attentional), self._logits(attentional, train), weights
 
   def _logits(self, h: Array, train: bool) -> Array:
-    return self.output_proj(self.drop(h, deterministic=not train))
+    """h: [hidden] -> logits [tgt_vocab]."""
+    h = self.drop(h, deterministic=not train)
+    if self.tie_embeddings:
+      return self.tgt_embed.attend(h) + self.output_bias  # E h + b, E: [tgt_vocab, embed]
+    return self.output_proj(h)
 
   def __call__(self, src: Array, token: Array, *, train: bool = False):
     """Encodes and takes one decoder step; used by `init` to create every parameter."""
@@ -218,4 +232,5 @@ def from_config(model_config, src_vocab_size: int, tgt_vocab_size: int) -> Seq2S
       embed_size=m.embed_size, hidden_size=m.hidden_size, cell=m.cell,
       num_layers=m.num_layers, bidirectional=m.bidirectional, attention=m.attention,
       attention_size=m.attention_size, input_feeding=m.input_feeding,
-      dropout=m.dropout, max_length=m.max_length)
+      dropout=m.dropout, max_length=m.max_length,
+      tie_embeddings=m.get("tie_embeddings", False))  # absent in configs saved before it
