@@ -1,6 +1,7 @@
 """The README's results table, generated from every benchmarks/results/*.json.
 
     python benchmarks/results_table.py              # prints it, writes results/README_table.md
+    python benchmarks/results_table.py --readme=README.md   # also puts it into the README
 
 One row per run and evaluated split (held-out, each test split), and one more per split
 for the averaged checkpoints where the run averaged them. BLEU is sacreBLEU's, cased and
@@ -14,6 +15,7 @@ import os
 import sys
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+BEGIN, END = "<!-- results table: begin -->", "<!-- results table: end -->"
 HEADER = ("| Run | Split | BLEU | BLEU (lc) | chrF | PPL | Params | Steps | Train time "
           "| Hardware | Command |")
 
@@ -67,11 +69,24 @@ def table(paths: list[str]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def put_into_readme(path: str, text: str):
+  """Replaces what lies between the BEGIN and END markers of the README by the table."""
+  with open(path, encoding="utf-8") as f:
+    readme = f.read()
+  if BEGIN not in readme or END not in readme:
+    raise ValueError(f"{path} lacks the markers {BEGIN} and {END}")
+  head, rest = readme.split(BEGIN, 1)
+  tail = rest.split(END, 1)[1]
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(f"{head}{BEGIN}\n{text}{END}{tail}")
+
+
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--results", default=RESULTS, help="directory of the results JSON files")
   parser.add_argument("--out", default=os.path.join(RESULTS, "README_table.md"),
                       help="markdown file to write ('' to only print)")
+  parser.add_argument("--readme", default="", help="README whose table to replace")
   args = parser.parse_args(argv)
   paths = glob.glob(os.path.join(args.results, "*.json"))
   if not paths:
@@ -83,6 +98,12 @@ def main(argv: list[str]) -> int:
   if args.out:
     with open(args.out, "w") as f:
       f.write(text)
+  if args.readme:
+    try:
+      put_into_readme(args.readme, text)
+    except (OSError, ValueError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
   return 0
 
 
