@@ -25,6 +25,7 @@ def get_model_config() -> ml_collections.ConfigDict:
   m.max_length = 16             # longest sentence (tokens, EOS included) the model handles
   m.dtype = "float32"           # compute dtype: float32 | bfloat16 (params and loss stay float32)
   m.scan_unroll = 1             # recurrent time steps per lax.scan iteration (speed only)
+  m.tie_embeddings = False      # output layer = target embedding (embed == hidden)
   return m
 
 
@@ -50,6 +51,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.label_smoothing = 0.0          # mass spread uniformly over the target vocabulary
   config.teacher_forcing_ratio = 1.0    # chance per step to feed the reference token (else own argmax)
   config.max_bad_steps = 20             # stop after this many non-finite steps in a row
+  config.lr_plateau_factor = 0.0        # rate *= this when held-out loss stalls; 0 = off
+  config.lr_plateau_patience = 2        # ... after this many evaluations without improvement
+  config.early_stopping_patience = 0    # stop after N evals without better BLEU; 0 = off
+  config.average_last_checkpoints = 0   # also score the mean params of the newest K; 0 = off
 
   config.checkpoint_every_steps = 250   # save train state and data position this often
   config.keep_checkpoints = 3           # newest checkpoints kept, plus the best by held-out loss

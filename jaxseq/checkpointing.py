@@ -251,6 +251,11 @@ def _restore_verified(manager, step: int, abstract_state, with_data: bool = True
 _why = _reason
 
 
+def restore_state(manager: ocp.CheckpointManager, step: int, abstract_state):
+  """The verified train state of one step (the data position is not read)."""
+  return _restore_verified(manager, step, abstract_state, with_data=False).state
+
+
 def restore_latest(manager: ocp.CheckpointManager, abstract_state, workdir: str,
                    log: Callable[[str], None] = print) -> Restored | None:
   """The newest checkpoint that restores and verifies, or None when there is none.

@@ -82,6 +82,13 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1,
     _choice(config, "model.dtype", DTYPES)
   if "scan_unroll" in config.model:
     _int(config, "model.scan_unroll", 1)
+  if "tie_embeddings" in config.model:
+    _bool(config, "model.tie_embeddings")
+    if config.model.tie_embeddings and config.model.embed_size != config.model.hidden_size:
+      raise ConfigError("model.tie_embeddings", True,
+                        f"False unless model.embed_size ({config.model.embed_size}) equals "
+                        f"model.hidden_size ({config.model.hidden_size}), the size of the "
+                        "vector the output layer reads")
   _bool(config, "model.input_feeding")
   _float(config, "model.dropout", 0.0, 1.0)
   if config.model.dropout >= 1.0:
@@ -105,6 +112,7 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1,
   _int(config, "max_bad_steps", 1)
   _int(config, "checkpoint_every_steps", 1)
   _int(config, "keep_checkpoints", 1)
+  validate_quality_fields(config)
   _bool(config, "step_log")
   try:
     fault_nan_steps(config)
@@ -154,3 +162,22 @@ def validate_corpus_fields(config):
     if {config.data.source_lang, config.data.target_lang} != set(config.data.pair.split("-")):
       raise ConfigError("data.pair", config.data.pair,
                         "the pair of data.source_lang and data.target_lang")
+
+
+def validate_quality_fields(config):
+  """Checks the reduce-on-plateau, early-stopping and checkpoint-averaging fields."""
+  if "lr_plateau_factor" in config:
+    _float(config, "lr_plateau_factor", 0.0, 1.0)
+    if config.lr_plateau_factor >= 1.0:
+      raise ConfigError("lr_plateau_factor", config.lr_plateau_factor,
+                        "a number in [0, 1) (0 turns reduce-on-plateau off)")
+    _int(config, "lr_plateau_patience", 1)
+  if "early_stopping_patience" in config:
+    _int(config, "early_stopping_patience", 0)
+  if "average_last_checkpoints" in config:
+    _int(config, "average_last_checkpoints", 0)
+    k = config.average_last_checkpoints
+    if k == 1 or k > config.keep_checkpoints:
+      raise ConfigError("average_last_checkpoints", k,
+                        f"0 (off) or an integer in [2, keep_checkpoints="
+                        f"{config.keep_checkpoints}] (only that many are kept)")

@@ -11,6 +11,8 @@ References:
     previous decoder state, context fed into the cell).
   Luong et al. 2015, Eq. 5-6 (attentional hidden h~_t = tanh(W_c [c_t; h_t]),
     p = softmax(W_s h~_t)) and Sec. 3.3 (input feeding).
+  Press & Wolf 2017, "Using the Output Embedding to Improve Language Models" (weight
+    tying: W_s is the target embedding matrix).
 """
 
 from typing import Any, NamedTuple
@@ -126,6 +128,7 @@ class Seq2Seq(nn.Module):
   max_length: int = 32
   dtype: Any = jnp.float32  # compute dtype (parameters stay float32)
   scan_unroll: int = 1      # encoder and teacher-forced decoder steps per scan iteration
+  tie_embeddings: bool = False  # output layer = target embedding matrix (+ a bias)
 
   def setup(self):
     h, dtype = self.hidden_size, self.dtype
@@ -148,7 +151,14 @@ class Seq2Seq(nn.Module):
       self.combine = nn.Dense(h, dtype=dtype, name="combine")
     elif self.attention != "none":
       self.attentional_proj = nn.Dense(h, use_bias=False, dtype=dtype, name="attentional")
-    self.output_proj = nn.Dense(self.tgt_vocab_size, dtype=dtype, name="output")
+    if self.tie_embeddings:
+      if self.embed_size != h:
+        raise ValueError(f"tie_embeddings needs embed_size ({self.embed_size}) == the size "
+                         f"fed to the output layer (hidden_size {h})")
+      self.output_bias = self.param("output_bias", nn.initializers.zeros_init(),
+                                    (self.tgt_vocab_size,))
+    else:
+      self.output_proj = nn.Dense(self.tgt_vocab_size, dtype=dtype, name="output")
     self.drop = nn.Dropout(self.dropout)
 
   def _bridge(self, layer: int, finals: tuple):
@@ -214,8 +224,13 @@ class Seq2Seq(nn.Module):
     return DecoderState(carries, attentional), self._logits(attentional, train), weights
 
   def _logits(self, h: Array, train: bool) -> Array:
-    logits = self.output_proj(self.drop(h, deterministic=not train))
-    return logits.astype(jnp.float32)  # softmax and loss in float32
+    """h: [hidden] -> logits [tgt_vocab], float32 (softmax and loss run in float32)."""
+    h = self.drop(h, deterministic=not train)
+    if self.tie_embeddings:
+      logits = self.tgt_embed.attend(h) + self.output_bias  # E h + b, E: [tgt_vocab, embed]
+    else:
+      logits = self.output_proj(h)
+    return logits.astype(jnp.float32)
 
   def __call__(self, src: Array, token: Array, *, train: bool = False):
     """Encodes and takes one decoder step; used by `init` to create every parameter."""
@@ -232,4 +247,5 @@ def from_config(model_config, src_vocab_size: int, tgt_vocab_size: int) -> Seq2S
       num_layers=m.num_layers, bidirectional=m.bidirectional, attention=m.attention,
       attention_size=m.attention_size, input_feeding=m.input_feeding,
       dropout=m.dropout, max_length=m.max_length,
-      dtype=jnp.dtype(m.get("dtype", "float32")), scan_unroll=m.get("scan_unroll", 1))
+      dtype=jnp.dtype(m.get("dtype", "float32")), scan_unroll=m.get("scan_unroll", 1),
+      tie_embeddings=m.get("tie_embeddings", False))  # fields absent in older saved configs

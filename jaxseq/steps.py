@@ -38,8 +38,67 @@ def learning_rate_schedule(config) -> optax.Schedule:
   raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
 
 
+# Smallest fraction of the schedule's learning rate that reduce-on-plateau goes down to.
+PLATEAU_MIN_SCALE = 1e-3
+
+
+def plateau(config) -> optax.GradientTransformationExtraArgs | None:
+  """optax's reduce_on_plateau of config.lr_plateau_factor / _patience; None when off.
+
+  It is told one held-out loss per evaluation (`observe_heldout_loss`), so its patience
+  counts evaluations, not steps.
+  """
+  factor = config.get("lr_plateau_factor", 0.0)  # absent in configs saved before it
+  if not factor:
+    return None
+  return optax.contrib.reduce_on_plateau(factor=factor, patience=config.lr_plateau_patience,
+                                         min_scale=PLATEAU_MIN_SCALE)
+
+
+def _scale_by_plateau(transform) -> optax.GradientTransformation:
+  """Multiplies updates by the reduce_on_plateau scale held in its state.
+
+  The train step only reads the scale; `observe_heldout_loss` changes it. (optax's own
+  update would need the monitored value at every step.)
+  """
+  def update(updates, state, params=None):
+    del params
+    return jax.tree.map(lambda u: state.scale * u, updates), state
+  return optax.GradientTransformation(transform.init, update)
+
+
+def _is_plateau_state(x) -> bool:
+  return isinstance(x, optax.contrib.ReduceLROnPlateauState)
+
+
+def observe_heldout_loss(state: TrainState, loss: float, config) -> TrainState:
+  """Feeds one held-out loss to reduce-on-plateau; the state as it was when that is off."""
+  transform = plateau(config)
+  if transform is None:
+    return state
+
+  def observe(x):
+    if not _is_plateau_state(x):
+      return x
+    _, new = transform.update((), x, value=jnp.asarray(loss, jnp.float32))
+    return new
+  opt_state = jax.tree.map(observe, state.opt_state, is_leaf=_is_plateau_state)
+  return state.replace(opt_state=opt_state)
+
+
+def plateau_scale(state: TrainState) -> float | None:
+  """The current reduce-on-plateau factor of the learning rate (None when off)."""
+  found = [x for x in jax.tree.leaves(state.opt_state, is_leaf=_is_plateau_state)
+           if _is_plateau_state(x)]
+  return float(found[0].scale) if found else None
+
+
 def make_optimizer(config) -> optax.GradientTransformation:
   """Adam with global-norm clipping; a non-finite gradient skips the update.
+
+  With config.lr_plateau_factor the schedule's rate is further multiplied by a factor
+  that drops each time the held-out loss has not improved for lr_plateau_patience
+  evaluations (Adam's update is linear in the rate, so scaling it scales the rate).
 
   `optax.apply_if_finite` counts skipped steps in its state (`notfinite_count`, in a
   row; `total_notfinite`); the training loop reads the count after every step and
@@ -50,6 +109,8 @@ def make_optimizer(config) -> optax.GradientTransformation:
   if config.grad_clip_norm:
     parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
   parts.append(optax.adam(learning_rate_schedule(config)))
+  if (transform := plateau(config)) is not None:
+    parts.append(_scale_by_plateau(transform))
   return optax.apply_if_finite(optax.chain(*parts), max_consecutive_errors=2**30)
 
 

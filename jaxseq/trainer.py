@@ -11,7 +11,8 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxseq import checkpointing, configuration, data, evaluation, input_pipeline
+from jaxseq import averaging, checkpointing, configuration, data, early_stopping, evaluation
+from jaxseq import input_pipeline
 from jaxseq import metrics_writer
 from jaxseq import model as model_lib
 from jaxseq import parallel, plots, preemption, steps, vocab
@@ -89,6 +90,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
     checkpointing.wait(manager)
     summary = _final_evaluation(config, workdir, model, state.params, corpus, eval_examples,
                                 history, writer, int(state.step))
+    summary["stopped_early"] = history["stopped_early"]
+    if config.get("average_last_checkpoints", 0):
+      summary["averaged"] = _evaluate_average(config, workdir, model, state, corpus,
+                                              eval_examples, manager)
   finally:
     writer.close()
     with contextlib.suppress(Exception):  # the error that got us here is the one to report
@@ -141,7 +146,8 @@ def _train_loop(config, workdir, model, state, batches, corpus, eval_examples, m
   """
   max_length = config.model.max_length
   first_step = int(state.step)
-  history = {"train": ([], []), "heldout": ([], []), "bleu": ([], [])}
+  history = {"train": ([], []), "heldout": ([], []), "bleu": ([], []), "stopped_early": False}
+  stopping = early_stopping.EarlyStopping(config.get("early_stopping_patience", 0))
   window_tokens, window_start = 0, time.time()
   total_tokens, train_seconds = 0, 0.0
   pending = []  # (step number, device metrics) not read yet
@@ -214,9 +220,16 @@ def _train_loop(config, workdir, model, state, batches, corpus, eval_examples, m
         if step_log:
           step_log.write(json.dumps({"step": number, "heldout_loss": held["loss"]}) + "\n")
         save_metrics = {"heldout_loss": held["loss"], "bleu": held["bleu"]}
+        state = _observe_plateau(config, state, held["loss"], mesh, number)
+        history["stopped_early"] = stopping.update(number, held["bleu"])
         window_start = time.time()  # evaluation time is not training time
       if is_save:
         checkpointing.save(manager, state, batches.get_state(), metrics=save_metrics, force=True)
+      if history["stopped_early"]:
+        _log(f"early stopping at step {number}: held-out BLEU has not improved on "
+             f"{stopping.best:.2f} (step {stopping.best_step}) for {stopping.since_best} "
+             f"evaluations (config.early_stopping_patience={stopping.patience})")
+        break
       if config.fault_signal and number == config.fault_signal_step:
         os.kill(os.getpid(), signal.Signals["SIG" + config.fault_signal])
       if stop.signal_name and not last:
@@ -228,6 +241,50 @@ def _train_loop(config, workdir, model, state, batches, corpus, eval_examples, m
             f"stopped by {stop.signal_name} after step {number}; the checkpoint is in "
             f"{manager.directory}/{number}; run the same command (same --workdir) to resume")
   return state, history, train_seconds, total_tokens
+
+
+def _observe_plateau(config, state, heldout_loss: float, mesh, step: int):
+  """Feeds the held-out loss to reduce-on-plateau (when on) and logs a changed rate."""
+  before = steps.plateau_scale(state)
+  if before is None:
+    return state
+  state = steps.observe_heldout_loss(state, heldout_loss, config)
+  after = steps.plateau_scale(state)
+  if after != before:
+    _log(f"step {step}: held-out loss stalled; learning rate factor {before:g} -> {after:g}")
+  return jax.device_put(state, parallel.replicated(mesh))
+
+
+def _evaluate_average(config, workdir, model, state, corpus, eval_examples, manager) -> dict:
+  """Held-out and test scores of the mean params of the newest checkpoints."""
+  used, params = averaging.average_last(manager, config.average_last_checkpoints, state)
+  held = evaluation.heldout_loss(model, params, eval_examples, config.batch_size,
+                                 config.model.max_length)
+  result = _heldout_bleu(config, model, params, corpus, "beam", progress="eval averaged")
+  references = corpus.eval_references or [[t] for _, t in corpus.eval]
+  files = evaluation.write_outputs(workdir, "heldout_averaged", result.hypotheses, references)
+  report = {"steps": used, "heldout": {**held, **result.metrics, "files": files}, "test": {}}
+  _log(f"averaged params of steps {used}: held-out loss {held['loss']:.4f}, "
+       f"BLEU {result.metrics['bleu']:.2f}")
+  for name, pairs in corpus.test.items():
+    report["test"][name] = _test_scores(config, model, params, corpus, pairs, workdir,
+                                        f"test_{name}_averaged")
+  return report
+
+
+def _test_scores(config, model, params, corpus, pairs, workdir, file_name) -> dict:
+  """Loss, perplexity, BLEU and chrF (beam search) of one test split; writes its texts."""
+  max_length = config.model.max_length
+  examples, _ = input_pipeline.encode_pairs(pairs, corpus.src_vocab, corpus.tgt_vocab,
+                                            max_length)
+  test = evaluation.evaluate_split(
+      model, params, pairs, corpus.src_vocab, corpus.tgt_vocab,
+      batch_size=config.batch_size, max_length=max_length, search="beam",
+      settings=evaluation.decode_settings(config), exact_match=corpus.exact_match,
+      progress=f"eval {file_name}")
+  loss = evaluation.heldout_loss(model, params, examples, config.batch_size, max_length)
+  files = evaluation.write_outputs(workdir, file_name, test.hypotheses, [[t] for _, t in pairs])
+  return {**loss, **test.metrics, "files": files}
 
 
 def _final_evaluation(config, workdir, model, params, corpus, eval_examples, history,
@@ -268,20 +325,11 @@ def _final_evaluation(config, workdir, model, params, corpus, eval_examples, his
     writer.attention(step, f"attention/{i}", result.attentions[i], src_words, out_words)
 
   for name, pairs in corpus.test.items():
-    examples, _ = input_pipeline.encode_pairs(pairs, corpus.src_vocab, corpus.tgt_vocab,
-                                              max_length)
-    test = evaluation.evaluate_split(
-        model, params, pairs, corpus.src_vocab, corpus.tgt_vocab,
-        batch_size=config.batch_size, max_length=max_length, search="beam",
-        settings=evaluation.decode_settings(config), exact_match=corpus.exact_match,
-        progress=f"eval {name}")
-    loss = evaluation.heldout_loss(model, params, examples, config.batch_size, max_length)
-    files = evaluation.write_outputs(workdir, f"test_{name}", test.hypotheses,
-                                     [[t] for _, t in pairs])
-    summary["test"][name] = {**loss, **test.metrics, "files": files}
+    summary["test"][name] = _test_scores(config, model, params, corpus, pairs, workdir,
+                                         f"test_{name}")
     writer.scalars(step, summary["test"][name], f"test_{name}")
-    _log(f"test {name} ({len(pairs)} sentences): BLEU {test.metrics['bleu']:.2f}, "
-         f"chrF {test.metrics['chrf']:.2f}")
+    _log(f"test {name} ({len(pairs)} sentences): BLEU {summary['test'][name]['bleu']:.2f}, "
+         f"chrF {summary['test'][name]['chrf']:.2f}")
 
   writer.scalars(step, report, "heldout_final")
   plots.save_curves(os.path.join(workdir, "loss.png"),

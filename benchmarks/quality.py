@@ -1,0 +1,99 @@
+"""Trains and evaluates one config, and writes its results JSON for the README's table.
+
+    python benchmarks/quality.py --name=numbers_de --workdir=/tmp/numbers_de
+    JAXSEQ_DATA_DIR=../shared/data python benchmarks/quality.py \
+        --config=configs/multi30k_de_en.py --name=multi30k_de_en --workdir=/tmp/m30k
+
+Writes benchmarks/results/NAME.json (--out_dir): the config file and the command, held-out
+and test-split BLEU (cased and lowercased), chrF and perplexity, the scores of the averaged
+checkpoints where config.average_last_checkpoints is on, parameter count, training wall
+time, steps and the hardware. `benchmarks/results_table.py` turns these files into the
+README's table.
+"""
+
+import json
+import os
+import platform
+import shlex
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+METRICS = ("bleu", "bleu_lowercase", "chrf", "perplexity", "loss", "exact_match", "sentences")
+
+
+def _scores(split: dict) -> dict:
+  return {k: split[k] for k in METRICS if k in split}
+
+
+def hardware() -> dict:
+  """The machine the run was measured on."""
+  import jax
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  return {"platform": jax.devices()[0].platform, "devices": [d.device_kind for d in jax.devices()],
+          "cpu": cpu, "cpu_count": os.cpu_count(), "jax": jax.__version__,
+          "python": platform.python_version(),
+          # other processes on the machine slow a run down: timings are only as good as this
+          "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
+
+
+def results(name: str, config_file: str, command: str, summary: dict) -> dict:
+  """The results JSON of one run from the summary that training returned."""
+  out = {
+      "name": name, "config": os.path.relpath(os.path.abspath(config_file), ROOT),
+      "command": command, "dataset": summary["config"]["dataset"],
+      "heldout": _scores(summary["heldout"]),
+      "test": {k: _scores(v) for k, v in summary.get("test", {}).items()},
+      "num_parameters": summary["num_parameters"], "steps": summary["steps"],
+      "train_seconds": round(summary["train_seconds"], 1),
+      "wall_seconds": round(summary["wall_seconds"], 1),
+      "stopped_early": summary.get("stopped_early", False),
+  }
+  if "averaged" in summary:
+    averaged = summary["averaged"]
+    out["averaged"] = {"steps": averaged["steps"], "heldout": _scores(averaged["heldout"]),
+                       "test": {k: _scores(v) for k, v in averaged.get("test", {}).items()}}
+  return out
+
+
+def main(argv):
+  config = config_flags.DEFINE_config_file(
+      "config", os.path.join(ROOT, "configs", "default.py"),
+      "Python config file; override fields with --config.FIELD=VALUE.", lock_config=True)
+  name = flags.DEFINE_string("name", None, "Name of the results file (NAME.json).",
+                             required=True)
+  workdir = flags.DEFINE_string("workdir", None, "Workdir of the training run.", required=True)
+  out_dir = flags.DEFINE_string("out_dir", os.path.join(ROOT, "benchmarks", "results"),
+                                "Directory of the results JSON files.")
+  flags.FLAGS(argv)
+  from jaxseq import checkpointing, cli, configuration, data, trainer  # after the flags
+  cli.quiet_library_logs()
+  try:
+    summary = trainer.train_and_evaluate(config.value, workdir.value)
+  except (configuration.ConfigError, checkpointing.CheckpointError, data.DataError,
+          trainer.TrainingStopped) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  command = "python " + " ".join(shlex.quote(a) for a in argv)
+  record = results(name.value, flags.FLAGS["config"].config_filename, command, summary)
+  record["hardware"] = hardware()
+  os.makedirs(out_dir.value, exist_ok=True)
+  path = os.path.join(out_dir.value, f"{name.value}.json")
+  with open(path, "w") as f:
+    json.dump(record, f, indent=2)
+    f.write("\n")
+  print(f"wrote {path}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))

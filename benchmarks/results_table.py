@@ -1,0 +1,111 @@
+"""The README's results table, generated from every benchmarks/results/*.json.
+
+    python benchmarks/results_table.py              # prints it, writes results/README_table.md
+    python benchmarks/results_table.py --readme=README.md   # also puts it into the README
+
+One row per run and evaluated split (held-out, each test split), and one more per split
+for the averaged checkpoints where the run averaged them. BLEU is sacreBLEU's, cased and
+detokenized (lowercased next to it); chrF; perplexity with reference decoder inputs.
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+BEGIN, END = "<!-- results table: begin -->", "<!-- results table: end -->"
+HEADER = ("| Run | Split | BLEU | BLEU (lc) | chrF | PPL | Params | Steps | Train time "
+          "| Hardware | Command |")
+
+
+def _fmt(value, digits: int = 1) -> str:
+  return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _duration(seconds: float) -> str:
+  minutes = seconds / 60
+  return f"{minutes:.1f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def _hardware(hw: dict) -> str:
+  if hw.get("platform") == "cpu":
+    return f"{hw.get('cpu_count')} CPU cores ({hw.get('cpu', 'cpu')})"
+  return f"{len(hw.get('devices', []))}x {hw.get('devices', ['?'])[0]}"
+
+
+def _splits(record: dict):
+  yield "held-out", "", record["heldout"]
+  for name, scores in record.get("test", {}).items():
+    yield f"test {name}", "", scores
+  averaged = record.get("averaged")
+  if averaged:
+    label = f" (avg of steps {', '.join(map(str, averaged['steps']))})"
+    yield "held-out", label, averaged["heldout"]
+    for name, scores in averaged.get("test", {}).items():
+      yield f"test {name}", label, scores
+
+
+def rows(record: dict) -> list[str]:
+  """The table rows of one results JSON."""
+  out = []
+  steps = f"{record['steps']:,}" + (" (early stop)" if record.get("stopped_early") else "")
+  for split, label, s in _splits(record):
+    out.append(
+        f"| {record['name']}{label} | {split} | {_fmt(s.get('bleu'))} "
+        f"| {_fmt(s.get('bleu_lowercase'))} | {_fmt(s.get('chrf'))} "
+        f"| {_fmt(s.get('perplexity'), 2)} | {record['num_parameters'] / 1e6:.2f} M | {steps} "
+        f"| {_duration(record['train_seconds'])} | {_hardware(record.get('hardware', {}))} "
+        f"| `{record['command']}` |")
+  return out
+
+
+def table(paths: list[str]) -> str:
+  lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
+  for path in sorted(paths):
+    with open(path) as f:
+      lines += rows(json.load(f))
+  return "\n".join(lines) + "\n"
+
+
+def put_into_readme(path: str, text: str):
+  """Replaces what lies between the BEGIN and END markers of the README by the table."""
+  with open(path, encoding="utf-8") as f:
+    readme = f.read()
+  if BEGIN not in readme or END not in readme:
+    raise ValueError(f"{path} lacks the markers {BEGIN} and {END}")
+  head, rest = readme.split(BEGIN, 1)
+  tail = rest.split(END, 1)[1]
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(f"{head}{BEGIN}\n{text}{END}{tail}")
+
+
+def main(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--results", default=RESULTS, help="directory of the results JSON files")
+  parser.add_argument("--out", default=os.path.join(RESULTS, "README_table.md"),
+                      help="markdown file to write ('' to only print)")
+  parser.add_argument("--readme", default="", help="README whose table to replace")
+  args = parser.parse_args(argv)
+  paths = glob.glob(os.path.join(args.results, "*.json"))
+  if not paths:
+    print(f"error: no results JSON in {args.results}; run benchmarks/quality.py first",
+          file=sys.stderr)
+    return 2
+  text = table(paths)
+  print(text, end="")
+  if args.out:
+    with open(args.out, "w") as f:
+      f.write(text)
+  if args.readme:
+    try:
+      put_into_readme(args.readme, text)
+    except (OSError, ValueError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,62 @@
+"""benchmarks/quality.py's results record and the README table made from such records."""
+
+import importlib.util
+import json
+import pathlib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+  spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+quality, results_table = _load("quality"), _load("results_table")
+
+
+def _split(bleu: float) -> dict:
+  return {"bleu": bleu, "bleu_lowercase": bleu + 1, "chrf": 50.0, "perplexity": 3.5,
+          "loss": 1.25, "sentences": 10, "files": {"hypotheses": "x.hyp.txt"}}
+
+
+SUMMARY = {"config": {"dataset": "multi30k"}, "heldout": _split(31.04),
+           "test": {"test2016": _split(33.46)}, "num_parameters": 2_500_000, "steps": 900,
+           "train_seconds": 7260.0, "wall_seconds": 7300.0, "stopped_early": True,
+           "averaged": {"steps": [800, 900], "heldout": _split(32.0),
+                        "test": {"test2016": _split(34.0)}}}
+
+
+def test_a_record_keeps_the_scores_and_drops_the_file_lists():
+  record = quality.results("m30k", str(REPO / "configs" / "multi30k_de_en.py"), "python x",
+                           SUMMARY)
+  assert record["config"] == "configs/multi30k_de_en.py"
+  assert record["heldout"]["bleu"] == 31.04 and "files" not in record["heldout"]
+  assert record["test"]["test2016"]["bleu_lowercase"] == 34.46
+  assert record["averaged"]["steps"] == [800, 900]
+  assert record["averaged"]["test"]["test2016"]["bleu"] == 34.0
+  json.dumps(record)  # plain JSON
+
+
+def test_the_table_has_one_row_per_split_and_average(tmp_path):
+  record = quality.results("m30k", "configs/multi30k_de_en.py", "python x", SUMMARY)
+  record["hardware"] = {"platform": "gpu", "devices": ["NVIDIA H100"]}
+  (tmp_path / "m30k.json").write_text(json.dumps(record))
+  out = tmp_path / "table.md"
+  assert results_table.main(["--results", str(tmp_path), "--out", str(out)]) == 0
+  lines = out.read_text().splitlines()
+  assert len(lines) == 2 + 4
+  widths = {line.count("|") for line in lines}
+  assert len(widths) == 1  # every row has the header's columns
+  heldout, test, avg_heldout, avg_test = lines[2:]
+  assert "| held-out | 31.0 | 32.0 |" in heldout and "900 (early stop)" in heldout
+  assert "test test2016 | 33.5 | 34.5 |" in test
+  assert "avg of steps 800, 900" in avg_heldout and "| 32.0 |" in avg_heldout
+  assert "| 34.0 |" in avg_test and "2.0 h" in avg_test and "1x NVIDIA H100" in avg_test
+
+
+def test_no_results_is_one_error_line(tmp_path, capsys):
+  assert results_table.main(["--results", str(tmp_path), "--out", ""]) == 2
+  assert "no results JSON" in capsys.readouterr().err
