@@ -65,6 +65,16 @@ def results(name: str, config_file: str, command: str, summary: dict) -> dict:
   return out
 
 
+def write_record(out_dir: str, name: str, record: dict) -> str:
+  """Writes out_dir/NAME.json (what results_table.py reads); returns its path."""
+  os.makedirs(out_dir, exist_ok=True)
+  path = os.path.join(out_dir, f"{name}.json")
+  with open(path, "w") as f:
+    json.dump(record, f, indent=2)
+    f.write("\n")
+  return path
+
+
 def main(argv):
   config = config_flags.DEFINE_config_file(
       "config", os.path.join(ROOT, "configs", "default.py"),
@@ -86,12 +96,7 @@ def main(argv):
   command = "python " + " ".join(shlex.quote(a) for a in argv)
   record = results(name.value, flags.FLAGS["config"].config_filename, command, summary)
   record["hardware"] = hardware()
-  os.makedirs(out_dir.value, exist_ok=True)
-  path = os.path.join(out_dir.value, f"{name.value}.json")
-  with open(path, "w") as f:
-    json.dump(record, f, indent=2)
-    f.write("\n")
-  print(f"wrote {path}")
+  print(f"wrote {write_record(out_dir.value, name.value, record)}")
   return 0
 
 

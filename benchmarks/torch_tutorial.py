@@ -23,7 +23,6 @@ References:
 """
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -195,11 +194,7 @@ def main(argv: list[str]) -> int:
       "hardware": {**quality.hardware(), "torch": torch.__version__,
                    "torch_threads": torch.get_num_threads()},
   }
-  os.makedirs(args.out_dir, exist_ok=True)
-  path = os.path.join(args.out_dir, f"{args.name}.json")
-  with open(path, "w") as f:
-    json.dump(record, f, indent=2)
-    f.write("\n")
+  path = quality.write_record(args.out_dir, args.name, record)
   print(f"held-out BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}; wrote {path}")
   return 0
 
