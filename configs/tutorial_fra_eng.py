@@ -8,8 +8,11 @@ bucketed batches, a held-out split grouped by source sentence, multi-reference e
     JAXSEQ_DATA_DIR=../shared/data python train.py --config=configs/tutorial_fra_eng.py \
         --workdir=/tmp/tutorial_fra_eng
 
-Result: not yet measured at the full step count. Smoke run with --config.num_train_steps=60
-(2 shared CPU cores): held-out loss 3.88, 1,166 held-out sources.
+Result: not yet measured at the full step count. With --config.num_train_steps=3500 (10
+epochs; `python benchmarks/quality.py --name=tutorial_fra_eng_3500 --workdir=/tmp/q_tutorial
+--config=configs/tutorial_fra_eng.py --config.num_train_steps=3500`, 2-core Intel Xeon @
+2.50GHz): held-out BLEU 55.9 (beam, all references of each of the 1,166 held-out sources),
+chrF 62.3, perplexity 2.98, 3.1 min of training (benchmarks/results/tutorial_fra_eng_3500.json).
 
 References:
   PyTorch tutorial "NLP From Scratch: Translation with a Sequence to Sequence Network and
