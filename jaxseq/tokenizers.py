@@ -69,14 +69,7 @@ class SentencePieceTokenizer:
 
   def decode(self, ids: Iterable[int]) -> str:
     """Text of the ids up to the first EOS; PAD, BOS and out-of-range ids are dropped."""
-    kept = []
-    for i in ids:
-      i = int(i)
-      if i == EOS:
-        break
-      if i not in (PAD, BOS) and 0 <= i < len(self):
-        kept.append(i)
-    return self.processor.decode(kept)
+    return self.processor.decode([i for i in vocab.content_ids(ids) if 0 <= i < len(self)])
 
   def pieces(self, sentence: str) -> list[str]:
     """The pieces encode() yields, as text (for labels of attention plots)."""

@@ -9,6 +9,17 @@ PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
 
 
+def content_ids(ids: Iterable[int]) -> list[int]:
+  """The ids before the first EOS, without PAD and BOS: what a tokenizer turns into text."""
+  kept = []
+  for i in map(int, ids):
+    if i == EOS:
+      break
+    if i not in (PAD, BOS):
+      kept.append(i)
+  return kept
+
+
 class WordVocab:
   """Maps whitespace-separated words to ids; ids 0-3 are PAD, BOS, EOS, UNK."""
 
@@ -37,15 +48,8 @@ class WordVocab:
 
   def decode(self, ids: Iterable[int]) -> str:
     """Text of the ids up to the first EOS; PAD and BOS are dropped."""
-    words = []
-    for i in ids:
-      i = int(i)
-      if i == EOS:
-        break
-      if i in (PAD, BOS):
-        continue
-      words.append(self.words[i] if 0 <= i < len(self.words) else SPECIALS[UNK])
-    return " ".join(words)
+    return " ".join(self.words[i] if 0 <= i < len(self.words) else SPECIALS[UNK]
+                    for i in content_ids(ids))
 
   def save(self, path: str | os.PathLike):
     with open(path, "w", encoding="utf-8") as f:
