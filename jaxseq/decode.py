@@ -1,7 +1,8 @@
 """Decoder loops for one sentence, and their batched forms.
 
-`teacher_forced` drives `Seq2Seq.decode_step` with `lax.scan` over the target
-positions (training and scoring); `greedy` feeds back its own argmax until EOS. Both
+`teacher_forced` scans the decoder over the target positions (training and scoring):
+with the reference always fed, only `Seq2Seq.decode_hidden` (the recurrence) is in the
+`lax.scan`; otherwise the whole `decode_step`. `greedy` feeds back its own argmax until EOS. Both
 take one example; `batch_teacher_forced` and `batch_greedy` are the `jax.vmap`s that
 the rest of the library calls.
 """
@@ -25,31 +26,64 @@ def teacher_forced(model: Seq2Seq, params, src: Array, tgt_in: Array, key: Array
 
   At each step the reference token tgt_in[t] is fed with probability
   `teacher_forcing_ratio` (drawn per step from `key`), otherwise the model's own
-  previous argmax; the first step always feeds tgt_in[0] (BOS).
+  previous argmax; the first step always feeds tgt_in[0] (BOS). At ratio 1.0 (a
+  Python float, static under jit) only the recurrence is scanned: the embedding lookup
+  and the output layers run outside the scan, on all positions at once.
 
   src: [src_len] int; tgt_in: [tgt_len] int (BOS y_1 ... y_n, padded with 0).
   Returns logits [tgt_len, tgt_vocab] and attention weights [tgt_len, src_len].
   """
   if src.ndim != 1 or tgt_in.ndim != 1:
     raise ValueError(f"teacher_forced takes one sentence pair, got {src.shape}, {tgt_in.shape}")
-  enc_key, step_key = jax.random.split(key)
+  enc_key, step_key, out_key = jax.random.split(key, 3)
   memory, state = model.apply(params, src, train=train, method=Seq2Seq.encode,
                               rngs={"dropout": enc_key})
   step_keys = jax.random.split(step_key, tgt_in.shape[0])
+  if teacher_forcing_ratio == 1.0:
+    return _always_forced(model, params, memory, state, tgt_in, step_keys, out_key, train)
+  return _sometimes_forced(model, params, memory, state, tgt_in, step_keys,
+                           teacher_forcing_ratio, train)
+
+
+def _always_forced(model, params, memory, state, tgt_in, step_keys, out_key, train):
+  """Every input is the reference, so nothing in the scan needs the previous logits.
+
+  The embeddings are looked up before the scan, and the attentional and output layers
+  run after it, each once on all positions.
+  """
+  emb_key, out_key = jax.random.split(out_key)
+  embedded = model.apply(params, tgt_in, train=train, method=Seq2Seq.embed_target,
+                         rngs={"dropout": emb_key})
+  hoist = model.readout_outside_recurrence
+
+  def body(state, inputs):
+    emb, k = inputs
+    state, out, weights = model.apply(params, memory, state, emb, train=train,
+                                      readout=not hoist, method=Seq2Seq.decode_hidden,
+                                      rngs={"dropout": k})
+    return state, (out, weights)
+
+  _, (outs, weights) = lax.scan(body, state, (embedded, step_keys), unroll=model.scan_unroll)
+  logits = model.apply(params, outs, train=train, readout=hoist, method=Seq2Seq.logits,
+                       rngs={"dropout": out_key})
+  return logits, weights
+
+
+def _sometimes_forced(model, params, memory, state, tgt_in, step_keys, ratio, train):
+  """A coin per position decides between the reference and the previous argmax."""
 
   def body(carry, inputs):
     state, prev_pred = carry  # decoder state; the model's last argmax []
     reference, k = inputs
     force_key, dropout_key = jax.random.split(k)
-    forced = jax.random.uniform(force_key) < teacher_forcing_ratio
+    forced = jax.random.uniform(force_key) < ratio
     token = jnp.where(forced, reference, prev_pred)
     state, logits, weights = model.apply(
         params, memory, state, token, train=train, method=Seq2Seq.decode_step,
         rngs={"dropout": dropout_key})
     return (state, jnp.argmax(logits).astype(tgt_in.dtype)), (logits, weights)
 
-  first = tgt_in[0]
-  _, (logits, weights) = lax.scan(body, (state, first), (tgt_in, step_keys),
+  _, (logits, weights) = lax.scan(body, (state, tgt_in[0]), (tgt_in, step_keys),
                                   unroll=model.scan_unroll)
   return logits, weights
 

@@ -4,6 +4,8 @@ Nothing here has a batch axis: `encode` takes src [src_len] and `decode_step` on
 target token. Batching is `jax.vmap` over these (see `jaxseq/decode.py`), and the
 decoder loop is a `lax.scan` over `decode_step`, whose signature is the scan body's
 `(state, token) -> (state, logits, weights)` once the per-sentence `Memory` is bound.
+`decode_step` is `embed_target`, then `decode_hidden` (the recurrence), then `logits`;
+under teacher forcing only the middle one needs the scan.
 
 References:
   Sutskever et al. 2014; Cho et al. 2014 (the encoder-decoder with a fixed context C).
@@ -15,6 +17,7 @@ References:
     tying: W_s is the target embedding matrix).
 """
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -42,27 +45,43 @@ class DecoderState(NamedTuple):
   attentional: Array  # [hidden] h~_{t-1}, fed back when input feeding is on
 
 
+def run_rnns(layer_cells: Sequence[cells.RecurrentCell], kind: str, x: Array, mask: Array,
+             *, reverse: Sequence[bool], unroll: int = 1) -> tuple[tuple, tuple]:
+  """Runs one cell per direction over a sentence, all in a single scan.
+
+  Padded positions neither update nor output. A reversed direction reads the sentence
+  from its end; the two directions of a bidirectional layer share one loop, so each
+  iteration carries twice the work and there are half as many iterations.
+
+  x: [src_len, in]; mask: [src_len] bool -> (outputs, one [src_len, hidden] per cell,
+  in sentence order; final carries, one per cell: the state after the last real token
+  in that cell's direction). `unroll` time steps run per loop iteration.
+  """
+  step = cells.STEPS[kind]
+  flip = lambda a, rev: a[::-1] if rev else a
+  # The input projections are hoisted out of the scan: [src_len, gates] per cell.
+  inputs = tuple((flip(c.project(x), rev), flip(mask, rev)) for c, rev in zip(layer_cells, reverse))
+  weights = tuple(c.weights() for c in layer_cells)
+
+  def body(carries, inputs):
+    new_carries, outputs = [], []
+    for (kernel, bias), carry, (xp, real) in zip(weights, carries, inputs):
+      new = step(kernel, bias, carry, xp)
+      carry = jax.tree.map(lambda n, o: jnp.where(real, n, o), new, carry)
+      new_carries.append(carry)
+      outputs.append(jnp.where(real, cells.carry_output(kind, carry), 0.0))
+    return tuple(new_carries), tuple(outputs)
+
+  init = tuple(cells.zero_carry(kind, c.hidden_size, x.dtype) for c in layer_cells)
+  finals, outputs = lax.scan(body, init, inputs, unroll=unroll)
+  return tuple(flip(o, rev) for o, rev in zip(outputs, reverse)), finals
+
+
 def run_rnn(cell: cells.RecurrentCell, kind: str, x: Array, mask: Array, *,
             reverse: bool, unroll: int = 1) -> tuple[Array, Any]:
-  """Runs one cell over a sentence; padded positions neither update nor output.
-
-  x: [src_len, in]; mask: [src_len] bool -> (outputs [src_len, hidden], final carry).
-  The final carry is the state after the last real token in the scan's direction.
-  `unroll` time steps run per loop iteration (fewer loop overheads, longer compile).
-  """
-  x_proj = cell.project(x)  # [src_len, gates], hoisted out of the scan
-  kernel, bias = cell.weights()
-  step = cells.STEPS[kind]
-
-  def body(carry, inputs):
-    xp, real = inputs
-    new = step(kernel, bias, carry, xp)
-    carry = jax.tree.map(lambda n, o: jnp.where(real, n, o), new, carry)
-    return carry, jnp.where(real, cells.carry_output(kind, carry), 0.0)
-
-  init = cells.zero_carry(kind, cell.hidden_size, x.dtype)
-  final, outputs = lax.scan(body, init, (x_proj, mask), reverse=reverse, unroll=unroll)
-  return outputs, final
+  """`run_rnns` of one cell: (outputs [src_len, hidden], final carry)."""
+  outputs, finals = run_rnns([cell], kind, x, mask, reverse=[reverse], unroll=unroll)
+  return outputs[0], finals[0]
 
 
 class Encoder(nn.Module):
@@ -90,17 +109,15 @@ class Encoder(nn.Module):
     x = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype, name="embed")(src)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     finals = []
+    directions = ("fwd", "bwd") if self.bidirectional else ("fwd",)
     for layer in range(self.num_layers):
-      fwd = cells.RecurrentCell(self.cell, self.hidden_size, self.dtype, name=f"layer{layer}_fwd")
-      out, carry = run_rnn(fwd, self.cell, x, mask, reverse=False, unroll=self.scan_unroll)
-      layer_finals = (carry,)
-      if self.bidirectional:
-        bwd = cells.RecurrentCell(self.cell, self.hidden_size, self.dtype, name=f"layer{layer}_bwd")
-        out_b, carry_b = run_rnn(bwd, self.cell, x, mask, reverse=True, unroll=self.scan_unroll)
-        out = jnp.concatenate([out, out_b], axis=-1)  # [src_len, 2 * hidden]
-        layer_finals = (carry, carry_b)
+      layer_cells = [cells.RecurrentCell(self.cell, self.hidden_size, self.dtype,
+                                         name=f"layer{layer}_{d}") for d in directions]
+      outs, layer_finals = run_rnns(layer_cells, self.cell, x, mask,
+                                    reverse=[d == "bwd" for d in directions],
+                                    unroll=self.scan_unroll)
       finals.append(layer_finals)
-      x = out
+      x = jnp.concatenate(outs, axis=-1)  # [src_len, hidden * directions]
       if layer < self.num_layers - 1:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return x, tuple(finals)
@@ -196,19 +213,44 @@ class Seq2Seq(nn.Module):
     """One output position: token [] int -> (state, logits [tgt_vocab], weights [src_len])."""
     if token.ndim != 0:
       raise ValueError(f"decode_step takes one token, got shape {token.shape}")
-    emb = self.drop(self.tgt_embed(token), deterministic=not train)  # [embed]
+    emb = self.embed_target(token, train=train)
+    state, out, weights = self.decode_hidden(memory, state, emb, train=train)
+    return state, self.logits(out, train=train), weights
+
+  # Teacher forcing knows every input in advance; `decode.teacher_forced` then runs
+  # `embed_target` and `logits(..., readout=True)` on all positions at once and keeps only
+  # `decode_hidden(..., readout=False)` in its scan. `decode_step` is the three in a row.
+
+  @property
+  def readout_outside_recurrence(self) -> bool:
+    """True when h~_t = tanh(W_c [c_t; h_t]) feeds only the output layer (no input feeding)."""
+    return self.attention not in ("none", "tutorial") and not self.input_feeding
+
+  def embed_target(self, tokens: Array, *, train: bool = False) -> Array:
+    """tokens [...] int -> embeddings [..., embed] (with dropout when training)."""
+    return self.drop(self.tgt_embed(tokens), deterministic=not train)
+
+  def decode_hidden(self, memory: Memory, state: DecoderState, emb: Array, *,
+                    train: bool = False, readout: bool = True
+                    ) -> tuple[DecoderState, Array, Array]:
+    """The recurrent part of one position: emb [embed] -> (state, out, weights [src_len]).
+
+    `out` is what `logits` reads: h~_t (Luong's attentional hidden) or, for 'none' and
+    'tutorial', h_t. With readout=False (allowed when `readout_outside_recurrence`) it is
+    [c_t; h_t], and `logits(out, readout=True)` applies the attentional layer.
+    """
     top = cells.carry_output(self.cell, state.cells[-1])  # h_{t-1} of the top layer
     src_len = memory.values.shape[0]
     if self.attention == "none":
       weights = jnp.zeros((src_len,), emb.dtype)
       carries, h = self._cells(state.cells, jnp.concatenate([emb, memory.context]), train)
-      return DecoderState(carries, state.attentional), self._logits(h, train), weights
+      return DecoderState(carries, state.attentional), h, weights
     if self.attention == "tutorial":
       context, weights = self.attn(jnp.concatenate([emb, top]), memory.keys,
                                    memory.values, memory.mask)
       x = nn.relu(self.combine(jnp.concatenate([emb, context])))
       carries, h = self._cells(state.cells, x, train)
-      return DecoderState(carries, state.attentional), self._logits(h, train), weights
+      return DecoderState(carries, state.attentional), h, weights
     x = emb
     if self.input_feeding:
       x = jnp.concatenate([x, state.attentional])  # Luong 3.3
@@ -220,12 +262,27 @@ class Seq2Seq(nn.Module):
       # Luong: the new state h_t asks, after the cell.
       carries, h = self._cells(state.cells, x, train)
       context, weights = self.attn(h, memory.keys, memory.values, memory.mask)
-    attentional = jnp.tanh(self.attentional_proj(jnp.concatenate([context, h])))
-    return DecoderState(carries, attentional), self._logits(attentional, train), weights
+    features = jnp.concatenate([context, h])
+    if not readout:
+      if not self.readout_outside_recurrence:
+        raise ValueError("readout=False needs an attention other than none/tutorial and "
+                         "input_feeding=False")
+      return DecoderState(carries, state.attentional), features, weights
+    attentional = self._readout(features)
+    return DecoderState(carries, attentional), attentional, weights
 
-  def _logits(self, h: Array, train: bool) -> Array:
-    """h: [hidden] -> logits [tgt_vocab], float32 (softmax and loss run in float32)."""
-    h = self.drop(h, deterministic=not train)
+  def _readout(self, features: Array) -> Array:
+    """[..., context; h] -> h~ = tanh(W_c [c; h]) [..., hidden] (Luong Eq. 5)."""
+    return jnp.tanh(self.attentional_proj(features))
+
+  def logits(self, out: Array, *, train: bool = False, readout: bool = False) -> Array:
+    """out [..., hidden] -> logits [..., tgt_vocab], float32 (softmax and loss run in float32).
+
+    readout=True: out is [..., context; h] from decode_hidden(readout=False).
+    """
+    if readout:
+      out = self._readout(out)
+    h = self.drop(out, deterministic=not train)
     if self.tie_embeddings:
       logits = self.tgt_embed.attend(h) + self.output_bias  # E h + b, E: [tgt_vocab, embed]
     else:

@@ -1,10 +1,11 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxseq import cells
-from jaxseq.model import run_rnn
+from jaxseq.model import run_rnn, run_rnns
 
 
 class _Runner(cells.RecurrentCell):
@@ -51,3 +52,32 @@ def test_lstm_forget_gate_zero_and_input_gate_zero_clear_the_cell():
   x_proj = jnp.full(8, -50.0)  # i, f, g, o pre-activations all very negative
   c2, _ = cells.lstm_step(jnp.zeros((2, 8)), jnp.zeros(8), (c, h), x_proj)
   np.testing.assert_allclose(c2, 0.0, atol=1e-6)
+
+
+class _Pair(nn.Module):
+  """Two cells run by run_rnns in one scan, and each by itself, for comparison."""
+  kind: str
+
+  def setup(self):
+    self.fwd = cells.RecurrentCell(self.kind, 4)
+    self.bwd = cells.RecurrentCell(self.kind, 4)
+
+  def together(self, x, mask):
+    return run_rnns([self.fwd, self.bwd], self.kind, x, mask, reverse=[False, True])
+
+  def apart(self, x, mask):
+    out_f, fin_f = run_rnn(self.fwd, self.kind, x, mask, reverse=False)
+    out_b, fin_b = run_rnn(self.bwd, self.kind, x, mask, reverse=True)
+    return (out_f, out_b), (fin_f, fin_b)
+
+
+@pytest.mark.parametrize("kind", cells.CELLS)
+def test_both_directions_in_one_scan_equal_two_scans(kind):
+  pair = _Pair(kind)
+  x = jax.random.normal(jax.random.key(2), (6, 3))
+  mask = jnp.array([True, True, True, True, False, False])
+  params = pair.init(jax.random.key(3), x, mask, method=_Pair.apart)
+  together = pair.apply(params, x, mask, method=_Pair.together)
+  apart = pair.apply(params, x, mask, method=_Pair.apart)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), together, apart)
+  np.testing.assert_array_equal(together[0][1][4:], 0.0)  # padding has no backward output

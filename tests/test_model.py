@@ -136,3 +136,14 @@ def test_encoder_rejects_a_batched_source():
   params = init_params(model)
   with pytest.raises(ValueError, match="one sentence"):
     model.apply(params, SRC, method=Seq2Seq.encode)
+
+
+def test_the_readout_stays_in_the_recurrence_when_it_is_fed_back():
+  fed = tiny_model(attention="luong_general", input_feeding=True)
+  assert not fed.readout_outside_recurrence
+  assert tiny_model(attention="luong_dot").readout_outside_recurrence
+  params = init_params(fed)
+  memory, state = fed.apply(params, SRC[0], method=Seq2Seq.encode)
+  emb = fed.apply(params, jnp.int32(BOS), method=Seq2Seq.embed_target)
+  with pytest.raises(ValueError, match="input_feeding=False"):
+    fed.apply(params, memory, state, emb, readout=False, method=Seq2Seq.decode_hidden)

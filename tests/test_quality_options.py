@@ -27,7 +27,7 @@ def test_tied_model_has_no_output_kernel_and_its_logits_are_embedding_times_h(rn
   bias = jax.random.normal(k1, (13,))
   params = {**params, "output_bias": bias}
   h = jax.random.normal(k2, (12,))
-  logits = model.apply({"params": params}, h, False, method=Seq2Seq._logits)
+  logits = model.apply({"params": params}, h, method=Seq2Seq.logits)
   np.testing.assert_allclose(logits, params["tgt_embed"]["embedding"] @ h + bias, rtol=1e-5,
                              atol=1e-5)
 
