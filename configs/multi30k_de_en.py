@@ -1,10 +1,15 @@
 """Multi30k German -> English: bidirectional GRU encoder, Bahdanau attention, SentencePiece BPE.
 
-    JAXSEQ_DATA_DIR=../shared/data python train.py --config=configs/multi30k_de_en.py \
-        --workdir=/tmp/multi30k_de_en
+    JAXSEQ_DATA_DIR=../shared/data python benchmarks/quality.py \
+        --config=configs/multi30k_de_en.py --name=multi30k_de_en --workdir=/tmp/m30k_de_en
 
-Result: not yet measured at the full step count. Smoke run with --config.num_train_steps=200
-(2 shared CPU cores, ~4 s/step): held-out loss 5.17, BLEU 2.4 (sacreBLEU, validation, 1,014).
+(`python train.py --config=configs/multi30k_de_en.py --workdir=...` trains the same model;
+quality.py also writes benchmarks/results/multi30k_de_en.json for the README's table.)
+
+Result (2-core Intel Xeon @ 2.50GHz, 4,000 steps in 79 min of training, 6.0 M parameters,
+benchmarks/results/multi30k_de_en.json): test2016 BLEU 39.4 (sacreBLEU, cased, detokenized,
+beam 4; lowercased 39.6), chrF 58.9, perplexity 7.38; test2017 BLEU 34.3; validation BLEU
+39.7. The mean of the last 3 checkpoints scores the same (test2016 39.5).
 """
 
 from configs import corpus_fields
@@ -19,12 +24,14 @@ def get_config(source_lang: str = "de", target_lang: str = "en"):
   m.bidirectional = True         # encoder reads both directions
   m.dropout = 0.2                # regularizes the 29k-pair training set
   m.max_length = 64              # subword tokens incl. EOS; buckets 8, 16, 32, 64
-  config.batch_size = 64         # sentence pairs per step
-  config.num_train_steps = 10_000  # about 22 epochs of 29,000 pairs
-  config.learning_rate = 1e-3    # Adam peak
-  config.warmup_steps = 500      # linear warmup
+  m.tie_embeddings = True        # output layer = target embedding (embed == hidden)
+  config.batch_size = 128        # sentence pairs per step
+  config.num_train_steps = 4_000  # about 17.7 epochs of 29,000 pairs
+  config.learning_rate = 1e-3    # Adam peak, then cosine decay to 1% of it
+  config.warmup_steps = 300      # linear warmup
   config.label_smoothing = 0.1   # standard for NMT
   config.log_every_steps = 100
-  config.eval_every_steps = 1_000
-  config.checkpoint_every_steps = 1_000
+  config.eval_every_steps = 500
+  config.checkpoint_every_steps = 500
+  config.average_last_checkpoints = 3  # also score the mean of the newest 3 checkpoints
   return config
