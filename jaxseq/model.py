@@ -239,6 +239,9 @@ class Seq2Seq(nn.Module):
     'tutorial', h_t. With readout=False (allowed when `readout_outside_recurrence`) it is
     [c_t; h_t], and `logits(out, readout=True)` applies the attentional layer.
     """
+    if not readout and not self.readout_outside_recurrence:
+      raise ValueError("readout=False needs an attention other than none/tutorial and "
+                       "input_feeding=False")
     top = cells.carry_output(self.cell, state.cells[-1])  # h_{t-1} of the top layer
     src_len = memory.values.shape[0]
     if self.attention == "none":
@@ -264,9 +267,6 @@ class Seq2Seq(nn.Module):
       context, weights = self.attn(h, memory.keys, memory.values, memory.mask)
     features = jnp.concatenate([context, h])
     if not readout:
-      if not self.readout_outside_recurrence:
-        raise ValueError("readout=False needs an attention other than none/tutorial and "
-                         "input_feeding=False")
       return DecoderState(carries, state.attentional), features, weights
     attentional = self._readout(features)
     return DecoderState(carries, attentional), attentional, weights
