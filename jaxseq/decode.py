@@ -2,9 +2,9 @@
 
 `teacher_forced` scans the decoder over the target positions (training and scoring):
 with the reference always fed, only `Seq2Seq.decode_hidden` (the recurrence) is in the
-`lax.scan`; otherwise the whole `decode_step`. `greedy` feeds back its own argmax until EOS. Both
-take one example; `batch_teacher_forced` and `batch_greedy` are the `jax.vmap`s that
-the rest of the library calls.
+`lax.scan`; otherwise the whole `decode_step`. `greedy` feeds back its own argmax until
+EOS. Both take one example; `batch_teacher_forced` and `batch_greedy` are the `jax.vmap`s
+that the rest of the library calls.
 """
 
 import functools
@@ -35,23 +35,23 @@ def teacher_forced(model: Seq2Seq, params, src: Array, tgt_in: Array, key: Array
   """
   if src.ndim != 1 or tgt_in.ndim != 1:
     raise ValueError(f"teacher_forced takes one sentence pair, got {src.shape}, {tgt_in.shape}")
-  enc_key, step_key, out_key = jax.random.split(key, 3)
+  enc_key, step_key, emb_key, out_key = jax.random.split(key, 4)
   memory, state = model.apply(params, src, train=train, method=Seq2Seq.encode,
                               rngs={"dropout": enc_key})
   step_keys = jax.random.split(step_key, tgt_in.shape[0])
   if teacher_forcing_ratio == 1.0:
-    return _always_forced(model, params, memory, state, tgt_in, step_keys, out_key, train)
+    return _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out_key,
+                          train)
   return _sometimes_forced(model, params, memory, state, tgt_in, step_keys,
                            teacher_forcing_ratio, train)
 
 
-def _always_forced(model, params, memory, state, tgt_in, step_keys, out_key, train):
+def _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out_key, train):
   """Every input is the reference, so nothing in the scan needs the previous logits.
 
   The embeddings are looked up before the scan, and the attentional and output layers
   run after it, each once on all positions.
   """
-  emb_key, out_key = jax.random.split(out_key)
   embedded = model.apply(params, tgt_in, train=train, method=Seq2Seq.embed_target,
                          rngs={"dropout": emb_key})
   hoist = model.readout_outside_recurrence
