@@ -31,7 +31,9 @@ def _duration(seconds: float) -> str:
 
 def _hardware(hw: dict) -> str:
   if hw.get("platform") == "cpu":
-    return f"{hw.get('cpu_count')} CPU cores ({hw.get('cpu', 'cpu')})"
+    threads = hw.get("torch_threads")  # PyTorch runs record the threads they were given
+    used = f", PyTorch on {threads} thread{'s' * (threads != 1)}" if threads else ""
+    return f"{hw.get('cpu_count')} CPU cores ({hw.get('cpu', 'cpu')}{used})"
   return f"{len(hw.get('devices', []))}x {hw.get('devices', ['?'])[0]}"
 
 

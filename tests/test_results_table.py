@@ -60,3 +60,10 @@ def test_the_table_has_one_row_per_split_and_average(tmp_path):
 def test_no_results_is_one_error_line(tmp_path, capsys):
   assert results_table.main(["--results", str(tmp_path), "--out", ""]) == 2
   assert "no results JSON" in capsys.readouterr().err
+
+
+def test_a_pytorch_run_shows_its_thread_count():
+  cpu = {"platform": "cpu", "cpu_count": 2, "cpu": "Xeon"}
+  assert results_table._hardware({**cpu, "torch_threads": 1}) == \
+      "2 CPU cores (Xeon, PyTorch on 1 thread)"
+  assert results_table._hardware(cpu) == "2 CPU cores (Xeon)"
