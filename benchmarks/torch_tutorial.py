@@ -2,7 +2,7 @@
 
     pip install torch        # the optional `bench` dependency
     JAXSEQ_DATA_DIR=../shared/data python benchmarks/torch_tutorial.py \
-        --name=torch_tutorial_fra_eng                       # 80 epochs, as the tutorial
+        --name=torch_tutorial_fra_eng --threads=1           # 80 epochs, as the tutorial
     JAXSEQ_DATA_DIR=../shared/data python benchmarks/torch_tutorial.py --max_steps=20 \
         --out_dir=/tmp                                      # a smoke run
 
