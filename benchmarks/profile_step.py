@@ -19,6 +19,7 @@ time of the step, which is reported next to it. The top ops are listed too.
 
 import argparse
 import collections
+import dataclasses
 import glob
 import gzip
 import json
@@ -28,9 +29,10 @@ import time
 
 from benchmarks import common, train_throughput
 
+# (a piece of the JAX op name, the part it marks), the first match wins; "jvp()" is the
+# loss, traced outside every vmap (its backward is "transpose(jvp())").
 PARTS = (("Seq2Seq.encode", "encoder"), ("/while", "decoder loop"),
-         ("Seq2Seq.logits", "readout and output"), ("Seq2Seq.decode_hidden", "decoder loop"),
-         ("jvp()", "loss"), ("transpose(jvp())", "loss"))
+         ("Seq2Seq.logits", "readout and output"), ("jvp()", "loss"))
 
 
 def _hlo_names(compiled_text: str) -> dict[str, tuple[str, str]]:
@@ -97,7 +99,7 @@ def profile(size: common.Size, num_steps: int, top: int) -> dict:
       groups[key][value] += ms
   return {
       "benchmark": "profile_step", "hardware": common.hardware(),
-      "versions": common.versions(), "size": size.__dict__, "traced_steps": num_steps,
+      "versions": common.versions(), "size": dataclasses.asdict(size), "traced_steps": num_steps,
       "step_ms_wall": wall * 1e3, "op_ms_total": sum(per_op.values()),
       **{f"ms_by_{key}": dict(counter.most_common()) for key, counter in groups.items()},
       "top_ops": [{"op": op, "opcode": names[op][0], "jax_name": names[op][1], "ms": ms}
