@@ -8,8 +8,10 @@ time of every compiled HLO op by what the op's JAX name says it belongs to:
 
   phase: forward (jvp), backward (transpose) or update (the optimizer and the rest);
   part:  encoder, decoder loop, readout and output layer, loss, or other;
-  kind:  matmul, per-step weight-gradient matmul (a backward matmul inside a loop whose
-         result is a weight gradient), gradient accumulation (add_any), loop residuals
+  kind:  matmul, per-step weight-gradient matmul (a dot inside a backward loop that JAX
+         names `transpose`: the product giving a weight's gradient at that step, whereas
+         the product passing the gradient on is a `dot_general`), gradient accumulation
+         (add_any), loop residuals
          (dynamic slices and updates: values stored by the forward loop for the backward
          one), or elementwise and the rest.
 
