@@ -6,8 +6,8 @@
 
 Writes benchmarks/results/NAME.json (--out_dir): the config file and the command, held-out
 and test-split BLEU (cased and lowercased), chrF and perplexity, the scores of the averaged
-checkpoints where config.average_last_checkpoints is on, parameter count, training wall
-time, steps and the hardware. `benchmarks/results_table.py` turns these files into the
+checkpoints where config.average_last_checkpoints is on, the held-out learning curve,
+parameter count, training wall time, steps and the hardware. `benchmarks/results_table.py` turns these files into the
 README's table.
 """
 
@@ -57,6 +57,8 @@ def results(name: str, config_file: str, command: str, summary: dict) -> dict:
       "train_seconds": round(summary["train_seconds"], 1),
       "wall_seconds": round(summary["wall_seconds"], 1),
       "stopped_early": summary.get("stopped_early", False),
+      # held-out loss and BLEU (config.decode.eval_search) at each evaluation of training
+      "heldout_curve": summary.get("heldout_curve"),
   }
   if "averaged" in summary:
     averaged = summary["averaged"]

@@ -1,9 +1,11 @@
 """Data parallelism through jax.sharding: one mesh axis, the batch split along it.
 
 Parameters and optimizer state are replicated; each batch is sharded on its leading
-axis over every device. `jax.jit` then partitions the step by itself (GSPMD), with the
-gradient all-reduce inserted by the compiler. The same code runs on one CPU, on N
-simulated CPU devices (JAX_NUM_CPU_DEVICES=N), and on GPUs or TPUs.
+axis over every device. `jax.jit` partitions the step (GSPMD), except the gradient:
+`sum_over_shards` computes it with `jax.shard_map` on each device's own rows and adds
+the devices' sums in one all-reduce. (Left to GSPMD, the weight gradients of the
+backward scans are all-reduced inside the loops, once per time step.) The same code
+runs on one CPU, on N simulated CPU devices (JAX_NUM_CPU_DEVICES=N), and on GPUs or TPUs.
 
 Several hosts: `initialize_distributed` starts `jax.distributed` when
 config.distributed is True or the environment sets JAXSEQ_DISTRIBUTED=1; the mesh then
@@ -57,6 +59,25 @@ def make_mesh() -> Mesh:
   """A 1-D mesh over every device of every process."""
   # Auto axes: the compiler propagates shardings through the step (GSPMD).
   return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(AxisType.Auto,))
+
+
+def sum_over_shards(fn: Callable[[Any, Any], Any], mesh: Mesh | None) -> Callable[[Any, Any], Any]:
+  """fn(replicated, rows) -> sums over `rows`, run on each device's rows and added up once.
+
+  `rows` is a pytree of arrays whose leading axis is the batch (sharded over the data
+  axis), `replicated` one that every device holds whole (parameters). Each device
+  differentiates and sums on its own rows, with no communication, and a single psum
+  adds the results. With mesh None, fn itself.
+  """
+  if mesh is None:
+    return fn
+
+  def per_device(replicated_args, rows):
+    return jax.lax.psum(fn(replicated_args, rows), DATA_AXIS)
+
+  # check_vma=False: gradients taken inside are each device's own, summed by the psum.
+  return jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(),
+                       check_vma=False)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -8,7 +8,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from jaxseq import decode
+from jaxseq import decode, parallel
 from jaxseq.model import Seq2Seq
 from jaxseq.vocab import BOS, PAD
 
@@ -143,9 +143,13 @@ def token_sums(logits: Array, tgt_out: Array, label_smoothing: float = 0.0) -> d
 
 
 def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcing_ratio: float,
-               label_smoothing: float, nan_steps: tuple[int, ...] = ()
+               label_smoothing: float, nan_steps: tuple[int, ...] = (), mesh=None
                ) -> tuple[TrainState, dict[str, Any]]:
   """One optimizer step on a batch; the loss is the mean over its target tokens.
+
+  With a mesh (`parallel.make_mesh`), each device computes the summed loss and its
+  gradient on its own rows of the batch and the sums are added once
+  (`parallel.sum_over_shards`); without one, on the whole batch.
 
   nan_steps is fault injection for tests (config.fault_nan_steps): at these step
   numbers (1-based, as logged) the loss, and so every gradient, is made NaN.
@@ -153,20 +157,30 @@ def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcin
   step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
   keys = jax.random.split(step_key, batch["src"].shape[0])  # one stream per example
 
-  def loss_fn(params):
-    logits, _ = decode.batch_teacher_forced(
-        model, params, batch["src"], batch["tgt_in"], keys,
-        teacher_forcing_ratio=teacher_forcing_ratio, train=True)
-    sums = token_sums(logits, batch["tgt_out"], label_smoothing)
-    if nan_steps:
-      poisoned = jnp.isin(state.step + 1, jnp.asarray(nan_steps))
-      sums["loss"] = sums["loss"] * jnp.where(poisoned, jnp.nan, 1.0)
-    return sums["loss"] / jnp.maximum(sums["tokens"], 1.0), sums
+  def summed_loss_and_grads(replicated, rows):
+    params, step = replicated
+    batch, keys = rows
 
-  (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    def summed_loss(params):
+      logits, _ = decode.batch_teacher_forced(
+          model, params, batch["src"], batch["tgt_in"], keys,
+          teacher_forcing_ratio=teacher_forcing_ratio, train=True)
+      sums = token_sums(logits, batch["tgt_out"], label_smoothing)
+      if nan_steps:
+        poisoned = jnp.isin(step + 1, jnp.asarray(nan_steps))
+        sums["loss"] = sums["loss"] * jnp.where(poisoned, jnp.nan, 1.0)
+      return sums["loss"], sums
+
+    (_, sums), grads = jax.value_and_grad(summed_loss, has_aux=True)(params)
+    return grads, sums
+
+  grads, sums = parallel.sum_over_shards(summed_loss_and_grads, mesh)(
+      (state.params, state.step), (batch, keys))
+  tokens = jnp.maximum(sums["tokens"], 1.0)
+  loss = sums["loss"] / tokens
   # A non-finite loss makes the step non-finite even where its gradient happens to be finite,
   # so that apply_if_finite skips it.
-  grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g, jnp.nan), grads)
+  grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g / tokens, jnp.nan), grads)
   state = state.apply_gradients(grads=grads)
   sums["grad_norm"] = optax.tree.norm(grads)
   sums["skipped"] = state.opt_state.notfinite_count  # non-finite steps in a row

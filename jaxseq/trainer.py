@@ -36,7 +36,7 @@ def _jit_train_step(model, config, mesh):
   step = functools.partial(steps.train_step, model=model,
                            teacher_forcing_ratio=config.teacher_forcing_ratio,
                            label_smoothing=config.label_smoothing,
-                           nan_steps=configuration.fault_nan_steps(config))
+                           nan_steps=configuration.fault_nan_steps(config), mesh=mesh)
   return jax.jit(step, in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
                  donate_argnums=0)
@@ -295,6 +295,10 @@ def _final_evaluation(config, workdir, model, params, corpus, eval_examples, his
   the attention and curve PNGs, and TensorBoard scalars and images.
   """
   max_length = config.model.max_length
+  # The periodic evaluations of training, before the final one below is added.
+  curve = {"search": evaluation.decode_settings(config)["eval_search"],
+           "steps": list(history["bleu"][0]), "bleu": list(history["bleu"][1]),
+           "loss": list(history["heldout"][1])}
   held = evaluation.heldout_loss(model, params, eval_examples, config.batch_size, max_length)
   history["heldout"][0].append(step)
   history["heldout"][1].append(held["loss"])
@@ -307,7 +311,7 @@ def _final_evaluation(config, workdir, model, params, corpus, eval_examples, his
   _log(f"held-out ({len(corpus.eval)} sentences): " + ", ".join(
       f"{k} {v:.4f}" for k, v in report.items() if isinstance(v, float)))
   _log(f"  {result.metrics['bleu_signature']}")
-  summary = {"heldout": report, "test": {}}
+  summary = {"heldout": report, "test": {}, "heldout_curve": curve}
 
   _log("sample translations (held-out):")
   for (src, ref), hyp in list(zip(corpus.eval, result.hypotheses))[:config.num_samples]:

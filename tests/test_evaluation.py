@@ -88,6 +88,15 @@ def test_training_writes_metrics_curves_and_event_files(trained_workdir):
   assert "attention/0" in images
 
 
+def test_the_summary_keeps_the_learning_curve_of_the_periodic_evaluations(trained_workdir):
+  with open(os.path.join(trained_workdir, "summary.json")) as f:
+    curve = json.load(f)["heldout_curve"]
+  assert curve["search"] == "greedy"
+  assert curve["steps"] == [3]  # eval_every_steps=3 of 6; step 6 is the final evaluation
+  assert len(curve["bleu"]) == len(curve["loss"]) == 1
+  assert all(0.0 <= b <= 100.0 for b in curve["bleu"]) and all(x > 0 for x in curve["loss"])
+
+
 def test_summary_bleu_equals_sacrebleu_command_line(trained_workdir):
   with open(os.path.join(trained_workdir, "summary.json")) as f:
     heldout = json.load(f)["heldout"]

@@ -6,6 +6,7 @@ happens in a fresh subprocess (this file, run as a script) with JAX_NUM_CPU_DEVI
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +16,33 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 4
+COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
+
+
+def collectives_in_loops(hlo: str) -> list[str]:
+  """The cross-device ops of an optimized HLO module that run inside a while loop.
+
+  Follows every computation a loop body calls (fusions, nested loops, branches).
+  """
+  bodies, current = {}, None
+  for line in hlo.splitlines():
+    if line and not line.startswith(" ") and line.rstrip().endswith("{"):
+      current = line.split()[1 if line.startswith("ENTRY") else 0].lstrip("%")
+      bodies[current] = []
+    elif current is not None and " = " in line:
+      bodies[current].append(line)
+  called = lambda line: re.findall(r"(?:body|condition|calls|to_apply|branch_computations)="
+                                   r"\{?%?([\w.\-]+(?:, %[\w.\-]+)*)", line)
+  inside, todo = set(), [b for lines in bodies.values() for line in lines
+                         for b in re.findall(r"body=%?([\w.\-]+)", line)]
+  while todo:
+    name = todo.pop()
+    if name not in inside:
+      inside.add(name)
+      todo += [n.lstrip("%") for line in bodies.get(name, []) for group in called(line)
+               for n in group.split(", ")]
+  return [line.strip()[:120] for name in inside for line in bodies.get(name, [])
+          if any(f" {op}(" in line or f"{op}-start(" in line for op in COLLECTIVES)]
 
 
 def _tiny_config():
@@ -47,13 +75,16 @@ def _train_losses() -> dict:
   mesh = parallel.make_mesh()
   state = parallel.init_replicated(
       lambda: steps.create_train_state(model, config, jax.random.key(config.seed)), mesh)
-  train_step = trainer._jit_train_step(model, config, mesh)
   # Each process's iterator yields its own rows of every global batch.
   batches = input_pipeline.TrainIterator(examples, config.batch_size, config.model.max_length,
                                          seed=config.seed)
+  host_batches = [next(batches) for _ in range(NUM_STEPS)]
+  train_step = trainer._jit_train_step(model, config, mesh).lower(
+      state, parallel.shard_batch(host_batches[0], mesh)).compile()
+  hlo = train_step.as_text()
   losses, batch_devices = [], set()
-  for _ in range(NUM_STEPS):
-    batch = parallel.shard_batch(next(batches), mesh)
+  for host_batch in host_batches:
+    batch = parallel.shard_batch(host_batch, mesh)
     batch_devices.add(len(batch["src"].sharding.device_set))
     state, metrics = train_step(state, batch)
     losses.append(float(metrics["loss"]) / float(metrics["tokens"]))
@@ -61,6 +92,8 @@ def _train_losses() -> dict:
   return {"devices": jax.device_count(), "losses": losses,
           "batch_devices": sorted(batch_devices),
           "params_replicated": all(p.sharding.is_fully_replicated for p in params),
+          "all_reduces": len(re.findall(r" all-reduce(?:-start)?\(", hlo)),
+          "collectives_in_loops": collectives_in_loops(hlo),
           "param_sum": float(sum(abs(p).sum() for p in params))}
 
 
@@ -95,6 +128,47 @@ def test_four_devices_really_split_the_batch(one_and_four):
   assert one["devices"] == 1 and four["devices"] == 4
   assert four["batch_devices"] == [4]
   assert four["params_replicated"]
+
+
+def test_gradients_are_all_reduced_once_not_inside_the_decoder_loops(one_and_four):
+  """Each device sums its own rows' gradients; the devices' sums are added once per step."""
+  one, four = one_and_four
+  assert one["collectives_in_loops"] == [] and four["collectives_in_loops"] == []
+  assert 1 <= four["all_reduces"] <= 2, four["all_reduces"]  # the gradients and the sums
+
+
+LOOP_HLO = """HloModule m
+
+%add (a: f32[], b: f32[]) -> f32[] {
+  %a = f32[] parameter(0)
+  %b = f32[] parameter(1)
+  ROOT %s = f32[] add(%a, %b)
+}
+
+%inner (q: f32[4]) -> f32[4] {
+  %q = f32[4]{0} parameter(0)
+  ROOT %in_fusion = f32[4]{0} all-gather(%q), dimensions={0}
+}
+
+%body (p: (s32[], f32[4])) -> (s32[], f32[4]) {
+  %p = (s32[], f32[4]) parameter(0)
+  %g = f32[4]{0} get-tuple-element(%p), index=1
+  %in_loop = f32[4]{0} all-reduce(%g), to_apply=%add
+  %f = f32[4]{0} fusion(%in_loop), kind=kLoop, calls=%inner
+  ROOT %t = (s32[], f32[4]) tuple(%i, %f)
+}
+
+ENTRY %main (x: f32[4]) -> f32[4] {
+  %x = f32[4]{0} parameter(0)
+  %w = (s32[], f32[4]) while(%t0), condition=%cond, body=%body
+  ROOT %after_loop = f32[4]{0} all-reduce(%x), to_apply=%add
+}
+"""
+
+
+def test_collectives_in_loops_finds_those_in_a_body_and_what_it_calls():
+  found = collectives_in_loops(LOOP_HLO)
+  assert sorted(line.removeprefix("ROOT ").split()[0] for line in found) == ["%in_fusion", "%in_loop"]
 
 
 def test_four_devices_follow_the_one_device_loss_trajectory(one_and_four):

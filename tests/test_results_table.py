@@ -25,6 +25,8 @@ def _split(bleu: float) -> dict:
 SUMMARY = {"config": {"dataset": "multi30k"}, "heldout": _split(31.04),
            "test": {"test2016": _split(33.46)}, "num_parameters": 2_500_000, "steps": 900,
            "train_seconds": 7260.0, "wall_seconds": 7300.0, "stopped_early": True,
+           "heldout_curve": {"search": "greedy", "steps": [500, 900], "bleu": [20.5, 30.1],
+                             "loss": [2.5, 2.1]},
            "averaged": {"steps": [800, 900], "heldout": _split(32.0),
                         "test": {"test2016": _split(34.0)}}}
 
@@ -37,6 +39,8 @@ def test_a_record_keeps_the_scores_and_drops_the_file_lists():
   assert record["test"]["test2016"]["bleu_lowercase"] == 34.46
   assert record["averaged"]["steps"] == [800, 900]
   assert record["averaged"]["test"]["test2016"]["bleu"] == 34.0
+  assert record["heldout_curve"]["steps"] == [500, 900]
+  assert record["heldout_curve"]["bleu"] == [20.5, 30.1]
   json.dumps(record)  # plain JSON
 
 
