@@ -14,6 +14,8 @@ count and one thread).
 
     pip install '.[bench]'                        # torch, CPU build
     python -m benchmarks.torch_reference --size small --steps 10
+    JAX_NUM_CPU_DEVICES=2 python -m benchmarks.torch_reference --size small  # jaxseq data
+                                                  # parallel over 2 CPU devices, 1 per core
 """
 
 import argparse
@@ -207,8 +209,10 @@ def compare(size: common.Size, num_steps: int, warmup: int = 2) -> dict:
       {"threads": r["threads"], "tokens_per_second": r["tokens_per_second"]}
       for r in tries if r is not torch_result]
   train_flops = flops.train_step_flops(size)
+  import jax
   return {
       "size": dataclasses.asdict(size), "warmup_steps": warmup, "timed_steps": num_steps,
+      "devices": jax.device_count(),  # jaxseq's data-parallel devices (JAX_NUM_CPU_DEVICES)
       "jaxseq": jax_result, "torch": torch_result,
       "params_match": jax_params == torch_params,
       "first_loss_abs_diff": abs(jax_result["losses"][0] - torch_result["losses"][0]),
@@ -222,7 +226,8 @@ def compare(size: common.Size, num_steps: int, warmup: int = 2) -> dict:
 
 def report(result: dict) -> str:
   j, t = result["jaxseq"], result["torch"]
-  return (f"{result['size']['name']}: parameters jaxseq {j['num_params']:,} / torch "
+  return (f"{result['size']['name']} ({result['devices']} jax device(s)): parameters jaxseq "
+          f"{j['num_params']:,} / torch "
           f"{t['num_params']:,}; first loss {j['losses'][0]:.5f} / {t['losses'][0]:.5f}, last "
           f"{j['losses'][-1]:.5f} / {t['losses'][-1]:.5f}; tokens/s {j['tokens_per_second']:,.0f}"
           f" / {t['tokens_per_second']:,.0f} ({t['threads']} threads); "
