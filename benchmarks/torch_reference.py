@@ -185,6 +185,7 @@ def compare(size: common.Size, num_steps: int, warmup: int = 2) -> dict:
   one thread can beat several.
   """
   import time
+  import jax
   batches = common.make_batches(size, warmup + num_steps)
   jax_step, initial, jax_params = jaxseq_stepper(size, batches[0])
   default_threads = torch.get_num_threads()
@@ -209,7 +210,6 @@ def compare(size: common.Size, num_steps: int, warmup: int = 2) -> dict:
       {"threads": r["threads"], "tokens_per_second": r["tokens_per_second"]}
       for r in tries if r is not torch_result]
   train_flops = flops.train_step_flops(size)
-  import jax
   return {
       "size": dataclasses.asdict(size), "warmup_steps": warmup, "timed_steps": num_steps,
       "devices": jax.device_count(),  # jaxseq's data-parallel devices (JAX_NUM_CPU_DEVICES)
