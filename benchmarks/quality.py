@@ -7,8 +7,8 @@
 Writes benchmarks/results/NAME.json (--out_dir): the config file and the command, held-out
 and test-split BLEU (cased and lowercased), chrF and perplexity, the scores of the averaged
 checkpoints where config.average_last_checkpoints is on, the held-out learning curve,
-parameter count, training wall time, steps and the hardware. `benchmarks/results_table.py` turns these files into the
-README's table.
+parameter count, training wall time, steps and the hardware. `benchmarks/results_table.py`
+turns these files into the README's table.
 """
 
 import json

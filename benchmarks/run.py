@@ -50,8 +50,9 @@ def headline(quick: bool, out_dir: str) -> dict:
     result["matmul_fraction"] = result["jaxseq_gflops"] * 1e9 / peak["flops_per_second"]
     print("  " + torch_reference.report(result), flush=True)
     comparisons.append(result)
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  if common.hardware()["device_platform"] == "cpu" and cores > 1:
+  hardware = common.hardware()
+  cores = hardware["usable_cores"] or hardware["cpu_cores"]
+  if hardware["device_platform"] == "cpu" and cores > 1:
     # The small step leaves cores idle; data parallelism over one CPU device per core uses them.
     print(f"torch_reference: small on {cores} CPU devices ...", flush=True)
     result = compare_on_cpu_devices(sizes[0], steps, cores)
@@ -100,7 +101,8 @@ def verdicts(comparisons: list[dict], xla_matmul_flops: float) -> list[dict]:
     for key, minimum in target.items():
       value = c["speedup"] if key == "speedup" else c["matmul_fraction_best"]
       entry = {"size": c["size"]["name"], "batch": c["size"]["batch_size"],
-               "devices": c.get("devices", 1), "measure": key, "value": value, "target": minimum, "met": value >= minimum}
+               "devices": c.get("devices", 1), "measure": key, "value": value,
+               "target": minimum, "met": value >= minimum}
       if key == "speedup":
         entry["needs_of_jnp_dot"] = minimum * c["torch_gflops"] * 1e9 / xla_matmul_flops
         entry["reaches_of_jnp_dot"] = c["jaxseq_gflops"] * 1e9 / xla_matmul_flops
@@ -140,7 +142,8 @@ def main(argv=None):
   hw = head["hardware"]
   rows = [{"name": c["size"]["name"], "hidden": c["size"]["hidden_size"],
            "bidirectional": int(c["size"]["bidirectional"]), "batch": c["size"]["batch_size"],
-           "devices": c.get("devices", 1), "params": c["jaxseq"]["num_params"], "jax_tokens": c["jaxseq"]["tokens_per_second"],
+           "devices": c.get("devices", 1), "params": c["jaxseq"]["num_params"],
+           "jax_tokens": c["jaxseq"]["tokens_per_second"],
            "torch_tokens": c["torch"]["tokens_per_second"], "speedup": c["speedup"],
            "jax_gflops": c["jaxseq_gflops"], "fraction": c["matmul_fraction"],
            "fraction_best": c["matmul_fraction_best"],

@@ -130,7 +130,7 @@ def test_four_devices_really_split_the_batch(one_and_four):
   assert four["params_replicated"]
 
 
-def test_gradients_are_all_reduced_once_not_inside_the_decoder_loops(one_and_four):
+def test_gradients_are_all_reduced_once_not_inside_the_loops(one_and_four):
   """Each device sums its own rows' gradients; the devices' sums are added once per step."""
   one, four = one_and_four
   assert one["collectives_in_loops"] == [] and four["collectives_in_loops"] == []
@@ -168,7 +168,8 @@ ENTRY %main (x: f32[4]) -> f32[4] {
 
 def test_collectives_in_loops_finds_those_in_a_body_and_what_it_calls():
   found = collectives_in_loops(LOOP_HLO)
-  assert sorted(line.removeprefix("ROOT ").split()[0] for line in found) == ["%in_fusion", "%in_loop"]
+  names = sorted(line.removeprefix("ROOT ").split()[0] for line in found)
+  assert names == ["%in_fusion", "%in_loop"]
 
 
 def test_four_devices_follow_the_one_device_loss_trajectory(one_and_four):
