@@ -117,7 +117,7 @@ def main(argv=None) -> int:
       "language", "de"))["eval"]
   sources = [np.asarray(src_vocab.encode(s)[:max_length], np.int32) for s, _ in pairs]
   sources = [s for s in sources if len(s)]
-  settings = evaluation.decode_settings(config)
+  settings = config.decode.to_dict()
 
   results = {}
   for name, compiled, count in (("one_at_a_time_greedy", True, args.num_single),

@@ -12,7 +12,8 @@ References:
   Hochreiter & Schmidhuber 1997; Gers et al. 2000 (LSTM with forget gate).
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -20,21 +21,6 @@ import jax.numpy as jnp
 
 Array = jax.Array
 Carry = Any  # GRU: h [hidden]; LSTM: (c [hidden], h [hidden])
-
-CELLS = ("gru", "lstm")
-NUM_GATES = {"gru": 3, "lstm": 4}
-
-
-def zero_carry(cell: str, hidden_size: int, dtype=jnp.float32) -> Carry:
-  """The all-zero state of one cell."""
-  h = jnp.zeros((hidden_size,), dtype)
-  return (h, h) if cell == "lstm" else h
-
-
-def carry_output(cell: str, carry: Carry) -> Array:
-  """The hidden vector h a cell exposes: [hidden]."""
-  return carry[1] if cell == "lstm" else carry
-
 
 def gru_step(kernel: Array, bias: Array, h: Array, x_proj: Array) -> Array:
   """One GRU step. kernel: [hidden, 3*hidden]; x_proj: [3*hidden] = W_i x + b_i."""
@@ -57,7 +43,28 @@ def lstm_step(kernel: Array, bias: Array, carry: Carry, x_proj: Array) -> Carry:
   return (c, h)
 
 
-STEPS = {"gru": gru_step, "lstm": lstm_step}
+class CellType(NamedTuple):
+  """One kind of recurrent cell: what `CELLS` maps a config.model.cell name to."""
+  num_gates: int                # gate blocks in the fused kernel: [hidden, num_gates * hidden]
+  step: Callable[..., Carry]    # (kernel, bias, carry, x_proj) -> carry
+  carry: Callable[[Array], Carry]   # the zero state from h = zeros [hidden]
+  output: Callable[[Carry], Array]  # the hidden vector h the cell exposes
+
+
+CELLS: dict[str, CellType] = {
+    "gru": CellType(3, gru_step, carry=lambda h: h, output=lambda carry: carry),
+    "lstm": CellType(4, lstm_step, carry=lambda h: (h, h), output=lambda carry: carry[1]),
+}
+
+
+def zero_carry(cell: str, hidden_size: int, dtype=jnp.float32) -> Carry:
+  """The all-zero state of one cell."""
+  return CELLS[cell].carry(jnp.zeros((hidden_size,), dtype))
+
+
+def carry_output(cell: str, carry: Carry) -> Array:
+  """The hidden vector h a cell exposes: [hidden]."""
+  return CELLS[cell].output(carry)
 
 
 class RecurrentCell(nn.Module):
@@ -72,7 +79,7 @@ class RecurrentCell(nn.Module):
   dtype: Any = jnp.float32  # compute dtype; the parameters stay float32
 
   def setup(self):
-    gates = NUM_GATES[self.cell] * self.hidden_size
+    gates = CELLS[self.cell].num_gates * self.hidden_size
     self.input = nn.Dense(gates, dtype=self.dtype, name="input")
     self.kernel = self.param(
         "recurrent_kernel", nn.initializers.orthogonal(), (self.hidden_size, gates))
@@ -87,4 +94,4 @@ class RecurrentCell(nn.Module):
     return self.kernel.astype(self.dtype), self.bias.astype(self.dtype)
 
   def step(self, carry: Carry, x_proj: Array) -> Carry:
-    return STEPS[self.cell](*self.weights(), carry, x_proj)
+    return CELLS[self.cell].step(*self.weights(), carry, x_proj)

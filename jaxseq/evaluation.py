@@ -22,15 +22,7 @@ from tqdm import tqdm
 from jaxseq import beam_search, decode, input_pipeline, steps
 from jaxseq.vocab import EOS, PAD
 
-# The decode settings of a config that has no `decode` section (see configs/default.py).
-DECODE_DEFAULTS = {"beam_size": 4, "alpha": 0.6, "nbest": 1, "max_length_ratio": 2.0,
-                   "max_length_offset": 4, "eval_search": "greedy"}
-
-
-def decode_settings(config) -> dict:
-  """config.decode as a plain dict, with defaults for fields an older config lacks."""
-  given = config.get("decode") or {}
-  return {k: given.get(k, v) for k, v in DECODE_DEFAULTS.items()}
+SEARCHES = ("greedy", "beam")  # what translate_ids(search=...) and config.decode.eval_search take
 
 
 class Output(NamedTuple):
@@ -88,8 +80,7 @@ def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
   that holds its longest source, so a few compilations serve every batch. Sentences
   are batched by source length (and put back in order): the encoder then reads little
   padding, and a batch's decoding loop, which runs until its longest output ends,
-  wastes few steps. The 'tutorial' attention scores max_length positions, so its
-  batches always have that width.
+  wastes few steps.
   """
   order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
   sources = [sources[i] for i in order]
@@ -98,8 +89,7 @@ def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
              disable=progress is None, dynamic_ncols=True)
   for start in range(0, len(sources), batch_size):
     chunk = sources[start:start + batch_size]
-    width = max_length if model.attention == "tutorial" else source_width(
-        max(len(ids) for ids in chunk), max_length)
+    width = source_width(max(len(ids) for ids in chunk), max_length)
     src = np.full((batch_size, width), PAD, np.int32)
     for row, ids in enumerate(chunk):
       src[row, :len(ids)] = ids
@@ -193,6 +183,29 @@ def evaluate_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_v
   metrics = text_metrics(hypotheses, references, exact_match)
   metrics.update(sentences=len(pairs), truncated_sources=truncated, search=search)
   return SplitResult(metrics, hypotheses, attentions)
+
+
+def score_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_vocab, *,
+                batch_size: int, max_length: int, search: str, settings: dict,
+                references: list[list[str]] | None = None, exact_match: bool = False,
+                workdir: str | None = None, name: str | None = None,
+                progress: str | None = None) -> SplitResult:
+  """Every score of one split: held-out loss, perplexity and token accuracy of the pairs
+  that fit max_length, and BLEU, chrF (and exact match) of every source translated.
+
+  With workdir and name, NAME.hyp.txt and NAME.ref*.txt are written there and the
+  metrics say so under "files". The one function behind every evaluation of a run.
+  """
+  examples, _ = input_pipeline.encode_pairs(pairs, src_vocab, tgt_vocab, max_length)
+  loss = heldout_loss(model, params, examples, batch_size, max_length)
+  result = evaluate_split(model, params, pairs, src_vocab, tgt_vocab, batch_size=batch_size,
+                          max_length=max_length, search=search, settings=settings,
+                          references=references, exact_match=exact_match, progress=progress)
+  metrics = {**loss, **result.metrics}
+  if workdir is not None and name is not None:
+    metrics["files"] = write_outputs(workdir, name, result.hypotheses,
+                                     references or [[t] for _, t in pairs])
+  return result._replace(metrics=metrics)
 
 
 def write_outputs(workdir: str, name: str, hypotheses: list[str],

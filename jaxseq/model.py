@@ -17,7 +17,7 @@ References:
     tying: W_s is the target embedding matrix).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -31,12 +31,7 @@ from jaxseq import cells
 Array = jax.Array
 
 
-class Memory(NamedTuple):
-  """What the decoder reads from the encoder; constant over one sentence."""
-  values: Array   # [src_len, hidden] encoder states attended over
-  keys: Array     # [src_len, key_size] their projection for the attention score
-  mask: Array     # [src_len] bool, True on real tokens
-  context: Array  # [hidden] the fixed context C (used by attention='none')
+Memory = attention_lib.Memory
 
 
 class DecoderState(NamedTuple):
@@ -57,7 +52,7 @@ def run_rnns(layer_cells: Sequence[cells.RecurrentCell], kind: str, x: Array, ma
   in sentence order; final carries, one per cell: the state after the last real token
   in that cell's direction). `unroll` time steps run per loop iteration.
   """
-  step = cells.STEPS[kind]
+  step = cells.CELLS[kind].step
   flip = lambda a, rev: a[::-1] if rev else a
   # The input projections are hoisted out of the scan: [src_len, gates] per cell.
   inputs = tuple((flip(c.project(x), rev), flip(mask, rev)) for c, rev in zip(layer_cells, reverse))
@@ -90,12 +85,12 @@ class Encoder(nn.Module):
   vocab_size: int
   embed_size: int
   hidden_size: int
-  cell: str = "gru"
-  num_layers: int = 1
-  bidirectional: bool = False
-  dropout: float = 0.0
-  dtype: Any = jnp.float32  # compute dtype (parameters stay float32)
-  scan_unroll: int = 1
+  cell: str
+  num_layers: int
+  bidirectional: bool
+  dropout: float
+  dtype: Any            # compute dtype (parameters stay float32)
+  scan_unroll: int
 
   @nn.compact
   def __call__(self, src: Array, mask: Array, *, train: bool):
@@ -114,7 +109,7 @@ class Encoder(nn.Module):
       layer_cells = [cells.RecurrentCell(self.cell, self.hidden_size, self.dtype,
                                          name=f"layer{layer}_{d}") for d in directions]
       outs, layer_finals = run_rnns(layer_cells, self.cell, x, mask,
-                                    reverse=[d == "bwd" for d in directions],
+                                    reverse=[i > 0 for i in range(len(directions))],
                                     unroll=self.scan_unroll)
       finals.append(layer_finals)
       x = jnp.concatenate(outs, axis=-1)  # [src_len, hidden * directions]
@@ -123,8 +118,47 @@ class Encoder(nn.Module):
     return x, tuple(finals)
 
 
+class Readout(NamedTuple):
+  """How the decoder's output vector is made from the step's context c_t and state h_t."""
+  fn: Callable[..., Array]  # (model, context, h) -> out [hidden]
+  reads_context: bool       # whether c_t reaches the output through it
+
+
+READOUTS = {
+    "attentional": Readout(lambda model, context, h: jnp.tanh(  # h~_t, Luong Eq. 5
+        model.attentional_proj(jnp.concatenate([context, h], -1))), reads_context=True),
+    "none": Readout(lambda model, context, h: h, reads_context=False),  # the tutorial's out(h_t)
+}
+DTYPES = ("float32", "bfloat16")
+
+
+def wiring_problem(attention: str, readout: str, input_feeding: bool
+                   ) -> tuple[str, str] | None:
+  """(field, what it allows) when config.model's attention, readout and input feeding do
+  not fit together, else None. Unknown names are left to the tables' own checks."""
+  if attention not in attention_lib.ATTENTIONS or readout not in READOUTS:
+    return None
+  reads_context = READOUTS[readout].reads_context
+  if not reads_context and not attention_lib.ATTENTIONS[attention].wiring.feeds_cell:
+    return ("model.readout", f"a readout that reads the context ({_context_readouts()}) "
+            f"with attention {attention!r}, whose context does not feed the cell")
+  if input_feeding and not reads_context:
+    return ("model.input_feeding", f"False with readout {readout!r}: input feeding "
+            "feeds back h~, which only a readout of the context makes")
+  return None
+
+
+def _context_readouts() -> str:
+  return ", ".join(name for name, r in READOUTS.items() if r.reads_context)
+
+
 class Seq2Seq(nn.Module):
   """Encoder plus attention decoder. Use `encode` once, then `decode_step` per token.
+
+  The fields are exactly those of config.model (configs/default.py documents each one;
+  `from_config` builds the model from it) plus the two vocabulary sizes. The attention
+  row of `attention.ATTENTIONS` says how the decoder is wired; `readout` picks the
+  output vector from `READOUTS`.
 
   With dtype=bfloat16 embeddings, cells and projections compute in bfloat16 from
   float32 parameters; attention scores follow their float32 parameters, and the
@@ -133,22 +167,28 @@ class Seq2Seq(nn.Module):
 
   src_vocab_size: int
   tgt_vocab_size: int
-  embed_size: int = 128
-  hidden_size: int = 128
-  cell: str = "gru"
-  num_layers: int = 1
-  bidirectional: bool = False
-  attention: str = "bahdanau"
-  attention_size: int = 128
-  input_feeding: bool = False
-  dropout: float = 0.0
-  max_length: int = 32
-  dtype: Any = jnp.float32  # compute dtype (parameters stay float32)
-  scan_unroll: int = 1      # encoder and teacher-forced decoder steps per scan iteration
-  tie_embeddings: bool = False  # output layer = target embedding matrix (+ a bias)
+  embed_size: int
+  hidden_size: int
+  cell: str
+  num_layers: int
+  bidirectional: bool
+  attention: str
+  attention_size: int
+  readout: str
+  input_feeding: bool
+  dropout: float
+  max_length: int
+  dtype: str            # compute dtype name (parameters stay float32)
+  scan_unroll: int      # encoder and teacher-forced decoder steps per scan iteration
+  tie_embeddings: bool  # output layer = target embedding matrix (+ a bias)
 
   def setup(self):
-    h, dtype = self.hidden_size, self.dtype
+    h, dtype = self.hidden_size, jnp.dtype(self.dtype)
+    self.wiring = attention_lib.entry(self.attention).wiring
+    if self.readout not in READOUTS:
+      raise ValueError(f"unknown readout {self.readout!r}; allowed: {', '.join(READOUTS)}")
+    if problem := wiring_problem(self.attention, self.readout, self.input_feeding):
+      raise ValueError(f"{problem[0]} must be {problem[1]}")
     self.encoder = Encoder(self.src_vocab_size, self.embed_size, h, self.cell,
                            self.num_layers, self.bidirectional, self.dropout, dtype,
                            self.scan_unroll)
@@ -157,17 +197,14 @@ class Seq2Seq(nn.Module):
       # per layer, so every attention score (dot included) sees equal sizes.
       self.memory_proj = nn.Dense(h, dtype=dtype, name="memory_proj")
       self.bridges = [nn.Dense(h, dtype=dtype, name=f"bridge{i}") for i in range(self.num_layers)]
-    self.attn = attention_lib.make_attention(
-        self.attention, attention_size=self.attention_size, hidden_size=h,
-        max_length=self.max_length)
+    self.attn = attention_lib.entry(self.attention).build(self).clone(parent=self, name="attention")
     self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_size, dtype=dtype,
                               name="tgt_embed")
     self.decoder_cells = [cells.RecurrentCell(self.cell, h, dtype, name=f"decoder{i}")
                           for i in range(self.num_layers)]
-    if self.attention == "tutorial":
-      self.combine = nn.Dense(h, dtype=dtype, name="combine")
-    elif self.attention != "none":
-      self.attentional_proj = nn.Dense(h, use_bias=False, dtype=dtype, name="attentional")
+    # Layers that only some wirings call; flax creates parameters only for those called.
+    self.combine = nn.Dense(h, dtype=dtype, name="combine")
+    self.attentional_proj = nn.Dense(h, use_bias=False, dtype=dtype, name="attentional")
     if self.tie_embeddings:
       if self.embed_size != h:
         raise ValueError(f"tie_embeddings needs embed_size ({self.embed_size}) == the size "
@@ -194,9 +231,8 @@ class Seq2Seq(nn.Module):
       values = self.memory_proj(values) * mask[:, None]  # [src_len, hidden]
     init = tuple(self._bridge(i, f) for i, f in enumerate(finals))
     context = cells.carry_output(self.cell, init[-1])  # C: the top layer's final state
-    keys = values if self.attn is None else self.attn.keys(values)
     state = DecoderState(init, jnp.zeros((self.hidden_size,), values.dtype))
-    return Memory(values, keys, mask, context), state
+    return Memory(values, self.attn.keys(values), mask, context), state
 
   def _cells(self, carries: tuple, x: Array, train: bool) -> tuple[tuple, Array]:
     new = []
@@ -223,8 +259,8 @@ class Seq2Seq(nn.Module):
 
   @property
   def readout_outside_recurrence(self) -> bool:
-    """True when h~_t = tanh(W_c [c_t; h_t]) feeds only the output layer (no input feeding)."""
-    return self.attention not in ("none", "tutorial") and not self.input_feeding
+    """True when the readout feeds only the output layer (no input feeding of h~)."""
+    return not self.input_feeding
 
   def embed_target(self, tokens: Array, *, train: bool = False) -> Array:
     """tokens [...] int -> embeddings [..., embed] (with dropout when training)."""
@@ -232,56 +268,45 @@ class Seq2Seq(nn.Module):
 
   def decode_hidden(self, memory: Memory, state: DecoderState, emb: Array, *,
                     train: bool = False, readout: bool = True
-                    ) -> tuple[DecoderState, Array, Array]:
+                    ) -> tuple[DecoderState, Array | tuple, Array]:
     """The recurrent part of one position: emb [embed] -> (state, out, weights [src_len]).
 
-    `out` is what `logits` reads: h~_t (Luong's attentional hidden) or, for 'none' and
-    'tutorial', h_t. With readout=False (allowed when `readout_outside_recurrence`) it is
-    [c_t; h_t], and `logits(out, readout=True)` applies the attentional layer.
+    Follows the attention's `Wiring`: the query is h_{t-1} (or [x_t; h_{t-1}]) before
+    the cell, whose input the context may join, or h_t after it. `out` is what `logits`
+    reads: the readout of (c_t, h_t), h~_t for the attentional one. With readout=False
+    (allowed when `readout_outside_recurrence`) `out` is the pair (c_t, h_t) itself,
+    and `logits(out, readout=True)` applies the readout.
     """
     if not readout and not self.readout_outside_recurrence:
-      raise ValueError("readout=False needs an attention other than none/tutorial and "
-                       "input_feeding=False")
-    top = cells.carry_output(self.cell, state.cells[-1])  # h_{t-1} of the top layer
-    src_len = memory.values.shape[0]
-    if self.attention == "none":
-      weights = jnp.zeros((src_len,), emb.dtype)
-      carries, h = self._cells(state.cells, jnp.concatenate([emb, memory.context]), train)
-      return DecoderState(carries, state.attentional), h, weights
-    if self.attention == "tutorial":
-      context, weights = self.attn(jnp.concatenate([emb, top]), memory.keys,
-                                   memory.values, memory.mask)
-      x = nn.relu(self.combine(jnp.concatenate([emb, context])))
-      carries, h = self._cells(state.cells, x, train)
-      return DecoderState(carries, state.attentional), h, weights
+      raise ValueError("readout=False needs input_feeding=False: h~ feeds the next step")
+    wiring = self.wiring
     x = emb
     if self.input_feeding:
       x = jnp.concatenate([x, state.attentional])  # Luong 3.3
-    if self.attention == "bahdanau":
-      # The previous state s_{t-1} asks; the context joins the cell input.
-      context, weights = self.attn(top, memory.keys, memory.values, memory.mask)
-      carries, h = self._cells(state.cells, jnp.concatenate([x, context]), train)
-    else:
-      # Luong: the new state h_t asks, after the cell.
-      carries, h = self._cells(state.cells, x, train)
-      context, weights = self.attn(h, memory.keys, memory.values, memory.mask)
-    features = jnp.concatenate([context, h])
+    if not wiring.query_after_cell:
+      top = cells.carry_output(self.cell, state.cells[-1])  # h_{t-1} of the top layer
+      query = jnp.concatenate([x, top]) if wiring.query_with_input else top
+      context, weights = self.attn(query, memory)
+      if wiring.feeds_cell:
+        x = jnp.concatenate([x, context])
+      if wiring.combine:
+        x = nn.relu(self.combine(x))
+    carries, h = self._cells(state.cells, x, train)
+    if wiring.query_after_cell:
+      context, weights = self.attn(h, memory)
     if not readout:
-      return DecoderState(carries, state.attentional), features, weights
-    attentional = self._readout(features)
-    return DecoderState(carries, attentional), attentional, weights
+      return DecoderState(carries, state.attentional), (context, h), weights
+    out = READOUTS[self.readout].fn(self, context, h)
+    return DecoderState(carries, out), out, weights
 
-  def _readout(self, features: Array) -> Array:
-    """[..., context; h] -> h~ = tanh(W_c [c; h]) [..., hidden] (Luong Eq. 5)."""
-    return jnp.tanh(self.attentional_proj(features))
-
-  def logits(self, out: Array, *, train: bool = False, readout: bool = False) -> Array:
+  def logits(self, out: Array | tuple, *, train: bool = False, readout: bool = False
+             ) -> Array:
     """out [..., hidden] -> logits [..., tgt_vocab], float32 (softmax and loss run in float32).
 
-    readout=True: out is [..., context; h] from decode_hidden(readout=False).
+    readout=True: out is the pair (context, h) from decode_hidden(readout=False).
     """
     if readout:
-      out = self._readout(out)
+      out = READOUTS[self.readout].fn(self, *out)
     h = self.drop(out, deterministic=not train)
     if self.tie_embeddings:
       logits = self.tgt_embed.attend(h) + self.output_bias  # E h + b, E: [tgt_vocab, embed]
@@ -296,13 +321,5 @@ class Seq2Seq(nn.Module):
 
 
 def from_config(model_config, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
-  """The Seq2Seq of config.model (a ConfigDict) for the given vocabularies."""
-  m = model_config
-  return Seq2Seq(
-      src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
-      embed_size=m.embed_size, hidden_size=m.hidden_size, cell=m.cell,
-      num_layers=m.num_layers, bidirectional=m.bidirectional, attention=m.attention,
-      attention_size=m.attention_size, input_feeding=m.input_feeding,
-      dropout=m.dropout, max_length=m.max_length,
-      dtype=jnp.dtype(m.get("dtype", "float32")), scan_unroll=m.get("scan_unroll", 1),
-      tie_embeddings=m.get("tie_embeddings", False))  # fields absent in older saved configs
+  """The Seq2Seq of config.model (a ConfigDict, every field a Seq2Seq field)."""
+  return Seq2Seq(src_vocab_size, tgt_vocab_size, **model_config.to_dict())

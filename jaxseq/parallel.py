@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
-from jaxseq import configuration
+from jaxseq.errors import ConfigError
 
 DATA_AXIS = "data"
 DISTRIBUTED_ENV = "JAXSEQ_DISTRIBUTED"
@@ -29,7 +29,7 @@ DISTRIBUTED_ENV = "JAXSEQ_DISTRIBUTED"
 
 def distributed_requested(config) -> bool:
   """Whether this run spans several processes (config.distributed or JAXSEQ_DISTRIBUTED=1)."""
-  from_config = bool(config.get("distributed", False))
+  from_config = bool(config.distributed)
   return from_config or os.environ.get(DISTRIBUTED_ENV, "0") not in ("", "0", "false", "False")
 
 
@@ -48,7 +48,7 @@ def initialize_distributed(config) -> bool:
     jax.distributed.initialize(num_processes=int(count) if count else None,
                                process_id=int(index) if index else None)
   except ValueError as e:  # no cluster found, or unusable ids: say what is needed
-    raise configuration.ConfigError(
+    raise ConfigError(
         "distributed", True,
         "a cluster that jax.distributed detects (SLURM, Open MPI, Cloud TPU) or "
         f"JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set ({e})") from e

@@ -24,18 +24,29 @@ class TrainState(train_state.TrainState):
   key: Array = struct.field(default=None)
 
 
+def _constant(peak: float, warmup: int, total: int) -> optax.Schedule:
+  return optax.linear_schedule(0.0, peak, warmup) if warmup else optax.constant_schedule(peak)
+
+
+def _warmup_cosine(peak: float, warmup: int, total: int) -> optax.Schedule:
+  return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total, warmup + 1),
+                                            end_value=peak * 0.01)
+
+
+def _warmup_rsqrt(peak: float, warmup: int, total: int) -> optax.Schedule:
+  w = max(warmup, 1)
+  return lambda step: peak * jnp.minimum((step + 1) / w, jnp.sqrt(w / (step + 1)))
+
+
+# config.lr_schedule -> (peak, warmup steps, total steps) -> schedule; each warms up linearly.
+SCHEDULES = {"constant": _constant, "warmup_cosine": _warmup_cosine,
+             "warmup_rsqrt": _warmup_rsqrt}
+
+
 def learning_rate_schedule(config) -> optax.Schedule:
   """Linear warmup to config.learning_rate, then constant, cosine or 1/sqrt decay."""
-  peak, warmup = config.learning_rate, config.warmup_steps
-  if config.lr_schedule == "constant":
-    return optax.linear_schedule(0.0, peak, warmup) if warmup else optax.constant_schedule(peak)
-  if config.lr_schedule == "warmup_cosine":
-    return optax.warmup_cosine_decay_schedule(
-        0.0, peak, warmup, max(config.num_train_steps, warmup + 1), end_value=peak * 0.01)
-  if config.lr_schedule == "warmup_rsqrt":
-    w = max(warmup, 1)
-    return lambda step: peak * jnp.minimum((step + 1) / w, jnp.sqrt(w / (step + 1)))
-  raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
+  return SCHEDULES[config.lr_schedule](config.learning_rate, config.warmup_steps,
+                                       config.num_train_steps)
 
 
 # Smallest fraction of the schedule's learning rate that reduce-on-plateau goes down to.
@@ -48,7 +59,7 @@ def plateau(config) -> optax.GradientTransformationExtraArgs | None:
   It is told one held-out loss per evaluation (`observe_heldout_loss`), so its patience
   counts evaluations, not steps.
   """
-  factor = config.get("lr_plateau_factor", 0.0)  # absent in configs saved before it
+  factor = config.lr_plateau_factor
   if not factor:
     return None
   return optax.contrib.reduce_on_plateau(factor=factor, patience=config.lr_plateau_patience,
@@ -143,16 +154,13 @@ def token_sums(logits: Array, tgt_out: Array, label_smoothing: float = 0.0) -> d
 
 
 def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcing_ratio: float,
-               label_smoothing: float, nan_steps: tuple[int, ...] = (), mesh=None
+               label_smoothing: float, mesh=None
                ) -> tuple[TrainState, dict[str, Any]]:
   """One optimizer step on a batch; the loss is the mean over its target tokens.
 
   With a mesh (`parallel.make_mesh`), each device computes the summed loss and its
   gradient on its own rows of the batch and the sums are added once
   (`parallel.sum_over_shards`); without one, on the whole batch.
-
-  nan_steps is fault injection for tests (config.fault_nan_steps): at these step
-  numbers (1-based, as logged) the loss, and so every gradient, is made NaN.
   """
   step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
   keys = jax.random.split(step_key, batch["src"].shape[0])  # one stream per example
@@ -166,9 +174,6 @@ def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcin
           model, params, batch["src"], batch["tgt_in"], keys,
           teacher_forcing_ratio=teacher_forcing_ratio, train=True)
       sums = token_sums(logits, batch["tgt_out"], label_smoothing)
-      if nan_steps:
-        poisoned = jnp.isin(step + 1, jnp.asarray(nan_steps))
-        sums["loss"] = sums["loss"] * jnp.where(poisoned, jnp.nan, 1.0)
       return sums["loss"], sums
 
     (_, sums), grads = jax.value_and_grad(summed_loss, has_aux=True)(params)

@@ -2,7 +2,7 @@
 
 Both tokenizers reserve PAD=0, BOS=1, EOS=2, UNK=3, encode text without BOS/EOS, decode up to
 the first EOS, and save to one JSON file whose "type" field names the class (see
-vocab.load_tokenizer). SentencePiece runs with the identity normalization, no whitespace
+load)). SentencePiece runs with the identity normalization, no whitespace
 folding and byte fallback, so decode(encode(s)) == s for any text (exact detokenization for
 BLEU), and training is single-threaded and unshuffled, so it is deterministic.
 
@@ -86,23 +86,47 @@ class SentencePieceTokenizer:
       return cls(base64.b64decode(json.load(f)["model"]))
 
 
-vocab.TOKENIZER_TYPES["sentencepiece"] = SentencePieceTokenizer
+# config.data.tokenizer -> the class; also the "type" field of a saved tokenizer's JSON.
+TOKENIZERS = {"word": vocab.WordVocab, "sentencepiece": SentencePieceTokenizer}
+# Tokenizer files in a workdir.
+SRC_FILE, TGT_FILE = "src_vocab.json", "tgt_vocab.json"
 
 
 def build(kind: str, sentences: list[str], vocab_size: int = 8000, model_type: str = "bpe"):
   """A tokenizer trained on sentences: kind "word" (WordVocab) or "sentencepiece"."""
+  if kind not in TOKENIZERS:
+    raise ValueError(f"tokenizer {kind!r}; allowed: {', '.join(TOKENIZERS)}")
   if kind == "word":
     return vocab.WordVocab.build(sentences)
-  if kind == "sentencepiece":
-    return SentencePieceTokenizer.train(sentences, vocab_size, model_type)
-  raise ValueError(f"tokenizer {kind!r}; allowed: word, sentencepiece")
+  return SentencePieceTokenizer.train(sentences, vocab_size, model_type)
+
+
+def load(path: str):
+  """The tokenizer saved at path (by its class's save); ValueError for an unknown type."""
+  with open(path, encoding="utf-8") as f:
+    kind = json.load(f).get("type")
+  if kind not in TOKENIZERS:
+    raise ValueError(f"{path}: unknown tokenizer type {kind!r}; "
+                     f"allowed: {', '.join(TOKENIZERS)}")
+  return TOKENIZERS[kind].load(path)
+
+
+def save_pair(workdir: str, src, tgt):
+  """Saves the source and target tokenizers of a run into its workdir."""
+  src.save(os.path.join(workdir, SRC_FILE))
+  tgt.save(os.path.join(workdir, TGT_FILE))
+
+
+def load_pair(workdir: str):
+  """(source, target) tokenizers saved in a workdir."""
+  return load(os.path.join(workdir, SRC_FILE)), load(os.path.join(workdir, TGT_FILE))
 
 
 def build_or_load(kind: str, train_pairs, workdir: str | None, **options):
   """(source, target) tokenizers: those saved in workdir if any (resume, translation),
   else trained on the training pairs."""
   if workdir and all(os.path.isfile(os.path.join(workdir, f))
-                     for f in (vocab.SRC_FILE, vocab.TGT_FILE)):
-    return vocab.load_tokenizers(workdir)
+                     for f in (SRC_FILE, TGT_FILE)):
+    return load_pair(workdir)
   return (build(kind, [s for s, _ in train_pairs], **options),
           build(kind, [t for _, t in train_pairs], **options))

@@ -1,21 +1,21 @@
-"""The training loop: data, model, steps, evaluation and what a run leaves behind."""
+"""The training run: data, model, the step loop, evaluation and what a run leaves behind."""
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
-import signal
 import time
 
 import jax
 import numpy as np
+import ml_collections
 from tqdm import tqdm
 
 from jaxseq import averaging, checkpointing, configuration, data, early_stopping, evaluation
-from jaxseq import input_pipeline
-from jaxseq import metrics_writer
+from jaxseq import faults, input_pipeline, metrics_writer
 from jaxseq import model as model_lib
-from jaxseq import parallel, plots, preemption, steps, vocab
+from jaxseq import parallel, plots, preemption, steps, tokenizers
 
 STEP_LOG = "steps.jsonl"  # per-step losses when config.step_log is on
 
@@ -32,11 +32,53 @@ def _log(message: str):
   tqdm.write(message)
 
 
+@dataclasses.dataclass
+class Run:
+  """What every part of one training run reads; built once by `train_and_evaluate`."""
+  config: ml_collections.ConfigDict
+  workdir: str
+  corpus: data.Corpus
+  model: model_lib.Seq2Seq
+  mesh: jax.sharding.Mesh
+  manager: object  # orbax CheckpointManager of workdir/checkpoints
+  writer: metrics_writer.MetricsWriter
+
+  def score(self, params, pairs, *, references=None, search: str = "beam",
+            name: str | None = None) -> evaluation.SplitResult:
+    """evaluation.score_split of one split with this run's model, vocabularies and
+    settings; with a name, its hypothesis and reference files go to the workdir."""
+    config = self.config
+    return evaluation.score_split(
+        self.model, params, pairs, self.corpus.src_vocab, self.corpus.tgt_vocab,
+        batch_size=config.batch_size, max_length=config.model.max_length, search=search,
+        settings=config.decode.to_dict(), references=references,
+        exact_match=self.corpus.exact_match, workdir=self.workdir if name else None,
+        name=name, progress=f"eval {name}" if name else None)
+
+  def score_heldout(self, params, *, search: str = "beam", name: str | None = None):
+    return self.score(params, self.corpus.eval, references=self.corpus.eval_references,
+                      search=search, name=name)
+
+
+@dataclasses.dataclass
+class History:
+  """(steps, values) curves of one run, and whether it stopped early."""
+  train: tuple[list, list] = dataclasses.field(default_factory=lambda: ([], []))
+  heldout: tuple[list, list] = dataclasses.field(default_factory=lambda: ([], []))
+  bleu: tuple[list, list] = dataclasses.field(default_factory=lambda: ([], []))
+  stopped_early: bool = False
+
+  @staticmethod
+  def add(curve: tuple[list, list], step: int, value: float):
+    curve[0].append(step)
+    curve[1].append(value)
+
+
 def _jit_train_step(model, config, mesh):
   step = functools.partial(steps.train_step, model=model,
                            teacher_forcing_ratio=config.teacher_forcing_ratio,
-                           label_smoothing=config.label_smoothing,
-                           nan_steps=configuration.fault_nan_steps(config), mesh=mesh)
+                           label_smoothing=config.label_smoothing, mesh=mesh)
+  step = faults.poison_steps(step, faults.nan_steps(config))
   return jax.jit(step, in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
                  donate_argnums=0)
@@ -45,25 +87,20 @@ def _jit_train_step(model, config, mesh):
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains config's model, evaluates it, writes the workdir; returns the summary."""
   parallel.initialize_distributed(config)  # before anything touches a device
-  configuration.validate(config, num_devices=jax.device_count(),
-                         datasets=tuple(data.LOADERS))
+  configuration.validate(config, num_devices=jax.device_count())
   checkpointing.prepare_workdir(workdir)
   resuming = checkpointing.has_checkpoints(workdir)
   if resuming:
     checkpointing.check_same_run(workdir, config)
   started = time.time()
-  max_length = config.model.max_length
 
   corpus = data.load_corpus(config, workdir)
   corpus.src_vocab, corpus.tgt_vocab = _tokenizers(workdir, corpus, resuming)
   train_examples, dropped = input_pipeline.encode_pairs(
-      corpus.train, corpus.src_vocab, corpus.tgt_vocab, max_length)
-  eval_examples, eval_kept = input_pipeline.encode_indexed(
-      corpus.eval, corpus.src_vocab, corpus.tgt_vocab, max_length)
-  eval_dropped = len(corpus.eval) - len(eval_kept)
+      corpus.train, corpus.src_vocab, corpus.tgt_vocab, config.model.max_length)
   _log(f"data: {len(train_examples)} training pairs ({dropped} longer than "
-       f"model.max_length={max_length} dropped), {len(eval_examples)} held-out "
-       f"({eval_dropped} dropped); vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
+       f"model.max_length={config.model.max_length} dropped), {len(corpus.eval)} held-out; "
+       f"vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
   checkpointing.save_config(workdir, config)
 
   model = model_lib.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
@@ -74,35 +111,31 @@ def train_and_evaluate(config, workdir: str) -> dict:
   _log(f"model: {config.model.cell} {config.model.attention}, {num_params:,} parameters, "
        f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
 
-  batches = input_pipeline.TrainIterator(train_examples, config.batch_size, max_length,
-                                        seed=config.seed)
-  manager = checkpointing.make_manager(workdir, config)
-  writer = metrics_writer.MetricsWriter(workdir)
+  batches = input_pipeline.TrainIterator(train_examples, config.batch_size,
+                                        config.model.max_length, seed=config.seed)
+  run = Run(config, workdir, corpus, model, mesh, checkpointing.make_manager(workdir, config),
+            metrics_writer.MetricsWriter(workdir))
   try:
-    restored = checkpointing.restore_latest(manager, state, workdir, log=_log)
+    restored = checkpointing.restore_latest(run.manager, state, workdir, log=_log)
     if restored is not None:
       state = restored.state
       batches.set_state(restored.data_state)
-      _log(f"resumed from step {restored.step} in {manager.directory}")
-    state, history, train_seconds, total_tokens = _train_loop(
-        config, workdir, model, state, batches, corpus, eval_examples, manager, writer,
-        _jit_train_step(model, config, mesh), mesh)
-    checkpointing.wait(manager)
-    summary = _final_evaluation(config, workdir, model, state.params, corpus, eval_examples,
-                                history, writer, int(state.step))
-    summary["stopped_early"] = history["stopped_early"]
-    if config.get("average_last_checkpoints", 0):
-      summary["averaged"] = _evaluate_average(config, workdir, model, state, corpus,
-                                              eval_examples, manager)
+      _log(f"resumed from step {restored.step} in {run.manager.directory}")
+    history = History()
+    state, clock = _train(run, state, batches, _jit_train_step(model, config, mesh), history)
+    checkpointing.wait(run.manager)
+    summary = _final_evaluation(run, state.params, history, int(state.step))
+    summary["stopped_early"] = history.stopped_early
+    if config.average_last_checkpoints:
+      summary["averaged"] = _evaluate_average(run, state)
   finally:
-    writer.close()
+    run.writer.close()
     with contextlib.suppress(Exception):  # the error that got us here is the one to report
-      manager.close()
+      run.manager.close()
 
   summary.update(
       steps=int(state.step), wall_seconds=time.time() - started,
-      train_seconds=train_seconds,
-      tokens_per_second=total_tokens / max(train_seconds, 1e-9),
+      train_seconds=clock.seconds, tokens_per_second=clock.tokens / max(clock.seconds, 1e-9),
       num_parameters=int(num_params), skipped_steps=int(state.opt_state.total_notfinite),
       devices=[str(d) for d in jax.devices()], config=config.to_dict())
   with open(os.path.join(workdir, "summary.json"), "w") as f:
@@ -114,232 +147,235 @@ def train_and_evaluate(config, workdir: str) -> dict:
 def _tokenizers(workdir: str, corpus, resuming: bool):
   """A new run saves the corpus' tokenizers; a resumed one reads the saved ones back."""
   if not resuming:
-    vocab.save_tokenizers(workdir, corpus.src_vocab, corpus.tgt_vocab)
+    tokenizers.save_pair(workdir, corpus.src_vocab, corpus.tgt_vocab)
     return corpus.src_vocab, corpus.tgt_vocab
   try:
-    saved = vocab.load_tokenizers(workdir)
+    saved = tokenizers.load_pair(workdir)
   except (OSError, ValueError, KeyError) as e:
     raise checkpointing.CheckpointError(
         f"the tokenizers saved in {workdir!r} cannot be read: {e}") from None
-  for side, name, old, new in (("source", vocab.SRC_FILE, saved[0], corpus.src_vocab),
-                               ("target", vocab.TGT_FILE, saved[1], corpus.tgt_vocab)):
+  for side, name, old, new in (("source", tokenizers.SRC_FILE, saved[0], corpus.src_vocab),
+                               ("target", tokenizers.TGT_FILE, saved[1], corpus.tgt_vocab)):
     checkpointing.check_same_vocab(side, os.path.join(workdir, name), old.words, new.words)
   return saved
 
 
-def _heldout_bleu(config, model, params, corpus, search: str, progress=None):
-  """BLEU and chrF of the held-out split, every sentence, against all its references."""
-  return evaluation.evaluate_split(
-      model, params, corpus.eval, corpus.src_vocab, corpus.tgt_vocab,
-      batch_size=config.batch_size, max_length=config.model.max_length, search=search,
-      settings=evaluation.decode_settings(config), references=corpus.eval_references,
-      exact_match=corpus.exact_match, progress=progress)
+class StepMonitor:
+  """Reads each step's metrics one step late, so the device never waits for the host.
 
-
-def _train_loop(config, workdir, model, state, batches, corpus, eval_examples, manager,
-                writer, train_step, mesh):
-  """Steps from state.step to config.num_train_steps; saves, evaluates, obeys signals.
-
-  The metrics of a step are read once the next step is queued (all of them at log,
-  eval and checkpoint steps), so the device does not wait for the host, yet every
-  step's non-finite count is seen before anything after it is saved.
+  At log, evaluation and checkpoint steps (and on a stop signal) every pending step is
+  read, so that no checkpoint is written before the non-finite guard has seen the steps
+  it holds. Also times the training windows and writes config.step_log's records.
   """
-  max_length = config.model.max_length
-  first_step = int(state.step)
-  history = {"train": ([], []), "heldout": ([], []), "bleu": ([], []), "stopped_early": False}
-  stopping = early_stopping.EarlyStopping(config.get("early_stopping_patience", 0))
-  window_tokens, window_start = 0, time.time()
-  total_tokens, train_seconds = 0, 0.0
-  pending = []  # (step number, device metrics) not read yet
-  step_log = open(os.path.join(workdir, STEP_LOG), "a") if config.step_log else None
-  bar = tqdm(range(first_step, config.num_train_steps), desc="train", unit="step",
-             dynamic_ncols=True, initial=first_step, total=config.num_train_steps)
 
-  def read(records) -> float:
+  def __init__(self, run: Run, first_step: int):
+    self.config, self.run = run.config, run
+    self.pending = []  # (step number, device metrics) not read yet
+    self.window_tokens, self.window_start = 0, time.time()
+    self.tokens, self.seconds = 0, 0.0  # totals over the logged windows
+    self.step_log = None
+    if self.config.step_log:
+      self.step_log = open(os.path.join(run.workdir, STEP_LOG), "a")
+    self.bar = tqdm(total=self.config.num_train_steps, initial=first_step, desc="train",
+                    unit="step", dynamic_ncols=True)
+
+  def close(self):
+    self.bar.close()
+    if self.step_log:
+      self.step_log.close()
+
+  def record(self, record: dict):
+    if self.step_log:
+      self.step_log.write(json.dumps(record) + "\n")
+      self.step_log.flush()
+
+  def add(self, number: int, metrics, tokens: int, *, read_all: bool) -> float:
+    """Queues one step; reads every pending step (read_all) or all but this one.
+    Returns the loss of the last step read (nan when none)."""
+    self.pending.append((number, metrics))
+    self.window_tokens += tokens
+    self.bar.update(1)
+    return self.read(keep=0 if read_all else 1)
+
+  def read(self, keep: int = 0) -> float:
+    """Reads the pending steps but the newest `keep`; raises TrainingStopped when the
+    non-finite guard trips. Returns the loss of the last step read (nan when none)."""
+    ready = self.pending[:len(self.pending) - keep]
+    self.pending = self.pending[len(ready):]
     loss = float("nan")
-    for number, metrics in records:
+    for step, metrics in ready:
       metrics = jax.device_get(metrics)
       loss = float(metrics["loss"]) / max(float(metrics["tokens"]), 1.0)
       in_a_row = int(metrics["skipped"])
-      if step_log:
-        step_log.write(json.dumps({"step": number, "loss": loss, "skipped": in_a_row > 0}) + "\n")
-        step_log.flush()
+      self.record({"step": step, "loss": loss, "skipped": in_a_row > 0})
       if in_a_row:
-        _log(f"step {number}: non-finite loss or gradient, update skipped "
-             f"({in_a_row} in a row, config.max_bad_steps={config.max_bad_steps})")
-      if in_a_row >= config.max_bad_steps:
+        _log(f"step {step}: non-finite loss or gradient, update skipped "
+             f"({in_a_row} in a row, config.max_bad_steps={self.config.max_bad_steps})")
+      if in_a_row >= self.config.max_bad_steps:
         raise TrainingStopped(
-            f"{in_a_row} non-finite steps in a row up to step {number} "
-            f"(config.max_bad_steps={config.max_bad_steps}); nothing after them was saved, "
-            f"the checkpoints of steps {manager.all_steps()} hold finite parameters")
+            f"{in_a_row} non-finite steps in a row up to step {step} "
+            f"(config.max_bad_steps={self.config.max_bad_steps}); nothing after them was "
+            f"saved, the checkpoints of steps {self.run.manager.all_steps()} hold finite "
+            "parameters")
     return loss
 
-  with preemption.catch_stop_signals() as stop, contextlib.ExitStack() as closing:
-    closing.callback(bar.close)
-    if step_log:
-      closing.callback(step_log.close)
-    for step in bar:
-      number = step + 1
+  def end_window(self, number: int, loss: float):
+    """Closes a logging window: its tokens per second to the bar and TensorBoard."""
+    elapsed = max(time.time() - self.window_start, 1e-9)
+    rate = self.window_tokens / elapsed
+    self.tokens, self.seconds = self.tokens + self.window_tokens, self.seconds + elapsed
+    self.run.writer.scalars(number, {"loss": loss, "tokens_per_second": rate}, "train")
+    self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}")
+    self.restart_window()
+
+  def restart_window(self):
+    """Starts timing afresh (evaluation time is not training time)."""
+    self.window_tokens, self.window_start = 0, time.time()
+
+
+def _train(run: Run, state, batches, train_step, history: History):
+  """Steps from state.step to config.num_train_steps; evaluates, saves, obeys signals.
+
+  Returns the final state and the StepMonitor, whose totals time the training.
+  """
+  config = run.config
+  stopping = early_stopping.EarlyStopping(config.early_stopping_patience)
+  monitor = StepMonitor(run, int(state.step))
+  with preemption.catch_stop_signals() as stop, contextlib.closing(monitor):
+    for number in range(int(state.step) + 1, config.num_train_steps + 1):
       host_batch = next(batches)
-      window_tokens += int(np.count_nonzero(host_batch["tgt_out"]))
-      state, metrics = train_step(state, parallel.shard_batch(host_batch, mesh))
-      pending.append((number, metrics))
+      state, metrics = train_step(state, parallel.shard_batch(host_batch, run.mesh))
       last = number == config.num_train_steps
       is_log = number % config.log_every_steps == 0 or last
       is_eval = number % config.eval_every_steps == 0 and not last
       is_save = number % config.checkpoint_every_steps == 0 or is_eval or last
-      if is_log or is_save or stop.signal_name:
-        loss = read(pending)  # waits for the step, so the window is timed honestly
-        pending = []
-      else:
-        read(pending[:-1])
-        pending = pending[-1:]
+      loss = monitor.add(number, metrics, int(np.count_nonzero(host_batch["tgt_out"])),
+                         read_all=is_log or is_save or bool(stop.signal_name))
       if is_log:
-        elapsed = time.time() - window_start
-        total_tokens += window_tokens
-        train_seconds += elapsed
-        history["train"][0].append(number)
-        history["train"][1].append(loss)
-        writer.scalars(number, {"loss": loss,
-                                "tokens_per_second": window_tokens / max(elapsed, 1e-9)}, "train")
-        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{window_tokens / max(elapsed, 1e-9):,.0f}")
-        window_tokens, window_start = 0, time.time()
+        History.add(history.train, number, loss)
+        monitor.end_window(number, loss)
       save_metrics = None
       if is_eval:
-        held = evaluation.heldout_loss(model, state.params, eval_examples, config.batch_size,
-                                       max_length)
-        history["heldout"][0].append(number)
-        history["heldout"][1].append(held["loss"])
-        search = evaluation.decode_settings(config)["eval_search"]
-        held.update(_heldout_bleu(config, model, state.params, corpus, search).metrics)
-        history["bleu"][0].append(number)
-        history["bleu"][1].append(held["bleu"])
-        writer.scalars(number, held, "heldout")
-        _log(f"step {number}: held-out loss {held['loss']:.4f}, "
-             f"token accuracy {held['token_accuracy']:.4f}, BLEU ({search}) {held['bleu']:.2f}")
-        if step_log:
-          step_log.write(json.dumps({"step": number, "heldout_loss": held["loss"]}) + "\n")
-        save_metrics = {"heldout_loss": held["loss"], "bleu": held["bleu"]}
-        state = _observe_plateau(config, state, held["loss"], mesh, number)
-        history["stopped_early"] = stopping.update(number, held["bleu"])
-        window_start = time.time()  # evaluation time is not training time
+        save_metrics = _periodic_evaluation(run, state.params, number, history, monitor)
+        state = _observe_plateau(run, state, save_metrics["heldout_loss"], number)
+        history.stopped_early = stopping.update(number, save_metrics["bleu"])
+        monitor.restart_window()
       if is_save:
-        checkpointing.save(manager, state, batches.get_state(), metrics=save_metrics, force=True)
-      if history["stopped_early"]:
+        checkpointing.save(run.manager, state, batches.get_state(), metrics=save_metrics,
+                           force=True)
+      if history.stopped_early:
         _log(f"early stopping at step {number}: held-out BLEU has not improved on "
              f"{stopping.best:.2f} (step {stopping.best_step}) for {stopping.since_best} "
              f"evaluations (config.early_stopping_patience={stopping.patience})")
         break
-      if config.fault_signal and number == config.fault_signal_step:
-        os.kill(os.getpid(), signal.Signals["SIG" + config.fault_signal])
+      faults.signal_after(config, number)
       if stop.signal_name and not last:
-        read(pending)
-        if not is_save:
-          checkpointing.save(manager, state, batches.get_state(), force=True)
-        checkpointing.wait(manager)
-        raise TrainingInterrupted(
-            f"stopped by {stop.signal_name} after step {number}; the checkpoint is in "
-            f"{manager.directory}/{number}; run the same command (same --workdir) to resume")
-  return state, history, train_seconds, total_tokens
+        _save_and_stop(run, state, batches, monitor, stop.signal_name, number, saved=is_save)
+  return state, monitor
 
 
-def _observe_plateau(config, state, heldout_loss: float, mesh, step: int):
+def _save_and_stop(run: Run, state, batches, monitor: StepMonitor, signal_name: str,
+                   number: int, *, saved: bool):
+  """Reads every pending step, saves (unless this step already did) and stops the run."""
+  monitor.read()
+  if not saved:
+    checkpointing.save(run.manager, state, batches.get_state(), force=True)
+  checkpointing.wait(run.manager)
+  raise TrainingInterrupted(
+      f"stopped by {signal_name} after step {number}; the checkpoint is in "
+      f"{run.manager.directory}/{number}; run the same command (same --workdir) to resume")
+
+
+def _periodic_evaluation(run: Run, params, number: int, history: History,
+                         monitor: StepMonitor) -> dict:
+  """Held-out loss and BLEU (config.decode.eval_search) during training; returns what the
+  checkpoint records to choose the best one."""
+  search = run.config.decode.eval_search
+  held = run.score_heldout(params, search=search).metrics
+  History.add(history.heldout, number, held["loss"])
+  History.add(history.bleu, number, held["bleu"])
+  run.writer.scalars(number, held, "heldout")
+  _log(f"step {number}: held-out loss {held['loss']:.4f}, "
+       f"token accuracy {held['token_accuracy']:.4f}, BLEU ({search}) {held['bleu']:.2f}")
+  monitor.record({"step": number, "heldout_loss": held["loss"]})
+  return {"heldout_loss": held["loss"], "bleu": held["bleu"]}
+
+
+def _observe_plateau(run: Run, state, heldout_loss: float, step: int):
   """Feeds the held-out loss to reduce-on-plateau (when on) and logs a changed rate."""
   before = steps.plateau_scale(state)
   if before is None:
     return state
-  state = steps.observe_heldout_loss(state, heldout_loss, config)
+  state = steps.observe_heldout_loss(state, heldout_loss, run.config)
   after = steps.plateau_scale(state)
   if after != before:
     _log(f"step {step}: held-out loss stalled; learning rate factor {before:g} -> {after:g}")
-  return jax.device_put(state, parallel.replicated(mesh))
+  return jax.device_put(state, parallel.replicated(run.mesh))
 
 
-def _evaluate_average(config, workdir, model, state, corpus, eval_examples, manager) -> dict:
-  """Held-out and test scores of the mean params of the newest checkpoints."""
-  used, params = averaging.average_last(manager, config.average_last_checkpoints, state)
-  held = evaluation.heldout_loss(model, params, eval_examples, config.batch_size,
-                                 config.model.max_length)
-  result = _heldout_bleu(config, model, params, corpus, "beam", progress="eval averaged")
-  references = corpus.eval_references or [[t] for _, t in corpus.eval]
-  files = evaluation.write_outputs(workdir, "heldout_averaged", result.hypotheses, references)
-  report = {"steps": used, "heldout": {**held, **result.metrics, "files": files}, "test": {}}
-  _log(f"averaged params of steps {used}: held-out loss {held['loss']:.4f}, "
-       f"BLEU {result.metrics['bleu']:.2f}")
-  for name, pairs in corpus.test.items():
-    report["test"][name] = _test_scores(config, model, params, corpus, pairs, workdir,
-                                        f"test_{name}_averaged")
+def _test_scores(run: Run, params, suffix: str = "") -> dict:
+  """Beam-search scores of every test split, each written as test_NAME{suffix}.*.txt."""
+  report = {}
+  for name, pairs in run.corpus.test.items():
+    report[name] = run.score(params, pairs, name=f"test_{name}{suffix}").metrics
+    _log(f"test {name}{suffix} ({len(pairs)} sentences): BLEU {report[name]['bleu']:.2f}, "
+         f"chrF {report[name]['chrf']:.2f}")
   return report
 
 
-def _test_scores(config, model, params, corpus, pairs, workdir, file_name) -> dict:
-  """Loss, perplexity, BLEU and chrF (beam search) of one test split; writes its texts."""
-  max_length = config.model.max_length
-  examples, _ = input_pipeline.encode_pairs(pairs, corpus.src_vocab, corpus.tgt_vocab,
-                                            max_length)
-  test = evaluation.evaluate_split(
-      model, params, pairs, corpus.src_vocab, corpus.tgt_vocab,
-      batch_size=config.batch_size, max_length=max_length, search="beam",
-      settings=evaluation.decode_settings(config), exact_match=corpus.exact_match,
-      progress=f"eval {file_name}")
-  loss = evaluation.heldout_loss(model, params, examples, config.batch_size, max_length)
-  files = evaluation.write_outputs(workdir, file_name, test.hypotheses, [[t] for _, t in pairs])
-  return {**loss, **test.metrics, "files": files}
+def _evaluate_average(run: Run, state) -> dict:
+  """Held-out and test scores of the mean params of the newest checkpoints."""
+  used, params = averaging.average_last(run.manager, run.config.average_last_checkpoints, state)
+  held = run.score_heldout(params, name="heldout_averaged").metrics
+  _log(f"averaged params of steps {used}: held-out loss {held['loss']:.4f}, "
+       f"BLEU {held['bleu']:.2f}")
+  return {"steps": used, "heldout": held, "test": _test_scores(run, params, "_averaged")}
 
 
-def _final_evaluation(config, workdir, model, params, corpus, eval_examples, history,
-                      writer, step) -> dict:
+def _final_evaluation(run: Run, params, history: History, step: int) -> dict:
   """Loss, perplexity, BLEU and chrF (beam search) of the held-out and test splits.
 
   Writes NAME.hyp.txt / NAME.ref*.txt per split (what the scores were computed on),
   the attention and curve PNGs, and TensorBoard scalars and images.
   """
-  max_length = config.model.max_length
+  config, corpus, workdir = run.config, run.corpus, run.workdir
   # The periodic evaluations of training, before the final one below is added.
-  curve = {"search": evaluation.decode_settings(config)["eval_search"],
-           "steps": list(history["bleu"][0]), "bleu": list(history["bleu"][1]),
-           "loss": list(history["heldout"][1])}
-  held = evaluation.heldout_loss(model, params, eval_examples, config.batch_size, max_length)
-  history["heldout"][0].append(step)
-  history["heldout"][1].append(held["loss"])
-  result = _heldout_bleu(config, model, params, corpus, "beam", progress="eval heldout")
-  references = corpus.eval_references or [[t] for _, t in corpus.eval]
-  files = evaluation.write_outputs(workdir, "heldout", result.hypotheses, references)
-  report = {**held, **result.metrics, "files": files}
-  history["bleu"][0].append(step)
-  history["bleu"][1].append(result.metrics["bleu"])
+  curve = {"search": config.decode.eval_search, "steps": list(history.bleu[0]),
+           "bleu": list(history.bleu[1]), "loss": list(history.heldout[1])}
+  result = run.score_heldout(params, name="heldout")
+  report = result.metrics
+  History.add(history.heldout, step, report["loss"])
+  History.add(history.bleu, step, report["bleu"])
   _log(f"held-out ({len(corpus.eval)} sentences): " + ", ".join(
       f"{k} {v:.4f}" for k, v in report.items() if isinstance(v, float)))
-  _log(f"  {result.metrics['bleu_signature']}")
-  summary = {"heldout": report, "test": {}, "heldout_curve": curve}
-
+  _log(f"  {report['bleu_signature']}")
   _log("sample translations (held-out):")
   for (src, ref), hyp in list(zip(corpus.eval, result.hypotheses))[:config.num_samples]:
-    mark = "=" if hyp == ref else "x"
-    _log(f"  > {src}\n  = {ref}\n  {mark} {hyp}")
+    _log(f"  > {src}\n  = {ref}\n  {'=' if hyp == ref else 'x'} {hyp}")
   for i in range(min(config.num_attention_plots, len(corpus.eval))):
-    # one label per token: subword pieces for SentencePiece, words for word vocabularies
-    src_ids = corpus.src_vocab.encode(corpus.eval[i][0])[:max_length]
-    src_words = [corpus.src_vocab.decode([t]) for t in src_ids]
-    out_ids = corpus.tgt_vocab.encode(result.hypotheses[i])
-    out_words = ([corpus.tgt_vocab.decode([t]) for t in out_ids] + ["</s>"])[
-        :len(result.attentions[i])]
-    plots.save_attention(os.path.join(workdir, f"attention_{i}.png"),
-                         result.attentions[i], src_words, out_words)
-    writer.attention(step, f"attention/{i}", result.attentions[i], src_words, out_words)
-
-  for name, pairs in corpus.test.items():
-    summary["test"][name] = _test_scores(config, model, params, corpus, pairs, workdir,
-                                         f"test_{name}")
-    writer.scalars(step, summary["test"][name], f"test_{name}")
-    _log(f"test {name} ({len(pairs)} sentences): BLEU {summary['test'][name]['bleu']:.2f}, "
-         f"chrF {summary['test'][name]['chrf']:.2f}")
-
-  writer.scalars(step, report, "heldout_final")
+    _plot_attention(run, step, i, result)
+  summary = {"heldout": report, "test": _test_scores(run, params), "heldout_curve": curve}
+  for name, scores in summary["test"].items():
+    run.writer.scalars(step, scores, f"test_{name}")
+  run.writer.scalars(step, report, "heldout_final")
   plots.save_curves(os.path.join(workdir, "loss.png"),
-                    {"train": history["train"], "held-out": history["heldout"]})
-  plots.save_curves(os.path.join(workdir, "bleu.png"), {"held-out": history["bleu"]},
+                    {"train": history.train, "held-out": history.heldout})
+  plots.save_curves(os.path.join(workdir, "bleu.png"), {"held-out": history.bleu},
                     ylabel="BLEU", log_scale=False)
   with open(os.path.join(workdir, "translations.txt"), "w", encoding="utf-8") as f:
     f.writelines(h + "\n" for h in result.hypotheses)
   return summary
+
+
+def _plot_attention(run: Run, step: int, i: int, result: evaluation.SplitResult):
+  """attention_{i}.png and its TensorBoard image, one label per token (subword pieces
+  for SentencePiece, words for word vocabularies)."""
+  corpus = run.corpus
+  src_ids = corpus.src_vocab.encode(corpus.eval[i][0])[:run.config.model.max_length]
+  src_words = [corpus.src_vocab.decode([t]) for t in src_ids]
+  out_ids = corpus.tgt_vocab.encode(result.hypotheses[i])
+  out_words = ([corpus.tgt_vocab.decode([t]) for t in out_ids] + ["</s>"])[
+      :len(result.attentions[i])]
+  plots.save_attention(os.path.join(run.workdir, f"attention_{i}.png"),
+                       result.attentions[i], src_words, out_words)
+  run.writer.attention(step, f"attention/{i}", result.attentions[i], src_words, out_words)

@@ -81,7 +81,7 @@ class Translator:
     import jax
     from absl import logging
 
-    from jaxseq import checkpointing, evaluation, steps, vocab
+    from jaxseq import checkpointing, evaluation, steps, tokenizers
     from jaxseq import model as model_lib
     logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only restores
     try:
@@ -90,16 +90,19 @@ class Translator:
       raise checkpointing.CheckpointError(
           f"config.json in {workdir!r} is not a jaxseq config: {e}") from None
     try:
-      self.src_vocab, self.tgt_vocab = vocab.load_tokenizers(workdir)
+      self.src_vocab, self.tgt_vocab = tokenizers.load_pair(workdir)
     except (OSError, ValueError, KeyError) as e:
       raise checkpointing.CheckpointError(f"tokenizer files in {workdir!r} cannot be read: "
                                           f"{e}") from None
     try:
       self.model = model_lib.from_config(self.config.model, len(self.src_vocab),
                                          len(self.tgt_vocab))
-    except (AttributeError, KeyError) as e:
+      self.settings = self.config.decode.to_dict()
+    except (AttributeError, KeyError, TypeError) as e:
       raise checkpointing.CheckpointError(
-          f"config.json in {workdir!r} lacks a model field: {e}") from None
+          f"config.json in {workdir!r} does not hold the model and decode fields of this "
+          f"jaxseq version ({e}); translate with the version that trained it, or retrain"
+      ) from None
     create = functools.partial(steps.create_train_state, self.model, self.config)
     abstract = jax.eval_shape(create, jax.random.key(0))
     try:
@@ -114,7 +117,6 @@ class Translator:
           f"(source vocab {len(self.src_vocab)}, target vocab {len(self.tgt_vocab)}, "
           f"hidden_size {self.config.model.hidden_size}): {first}") from None
     self.params = state.params
-    self.settings = evaluation.decode_settings(self.config)
     self.max_length = self.config.model.max_length
     self._evaluation = evaluation
 

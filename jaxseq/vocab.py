@@ -59,29 +59,3 @@ class WordVocab:
   def load(cls, path: str | os.PathLike) -> "WordVocab":
     with open(path, encoding="utf-8") as f:
       return cls(json.load(f)["words"])
-
-
-# Tokenizer files in a workdir; the "type" field of each JSON file picks the class.
-SRC_FILE, TGT_FILE = "src_vocab.json", "tgt_vocab.json"
-TOKENIZER_TYPES = {"word": WordVocab}
-
-
-def save_tokenizers(workdir: str, src, tgt):
-  src.save(os.path.join(workdir, SRC_FILE))
-  tgt.save(os.path.join(workdir, TGT_FILE))
-
-
-def load_tokenizer(path: str):
-  from jaxseq import tokenizers  # noqa: F401  (registers "sentencepiece"; imports this module)
-  with open(path, encoding="utf-8") as f:
-    kind = json.load(f).get("type")
-  if kind not in TOKENIZER_TYPES:
-    raise ValueError(f"{path}: unknown tokenizer type {kind!r}; "
-                     f"allowed: {', '.join(TOKENIZER_TYPES)}")
-  return TOKENIZER_TYPES[kind].load(path)
-
-
-def load_tokenizers(workdir: str):
-  """(source, target) tokenizers saved in a workdir."""
-  return (load_tokenizer(os.path.join(workdir, SRC_FILE)),
-          load_tokenizer(os.path.join(workdir, TGT_FILE)))

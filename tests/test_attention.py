@@ -6,7 +6,9 @@ import pytest
 from jaxseq import attention
 from tests.conftest import init_params, tiny_model
 
-SCORED = [a for a in attention.ATTENTIONS if a != "none"]
+# Every attention of the table that scores positions (FixedContext has no weights).
+SCORED = [name for name, e in attention.ATTENTIONS.items()
+          if not isinstance(e.build(tiny_model()), attention.FixedContext)]
 
 
 def test_masked_softmax_is_a_distribution_over_real_positions():
@@ -54,12 +56,41 @@ def test_tutorial_attention_refuses_sources_longer_than_max_length():
 
 
 def test_unknown_attention_is_named():
-  with pytest.raises(ValueError, match="unknown attention 'cosine'"):
-    attention.make_attention("cosine", attention_size=4, hidden_size=4, max_length=4)
+  with pytest.raises(ValueError, match="unknown attention 'cosine'; allowed: none, tutorial"):
+    attention.entry("cosine")
+
+
+@pytest.mark.parametrize("fields", [
+    dict(query_after_cell=True),                           # a context for a cell already run
+    dict(query_after_cell=True, feeds_cell=False, query_with_input=True),
+    dict(feeds_cell=False, combine=True),                   # combine without a context
+])
+def test_a_wiring_that_cannot_run_is_refused(fields):
+  with pytest.raises(ValueError):
+    attention.Wiring(**fields)
+
+
+@pytest.mark.parametrize("name", list(attention.ATTENTIONS))
+def test_every_table_row_builds_an_attention_with_keys(name):
+  entry = attention.ATTENTIONS[name]
+  assert isinstance(entry.wiring, attention.Wiring) and entry.reference
+  module = entry.build(tiny_model(attention=name))
+  assert callable(module.keys)
+
+
+def test_scaled_dot_divides_the_dot_score_by_the_root_of_the_size():
+  values = jax.random.normal(jax.random.key(0), (5, 16))
+  query = jax.random.normal(jax.random.key(1), (16,))
+  memory = attention.Memory(values, values, jnp.ones(5, bool), values[0])
+  _, dot = attention.DotAttention().apply({}, query, memory)
+  _, scaled = attention.DotAttention(scaled=True).apply({}, query, memory)
+  np.testing.assert_allclose(scaled, jax.nn.softmax(values @ query / 4.0), rtol=1e-5)
+  assert not np.allclose(dot, scaled)  # the scale changes how sharp the weights are
 
 
 def test_attention_rejects_a_batched_call():
   module = attention.DotAttention()
   values = jnp.ones((2, 5, 4))
+  memory = attention.Memory(values, values, jnp.ones((2, 5), bool), jnp.ones(4))
   with pytest.raises(ValueError, match="one example"):
-    module.apply({}, jnp.ones(4), values, values, jnp.ones((2, 5), bool))
+    module.apply({}, jnp.ones(4), memory)

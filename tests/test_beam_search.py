@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 
 from jaxseq import beam_search, decode
-from jaxseq.model import Seq2Seq
 from jaxseq.vocab import BOS, EOS
+from tests.conftest import tiny_model
 
 TGT_VOCAB = 5  # PAD, BOS, EOS, UNK and one word
 
 
 def _model(tgt_vocab=TGT_VOCAB, max_length=6, seed=0):
-  model = Seq2Seq(src_vocab_size=9, tgt_vocab_size=tgt_vocab, embed_size=8, hidden_size=8,
-                  attention="bahdanau", attention_size=8, bidirectional=True,
-                  max_length=max_length)
+  model = tiny_model(9, tgt_vocab, embed_size=8, hidden_size=8, attention="bahdanau",
+                     attention_size=8, bidirectional=True, max_length=max_length)
   params = jax.jit(model.init)(jax.random.key(seed), jnp.ones((2,), jnp.int32), jnp.int32(BOS))
   # Larger weights make the output distributions peaked, so scores rarely tie.
   params = jax.tree.map(lambda x: 3.0 * x, params)

@@ -1,7 +1,7 @@
 import pytest
 
 from configs import default
-from jaxseq import configuration
+from jaxseq import attention, configuration, steps
 
 
 def test_the_default_config_is_valid():
@@ -10,6 +10,8 @@ def test_the_default_config_is_valid():
 
 @pytest.mark.parametrize("field, value, expected", [
     ("model.attention", "cosine", "one of none, tutorial, bahdanau"),
+    ("model.readout", "softmax", "one of attentional, none"),
+    ("model.dtype", "float16", "one of float32, bfloat16"),
     ("model.cell", "rnn", "one of gru, lstm"),
     ("model.hidden_size", 0, "an integer >= 1"),
     ("model.num_layers", -2, "an integer >= 1"),
@@ -38,8 +40,28 @@ def test_batch_must_split_over_devices():
     configuration.validate(config, num_devices=4)
 
 
-def test_input_feeding_needs_an_attentional_state():
+def test_input_feeding_needs_a_readout_of_the_context():
   config = default.get_config()
-  config.model.attention, config.model.input_feeding = "tutorial", True
-  with pytest.raises(configuration.ConfigError, match="input_feeding"):
+  config.model.readout, config.model.input_feeding = "none", True
+  with pytest.raises(configuration.ConfigError, match="config.model.input_feeding=True"):
+    configuration.validate(config)
+
+
+def test_a_readout_that_drops_a_luong_context_is_named():
+  config = default.get_config()
+  config.model.attention, config.model.readout = "luong_general", "none"
+  with pytest.raises(configuration.ConfigError, match="config.model.readout='none'.*attentional"):
+    configuration.validate(config)
+
+
+def test_a_new_table_row_is_allowed_without_editing_the_checks(monkeypatch):
+  """Allowed names come from the library's tables, not from lists of their own."""
+  row = attention.ATTENTIONS["luong_dot"]
+  monkeypatch.setitem(attention.ATTENTIONS, "my_dot", row)
+  monkeypatch.setitem(steps.SCHEDULES, "my_schedule", steps.SCHEDULES["constant"])
+  config = default.get_config()
+  config.model.attention, config.lr_schedule = "my_dot", "my_schedule"
+  configuration.validate(config)
+  monkeypatch.delitem(attention.ATTENTIONS, "my_dot")
+  with pytest.raises(configuration.ConfigError, match="config.model.attention='my_dot'"):
     configuration.validate(config)

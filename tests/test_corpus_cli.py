@@ -9,14 +9,14 @@ from jaxseq import cli, configuration, data
 @pytest.mark.parametrize("module", [tutorial_fra_eng, multi30k_de_en, multi30k_en_de,
                                     wmt14_en_fr, wmt14_en_de])
 def test_corpus_configs_are_valid(module):
-  configuration.validate(module.get_config(), datasets=tuple(data.LOADERS))
+  configuration.validate(module.get_config())
 
 
 def test_wrong_language_is_a_config_error():
   config = multi30k_de_en.get_config()
   config.data.target_lang = "de"
   with pytest.raises(configuration.ConfigError, match="data.target_lang"):
-    configuration.validate(config, datasets=tuple(data.LOADERS))
+    configuration.validate(config)
 
 
 def test_bad_corpus_file_is_one_line_and_exit_2(tmp_path, capsys):

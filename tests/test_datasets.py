@@ -1,5 +1,6 @@
 """TFDS builders on tiny corpora in tmp_path, and split sizes of the real shared files."""
 
+import glob
 import os
 
 import ml_collections
@@ -38,6 +39,47 @@ def test_multi30k_builder_keeps_every_split_in_file_order(tmp_path):
   assert splits["validation"] == [(f"line val {i}", f"satz val {i}") for i in range(3)]
   corpus = data.load_corpus(config)
   assert set(corpus.test) == {"test2016", "test2017"} and corpus.eval == splits["validation"]
+
+
+def prepared_dirs(tmp_path) -> set[str]:
+  """The prepared TFDS dataset directories under tmp_path/tfds (each has a dataset_info.json)."""
+  pattern = os.path.join(tmp_path, "tfds", "**", "dataset_info.json")
+  return {os.path.dirname(p) for p in glob.glob(pattern, recursive=True)}
+
+
+def test_multi30k_edited_file_is_prepared_afresh_and_unchanged_files_reuse_it(tmp_path):
+  write_multi30k(tmp_path / "raw", {"train": 4, "val": 3, "test2016": 1, "test2017": 1})
+  config = corpus_config(tmp_path, "multi30k", "en", "de")
+  first = datasets.multi30k_splits(config)
+  once = prepared_dirs(tmp_path)
+  assert len(once) == 1
+  assert datasets.multi30k_splits(config) == first and prepared_dirs(tmp_path) == once
+  raw = tmp_path / "raw" / "multi30k"  # one pair removed, one changed
+  (raw / "val.en").write_text("line val 0\nedited line\n")
+  (raw / "val.de").write_text("satz val 0\nsatz val 2\n")
+  edited = datasets.multi30k_splits(config)
+  assert edited["validation"] == [("line val 0", "satz val 0"), ("edited line", "satz val 2")]
+  assert edited["train"] == first["train"] and len(prepared_dirs(tmp_path)) == 2
+  write_multi30k(tmp_path / "raw", {"train": 4, "val": 3, "test2016": 1, "test2017": 1})
+  assert datasets.multi30k_splits(config) == first and len(prepared_dirs(tmp_path)) == 2
+
+
+def test_tatoeba_sentence_removed_from_the_file_is_gone_after_reload(tmp_path):
+  os.makedirs(tmp_path / "raw" / "tatoeba-eng-fra")
+  path = tmp_path / "raw" / "tatoeba-eng-fra" / "eng-fra.txt"
+  lines = [f"Word {i}.\tMot {i}." for i in range(200)]  # 2% held out: both splits non-empty
+  path.write_text("\n".join(lines) + "\n")
+  config = corpus_config(tmp_path, "tatoeba", "fra", "eng", variant="full")
+  first = datasets.tatoeba_splits(config)
+  once = prepared_dirs(tmp_path)
+  assert datasets.tatoeba_splits(config) == first and prepared_dirs(tmp_path) == once
+  removed = ("Mot 7.", "Word 7.")
+  assert removed in first["train"] + first["validation"]
+  path.write_text("\n".join(line for line in lines if line != "Word 7.\tMot 7.") + "\n")
+  edited = datasets.tatoeba_splits(config)
+  pairs = edited["train"] + edited["validation"]
+  assert removed not in pairs and len(pairs) == len(lines) - 1
+  assert len(prepared_dirs(tmp_path)) == 2
 
 
 def test_multi30k_bad_file_reaches_the_caller_as_data_error(tmp_path):

@@ -6,10 +6,12 @@ from configs import default
 from jaxseq import configuration, evaluation
 
 
-def test_defaults_are_valid_and_match_the_fallbacks():
+def test_defaults_are_valid_and_every_search_is_allowed():
   config = default.get_config()
   configuration.validate(config)
-  assert evaluation.decode_settings(config) == config.decode.to_dict()
+  for search in evaluation.SEARCHES:
+    config.decode.eval_search = search
+    configuration.validate(config)
 
 
 @pytest.mark.parametrize("field, value", [

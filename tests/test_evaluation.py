@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from jaxseq import evaluation
-from jaxseq.model import Seq2Seq
+from configs import default
 from jaxseq.vocab import BOS, WordVocab
-from tests.conftest import subprocess_env
+from tests.conftest import subprocess_env, tiny_model
 
 
 def test_identical_text_scores_100_and_case_only_matters_when_cased():
@@ -43,13 +43,13 @@ def test_a_second_reference_can_only_help():
 def test_evaluate_split_keeps_every_sentence():
   src_vocab = WordVocab.build(["a b c d"])
   tgt_vocab = WordVocab.build(["x y z"])
-  model = Seq2Seq(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), embed_size=8,
-                  hidden_size=8, attention_size=8, max_length=4)
+  model = tiny_model(len(src_vocab), len(tgt_vocab), embed_size=8, hidden_size=8,
+                     attention_size=8, max_length=4)
   params = jax.jit(model.init)(jax.random.key(0), jnp.ones((2,), jnp.int32), jnp.int32(BOS))
   pairs = [("a b", "x"), ("", "y"), ("a b c d a b c", "z z"), ("unknown c", "x y")]
   result = evaluation.evaluate_split(
       model, params, pairs, src_vocab, tgt_vocab, batch_size=2, max_length=4, search="greedy",
-      settings=evaluation.DECODE_DEFAULTS)
+      settings=default.get_config().decode.to_dict())
   assert len(result.hypotheses) == len(pairs)
   assert result.hypotheses[1] == ""
   assert result.metrics["sentences"] == 4 and result.metrics["truncated_sources"] == 1

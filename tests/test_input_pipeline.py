@@ -4,13 +4,13 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from jaxseq import input_pipeline, steps
 from jaxseq import model as model_lib
 from jaxseq.vocab import BOS, EOS, PAD
+from configs import default
 
 BATCH, MAX_LENGTH = 8, 20
 
@@ -99,12 +99,12 @@ def test_process_shards_partition_each_global_batch():
 
 def test_train_step_compiles_once_per_bucket_over_two_epochs():
   max_length = 16  # two buckets (8, 16): two compilations keep the test short
-  m = ml_collections.ConfigDict(dict(
-      cell="gru", attention="bahdanau", embed_size=8, hidden_size=8, attention_size=8,
-      num_layers=1, bidirectional=False, input_feeding=False, dropout=0.0, max_length=max_length))
-  config = ml_collections.ConfigDict(dict(
-      learning_rate=1e-3, lr_schedule="constant", warmup_steps=0, grad_clip_norm=1.0,
-      num_train_steps=100))
+  m = default.get_model_config()
+  m.update(cell="gru", attention="bahdanau", embed_size=8, hidden_size=8, attention_size=8,
+           bidirectional=False, max_length=max_length)
+  config = default.get_config()
+  config.update(dict(learning_rate=1e-3, lr_schedule="constant", warmup_steps=0,
+                     grad_clip_norm=1.0, num_train_steps=100))
   model = model_lib.from_config(m, 30, 30)
   state = steps.create_train_state(model, config, jax.random.key(0))
   # create_train_state leaves step a Python int; the step returns an int32 array, and that

@@ -10,12 +10,14 @@ from jaxseq.model import Seq2Seq
 from jaxseq.vocab import BOS, EOS
 from tests.conftest import init_params, tiny_model
 
+FED_LSTM = dict(attention="luong_general", input_feeding=True, cell="lstm", num_layers=2)
+TUTORIAL = dict(attention="bahdanau", readout="none")  # the tutorial's decoder
 VARIANTS = [dict(attention=a, bidirectional=True) for a in attention.ATTENTIONS] + [
-    dict(attention="luong_general", input_feeding=True, cell="lstm", num_layers=2),
+    FED_LSTM, TUTORIAL, dict(attention="tutorial", readout="none"),
     dict(attention="bahdanau", cell="lstm", bidirectional=True, num_layers=2, dropout=0.3),
 ]
 IDS = [f"{v['attention']}-{v.get('cell', 'gru')}{'-l2' if v.get('num_layers') else ''}"
-       for v in VARIANTS]
+       f"{'-' + v['readout'] if 'readout' in v else ''}" for v in VARIANTS]
 SRC = jnp.array([[4, 7, 5, 9, 0, 0], [6, 0, 0, 0, 0, 0], [3, 8, 8, 4, 5, 10]], jnp.int32)
 TGT = jnp.array([[BOS, 5, 6, 7, 0], [BOS, 8, 0, 0, 0], [BOS, 4, 4, 9, 12]], jnp.int32)
 
@@ -31,10 +33,12 @@ def _tf(model, params, src, tgt, key=jax.random.key(0), **kw):
 
 
 # Compiling is most of a test's cost on CPU: the batch and loop properties are checked on
-# three variants that together cover every code path of decode_step (Bahdanau, Luong with
-# input feeding and stacked LSTMs, the tutorial's attention); padding on all of them.
-FEW = [VARIANTS[2], VARIANTS[6], VARIANTS[1]]
-FEW_IDS = [IDS[2], IDS[6], IDS[1]]
+# three variants that together cover every wiring of decode_step (a query before the cell
+# with the readout, Luong's after it with input feeding and stacked LSTMs, the tutorial's
+# query with input and combine layer without a readout); padding on all of them.
+FEW = [dict(attention="bahdanau", bidirectional=True), FED_LSTM,
+       dict(attention="tutorial", readout="none")]
+FEW_IDS = [IDS[VARIANTS.index(v)] for v in FEW]
 
 
 @pytest.mark.parametrize("fields", FEW, ids=FEW_IDS)
@@ -147,3 +151,46 @@ def test_the_readout_stays_in_the_recurrence_when_it_is_fed_back():
   emb = fed.apply(params, jnp.int32(BOS), method=Seq2Seq.embed_target)
   with pytest.raises(ValueError, match="input_feeding=False"):
     fed.apply(params, memory, state, emb, readout=False, method=Seq2Seq.decode_hidden)
+
+
+def test_readout_none_is_the_tutorials_decoder():
+  """One step written out as the PyTorch tutorial's AttnDecoderRNN computes it, from the
+  model's own parameters: additive attention on h_{t-1}, GRU([emb; c], h_{t-1}), out(h_t)."""
+  model = tiny_model(**TUTORIAL)
+  params = init_params(model, seed=2)
+  p = params["params"]
+  assert "attentional" not in p and "combine" not in p  # no layer the tutorial lacks
+  src = SRC[0]
+  memory, state = model.apply(params, src, method=Seq2Seq.encode)
+  new_state, logits, weights = model.apply(params, memory, state, jnp.int32(BOS),
+                                           method=Seq2Seq.decode_step)
+
+  att, cell = p["attention"], p["decoder0"]
+  h = state.cells[0]
+  keys = memory.values @ att["key"]["kernel"]
+  energy = jnp.tanh(h @ att["query"]["kernel"] + att["query"]["bias"] + keys)
+  scores = (energy @ att["energy"]["kernel"])[:, 0]
+  expected_weights = jax.nn.softmax(jnp.where(memory.mask, scores, -jnp.inf))
+  context = expected_weights @ memory.values
+  x = jnp.concatenate([p["tgt_embed"]["embedding"][BOS], context])
+  x_r, x_z, x_n = jnp.split(x @ cell["input"]["kernel"] + cell["input"]["bias"], 3)
+  h_r, h_z, h_n = jnp.split(h @ cell["recurrent_kernel"] + cell["recurrent_bias"], 3)
+  r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+  new_h = (1 - z) * jnp.tanh(x_n + r * h_n) + z * h
+  np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
+  np.testing.assert_allclose(new_state.cells[0], new_h, atol=1e-5)
+  np.testing.assert_allclose(logits, new_h @ p["output"]["kernel"] + p["output"]["bias"],
+                             atol=1e-5)
+
+
+@pytest.mark.parametrize("fields, field", [
+    (dict(attention="luong_dot", readout="none"), "model.readout"),
+    (dict(attention="bahdanau", readout="none", input_feeding=True), "model.input_feeding"),
+])
+def test_a_readout_that_would_cut_the_context_off_is_refused(fields, field):
+  from jaxseq import model as model_lib
+  problem = model_lib.wiring_problem(fields["attention"], fields["readout"],
+                                     fields.get("input_feeding", False))
+  assert problem is not None and problem[0] == field
+  with pytest.raises(ValueError, match=field):
+    init_params(tiny_model(**fields))

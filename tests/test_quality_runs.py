@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxseq import averaging, checkpointing, data, evaluation, input_pipeline, steps, vocab
+from jaxseq import averaging, checkpointing, data, evaluation, input_pipeline, steps, tokenizers
 from jaxseq import model as model_lib
 from tests import runs
 
@@ -42,7 +42,7 @@ def test_averaged_checkpoints_are_the_mean_of_the_newest_and_are_what_is_scored(
   assert averaged["steps"] == [28, 30]  # saves at 7, 10, 14, 20, 21, 28, 30
 
   config = checkpointing.load_config(str(tmp_path))
-  src_vocab, tgt_vocab = vocab.load_tokenizers(str(tmp_path))
+  src_vocab, tgt_vocab = tokenizers.load_pair(str(tmp_path))
   model = model_lib.from_config(config.model, len(src_vocab), len(tgt_vocab))
   abstract = jax.eval_shape(functools.partial(steps.create_train_state, model, config),
                             jax.random.key(0))

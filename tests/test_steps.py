@@ -4,18 +4,18 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
+from configs import default
 from jaxseq import steps
 from jaxseq.input_pipeline import pad_batch
 from tests.conftest import tiny_model
 
 
 def _config(**overrides):
-  c = ml_collections.ConfigDict(dict(
-      learning_rate=1e-2, lr_schedule="constant", warmup_steps=0, num_train_steps=100,
-      grad_clip_norm=1.0, seed=0))
+  c = default.get_config()
+  c.update(learning_rate=1e-2, lr_schedule="constant", warmup_steps=0,
+           num_train_steps=100, grad_clip_norm=1.0, seed=0)
   c.update(overrides)
   return c
 

@@ -31,8 +31,8 @@ def test_sentencepiece_training_is_deterministic():
 def test_saved_tokenizers_are_found_by_type_in_a_workdir(tmp_path):
   pairs = [(s, s.upper()) for s in SENTENCES]
   src, tgt = tokenizers.build_or_load("sentencepiece", pairs, str(tmp_path), vocab_size=320)
-  vocab.save_tokenizers(str(tmp_path), src, tgt)
-  loaded_src, loaded_tgt = vocab.load_tokenizers(str(tmp_path))
+  tokenizers.save_pair(str(tmp_path), src, tgt)
+  loaded_src, loaded_tgt = tokenizers.load_pair(str(tmp_path))
   assert isinstance(loaded_src, tokenizers.SentencePieceTokenizer)
   assert loaded_tgt.encode(pairs[3][1]) == tgt.encode(pairs[3][1])
   # a second build in the same workdir reuses the saved files even for other data

@@ -1,6 +1,7 @@
 import pytest
 
-from jaxseq.vocab import BOS, EOS, PAD, UNK, WordVocab, load_tokenizers, save_tokenizers
+from jaxseq.tokenizers import load_pair, save_pair
+from jaxseq.vocab import BOS, EOS, PAD, UNK, WordVocab
 
 
 def test_round_trip_and_reserved_ids(tmp_path):
@@ -11,8 +12,8 @@ def test_round_trip_and_reserved_ids(tmp_path):
   assert v.decode([BOS] + ids + [EOS, 7, 7]) == "a c b"  # stops at EOS, drops BOS
   assert v.encode("a zebra") == [v.index["a"], UNK]
   assert v.decode([PAD, v.index["b"], PAD]) == "b"
-  save_tokenizers(str(tmp_path), v, WordVocab.build(["x y"]))
-  src, tgt = load_tokenizers(str(tmp_path))
+  save_pair(str(tmp_path), v, WordVocab.build(["x y"]))
+  src, tgt = load_pair(str(tmp_path))
   assert src.words == v.words and len(tgt) == 6
 
 
@@ -25,4 +26,4 @@ def test_unknown_tokenizer_type_is_named(tmp_path):
   (tmp_path / "src_vocab.json").write_text('{"type": "bytes"}')
   (tmp_path / "tgt_vocab.json").write_text('{"type": "bytes"}')
   with pytest.raises(ValueError, match="unknown tokenizer type 'bytes'"):
-    load_tokenizers(str(tmp_path))
+    load_pair(str(tmp_path))

@@ -18,6 +18,12 @@ SPLITS = {"train": ("train", "train"), "validation": ("val", "val"),
 LANGUAGES = ("de", "en")
 
 
+def local_files(raw_dir: str) -> dict[str, dict[str, str]]:
+  """{split: {language: path}} in the local layout; the cache key hashes the same files."""
+  return {split: {lang: os.path.join(raw_dir, f"{stem}.{lang}") for lang in LANGUAGES}
+          for split, (stem, _) in SPLITS.items()}
+
+
 class Multi30k(tfds.core.GeneratorBasedBuilder):
   """Raw (cased, untokenized) German-English image captions: 29,000 / 1,014 / 1,000 / 1,000.
 
@@ -44,8 +50,7 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
   def _local_files(self) -> dict | None:
     if not self.raw_dir:
       return None
-    files = {split: {lang: os.path.join(self.raw_dir, f"{stem}.{lang}") for lang in LANGUAGES}
-             for split, (stem, _) in SPLITS.items()}
+    files = local_files(self.raw_dir)
     present = [os.path.isfile(p) for langs in files.values() for p in langs.values()]
     if any(present) and not all(present):
       missing = [p for langs in files.values() for p in langs.values() if not os.path.isfile(p)]
