@@ -18,12 +18,16 @@ def parse(argv: list[str]):
   """(config, workdir) from the command line; raises on a bad flag or config field."""
   # config_flags reads --config.FIELD overrides while the flag is defined, so an unknown
   # field is raised here rather than at parse time.
+  # Flags of their own (not absl's global FLAGS), so that main() can be called again in
+  # one process, as the tests do.
+  flag_values = flags.FlagValues()
   config = config_flags.DEFINE_config_file(
       "config", DEFAULT_CONFIG,
       "Python config file (get_config()); override fields with --config.FIELD=VALUE.",
-      lock_config=True)
-  workdir = flags.DEFINE_string("workdir", "workdir", "Directory for everything the run writes.")
-  flags.FLAGS(argv)
+      lock_config=True, flag_values=flag_values, sys_argv=argv)
+  workdir = flags.DEFINE_string("workdir", "workdir", "Directory for everything the run writes.",
+                                flag_values=flag_values)
+  flag_values(argv)
   config.value.to_dict()  # a config file that failed to load raises here, not later
   return config.value, workdir.value
 

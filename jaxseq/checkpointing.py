@@ -33,6 +33,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from jaxseq import quiet_restore
+
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "damaged_checkpoints"
@@ -238,11 +240,13 @@ class Restored:
 
 
 def _restore_verified(manager, step: int, abstract_state, with_data: bool = True):
+  """The checkpoint of step, its digest checked; quiet about a damaged one (it raises)."""
   items = {"state": ocp.args.StandardRestore(abstract_state),
            "digest": ocp.args.JsonRestore()}
   if with_data:
     items["data"] = ocp.args.JsonRestore()
-  restored = manager.restore(step, args=ocp.args.Composite(**items))
+  with quiet_restore.quiet_restore():
+    restored = manager.restore(step, args=ocp.args.Composite(**items))
   if restored.digest.get("sha256") != state_digest(restored.state):
     raise CheckpointError("its arrays do not match the digest written with them")
   return restored
@@ -303,7 +307,9 @@ def params_mismatch(step_dir: str, abstract_params) -> str | None:
   Read from the checkpoint's metadata, without restoring any array.
   """
   try:
-    saved = ocp.StandardCheckpointer().metadata(os.path.join(step_dir, "state")).item_metadata
+    with quiet_restore.quiet_restore():
+      saved = ocp.StandardCheckpointer().metadata(os.path.join(step_dir, "state"))
+    saved = saved.item_metadata
     saved = {jax.tree_util.keystr(p): tuple(x.shape)
              for p, x in jax.tree_util.tree_leaves_with_path(saved["params"])}
   except Exception:  # unreadable metadata: the restore itself reports the damage

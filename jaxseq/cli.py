@@ -10,6 +10,7 @@ import sys
 import threading
 
 from jaxseq import checkpointing, configuration, data, trainer
+from jaxseq.quiet_restore import closed_loop
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 3
@@ -31,9 +32,6 @@ def quiet_library_logs():
   # After a failed asynchronous save, tensorstore may still call into orbax's closed
   # event loop; it reports that through these hooks. The save's error is reported anyway.
   excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
-
-  def closed_loop(error) -> bool:
-    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
 
   sys.excepthook = lambda kind, error, tb: (None if closed_loop(error)
                                             else excepthook(kind, error, tb))

@@ -2,12 +2,18 @@
 train.py in a subprocess (see tests/runs.py)."""
 
 import os
-import subprocess
-import sys
+import tempfile
 
 # The tests compile many tiny programs; XLA's backend optimisations cost more time than
 # they save at these sizes. Set before JAX starts; subprocesses inherit it.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+# One persistent compilation cache for this session's processes (this one and the train.py
+# and translate subprocesses): the tiny runs compile the same steps again and again. The
+# cache only saves time: a cached executable is the one compiled before.
+COMPILE_CACHE = tempfile.mkdtemp(prefix="jaxseq-tests-xla-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = COMPILE_CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -41,43 +47,30 @@ def rng():
 
 
 @pytest.fixture(scope="session")
-def compile_cache(tmp_path_factory):
-  return tmp_path_factory.mktemp("compile_cache")
+def compile_cache():
+  return COMPILE_CACHE
 
 
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory, compile_cache):
-  """The workdir of one uninterrupted tiny run (runs.TINY); tests must not change it."""
+  """The workdir of one uninterrupted tiny run of train.py (runs.TINY): the shared trained
+  model of every test that needs one. Tests must not change it (copy it first)."""
   workdir = tmp_path_factory.mktemp("reference")
   result = runs.train(workdir, compile_cache)
   assert result.returncode == 0, result.stderr
   return workdir
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+@pytest.fixture(scope="session")
+def trained_workdir(reference) -> str:
+  """The shared tiny trained workdir (see `reference`), as a path string."""
+  return str(reference)
 
-TINY_FLAGS = (
-    "--config.data.num_train=200", "--config.data.num_eval=20",
-    "--config.num_train_steps=6", "--config.eval_every_steps=3", "--config.log_every_steps=2",
-    "--config.checkpoint_every_steps=3", "--config.batch_size=16",
-    "--config.model.hidden_size=16", "--config.model.embed_size=16",
-    "--config.model.attention_size=16", "--config.model.max_length=12",
-    "--config.decode.beam_size=3", "--config.num_attention_plots=1",
-)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def subprocess_env() -> dict:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
   env.setdefault("JAXSEQ_DATA_DIR", os.path.join(REPO, "..", "shared", "data"))
   return env
-
-
-@pytest.fixture(scope="session")
-def trained_workdir(tmp_path_factory) -> str:
-  """A workdir written by `python train.py` with a tiny config (a few steps)."""
-  workdir = str(tmp_path_factory.mktemp("tiny_run"))
-  proc = subprocess.run([sys.executable, "train.py", f"--workdir={workdir}", *TINY_FLAGS],
-                        cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
-                        timeout=600)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return workdir

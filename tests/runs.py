@@ -1,5 +1,7 @@
 """Runs the real train.py in a subprocess with a tiny config, and reads what it leaves."""
 
+import contextlib
+import io
 import json
 import os
 import pathlib
@@ -14,23 +16,37 @@ TINY = {
     "data.num_train": 300, "data.num_eval": 20, "model.hidden_size": 16,
     "model.embed_size": 8, "model.attention_size": 8, "batch_size": 8,
     "num_train_steps": 30, "checkpoint_every_steps": 10, "eval_every_steps": 7,
-    "log_every_steps": 5, "keep_checkpoints": 1, "num_attention_plots": 0, "num_samples": 0,
+    "log_every_steps": 5, "keep_checkpoints": 1, "num_attention_plots": 1, "num_samples": 2,
     "step_log": True,
 }
 
 
+def _argv(workdir, overrides: dict) -> list[str]:
+  fields = {**TINY, **{k.replace("__", "."): v for k, v in overrides.items()}}
+  return [str(REPO / "train.py"), f"--workdir={workdir}",
+          *(f"--config.{k}={v}" for k, v in fields.items())]
+
+
+def train_here(workdir, **overrides) -> subprocess.CompletedProcess:
+  """train.py's main in this process, where a subprocess would add only its start-up
+  (a real process is kept for what needs one: kill -9, and stderr that libraries write
+  outside Python). Same arguments and result fields as `train`."""
+  import train as train_py  # the top-level train.py
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    status = train_py.main(_argv(workdir, overrides))
+  return subprocess.CompletedProcess([], status, out.getvalue(), err.getvalue())
+
+
 def train(workdir, compile_cache, timeout: int = 300, **overrides) -> subprocess.CompletedProcess:
   """train.py --workdir=workdir with TINY updated by overrides (dots spelled '__')."""
-  fields = {**TINY, **{k.replace("__", "."): v for k, v in overrides.items()}}
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              # Compiled steps are shared between the runs of one test session; the
              # cache only saves time: a cached executable is the one compiled before.
              JAX_COMPILATION_CACHE_DIR=str(compile_cache),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-  args = [sys.executable, str(REPO / "train.py"), f"--workdir={workdir}"]
-  args += [f"--config.{k}={v}" for k, v in fields.items()]
-  return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
+  return subprocess.run([sys.executable, *_argv(workdir, overrides)], cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=timeout)
 
 

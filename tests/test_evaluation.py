@@ -92,8 +92,8 @@ def test_the_summary_keeps_the_learning_curve_of_the_periodic_evaluations(traine
   with open(os.path.join(trained_workdir, "summary.json")) as f:
     curve = json.load(f)["heldout_curve"]
   assert curve["search"] == "greedy"
-  assert curve["steps"] == [3]  # eval_every_steps=3 of 6; step 6 is the final evaluation
-  assert len(curve["bleu"]) == len(curve["loss"]) == 1
+  assert curve["steps"] == [7, 14, 21, 28]  # eval_every_steps=7 of 30; 30 is the final one
+  assert len(curve["bleu"]) == len(curve["loss"]) == 4
   assert all(0.0 <= b <= 100.0 for b in curve["bleu"]) and all(x > 0 for x in curve["loss"])
 
 

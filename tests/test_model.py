@@ -53,25 +53,40 @@ def test_vmapped_batch_equals_a_loop_over_examples(fields):
     np.testing.assert_allclose(weights[i], one_weights, atol=1e-6)
 
 
+PADDED = jnp.array([4, 7, 5, 0, 0, 0, 0], jnp.int32)  # 3 real tokens, then padding
+
+
 @pytest.mark.parametrize("fields", VARIANTS, ids=IDS)
-def test_source_padding_changes_neither_outputs_nor_gradients(fields):
+def test_padding_changes_no_output_and_gets_no_attention(fields):
+  """Every row of the attention table: the padded source gives the same logits, and the
+  weights are a distribution over the real positions (all zero for the fixed context)."""
   model = tiny_model(**fields)
   params = init_params(model)
-  src = jnp.array([4, 7, 5], jnp.int32)
-  padded = jnp.concatenate([src, jnp.zeros(4, jnp.int32)])
-  tgt = TGT[0]
-
-  def loss(p, s):
-    logits, weights = _tf(model, p, s, tgt, train=True)  # dropout on, same keys
-    return jnp.sum(jax.nn.log_softmax(logits)[:, 2]), (logits, weights)
-
-  grad_fn = jax.jit(jax.value_and_grad(loss, has_aux=True))
-  (l1, (lg1, w1)), g1 = grad_fn(params, src)
-  (l2, (lg2, w2)), g2 = grad_fn(params, padded)
-  np.testing.assert_allclose(l1, l2, rtol=1e-5)
+  lg1, w1 = _tf(model, params, PADDED[:3], TGT[0], train=True)  # dropout on, same keys
+  lg2, w2 = _tf(model, params, PADDED, TGT[0], train=True)
   np.testing.assert_allclose(lg1, lg2, atol=1e-5)
   np.testing.assert_allclose(w1, w2[:, :3], atol=1e-6)
   np.testing.assert_array_equal(w2[:, 3:], 0.0)
+  if isinstance(attention.entry(model.attention).build(model), attention.FixedContext):
+    np.testing.assert_array_equal(w2, 0.0)
+  else:
+    np.testing.assert_allclose(w2.sum(-1), 1.0, rtol=1e-5)
+    assert (w2[:, :3] > 0).all()
+
+
+@pytest.mark.parametrize("fields", FEW, ids=FEW_IDS)
+def test_padding_changes_no_gradient(fields):
+  model = tiny_model(**fields)
+  params = init_params(model)
+
+  def loss(p, s):
+    logits, _ = _tf(model, p, s, TGT[0], train=True)
+    return jnp.sum(jax.nn.log_softmax(logits)[:, 2])
+
+  grad_fn = jax.jit(jax.value_and_grad(loss))
+  l1, g1 = grad_fn(params, PADDED[:3])
+  l2, g2 = grad_fn(params, PADDED)
+  np.testing.assert_allclose(l1, l2, rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), g1, g2)
 
 

@@ -1,7 +1,10 @@
-"""Real train.py processes: determinism, kill and resume, preemption, damage, NaN guard.
+"""Real train.py runs: kill and resume, preemption, damage, NaN guard, refused workdirs.
 
 Every run is compared with one uninterrupted reference run of the same tiny config:
-per-step losses from <workdir>/steps.jsonl and the SHA-256 of the final train state.
+per-step losses and held-out losses from <workdir>/steps.jsonl and the SHA-256 of the
+final train state. A resumed run that equals the reference also shows that the same
+config and seed give the same run. Runs refused before training call train.py's main in
+this process (runs.train_here); the others are real processes.
 """
 
 import contextlib
@@ -23,15 +26,8 @@ def _assert_same_as_reference(workdir, reference):
   assert {r["step"] for r in records} == set(expected)
   for record in records:
     assert record == expected[record["step"]]
+  assert runs.heldout_records(workdir) == runs.heldout_records(reference)
   assert runs.digest(workdir, 30) == runs.digest(reference, 30)
-
-
-def test_same_config_and_seed_give_the_same_run(reference, compile_cache, tmp_path):
-  result = runs.train(tmp_path, compile_cache)
-  assert result.returncode == 0, result.stderr
-  assert runs.step_records(tmp_path) == runs.step_records(reference)
-  assert runs.heldout_records(tmp_path) == runs.heldout_records(reference)
-  _assert_same_as_reference(tmp_path, reference)
 
 
 def test_keeps_the_newest_and_the_best_checkpoint(reference):
@@ -58,56 +54,74 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(reference, compile_cach
   _assert_same_as_reference(tmp_path, reference)
 
 
-def test_sigterm_saves_the_current_step_and_exits_for_resume(reference, compile_cache,
-                                                             tmp_path):
-  stopped = runs.train(tmp_path, compile_cache, fault_signal="TERM", fault_signal_step=12)
+def test_sigterm_saves_the_current_step_and_exits_for_resume(reference, tmp_path):
+  # In this process: the handler that turns SIGTERM into a save is the run's own.
+  stopped = runs.train_here(tmp_path, fault_signal="TERM", fault_signal_step=12)
   assert stopped.returncode == 3, stopped.stderr
   message = [line for line in stopped.stderr.splitlines() if line.startswith("interrupted:")]
   assert len(message) == 1 and "SIGTERM after step 12" in message[0]
   assert "resume" in message[0]
   assert 12 in runs.checkpoint_steps(tmp_path)
 
-  resumed = runs.train(tmp_path, compile_cache)
+  resumed = runs.train_here(tmp_path)
   assert resumed.returncode == 0, resumed.stderr
   assert "resumed from step 12" in resumed.stdout
   _assert_same_as_reference(tmp_path, reference)
 
 
-def test_sigint_saves_the_current_step(compile_cache, tmp_path):
-  stopped = runs.train(tmp_path, compile_cache, fault_signal="INT", fault_signal_step=5,
-                       num_train_steps=8)
+def test_sigint_saves_the_current_step(tmp_path):
+  stopped = runs.train_here(tmp_path, fault_signal="INT", fault_signal_step=5,
+                            num_train_steps=8)
   assert stopped.returncode == 3, stopped.stderr
   assert runs.checkpoint_steps(tmp_path) == [5]
 
 
-def _truncate(path: pathlib.Path):
+def _cut_in_half(path: pathlib.Path):
   path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
 
 
-def _flip(path: pathlib.Path):
+def _largest_array_file(state: pathlib.Path) -> pathlib.Path:
+  return sorted(state.rglob("d/*"), key=lambda p: p.stat().st_size)[-1]
+
+
+def _truncate(state: pathlib.Path):
+  _cut_in_half(_largest_array_file(state))
+
+
+def _flip(state: pathlib.Path):
+  path = _largest_array_file(state)
   data = bytearray(path.read_bytes())
   for i in range(len(data) // 3, len(data) // 3 + 16):
     data[i] ^= 0xFF
   path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", [_truncate, _flip])
+def _truncate_array_metadata(state: pathlib.Path):
+  # Fails while the array reads are in flight: orbax abandons those, and on some runs
+  # their coroutines printed "Exception ignored in" tracebacks when garbage-collected.
+  _cut_in_half(state / "array_metadatas" / "process_0")
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip, _truncate_array_metadata])
 def test_damaged_latest_checkpoint_falls_back_to_the_previous(reference, compile_cache,
                                                               tmp_path, damage):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   (workdir / "steps.jsonl").unlink()
   previous = runs.checkpoint_steps(workdir)[0]
-  data_files = sorted((workdir / "checkpoints" / "30" / "state").rglob("d/*"),
-                      key=lambda p: p.stat().st_size)
-  damage(data_files[-1])  # the largest array file
+  damage(workdir / "checkpoints" / "30" / "state")
 
   result = runs.train(workdir, compile_cache)
   assert result.returncode == 0, result.stderr
   reports = [line for line in result.stdout.splitlines()
              if line.startswith("checkpoint of step 30 is damaged")]
   assert len(reports) == 1
-  assert "Traceback" not in result.stderr
+  # That line is all the user sees of it: no library traceback or log record of the
+  # failed read (those come or not with the timing: without the fix a run may pass).
+  lines = result.stderr.splitlines()
+  noise = next((i for i, line in enumerate(lines)
+                if line.startswith(("Traceback", "Exception ignored", "ERROR:"))), None)
+  assert noise is None, "\n".join(lines[noise:noise + 40])
   assert f"resumed from step {previous}" in result.stdout
   assert (workdir / "damaged_checkpoints" / "30").is_dir()
   # The good checkpoint was not deleted for the damaged one, and the run ends exactly
@@ -116,8 +130,8 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(reference, compile
   assert runs.digest(workdir, 30) == runs.digest(reference, 30)
 
 
-def test_nan_steps_are_skipped_and_too_many_in_a_row_stop_the_run(compile_cache, tmp_path):
-  result = runs.train(tmp_path, compile_cache, fault_nan_steps="3,12,13,14", max_bad_steps=3)
+def test_nan_steps_are_skipped_and_too_many_in_a_row_stop_the_run(tmp_path):
+  result = runs.train_here(tmp_path, fault_nan_steps="3,12,13,14", max_bad_steps=3)
   assert result.returncode == 2
   errors = runs.error_lines(result)
   assert len(errors) == 1 and "3 non-finite steps in a row up to step 14" in errors[0]
@@ -129,12 +143,11 @@ def test_nan_steps_are_skipped_and_too_many_in_a_row_stop_the_run(compile_cache,
   assert runs.checkpoint_steps(tmp_path) == [7, 10]
 
 
-def test_a_different_model_config_is_refused_naming_the_field(reference, compile_cache,
-                                                              tmp_path):
+def test_a_different_model_config_is_refused_naming_the_field(reference, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   before = {s: runs.digest(workdir, s) for s in runs.checkpoint_steps(workdir)}
-  result = runs.train(workdir, compile_cache, model__hidden_size=32)
+  result = runs.train_here(workdir, model__hidden_size=32)
   assert result.returncode == 2
   errors = runs.error_lines(result)
   assert len(errors) == 1 and "config.model.hidden_size=32 (saved: 16)" in errors[0]
@@ -142,35 +155,35 @@ def test_a_different_model_config_is_refused_naming_the_field(reference, compile
   assert {s: runs.digest(workdir, s) for s in runs.checkpoint_steps(workdir)} == before
 
 
-def test_a_different_vocabulary_is_refused_naming_it(reference, compile_cache, tmp_path):
+def test_a_different_vocabulary_is_refused_naming_it(reference, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   vocab_file = workdir / "tgt_vocab.json"
   saved = json.loads(vocab_file.read_text())
   saved["words"][5], saved["words"][6] = saved["words"][6], saved["words"][5]
   vocab_file.write_text(json.dumps(saved))
-  result = runs.train(workdir, compile_cache)
+  result = runs.train_here(workdir)
   assert result.returncode == 2
   errors = runs.error_lines(result)
   assert len(errors) == 1 and "target vocabulary differs" in errors[0]
   assert "at id 5" in errors[0]
 
 
-def test_a_workdir_that_is_a_file_is_refused(compile_cache, tmp_path):
+def test_a_workdir_that_is_a_file_is_refused(tmp_path):
   workdir = tmp_path / "file"
   workdir.write_text("not a directory")
-  result = runs.train(workdir, compile_cache)
+  result = runs.train_here(workdir)
   assert result.returncode == 2
   errors = runs.error_lines(result)
   assert len(errors) == 1 and "is a file, not a directory" in errors[0]
   assert workdir.read_text() == "not a directory"
 
 
-def test_checkpoints_of_another_program_are_refused_and_kept(compile_cache, tmp_path):
+def test_checkpoints_of_another_program_are_refused_and_kept(tmp_path):
   foreign = tmp_path / "checkpoints" / "100"
   foreign.mkdir(parents=True)
   (foreign / "model.bin").write_bytes(b"\x00" * 64)
-  result = runs.train(tmp_path, compile_cache)
+  result = runs.train_here(tmp_path)
   assert result.returncode == 2
   errors = runs.error_lines(result)
   assert len(errors) == 1 and "not written by jaxseq" in errors[0]
@@ -191,9 +204,9 @@ def _tmpfs(path: pathlib.Path, options: str):
     subprocess.run(["umount", str(path)], check=True)
 
 
-def test_a_read_only_workdir_is_refused(compile_cache, tmp_path):
+def test_a_read_only_workdir_is_refused(tmp_path):
   with _tmpfs(tmp_path / "ro", "ro,size=64k") as workdir:
-    result = runs.train(workdir, compile_cache)
+    result = runs.train_here(workdir)
   assert result.returncode == 2
   errors = runs.error_lines(result)
   assert len(errors) == 1 and "Read-only file system" in errors[0]

@@ -1,26 +1,48 @@
-"""The translate command, run as a user would: real subprocesses on a trained workdir."""
+"""The translate command on the shared tiny trained workdir.
 
+Two tests run the real command in a subprocess, as a user would (from stdin, and at a
+terminal); the rest call its `run(argv)` in this process, where a subprocess would add only
+its start-up.
+"""
+
+import io
 import json
 import os
 import pty
-import select
+import pathlib
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
+from jaxseq import translate as translate_cli
 from tests.conftest import REPO, subprocess_env
 
 SENTENCES = ["seven hundred and twelve", "forty one", "three thousand and six"]
 
 
-def translate(workdir, *args, stdin: bytes | None = b""):
+def translate_process(workdir, *args, stdin: bytes | None = b""):
+  """jaxseq-translate in a subprocess: (exit status, stdout, stderr)."""
   proc = subprocess.run([sys.executable, "-m", "jaxseq.translate", f"--workdir={workdir}",
                          *args], cwd=REPO, env=subprocess_env(), input=stdin,
                         capture_output=True, timeout=300)
   return proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+
+
+@pytest.fixture
+def translate(capsys, monkeypatch):
+  """jaxseq.translate.run in this process, stdin given as bytes: (status, stdout, stderr)."""
+  def run(workdir, *args, stdin: bytes = b""):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    capsys.readouterr()
+    try:
+      status = translate_cli.run([f"--workdir={workdir}", *args])
+    except SystemExit as e:  # argparse's answer to a flag mistake
+      status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+  return run
 
 
 def _one_error_line(rc, out, err):
@@ -32,13 +54,15 @@ def _one_error_line(rc, out, err):
   return lines[0]
 
 
-def test_arguments_stdin_and_file_agree_and_keep_order(trained_workdir, tmp_path):
+def test_arguments_stdin_and_file_agree_and_keep_order(trained_workdir, tmp_path, translate):
   rc, from_args, err = translate(trained_workdir, *SENTENCES)
   assert rc == 0, err
   assert len(from_args.splitlines()) == len(SENTENCES)
 
   lines = SENTENCES[:1] + [""] + SENTENCES[1:]
-  rc, from_stdin, err = translate(trained_workdir, stdin=("\n".join(lines) + "\n").encode())
+  # The real command, from stdin, as a user pipes text into it.
+  rc, from_stdin, err = translate_process(trained_workdir,
+                                          stdin=("\n".join(lines) + "\n").encode())
   assert rc == 0, err
   expected = from_args.splitlines()
   assert from_stdin.splitlines() == expected[:1] + [""] + expected[1:]
@@ -51,7 +75,7 @@ def test_arguments_stdin_and_file_agree_and_keep_order(trained_workdir, tmp_path
   assert from_file.splitlines() == from_stdin.splitlines()[::-1]
 
 
-def test_json_nbest_unknown_words_long_and_empty_lines(trained_workdir):
+def test_json_nbest_unknown_words_long_and_empty_lines(trained_workdir, translate):
   long_line = " ".join(["seven"] * 30)
   lines = ["forty one", "zebra forty quux", long_line, ""]  # the last line ends with "\n"
   rc, out, err = translate(trained_workdir, "--json", "--nbest=3", "--beam_size=3",
@@ -70,11 +94,12 @@ def test_json_nbest_unknown_words_long_and_empty_lines(trained_workdir):
     assert all(abs(sum(row) - 1.0) < 1e-3 for row in attention)
   assert results[1]["source_tokens"] == ["<unk>", "forty", "<unk>"]
   assert "warning: sentence 3 has 30 tokens" in err
-  assert len(results[2]["source_tokens"]) == 12  # cut to model.max_length
+  config = json.loads((pathlib.Path(trained_workdir) / "config.json").read_text())
+  assert len(results[2]["source_tokens"]) == config["model"]["max_length"]  # cut to it
   assert results[3]["translation"] == "" and results[3]["nbest"] == []
 
 
-def test_plain_nbest_lists_each_hypothesis(trained_workdir):
+def test_plain_nbest_lists_each_hypothesis(trained_workdir, translate):
   rc, out, err = translate(trained_workdir, "--nbest=2", "--beam_size=3", *SENTENCES[:2])
   assert rc == 0, err
   rows = [line.split(" ||| ") for line in out.splitlines()]
@@ -82,7 +107,7 @@ def test_plain_nbest_lists_each_hypothesis(trained_workdir):
   assert float(rows[0][2]) >= float(rows[1][2])
 
 
-def test_attention_plot_for_one_sentence(trained_workdir, tmp_path):
+def test_attention_plot_for_one_sentence(trained_workdir, tmp_path, translate):
   path = tmp_path / "attention.png"
   rc, out, err = translate(trained_workdir, f"--attention_plot={path}", SENTENCES[0])
   assert rc == 0, err
@@ -91,7 +116,7 @@ def test_attention_plot_for_one_sentence(trained_workdir, tmp_path):
   assert "one sentence" in line
 
 
-def test_interactive_prompt_when_stdin_is_a_terminal(trained_workdir):
+def test_interactive_prompt_when_stdin_is_a_terminal(trained_workdir, translate):
   leader, follower = pty.openpty()
   proc = subprocess.Popen([sys.executable, "-m", "jaxseq.translate",
                            f"--workdir={trained_workdir}"], cwd=REPO, env=subprocess_env(),
@@ -110,12 +135,12 @@ def test_interactive_prompt_when_stdin_is_a_terminal(trained_workdir):
   assert out.decode() == expected
 
 
-def test_invalid_utf8_on_stdin(trained_workdir):
+def test_invalid_utf8_on_stdin(trained_workdir, translate):
   line = _one_error_line(*translate(trained_workdir, stdin=b"forty one\nsi\xffx\n"))
   assert "stdin line 2 is not valid UTF-8" in line
 
 
-def test_workdir_without_checkpoint(trained_workdir, tmp_path):
+def test_workdir_without_checkpoint(trained_workdir, tmp_path, translate):
   line = _one_error_line(*translate(str(tmp_path / "nothing"), "forty"))
   assert "config.json is missing" in line
   copy = tmp_path / "no_checkpoint"
@@ -124,7 +149,7 @@ def test_workdir_without_checkpoint(trained_workdir, tmp_path):
   assert "checkpoints is missing" in line
 
 
-def test_damaged_config(trained_workdir, tmp_path):
+def test_damaged_config(trained_workdir, tmp_path, translate):
   copy = tmp_path / "damaged"
   shutil.copytree(trained_workdir, copy, ignore=shutil.ignore_patterns("checkpoints"))
   (copy / "config.json").write_text("{not json")
@@ -133,7 +158,7 @@ def test_damaged_config(trained_workdir, tmp_path):
 
 
 @pytest.mark.parametrize("change", ["vocabulary", "config"])
-def test_checkpoint_that_does_not_fit(trained_workdir, tmp_path, change):
+def test_checkpoint_that_does_not_fit(trained_workdir, tmp_path, change, translate):
   copy = tmp_path / "changed"
   shutil.copytree(trained_workdir, copy)
   if change == "vocabulary":
@@ -154,6 +179,6 @@ def test_checkpoint_that_does_not_fit(trained_workdir, tmp_path, change):
 @pytest.mark.parametrize("flags, named", [
     (["--beam_size=0"], "--beam_size=0"), (["--alpha=-1"], "--alpha=-1"),
     (["--input=/nonexistent/file.txt"], "cannot be read")])
-def test_flag_mistakes(trained_workdir, flags, named):
+def test_flag_mistakes(trained_workdir, flags, named, translate):
   line = _one_error_line(*translate(trained_workdir, *flags))
   assert named in line
