@@ -1,7 +1,17 @@
 """Shared fixtures: tiny models built the way the library builds them, and tiny runs of
-train.py in a subprocess (see tests/runs.py)."""
+train.py in a subprocess (see tests/runs.py).
 
+The suite runs on two pytest-xdist workers (pyproject's addopts); what is shared between
+them (the compilation cache, the one tiny trained workdir) lives in folders both can see,
+and the workdir is trained once, under a file lock.
+"""
+
+import contextlib
+import fcntl
+import json
 import os
+import pathlib
+import shutil
 import tempfile
 
 # The tests compile many tiny programs; XLA's backend optimisations cost more time than
@@ -10,7 +20,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 # One persistent compilation cache for this session's processes (this one and the train.py
 # and translate subprocesses): the tiny runs compile the same steps again and again. The
 # cache only saves time: a cached executable is the one compiled before.
-COMPILE_CACHE = tempfile.mkdtemp(prefix="jaxseq-tests-xla-")
+# Named by the xdist run, which every worker of one run shares.
+COMPILE_CACHE = os.path.join(tempfile.gettempdir(), "jaxseq-tests-xla-" + os.environ.get(
+    "PYTEST_XDIST_TESTRUNUID", str(os.getpid())))
+os.makedirs(COMPILE_CACHE, exist_ok=True)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = COMPILE_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
@@ -51,14 +64,38 @@ def compile_cache():
   return COMPILE_CACHE
 
 
+def pytest_sessionfinish(session):
+  if not hasattr(session.config, "workerinput"):  # the controller, after every worker
+    shutil.rmtree(COMPILE_CACHE, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _locked(path: pathlib.Path):
+  with open(path, "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    yield
+
+
 @pytest.fixture(scope="session")
-def reference(tmp_path_factory, compile_cache):
-  """The workdir of one uninterrupted tiny run of train.py (runs.TINY): the shared trained
-  model of every test that needs one. Tests must not change it (copy it first)."""
-  workdir = tmp_path_factory.mktemp("reference")
-  result = runs.train(workdir, compile_cache)
-  assert result.returncode == 0, result.stderr
-  return workdir
+def reference_run(tmp_path_factory, compile_cache) -> tuple[pathlib.Path, dict]:
+  """One uninterrupted tiny run of the real train.py (runs.TINY), trained once for the
+  whole session (all workers): its workdir and what it printed ({"stdout", "stderr"})."""
+  base = tmp_path_factory.getbasetemp()
+  shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+  workdir, printed = shared / "reference", shared / "reference.json"
+  with _locked(shared / "reference.lock"):
+    if not printed.exists():
+      result = runs.train(workdir, compile_cache)
+      assert result.returncode == 0, result.stderr
+      printed.write_text(json.dumps({"stdout": result.stdout, "stderr": result.stderr}))
+  return workdir, json.loads(printed.read_text())
+
+
+@pytest.fixture(scope="session")
+def reference(reference_run) -> pathlib.Path:
+  """The shared tiny trained workdir: every test that needs some trained model uses it.
+  Tests must not change it (copy it first)."""
+  return reference_run[0]
 
 
 @pytest.fixture(scope="session")

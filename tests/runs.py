@@ -1,7 +1,5 @@
 """Runs the real train.py in a subprocess with a tiny config, and reads what it leaves."""
 
-import contextlib
-import io
 import json
 import os
 import pathlib
@@ -14,6 +12,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # 7, 10, 14, 20, 21, 28 (held-out loss at the multiples of 7) and 30.
 TINY = {
     "data.num_train": 300, "data.num_eval": 20, "model.hidden_size": 16,
+    "model.max_length": 8,  # one length bucket: the train step compiles once
     "model.embed_size": 8, "model.attention_size": 8, "batch_size": 8,
     "num_train_steps": 30, "checkpoint_every_steps": 10, "eval_every_steps": 7,
     "log_every_steps": 5, "keep_checkpoints": 1, "num_attention_plots": 1, "num_samples": 2,
@@ -27,15 +26,16 @@ def _argv(workdir, overrides: dict) -> list[str]:
           *(f"--config.{k}={v}" for k, v in fields.items())]
 
 
-def train_here(workdir, **overrides) -> subprocess.CompletedProcess:
+def train_here(capfd, workdir, **overrides) -> subprocess.CompletedProcess:
   """train.py's main in this process, where a subprocess would add only its start-up
-  (a real process is kept for what needs one: kill -9, and stderr that libraries write
-  outside Python). Same arguments and result fields as `train`."""
+  (a real process is kept for what needs one: kill -9). capfd is pytest's fixture, which
+  captures file descriptors 1 and 2, so that what libraries write outside Python is seen
+  too. Same result fields as `train`."""
   import train as train_py  # the top-level train.py
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    status = train_py.main(_argv(workdir, overrides))
-  return subprocess.CompletedProcess([], status, out.getvalue(), err.getvalue())
+  capfd.readouterr()
+  status = train_py.main(_argv(workdir, overrides))
+  out, err = capfd.readouterr()
+  return subprocess.CompletedProcess([], status, out, err)
 
 
 def train(workdir, compile_cache, timeout: int = 300, **overrides) -> subprocess.CompletedProcess:
@@ -46,8 +46,8 @@ def train(workdir, compile_cache, timeout: int = 300, **overrides) -> subprocess
              JAX_COMPILATION_CACHE_DIR=str(compile_cache),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-  return subprocess.run([sys.executable, *_argv(workdir, overrides)], cwd=REPO, env=env, capture_output=True, text=True,
-                        timeout=timeout)
+  return subprocess.run([sys.executable, *_argv(workdir, overrides)], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout)
 
 
 def step_records(workdir) -> list[dict]:

@@ -16,10 +16,11 @@ def _summary(workdir) -> dict:
   return json.loads((workdir / "summary.json").read_text())
 
 
-def test_early_stopping_ends_the_run_after_patience_evaluations_without_better_bleu(tmp_path):
+def test_early_stopping_ends_the_run_after_patience_evaluations_without_better_bleu(
+    capfd, tmp_path):
   # A learning rate this small leaves every greedy translation, and so BLEU, as it
   # was: held-out evaluations at 7 (best), 14 and 21 (no better) -> stop at 21.
-  result = runs.train_here(tmp_path, learning_rate=1e-12, early_stopping_patience=2)
+  result = runs.train_here(capfd, tmp_path, learning_rate=1e-12, early_stopping_patience=2)
   assert result.returncode == 0, result.stderr[-3000:]
   summary = _summary(tmp_path)
   assert summary["stopped_early"] is True
@@ -30,8 +31,9 @@ def test_early_stopping_ends_the_run_after_patience_evaluations_without_better_b
   assert "early stopping at step 21" in log and "(step 7) for 2 evaluations" in log
 
 
-def test_averaged_checkpoints_are_the_mean_of_the_newest_and_are_what_is_scored(tmp_path):
-  result = runs.train_here(tmp_path, keep_checkpoints=2, average_last_checkpoints=2)
+def test_averaged_checkpoints_are_the_mean_of_the_newest_and_are_what_is_scored(
+    capfd, tmp_path):
+  result = runs.train_here(capfd, tmp_path, keep_checkpoints=2, average_last_checkpoints=2)
   assert result.returncode == 0, result.stderr[-3000:]
   summary = _summary(tmp_path)
   averaged = summary["averaged"]
