@@ -197,7 +197,9 @@ class Seq2Seq(nn.Module):
       # per layer, so every attention score (dot included) sees equal sizes.
       self.memory_proj = nn.Dense(h, dtype=dtype, name="memory_proj")
       self.bridges = [nn.Dense(h, dtype=dtype, name=f"bridge{i}") for i in range(self.num_layers)]
-    self.attn = attention_lib.entry(self.attention).build(self).clone(parent=self, name="attention")
+    # Built by the table's row; its parameters are named "attention" whatever the row.
+    self.attn = attention_lib.entry(self.attention).build(self).clone(parent=self,
+                                                                      name="attention")
     self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_size, dtype=dtype,
                               name="tgt_embed")
     self.decoder_cells = [cells.RecurrentCell(self.cell, h, dtype, name=f"decoder{i}")
