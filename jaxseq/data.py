@@ -5,7 +5,7 @@ import dataclasses
 
 from jaxseq import datasets, synthetic, tokenizers
 from jaxseq.datasets import DataError  # noqa: F401  (the error cli.py reports)
-from jaxseq.datasets import multi30k
+from jaxseq.datasets import multi30k, tatoeba, wmt14
 from jaxseq.vocab import WordVocab
 
 
@@ -78,8 +78,8 @@ def load_wmt14(config, workdir: str | None = None) -> Corpus:
 
 # config.dataset -> its loader; for the real corpora also the languages that
 # config.data.source_lang and target_lang take.
-LANGUAGES = {"multi30k": multi30k.LANGUAGES,
-             "tatoeba": ("fra", "eng"), "wmt14": ("en", "fr", "de")}
+LANGUAGES = {"multi30k": multi30k.LANGUAGES, "tatoeba": tatoeba.LANGUAGES,
+             "wmt14": wmt14.LANGUAGES}
 LOADERS = {"numbers": load_numbers, "multi30k": load_multi30k, "tatoeba": load_tatoeba,
            "wmt14": load_wmt14}
 

@@ -1,9 +1,8 @@
 """Subword tokenization with SentencePiece, interchangeable with vocab.WordVocab.
 
 Both tokenizers reserve PAD=0, BOS=1, EOS=2, UNK=3, encode text without BOS/EOS, decode up to
-the first EOS, and save to one JSON file whose "type" field names the class (see
-load)). SentencePiece runs with the identity normalization, no whitespace
-folding and byte fallback, so decode(encode(s)) == s for any text (exact detokenization for
+the first EOS, and save to one JSON file whose "type" field names the class (see `load`).
+SentencePiece runs with the identity normalization, no whitespace folding and byte fallback, so decode(encode(s)) == s for any text (exact detokenization for
 BLEU), and training is single-threaded and unshuffled, so it is deterministic.
 
 References:

@@ -59,11 +59,6 @@ def rng():
   return jax.random.key(42)
 
 
-@pytest.fixture(scope="session")
-def compile_cache():
-  return COMPILE_CACHE
-
-
 def pytest_sessionfinish(session):
   if not hasattr(session.config, "workerinput"):  # the controller, after every worker
     shutil.rmtree(COMPILE_CACHE, ignore_errors=True)
@@ -77,7 +72,7 @@ def _locked(path: pathlib.Path):
 
 
 @pytest.fixture(scope="session")
-def reference_run(tmp_path_factory, compile_cache) -> tuple[pathlib.Path, dict]:
+def reference_run(tmp_path_factory) -> tuple[pathlib.Path, dict]:
   """One uninterrupted tiny run of the real train.py (runs.TINY), trained once for the
   whole session (all workers): its workdir and what it printed ({"stdout", "stderr"})."""
   base = tmp_path_factory.getbasetemp()
@@ -85,7 +80,7 @@ def reference_run(tmp_path_factory, compile_cache) -> tuple[pathlib.Path, dict]:
   workdir, printed = shared / "reference", shared / "reference.json"
   with _locked(shared / "reference.lock"):
     if not printed.exists():
-      result = runs.train(workdir, compile_cache)
+      result = runs.train(workdir)
       assert result.returncode == 0, result.stderr
       printed.write_text(json.dumps({"stdout": result.stdout, "stderr": result.stderr}))
   return workdir, json.loads(printed.read_text())

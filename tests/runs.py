@@ -38,14 +38,10 @@ def train_here(capfd, workdir, **overrides) -> subprocess.CompletedProcess:
   return subprocess.CompletedProcess([], status, out, err)
 
 
-def train(workdir, compile_cache, timeout: int = 300, **overrides) -> subprocess.CompletedProcess:
-  """train.py --workdir=workdir with TINY updated by overrides (dots spelled '__')."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             # Compiled steps are shared between the runs of one test session; the
-             # cache only saves time: a cached executable is the one compiled before.
-             JAX_COMPILATION_CACHE_DIR=str(compile_cache),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+def train(workdir, timeout: int = 300, **overrides) -> subprocess.CompletedProcess:
+  """train.py --workdir=workdir with TINY updated by overrides (dots spelled '__'), in a
+  subprocess that inherits the session's compilation cache (tests/conftest.py)."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
   return subprocess.run([sys.executable, *_argv(workdir, overrides)], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
 

@@ -41,9 +41,9 @@ def test_keeps_the_newest_and_the_best_checkpoint(reference):
 
 
 @pytest.mark.parametrize("kill_step", [17, 20])  # between saves; right after an async save
-def test_sigkill_then_resume_equals_an_uninterrupted_run(capfd, reference, compile_cache,
-                                                         tmp_path, kill_step):
-  killed = runs.train(tmp_path, compile_cache, fault_signal="KILL",
+def test_sigkill_then_resume_equals_an_uninterrupted_run(capfd, reference, tmp_path,
+                                                         kill_step):
+  killed = runs.train(tmp_path, fault_signal="KILL",
                       fault_signal_step=kill_step)
   assert killed.returncode == -signal.SIGKILL
   # A step's record is written once the next step is queued, so the last one or two
@@ -215,12 +215,11 @@ def test_a_read_only_workdir_is_refused(capfd, tmp_path):
   assert len(errors) == 1 and "Read-only file system" in errors[0]
 
 
-def test_a_disk_that_fills_during_a_save_loses_no_good_checkpoint(capfd, reference,
-                                                                   compile_cache, tmp_path):
+def test_a_disk_that_fills_during_a_save_loses_no_good_checkpoint(capfd, reference, tmp_path):
   # About two checkpoints fit; keep_checkpoints=10 so that orbax frees nothing.
   with _tmpfs(tmp_path / "small", "size=640k") as workdir:
     # A real process: in this one, the failed run's open files would keep the disk busy.
-    result = runs.train(workdir, compile_cache, keep_checkpoints=10, step_log=False)
+    result = runs.train(workdir, keep_checkpoints=10, step_log=False)
     saved = runs.checkpoint_steps(workdir)
     shutil.copytree(workdir, tmp_path / "copy")
   assert result.returncode == 2, result.stderr

@@ -25,6 +25,7 @@ from jaxseq.datasets import textfiles
 
 DOWNLOAD_URL = "https://www.manythings.org/anki/fra-eng.zip"  # member fra.txt: English<TAB>French
 LOCAL_FILE = "eng-fra.txt"
+LANGUAGES = ("fra", "eng")  # the features of every example
 MAX_WORDS = 10  # tutorial: both sides strictly shorter than this many words
 # The tutorial's prefixes, spaces included as it writes them (so "i m " but "he is").
 ENGLISH_PREFIXES = ("i am ", "i m ", "he is", "he s ", "she is", "she s ", "you are",
@@ -99,9 +100,8 @@ class TatoebaEngFra(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         disable_shuffling=True,  # keep file order, so outputs line up with the raw files
-        features=tfds.features.FeaturesDict({"fra": tfds.features.Text(),
-                                             "eng": tfds.features.Text()}),
-        supervised_keys=("fra", "eng"),
+        features=tfds.features.FeaturesDict({lang: tfds.features.Text() for lang in LANGUAGES}),
+        supervised_keys=LANGUAGES,
         homepage="https://www.manythings.org/anki/")
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):

@@ -11,6 +11,7 @@ from jaxseq.datasets import textfiles
 from jaxseq.datasets.textfiles import DataError
 
 PAIRS = ("fr-en", "de-en")
+LANGUAGES = ("en", "fr", "de")  # the languages of PAIRS
 HOST = "www.statmt.org"
 
 
