@@ -23,6 +23,7 @@ from ml_collections import config_flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 METRICS = ("bleu", "bleu_lowercase", "chrf", "perplexity", "loss", "exact_match", "sentences")
 
 
@@ -40,7 +41,11 @@ def hardware() -> dict:
   except (OSError, StopIteration):
     pass
   return {"platform": jax.devices()[0].platform, "devices": [d.device_kind for d in jax.devices()],
-          "cpu": cpu, "cpu_count": os.cpu_count(), "jax": jax.__version__,
+          "cpu": cpu, "cpu_count": os.cpu_count(),
+          # the cores this process may run on (taskset), where fewer than cpu_count
+          "cpus_used": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                       else os.cpu_count(),
+          "jax": jax.__version__,
           "python": platform.python_version(),
           # other processes on the machine slow a run down: timings are only as good as this
           "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
@@ -84,8 +89,7 @@ def main(argv):
   name = flags.DEFINE_string("name", None, "Name of the results file (NAME.json).",
                              required=True)
   workdir = flags.DEFINE_string("workdir", None, "Workdir of the training run.", required=True)
-  out_dir = flags.DEFINE_string("out_dir", os.path.join(ROOT, "benchmarks", "results"),
-                                "Directory of the results JSON files.")
+  out_dir = flags.DEFINE_string("out_dir", RESULTS, "Directory of the results JSON files.")
   flags.FLAGS(argv)
   from jaxseq import checkpointing, cli, configuration, data, trainer  # after the flags
   cli.quiet_library_logs()

@@ -33,7 +33,10 @@ def _hardware(hw: dict) -> str:
   if hw.get("platform") == "cpu":
     threads = hw.get("torch_threads")  # PyTorch runs record the threads they were given
     used = f", PyTorch on {threads} thread{'s' * (threads != 1)}" if threads else ""
-    return f"{hw.get('cpu_count')} CPU cores ({hw.get('cpu', 'cpu')}{used})"
+    cores = hw.get("cpu_count")
+    if hw.get("cpus_used", cores) != cores:
+      cores = f"{hw['cpus_used']} of {cores}"
+    return f"{cores} CPU cores ({hw.get('cpu', 'cpu')}{used})"
   return f"{len(hw.get('devices', []))}x {hw.get('devices', ['?'])[0]}"
 
 
@@ -71,16 +74,16 @@ def table(paths: list[str]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def put_into_readme(path: str, text: str):
-  """Replaces what lies between the BEGIN and END markers of the README by the table."""
+def put_into_readme(path: str, text: str, begin: str = BEGIN, end: str = END):
+  """Replaces what lies between the begin and end markers of the README by the table."""
   with open(path, encoding="utf-8") as f:
     readme = f.read()
-  if BEGIN not in readme or END not in readme:
-    raise ValueError(f"{path} lacks the markers {BEGIN} and {END}")
-  head, rest = readme.split(BEGIN, 1)
-  tail = rest.split(END, 1)[1]
+  if begin not in readme or end not in readme:
+    raise ValueError(f"{path} lacks the markers {begin} and {end}")
+  head, rest = readme.split(begin, 1)
+  tail = rest.split(end, 1)[1]
   with open(path, "w", encoding="utf-8") as f:
-    f.write(f"{head}{BEGIN}\n{text}{END}{tail}")
+    f.write(f"{head}{begin}\n{text}{end}{tail}")
 
 
 def main(argv: list[str]) -> int:

@@ -12,10 +12,18 @@ target positions (eager, the tutorial's way), their steps interleaved, and the r
 of their median step times is reported (PyTorch with the faster of its default thread
 count and one thread).
 
+On a GPU (`--device cuda`) the PyTorch model and batches live on the GPU (nn.GRU then
+runs cuDNN; the decoder stays the same Python loop), each timed step ends with
+torch.cuda.synchronize(), and float32 matmuls may use TF32 on both sides (JAX's default on
+GPU; `torch.set_float32_matmul_precision("high")`), so the first losses agree to TF32
+rounding rather than float32's. `--bfloat16` adds jaxseq with model.dtype=bfloat16 as a
+third contender on the same batches (its parameters and loss stay float32).
+
     pip install '.[bench]'                        # torch, CPU build
     python -m benchmarks.torch_reference --size small --steps 10
     JAX_NUM_CPU_DEVICES=2 python -m benchmarks.torch_reference --size small  # jaxseq data
                                                   # parallel over 2 CPU devices, 1 per core
+    python -m benchmarks.torch_reference --size large --device cuda --bfloat16  # on a GPU
 """
 
 import argparse
@@ -118,30 +126,34 @@ def token_loss(logits: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
   return nn.functional.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=0)
 
 
-def torch_stepper(size: common.Size, jax_params, threads: int):
-  """One PyTorch train step per call, step(batch) -> loss, on `threads` threads."""
+def torch_stepper(size: common.Size, jax_params, threads: int, device: str = "cpu"):
+  """One PyTorch train step per call, step(batch) -> loss, on `threads` threads (CPU) or
+  on the GPU (device "cuda"), where the host batch is copied over inside the step."""
   model = TorchSeq2Seq(size)
   load_jaxseq_params(model, jax_params)
+  model.to(device)  # before the optimizer is made, so it holds the device's tensors
   optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
   def step(host_batch: dict) -> float:
     torch.set_num_threads(threads)
-    batch = {k: torch.from_numpy(v).long() for k, v in host_batch.items()}
+    batch = {k: torch.from_numpy(v).long().to(device) for k, v in host_batch.items()}
     optimizer.zero_grad()
     loss = token_loss(model(batch["src"], batch["tgt_in"]), batch["tgt_out"])
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
+    if device != "cpu":
+      torch.cuda.synchronize()  # the whole step, optimizer included, is done
     return loss.item()
 
   return step, sum(p.numel() for p in model.parameters())
 
 
-def jaxseq_stepper(size: common.Size, first_batch: dict):
+def jaxseq_stepper(size: common.Size, first_batch: dict, dtype: str = "float32"):
   """One jaxseq train step per call (compiled here), and the initial parameters."""
   import jax
   from jaxseq import parallel
-  _, state, train_step, mesh = train_throughput.build(size)
+  _, state, train_step, mesh = train_throughput.build(size, dtype)
   initial = jax.device_get(state.params)
   compiled = train_step.lower(state, parallel.shard_batch(first_batch, mesh)).compile()
 
@@ -176,22 +188,41 @@ def measure_torch_matmul(n: int = 2048, repeats: int = 10) -> dict:
   return {"matrix_size": n, "flops_per_second_by_threads": rates}
 
 
-def compare(size: common.Size, num_steps: int, warmup: int = 2) -> dict:
+def compare(size: common.Size, num_steps: int, warmup: int = 2, device: str = "cpu",
+            bfloat16: bool = False) -> dict:
   """jaxseq and PyTorch on the same batches in this process, their steps interleaved.
 
   Step i of every contender runs back to back on batch i, so a change in the machine's
-  load during the run hits all of them alike. PyTorch runs twice, on its default
-  thread count and on one thread, and the faster is the reference: on a busy machine
-  one thread can beat several.
+  load during the run hits all of them alike. On the CPU, PyTorch runs twice, on its
+  default thread count and on one thread, and the faster is the reference: on a busy
+  machine one thread can beat several. On a GPU (device "cuda") it runs once, there.
+  bfloat16 adds jaxseq with model.dtype=bfloat16 (result "jaxseq_bfloat16").
   """
   import time
   import jax
+  if device != "cpu":
+    if not torch.cuda.is_available():
+      raise RuntimeError(f"--device {device}: PyTorch sees no CUDA device")
+    torch.set_float32_matmul_precision("high")  # TF32, as JAX's default f32 dot on GPU
   batches = common.make_batches(size, warmup + num_steps)
   jax_step, initial, jax_params = jaxseq_stepper(size, batches[0])
   default_threads = torch.get_num_threads()
   contenders = {"jaxseq": jax_step}
-  for threads in sorted({default_threads, 1}, reverse=True):
-    contenders[f"torch_{threads}"], torch_params = torch_stepper(size, initial, threads)
+  if bfloat16:
+    contenders["jaxseq_bfloat16"], _, _ = jaxseq_stepper(size, batches[0], "bfloat16")
+  torch_settings = {}  # contender name -> what its summary records
+  if device == "cpu":
+    for threads in sorted({default_threads, 1}, reverse=True):
+      name = f"torch_{threads}"
+      contenders[name], torch_params = torch_stepper(size, initial, threads)
+      torch_settings[name] = {"threads": threads, "device": "cpu"}
+  else:
+    contenders["torch_cuda"], torch_params = torch_stepper(size, initial, default_threads,
+                                                           device)
+    torch_settings["torch_cuda"] = {"threads": default_threads, "device": device,
+                                    "gpu": torch.cuda.get_device_name(),
+                                    "float32_matmul_precision":
+                                        torch.get_float32_matmul_precision()}
   times = {name: [] for name in contenders}
   losses = {name: [] for name in contenders}
   for i, batch in enumerate(batches):
@@ -203,16 +234,17 @@ def compare(size: common.Size, num_steps: int, warmup: int = 2) -> dict:
   torch.set_num_threads(default_threads)
   timed = batches[warmup:]
   jax_result = _summary(times["jaxseq"], losses["jaxseq"], timed, num_params=jax_params)
-  tries = [_summary(times[n], losses[n], timed, num_params=torch_params,
-                    threads=int(n.split("_")[1])) for n in contenders if n != "jaxseq"]
+  tries = [_summary(times[n], losses[n], timed, num_params=torch_params, **settings)
+           for n, settings in torch_settings.items()]
   torch_result = min(tries, key=lambda r: r["step_seconds_median"])
   torch_result["other_thread_counts"] = [
       {"threads": r["threads"], "tokens_per_second": r["tokens_per_second"]}
       for r in tries if r is not torch_result]
   train_flops = flops.train_step_flops(size)
-  return {
+  result = {
       "size": dataclasses.asdict(size), "warmup_steps": warmup, "timed_steps": num_steps,
       "devices": jax.device_count(),  # jaxseq's data-parallel devices (JAX_NUM_CPU_DEVICES)
+      "jax_device_kind": jax.devices()[0].device_kind, "torch_device": device,
       "jaxseq": jax_result, "torch": torch_result,
       "params_match": jax_params == torch_params,
       "first_loss_abs_diff": abs(jax_result["losses"][0] - torch_result["losses"][0]),
@@ -222,16 +254,30 @@ def compare(size: common.Size, num_steps: int, warmup: int = 2) -> dict:
       "jaxseq_gflops": train_flops / jax_result["step_seconds_median"] / 1e9,
       "torch_gflops": train_flops / torch_result["step_seconds_median"] / 1e9,
   }
+  if bfloat16:
+    bf16 = _summary(times["jaxseq_bfloat16"], losses["jaxseq_bfloat16"], timed,
+                    num_params=jax_params, dtype="bfloat16")
+    result["jaxseq_bfloat16"] = bf16
+    result["speedup_bfloat16"] = (torch_result["step_seconds_median"]
+                                  / bf16["step_seconds_median"])
+    result["bfloat16_first_loss_abs_diff"] = abs(bf16["losses"][0] - jax_result["losses"][0])
+  return result
 
 
 def report(result: dict) -> str:
   j, t = result["jaxseq"], result["torch"]
-  return (f"{result['size']['name']} ({result['devices']} jax device(s)): parameters jaxseq "
+  where = (f"{t['threads']} threads" if t.get("device", "cpu") == "cpu"
+           else f"on {t['device']}")
+  text = (f"{result['size']['name']} ({result['devices']} jax device(s)): parameters jaxseq "
           f"{j['num_params']:,} / torch "
           f"{t['num_params']:,}; first loss {j['losses'][0]:.5f} / {t['losses'][0]:.5f}, last "
           f"{j['losses'][-1]:.5f} / {t['losses'][-1]:.5f}; tokens/s {j['tokens_per_second']:,.0f}"
-          f" / {t['tokens_per_second']:,.0f} ({t['threads']} threads); "
+          f" / {t['tokens_per_second']:,.0f} ({where}); "
           f"jaxseq / torch = {result['speedup']:.2f}x")
+  if "jaxseq_bfloat16" in result:
+    text += (f"; bfloat16 tokens/s {result['jaxseq_bfloat16']['tokens_per_second']:,.0f}, "
+             f"jaxseq bfloat16 / torch = {result['speedup_bfloat16']:.2f}x")
+  return text
 
 
 def main(argv=None):
@@ -240,11 +286,15 @@ def main(argv=None):
   parser.add_argument("--batch_size", type=int, help="overrides the size's batch")
   parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 warm-up)")
   parser.add_argument("--out", help="write the JSON record here")
+  parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                      help="where the PyTorch model trains (jaxseq uses JAX's default device)")
+  parser.add_argument("--bfloat16", action="store_true",
+                      help="also time jaxseq with model.dtype=bfloat16")
   args = parser.parse_args(argv)
   size = common.SIZES[args.size]
   if args.batch_size:
     size = dataclasses.replace(size, batch_size=args.batch_size)
-  result = compare(size, args.steps)
+  result = compare(size, args.steps, device=args.device, bfloat16=args.bfloat16)
   print(report(result))
   if args.out:
     common.write_json(args.out, {"benchmark": "torch_reference", "hardware": common.hardware(),

@@ -39,7 +39,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from configs import tutorial_fra_eng  # noqa: E402
 from jaxseq import data, evaluation, input_pipeline  # noqa: E402
 from jaxseq.vocab import BOS, EOS, PAD  # noqa: E402
-import quality  # noqa: E402  (hardware())
+import quality  # noqa: E402  (hardware(), write_record())
+import time_to_quality  # noqa: E402
 
 
 class Encoder(nn.Module):
@@ -135,8 +136,20 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--max_steps", type=int, default=0, help="stop after this many (0: none)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-  parser.add_argument("--out_dir", default=os.path.join(ROOT, "benchmarks", "results"))
+  parser.add_argument("--eval_every", type=int, default=0,
+                      help="held-out BLEU every this many steps, for time to quality (0: none)")
+  parser.add_argument("--thresholds", default="55,58.6",
+                      help="with --eval_every: held-out BLEU marks to time")
+  parser.add_argument("--out_dir", default=None, help="default: benchmarks/results, or "
+                      "benchmarks/results/time_to_quality with --eval_every")
   args = parser.parse_args(argv[1:])
+  if args.out_dir is None:
+    args.out_dir = time_to_quality.OUT_DIR if args.eval_every else quality.RESULTS
+  try:
+    thresholds = time_to_quality.parse_thresholds(args.thresholds)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   if args.threads:
     torch.set_num_threads(args.threads)
   torch.manual_seed(args.seed)
@@ -157,6 +170,23 @@ def main(argv: list[str]) -> int:
   params = [*encoder.parameters(), *decoder.parameters()]
   optimizer = torch.optim.Adam(params, lr=config.learning_rate)
   loss_fn = nn.NLLLoss()
+  references = corpus.eval_references or [[t] for _, t in corpus.eval]
+  curve = {"search": "greedy", "steps": [], "bleu": [], "train_seconds": [],
+           "wall_seconds": [], "load_1min": []}
+
+  def add_point(step: int, bleu: float, train_seconds: float):
+    for key, value in (("steps", step), ("bleu", bleu), ("train_seconds", train_seconds),
+                       ("wall_seconds", time.time() - started),
+                       ("load_1min", os.getloadavg()[0])):
+      curve[key].append(round(value, 2) if isinstance(value, float) else value)
+    print(f"step {step}: held-out BLEU (greedy) {bleu:.2f} after {train_seconds:.0f} s")
+
+  def evaluate(step: int, train_seconds: float):
+    """Greedy held-out BLEU at this step, added to the curve (not counted as training)."""
+    add_point(step, evaluation.text_metrics(translate(encoder, decoder, corpus, width),
+                                            references, exact_match=False)["bleu"],
+              train_seconds)
+
   batch, step, train_seconds = config.batch_size, 0, 0.0
   print(f"{len(examples)} training pairs, {len(corpus.eval)} held-out sources, "
         f"{sum(p.numel() for p in params):,} parameters")
@@ -173,6 +203,10 @@ def main(argv: list[str]) -> int:
       optimizer.step()
       total += float(loss.detach())
       step, batches = step + 1, batches + 1
+      if args.eval_every and step % args.eval_every == 0:
+        train_seconds += time.time() - tick
+        evaluate(step, train_seconds)
+        tick = time.time()
       if args.max_steps and step >= args.max_steps:
         break
     train_seconds += time.time() - tick
@@ -181,7 +215,6 @@ def main(argv: list[str]) -> int:
     if args.max_steps and step >= args.max_steps:
       break
   hypotheses = translate(encoder, decoder, corpus, width)
-  references = corpus.eval_references or [[t] for _, t in corpus.eval]
   metrics = evaluation.text_metrics(hypotheses, references, exact_match=False)
   record = {
       "name": args.name, "config": "benchmarks/torch_tutorial.py",
@@ -194,7 +227,13 @@ def main(argv: list[str]) -> int:
       "hardware": {**quality.hardware(), "torch": torch.__version__,
                    "torch_threads": torch.get_num_threads()},
   }
-  path = quality.write_record(args.out_dir, args.name, record)
+  if args.eval_every:
+    if not curve["steps"] or curve["steps"][-1] != step:
+      add_point(step, metrics["bleu"], train_seconds)  # the final model, also greedy
+    record["heldout_curve"] = curve
+    path = time_to_quality.record_run(args.name, record, thresholds, args.out_dir)
+  else:
+    path = quality.write_record(args.out_dir, args.name, record)
   print(f"held-out BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}; wrote {path}")
   return 0
 

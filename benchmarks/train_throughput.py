@@ -7,6 +7,10 @@ Compilation is timed separately (lower + compile) and excluded; every timed step
 synchronised with block_until_ready; medians are reported.
 
     python -m benchmarks.train_throughput --out benchmarks/results [--quick]
+    python -m benchmarks.train_throughput --batch_sweep large --out /tmp/sweep  # on a GPU
+
+`--batch_sweep SIZE` doubles that size's batch, in this one process, until tokens/s grows
+by less than 5% (`batch_sweep`), and writes batch_sweep.json under --out.
 """
 
 import argparse
@@ -158,16 +162,67 @@ def run(out_dir: str, quick: bool) -> dict:
   return record
 
 
+def batch_sweep(size: common.Size, num_steps: int = 10, max_batch: int = 16384,
+                min_gain: float = 0.05, budget_seconds: float | None = None) -> dict:
+  """Doubles size's batch until tokens/s grows by less than min_gain, or max_batch.
+
+  Every point is a `measure` in this process (compilation excluded). The sweep also
+  stops at the first failed point (out of device memory, say) and, once budget_seconds
+  have passed, before starting a point; `stop_reason` says which rule ended it:
+  "gain", "cap", "error" or "budget".
+  """
+  start = time.perf_counter()
+  points, batch, reason = [], size.batch_size, "cap"
+  while batch <= max_batch:
+    if budget_seconds is not None and time.perf_counter() - start > budget_seconds:
+      reason = "budget"
+      break
+    try:
+      point = measure(dataclasses.replace(size, batch_size=batch), num_steps)
+    except Exception as e:  # noqa: BLE001  (e.g. out of device memory: the sweep's end)
+      points.append({"batch_size": batch, "error": f"{type(e).__name__}: {e}"[:2000]})
+      reason = "error"
+      break
+    point["batch_size"] = batch
+    if points:
+      point["gain"] = point["tokens_per_second"] / points[-1]["tokens_per_second"] - 1
+    points.append(point)
+    print(f"batch_sweep: batch {batch}: {point['tokens_per_second']:,.0f} tokens/s"
+          + (f" ({point['gain']:+.1%})" if "gain" in point else ""), flush=True)
+    if point.get("gain", min_gain) < min_gain:
+      reason = "gain"
+      break
+    batch *= 2
+  measured = [p for p in points if "error" not in p]
+  best = max(measured, key=lambda p: p["tokens_per_second"]) if measured else None
+  return {"size": dataclasses.asdict(size), "num_steps": num_steps, "max_batch": max_batch,
+          "min_gain": min_gain, "budget_seconds": budget_seconds, "stop_reason": reason,
+          "best_batch_size": best and best["batch_size"],
+          "best_tokens_per_second": best and best["tokens_per_second"],
+          "seconds": time.perf_counter() - start, "points": points}
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results"))
   parser.add_argument("--quick", action="store_true", help="few steps and sweep points")
   parser.add_argument("--worker", help=argparse.SUPPRESS)  # one measure() spec, as JSON
+  parser.add_argument("--batch_sweep", choices=sorted(common.SIZES),
+                      help="only double this size's batch until tokens/s stops growing")
+  parser.add_argument("--max_batch", type=int, default=16384, help="--batch_sweep's cap")
+  parser.add_argument("--budget_seconds", type=float, help="--batch_sweep: start no point after")
   args = parser.parse_args(argv)
   if args.worker:
     spec = json.loads(args.worker)
     spec["size"] = common.Size(**spec["size"])
     print(json.dumps(measure(**spec)))
+    return
+  if args.batch_sweep:
+    sweep = batch_sweep(common.SIZES[args.batch_sweep], 3 if args.quick else 10,
+                        args.max_batch, budget_seconds=args.budget_seconds)
+    common.write_json(os.path.join(args.out, "batch_sweep.json"),
+                      {"benchmark": "batch_sweep", "hardware": common.hardware(),
+                       "versions": common.versions(), **sweep})
     return
   run(args.out, args.quick)
 

@@ -47,7 +47,9 @@ def load_model(workdir: str | None, seed: int):
     src_vocab = WordVocab.build(s for s, _ in splits["train"])
     tgt_vocab = WordVocab.build(t for _, t in splits["train"])
     model = model_lib.from_config(config.model, len(src_vocab), len(tgt_vocab))
-    params = steps.create_train_state(model, config, jax.random.key(seed)).params
+    # One compiled program: the optimizer's state, made op by op, took seconds.
+    params = jax.jit(lambda key: steps.create_train_state(model, config, key).params)(
+        jax.random.key(seed))
   del tgt_vocab
   return config, model, params, src_vocab
 

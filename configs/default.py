@@ -47,6 +47,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = get_model_config()
 
   config.batch_size = 64                # sentence pairs per step (global, over all devices)
+  config.bucket_lengths = ""            # padded lengths of training batches, e.g. "8,12,16,24,32";
+                                        # "" = 8, 16, 32, ... up to model.max_length
   config.num_train_steps = 1_000        # optimizer steps
   config.learning_rate = 3e-3           # peak learning rate
   config.lr_schedule = "warmup_cosine"  # constant | warmup_cosine | warmup_rsqrt

@@ -2,7 +2,8 @@
 
 import ml_collections
 
-from jaxseq import attention, cells, data, evaluation, faults, steps, synthetic, tokenizers
+from jaxseq import attention, cells, data, evaluation, faults, input_pipeline, steps, synthetic
+from jaxseq import tokenizers
 from jaxseq import model as model_lib
 from jaxseq.datasets import tatoeba, wmt14
 from jaxseq.errors import ConfigError  # noqa: F401  (raised here; cli.py reports it)
@@ -59,6 +60,10 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1):
   if config.batch_size % num_devices:
     raise ConfigError("batch_size", config.batch_size,
                       f"a multiple of the device count ({num_devices})")
+  try:
+    input_pipeline.train_lengths(config.bucket_lengths, config.model.max_length)
+  except ValueError as e:
+    raise ConfigError("bucket_lengths", config.bucket_lengths, str(e)) from None
   _int(config, "num_train_steps", 0)
   _float(config, "learning_rate", 0.0, low_open=True)
   _choice(config, "lr_schedule", tuple(steps.SCHEDULES))

@@ -69,6 +69,22 @@ def bucket_lengths(max_length: int, smallest: int = 8) -> tuple[int, ...]:
   return (*lengths, max_length)
 
 
+def train_lengths(text: str, max_length: int) -> tuple[int, ...]:
+  """config.bucket_lengths: "" gives bucket_lengths(max_length); else comma-separated
+  lengths, increasing, the last max_length. Raises ValueError otherwise."""
+  if not text.strip():
+    return bucket_lengths(max_length)
+  try:
+    lengths = tuple(int(t) for t in text.split(","))
+  except ValueError:
+    lengths = ()
+  if (not lengths or lengths[0] < 1 or lengths[-1] != max_length
+      or any(a >= b for a, b in zip(lengths, lengths[1:]))):
+    raise ValueError(f"comma-separated increasing lengths ending at model.max_length "
+                     f"({max_length}), e.g. '{max_length // 2},{max_length}'; '' = powers of two")
+  return lengths
+
+
 def example_length(example: Example) -> int:
   """Positions an example needs: its source, or its target with BOS/EOS added."""
   return max(len(example[0]), len(example[1]) + 1)

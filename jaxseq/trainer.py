@@ -42,6 +42,7 @@ class Run:
   mesh: jax.sharding.Mesh
   manager: object  # orbax CheckpointManager of workdir/checkpoints
   writer: metrics_writer.MetricsWriter
+  started: float  # time.time() when train_and_evaluate began (data preparation included)
 
   def score(self, params, pairs, *, references=None, search: str = "beam",
             name: str | None = None) -> evaluation.SplitResult:
@@ -66,6 +67,9 @@ class History:
   train: tuple[list, list] = dataclasses.field(default_factory=lambda: ([], []))
   heldout: tuple[list, list] = dataclasses.field(default_factory=lambda: ([], []))
   bleu: tuple[list, list] = dataclasses.field(default_factory=lambda: ([], []))
+  # per periodic evaluation: training seconds (this process, evaluation excluded), seconds
+  # since the run started (data preparation and evaluation included), 1-minute load average
+  clock: list[dict] = dataclasses.field(default_factory=list)
   stopped_early: bool = False
 
   @staticmethod
@@ -111,10 +115,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   _log(f"model: {config.model.cell} {config.model.attention}, {num_params:,} parameters, "
        f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
 
-  batches = input_pipeline.TrainIterator(train_examples, config.batch_size,
-                                        config.model.max_length, seed=config.seed)
+  batches = input_pipeline.TrainIterator(
+      train_examples, config.batch_size, config.model.max_length, seed=config.seed,
+      lengths=input_pipeline.train_lengths(config.bucket_lengths, config.model.max_length))
   run = Run(config, workdir, corpus, model, mesh, checkpointing.make_manager(workdir, config),
-            metrics_writer.MetricsWriter(workdir))
+            metrics_writer.MetricsWriter(workdir), started)
   try:
     restored = checkpointing.restore_latest(run.manager, state, workdir, log=_log)
     if restored is not None:
@@ -228,6 +233,10 @@ class StepMonitor:
     self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}")
     self.restart_window()
 
+  def elapsed(self) -> float:
+    """Training seconds so far: the closed windows and the open one."""
+    return self.seconds + time.time() - self.window_start
+
   def restart_window(self):
     """Starts timing afresh (evaluation time is not training time)."""
     self.window_tokens, self.window_start = 0, time.time()
@@ -291,6 +300,9 @@ def _periodic_evaluation(run: Run, params, number: int, history: History,
   """Held-out loss and BLEU (config.decode.eval_search) during training; returns what the
   checkpoint records to choose the best one."""
   search = run.config.decode.eval_search
+  history.clock.append({"train_seconds": round(monitor.elapsed(), 2),
+                        "wall_seconds": round(time.time() - run.started, 2),
+                        "load_1min": round(os.getloadavg()[0], 2)})
   held = run.score_heldout(params, search=search).metrics
   History.add(history.heldout, number, held["loss"])
   History.add(history.bleu, number, held["bleu"])
@@ -341,7 +353,9 @@ def _final_evaluation(run: Run, params, history: History, step: int) -> dict:
   config, corpus, workdir = run.config, run.corpus, run.workdir
   # The periodic evaluations of training, before the final one below is added.
   curve = {"search": config.decode.eval_search, "steps": list(history.bleu[0]),
-           "bleu": list(history.bleu[1]), "loss": list(history.heldout[1])}
+           "bleu": list(history.bleu[1]), "loss": list(history.heldout[1]),
+           **{key: [c[key] for c in history.clock]
+              for key in ("train_seconds", "wall_seconds", "load_1min")}}
   result = run.score_heldout(params, name="heldout")
   report = result.metrics
   History.add(history.heldout, step, report["loss"])

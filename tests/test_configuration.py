@@ -21,6 +21,7 @@ def test_the_default_config_is_valid():
     ("learning_rate", 0.0, "a number in (0.0, inf)"),
     ("model.dropout", 1.0, "a number in [0, 1)"),
     ("lr_schedule", "linear", "one of constant, warmup_cosine, warmup_rsqrt"),
+    ("bucket_lengths", "8,12", "increasing lengths ending at model.max_length (16)"),
 ])
 def test_a_bad_value_names_field_value_and_what_is_allowed(field, value, expected):
   config = default.get_config()

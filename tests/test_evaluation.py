@@ -95,6 +95,12 @@ def test_the_summary_keeps_the_learning_curve_of_the_periodic_evaluations(traine
   assert curve["steps"] == [7, 14, 21, 28]  # eval_every_steps=7 of 30; 30 is the final one
   assert len(curve["bleu"]) == len(curve["loss"]) == 4
   assert all(0.0 <= b <= 100.0 for b in curve["bleu"]) and all(x > 0 for x in curve["loss"])
+  # the clock of each evaluation, for time to quality: training time (evaluation excluded)
+  # grows, and the time since the start, which adds data preparation, is always larger
+  train, wall = curve["train_seconds"], curve["wall_seconds"]
+  assert len(train) == len(wall) == len(curve["load_1min"]) == 4
+  assert all(0 < a < b for a, b in zip(train, train[1:]))
+  assert all(t < w for t, w in zip(train, wall)) and all(x >= 0 for x in curve["load_1min"])
 
 
 def test_summary_bleu_equals_sacrebleu_command_line(trained_workdir):

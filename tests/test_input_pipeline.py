@@ -37,23 +37,35 @@ def test_bucket_lengths_end_at_max_length():
   assert input_pipeline.bucket_lengths(8) == (8,)
 
 
-def test_an_epoch_serves_every_example_once_in_fixed_shapes():
+def test_configured_bucket_lengths_are_checked():
+  assert input_pipeline.train_lengths("", 64) == (8, 16, 32, 64)
+  assert input_pipeline.train_lengths("8,12, 16,24,64", 64) == (8, 12, 16, 24, 64)
+  for bad in ("8,16,32", "8,16,16,64", "16,8,64", "0,64", "8;64", "8,,64"):
+    with pytest.raises(ValueError, match="ending at model.max_length"):
+      input_pipeline.train_lengths(bad, 64)
+
+
+@pytest.mark.parametrize("lengths", [None, (6, 12, 20)])
+def test_an_epoch_serves_every_example_once_in_fixed_shapes(lengths):
   examples = make_examples(101)
-  it = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=3, num_threads=1)
+  it = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=3, num_threads=1,
+                                    lengths=lengths)
+  lengths = lengths or (8, 16, 20)
   per_epoch = it.schedule.batches_per_epoch
   batches = [next(it) for _ in range(per_epoch)]
   served = [r for b in batches for r in rows_of(b)]
   assert sorted(served) == sorted((tuple(s), tuple(t)) for s, t in examples)
   for b in batches:
     length = b["src"].shape[1]
-    assert length in (8, 16, 20) and all(v.shape == (BATCH, length) for v in b.values())
+    assert length in lengths and all(v.shape == (BATCH, length) for v in b.values())
     real = b["tgt_in"][:, 0] == BOS
     shifted = np.where(b["tgt_out"][:, :-1] == EOS, PAD, b["tgt_out"][:, :-1])
     assert np.array_equal(b["tgt_in"][real, 1:], shifted[real])  # tgt_in = BOS + tgt_out[:-1]
     assert not b["src"][~real].any()  # padding rows are all PAD
     # the bucket is the smallest that holds each row
     needed = max(max(len(s), len(t) + 1) for s, t in rows_of(b))
-    assert needed <= length and (length == 8 or needed > {16: 8, 20: 16}[length])
+    smaller = lengths[lengths.index(length) - 1] if length != lengths[0] else 0
+    assert smaller < needed <= length
 
 
 def test_each_epoch_is_reshuffled_and_fixed_by_seed():

@@ -71,3 +71,4 @@ def test_a_pytorch_run_shows_its_thread_count():
   assert results_table._hardware({**cpu, "torch_threads": 1}) == \
       "2 CPU cores (Xeon, PyTorch on 1 thread)"
   assert results_table._hardware(cpu) == "2 CPU cores (Xeon)"
+  assert results_table._hardware({**cpu, "cpus_used": 1}) == "1 of 2 CPU cores (Xeon)"
