@@ -91,19 +91,32 @@ def main(argv):
   workdir = flags.DEFINE_string("workdir", None, "Workdir of the training run.", required=True)
   out_dir = flags.DEFINE_string("out_dir", RESULTS, "Directory of the results JSON files.")
   flags.FLAGS(argv)
+  record = train_and_record(config.value, flags.FLAGS["config"].config_filename, name.value,
+                            workdir.value, argv)
+  if record is None:
+    return 2
+  print(f"wrote {write_record(out_dir.value, name.value, record)}")
+  return 0
+
+
+def train_and_record(config, config_file: str, name: str, workdir: str, argv: list[str]
+                     ) -> dict | None:
+  """Trains config in workdir; its results record with the command and the hardware, or
+  None after one error line (a bad config, corpus or checkpoint, a stopped run)."""
   from jaxseq import checkpointing, cli, configuration, data, trainer  # after the flags
   cli.quiet_library_logs()
   try:
-    summary = trainer.train_and_evaluate(config.value, workdir.value)
+    summary = trainer.train_and_evaluate(config, workdir)
   except (configuration.ConfigError, checkpointing.CheckpointError, data.DataError,
           trainer.TrainingStopped) as e:
     print(f"error: {e}", file=sys.stderr)
-    return 2
+    return None
   command = "python " + " ".join(shlex.quote(a) for a in argv)
-  record = results(name.value, flags.FLAGS["config"].config_filename, command, summary)
+  if os.environ.get("JAX_NUM_CPU_DEVICES"):  # CPU data parallelism: part of the recipe
+    command = f"JAX_NUM_CPU_DEVICES={os.environ['JAX_NUM_CPU_DEVICES']} {command}"
+  record = results(name, config_file, command, summary)
   record["hardware"] = hardware()
-  print(f"wrote {write_record(out_dir.value, name.value, record)}")
-  return 0
+  return record
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ benchmarks/torch_tutorial.py --eval_every writes the same record for the PyTorch
 import glob
 import json
 import os
-import shlex
 import sys
 
 from absl import flags
@@ -160,22 +159,16 @@ def main(argv):
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  from jaxseq import checkpointing, cli, configuration, data, trainer  # after the flags
-  cli.quiet_library_logs()
+  from jaxseq import checkpointing  # after the flags
   if checkpointing.has_checkpoints(workdir.value):
     print(f"error: {workdir.value} holds checkpoints; time to quality needs a fresh workdir",
           file=sys.stderr)
     return 2
-  try:
-    summary = trainer.train_and_evaluate(config.value, workdir.value)
-  except (configuration.ConfigError, checkpointing.CheckpointError, data.DataError,
-          trainer.TrainingStopped) as e:
-    print(f"error: {e}", file=sys.stderr)
+  record = quality.train_and_record(config.value, flags.FLAGS["config"].config_filename,
+                                    name.value, workdir.value, argv)
+  if record is None:
     return 2
-  command = "python " + " ".join(shlex.quote(a) for a in argv)
-  record = quality.results(name.value, flags.FLAGS["config"].config_filename, command, summary)
   record["heldout"]["search"] = "beam"
-  record["hardware"] = quality.hardware()
   print(f"wrote {record_run(name.value, record, marks, out_dir.value)}")
   return 0
 
