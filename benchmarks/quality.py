@@ -102,14 +102,15 @@ def main(argv):
 def train_and_record(config, config_file: str, name: str, workdir: str, argv: list[str]
                      ) -> dict | None:
   """Trains config in workdir; its results record with the command and the hardware, or
-  None after one error line (a bad config, corpus or checkpoint, a stopped run)."""
+  None after one error line (a bad config, corpus or checkpoint, a stopped or interrupted
+  run, an unwritable workdir)."""
   from jaxseq import checkpointing, cli, configuration, data, trainer  # after the flags
   cli.quiet_library_logs()
   try:
     summary = trainer.train_and_evaluate(config, workdir)
   except (configuration.ConfigError, checkpointing.CheckpointError, data.DataError,
-          trainer.TrainingStopped) as e:
-    print(f"error: {e}", file=sys.stderr)
+          trainer.TrainingStopped, trainer.TrainingInterrupted, OSError) as e:
+    print(f"error: {e}", file=sys.stderr)  # an interrupted run resumes with the same command
     return None
   command = "python " + " ".join(shlex.quote(a) for a in argv)
   if os.environ.get("JAX_NUM_CPU_DEVICES"):  # CPU data parallelism: part of the recipe

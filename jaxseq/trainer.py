@@ -233,9 +233,12 @@ class StepMonitor:
     self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}")
     self.restart_window()
 
-  def elapsed(self) -> float:
-    """Training seconds so far: the closed windows and the open one."""
-    return self.seconds + time.time() - self.window_start
+  def pause(self):
+    """Adds the open window's time and tokens to the totals, before an evaluation (which
+    is not training time); restart_window starts timing again after it."""
+    self.tokens += self.window_tokens
+    self.seconds += time.time() - self.window_start
+    self.window_tokens, self.window_start = 0, time.time()
 
   def restart_window(self):
     """Starts timing afresh (evaluation time is not training time)."""
@@ -300,7 +303,8 @@ def _periodic_evaluation(run: Run, params, number: int, history: History,
   """Held-out loss and BLEU (config.decode.eval_search) during training; returns what the
   checkpoint records to choose the best one."""
   search = run.config.decode.eval_search
-  history.clock.append({"train_seconds": round(monitor.elapsed(), 2),
+  monitor.pause()
+  history.clock.append({"train_seconds": round(monitor.seconds, 2),
                         "wall_seconds": round(time.time() - run.started, 2),
                         "load_1min": round(os.getloadavg()[0], 2)})
   held = run.score_heldout(params, search=search).metrics

@@ -85,6 +85,6 @@ def test_the_pytorch_recipe_records_its_curve(tmp_path, monkeypatch):
   assert curve["steps"] == [3, 6, 7]  # every 3 steps, and the final model
   assert curve["bleu"][-1] == pytest.approx(record["heldout"]["bleu"])
   assert all(a < b for a, b in zip(curve["train_seconds"], curve["train_seconds"][1:]))
-  assert curve["train_seconds"][-1] <= record["train_seconds"] + 0.01
+  assert curve["train_seconds"][-1] <= record["train_seconds"] + 0.06  # rounded to 0.1 s
   assert set(record["thresholds"]) == {"0.5", "99"} and record["thresholds"]["99"] is None
   assert re.match(rb"\x89PNG", (tmp_path / "tiny.png").read_bytes())
