@@ -9,12 +9,19 @@ finer length buckets, so that less of each batch is padding; a higher peak learn
 over fewer steps, the cosine decay ending with the run. The command below adds
 JAX_NUM_CPU_DEVICES=2: one CPU device per core, data parallel through the sharded step.
 
-    JAXSEQ_DATA_DIR=../shared/data python benchmarks/time_to_quality.py \
+    JAX_NUM_CPU_DEVICES=2 JAXSEQ_DATA_DIR=../shared/data python benchmarks/time_to_quality.py \
         --config=configs/multi30k_de_en_fast.py --name=multi30k_de_en_fast \
         --workdir=/tmp/ttq_m30k_fast --thresholds=30,35,38
 
-(`python train.py --config=configs/multi30k_de_en_fast.py --workdir=...` trains the same
-model.)
+(`python train.py --config=configs/multi30k_de_en_fast.py --workdir=...` with
+JAX_NUM_CPU_DEVICES=2 trains the same model.)
+
+Result (that command, 2-core AMD EPYC, benchmarks/results/time_to_quality/
+multi30k_de_en_fast.json): test2016 BLEU 39.5 (sacreBLEU, cased, detokenized,
+beam 4; lowercased 39.7), test2017 34.6, held-out
+39.9, after 26.9 min of training (30.9 min from
+the start), 3.70 M parameters. configs/multi30k_de_en.py reached
+test2016 39.4 after 79 min (an earlier run, 2-core Intel Xeon).
 """
 
 from configs import multi30k_de_en
