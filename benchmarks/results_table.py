@@ -41,27 +41,33 @@ def _hardware(hw: dict) -> str:
 
 
 def _splits(record: dict):
-  yield "held-out", "", record["heldout"]
+  """(split, label, scores, the run or member they belong to) of every row of a record."""
+  yield "held-out", "", record["heldout"], record
   for name, scores in record.get("test", {}).items():
-    yield f"test {name}", "", scores
+    yield f"test {name}", "", scores, record
   averaged = record.get("averaged")
   if averaged:
     label = f" (avg of steps {', '.join(map(str, averaged['steps']))})"
-    yield "held-out", label, averaged["heldout"]
+    yield "held-out", label, averaged["heldout"], record
     for name, scores in averaged.get("test", {}).items():
-      yield f"test {name}", label, scores
+      yield f"test {name}", label, scores, record
+  for member in record.get("members", []):  # an ensemble's members (benchmarks/ensemble.py)
+    label = f" ({member['label']} alone)"
+    yield "held-out", label, member["heldout"], member
+    for name, scores in member.get("test", {}).items():
+      yield f"test {name}", label, scores, member
 
 
 def rows(record: dict) -> list[str]:
   """The table rows of one results JSON."""
   out = []
-  steps = f"{record['steps']:,}" + (" (early stop)" if record.get("stopped_early") else "")
-  for split, label, s in _splits(record):
+  for split, label, s, run in _splits(record):
+    steps = f"{run['steps']:,}" + (" (early stop)" if run.get("stopped_early") else "")
     out.append(
         f"| {record['name']}{label} | {split} | {_fmt(s.get('bleu'))} "
         f"| {_fmt(s.get('bleu_lowercase'))} | {_fmt(s.get('chrf'))} "
-        f"| {_fmt(s.get('perplexity'), 2)} | {record['num_parameters'] / 1e6:.2f} M | {steps} "
-        f"| {_duration(record['train_seconds'])} | {_hardware(record.get('hardware', {}))} "
+        f"| {_fmt(s.get('perplexity'), 2)} | {run['num_parameters'] / 1e6:.2f} M | {steps} "
+        f"| {_duration(run['train_seconds'])} | {_hardware(record.get('hardware', {}))} "
         f"| `{record['command']}` |")
   return out
 

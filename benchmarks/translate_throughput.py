@@ -84,7 +84,7 @@ def batched(model, params, sources, max_length, batch_size, search, beam_size, s
   outputs = evaluation.translate_ids(
       model, params, sources, batch_size=batch_size, max_length=max_length, search=search,
       settings={**settings, "beam_size": beam_size})
-  return sum(len(o.nbest[0][0]) + int(o.ended) for o in outputs)
+  return sum(len(o.best.ids) + int(o.best.ended) for o in outputs)
 
 
 def timed(fn, repeats: int):

@@ -12,14 +12,13 @@ References:
   Flax examples/wmt/decode.py (the fixed-shape alive/finished formulation).
 """
 
-import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxseq.model import Seq2Seq
+from jaxseq import decode, ensemble
 from jaxseq.vocab import BOS, EOS, PAD
 
 Array = jax.Array
@@ -32,7 +31,7 @@ class BeamResult(NamedTuple):
   lengths: Array    # [nbest] int32, tokens before EOS
   scores: Array     # [nbest] log P / length penalty; NEG_INF where fewer were found
   log_probs: Array  # [nbest] log P(Y | X), no penalty
-  attention: Array  # [max_len, src_len] attention of the best hypothesis, zero after it
+  attention: Array  # [nbest, max_len, src_len] attention of each, zero after its end
 
 
 class _Loop(NamedTuple):
@@ -61,9 +60,9 @@ def output_limit(src: Array, max_len: int, ratio: float, offset: int) -> Array:
   return jnp.clip(limit, 1, max_len)
 
 
-def beam_search(model: Seq2Seq, params, src: Array, *, beam_size: int, max_len: int,
+def beam_search(model, params, src: Array, *, beam_size: int, max_len: int,
                 alpha: float = 0.0, nbest: int = 1, max_length_ratio: float | None = None,
-                max_length_offset: int = 0) -> BeamResult:
+                max_length_offset: int = 0, prefix: Array | None = None) -> BeamResult:
   """The `nbest` best outputs of one sentence under log P(Y | X) / lp(Y).
 
   A hypothesis ends when it emits EOS, or when it reaches the output limit
@@ -71,22 +70,29 @@ def beam_search(model: Seq2Seq, params, src: Array, *, beam_size: int, max_len: 
   the limit the live hypotheses are scored as they are, so beam_size=1 with alpha=0
   is exactly greedy decoding.
 
-  src: [src_len] int (0 = PAD). Returns a BeamResult (see its fields for shapes).
+  model, params: a Seq2Seq and its params, or tuples of them (an ensemble, see
+  `jaxseq/ensemble.py`). src: [src_len] int (0 = PAD). prefix: [prefix_len] int, target
+  tokens every hypothesis starts with (padded with PAD; their log-probabilities count in
+  the score), or None; the output limit is raised to leave room for one more token.
+  Returns a BeamResult (see its fields for shapes).
   """
   if src.ndim != 1:
     raise ValueError(f"beam_search takes one sentence: src [src_len], got {src.shape}")
   if not 1 <= nbest <= beam_size:
     raise ValueError(f"nbest={nbest} must be in [1, beam_size={beam_size}]")
-  memory, state = model.apply(params, src, method=Seq2Seq.encode)
+  models, params = ensemble.members(model, params)
+  memories, state = ensemble.start(models, params, src)
   src_len = src.shape[0]
   limit = (jnp.int32(max_len) if max_length_ratio is None else
            output_limit(src, max_len, max_length_ratio, max_length_offset))
-  dtype = memory.values.dtype
+  if prefix is not None:
+    limit = jnp.clip(jnp.maximum(limit, jnp.sum(prefix != PAD) + 1), 1, max_len)
+  dtype = memories[0].values.dtype
   k = 2 * beam_size  # enough candidates that beam_size of them do not end in EOS
 
   def step_all(states, tokens):
-    """One decoder step for every live hypothesis: [beam] tokens -> logits [beam, vocab]."""
-    fn = lambda s, tok: model.apply(params, memory, s, tok, method=Seq2Seq.decode_step)
+    """One decoder step for every live hypothesis: [beam] tokens -> log P [beam, vocab]."""
+    fn = lambda s, tok: ensemble.step(models, params, memories, s, tok)
     return jax.vmap(fn)(states, tokens)
 
   def cond(loop: _Loop):
@@ -99,9 +105,13 @@ def beam_search(model: Seq2Seq, params, src: Array, *, beam_size: int, max_len: 
   def body(loop: _Loop) -> _Loop:
     t = loop.t
     prev = jnp.where(t == 0, BOS, loop.alive_tokens[:, jnp.maximum(t - 1, 0)])
-    states, logits, weights = step_all(loop.alive_state, prev)
-    log_probs = loop.alive_log_probs[:, None] + jax.nn.log_softmax(logits)  # [beam, vocab]
-    vocab = log_probs.shape[-1]
+    states, step_log_probs, weights = step_all(loop.alive_state, prev)
+    vocab = step_log_probs.shape[-1]
+    forced, forced_tok = decode.forced_token(prefix, t)
+    # Within the prefix every hypothesis takes the forced token (the others cannot win).
+    allowed = ~forced | (jnp.arange(vocab) == forced_tok)
+    step_log_probs = jnp.where(allowed, step_log_probs, NEG_INF)
+    log_probs = loop.alive_log_probs[:, None] + step_log_probs  # [beam, vocab]
     cand_log_probs, flat = lax.top_k(log_probs.reshape(-1), k)  # [k]
     origin, token = flat // vocab, (flat % vocab).astype(jnp.int32)  # [k] each
     cand_tokens = loop.alive_tokens[origin].at[:, t].set(token)  # [k, max_len]
@@ -158,9 +168,11 @@ def beam_search(model: Seq2Seq, params, src: Array, *, beam_size: int, max_len: 
   lengths = jnp.where(is_eos.any(-1), jnp.argmax(is_eos, -1), loop.fin_lengths[:nbest])
   return BeamResult(tokens=tokens, lengths=lengths.astype(jnp.int32),
                     scores=loop.fin_scores[:nbest], log_probs=loop.fin_log_probs[:nbest],
-                    attention=loop.fin_attn[0])
+                    attention=loop.fin_attn[:nbest])
 
 
-def batch_beam_search(model, params, src, **kwargs) -> BeamResult:
-  """src [batch, src_len] -> a BeamResult with a leading [batch] axis on every field."""
-  return jax.vmap(functools.partial(beam_search, model, params, **kwargs))(src)
+def batch_beam_search(model, params, src, prefix=None, **kwargs) -> BeamResult:
+  """src [batch, src_len] (prefix [batch, prefix_len] or None) -> a BeamResult with a
+  leading [batch] axis on every field."""
+  fn = lambda s, p: beam_search(model, params, s, prefix=p, **kwargs)
+  return jax.vmap(fn)(src, prefix)

@@ -3,16 +3,25 @@
 `teacher_forced` scans the decoder over the target positions (training and scoring):
 with the reference always fed, only `Seq2Seq.decode_hidden` (the recurrence) is in the
 `lax.scan`; otherwise the whole `decode_step`. `greedy` feeds back its own argmax until
-EOS. Both take one example; `batch_teacher_forced` and `batch_greedy` are the `jax.vmap`s
-that the rest of the library calls.
+EOS, `sample` a token drawn from the (tempered, truncated) distribution; both may be
+forced to begin with a given target prefix and take one model or an ensemble
+(`jaxseq/ensemble.py`). Each takes one example; the `batch_*` functions are the
+`jax.vmap`s that the rest of the library calls.
+
+References:
+  Holtzman et al. 2020, "The Curious Case of Neural Text Degeneration" (nucleus, top-p,
+    sampling); Fan et al. 2018 (top-k sampling); Edunov et al. 2018, "Understanding
+    Back-Translation at Scale" (sampled back-translations).
 """
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxseq import ensemble
 from jaxseq.model import Seq2Seq
 from jaxseq.vocab import BOS, EOS, PAD
 
@@ -88,37 +97,105 @@ def _sometimes_forced(model, params, memory, state, tgt_in, step_keys, ratio, tr
   return logits, weights
 
 
-def greedy(model: Seq2Seq, params, src: Array, *, max_len: int) -> tuple[Array, Array, Array]:
-  """Greedy decoding of one sentence, stopping at EOS.
+class Decoded(NamedTuple):
+  """One sentence decoded token by token (greedy or sampled)."""
+  tokens: Array     # [max_len] int32, EOS included (when produced), then PAD
+  attention: Array  # [max_len, src_len] weights of each output position, zero after EOS
+  length: Array     # [] int32, tokens before EOS
+  log_prob: Array   # [] float32, log P(Y | X) of the tokens, EOS included when produced
 
-  The loop is a `lax.while_loop` over fixed-size buffers, so it compiles once per
-  (src_len, max_len); under `vmap` it runs until every sentence of the batch ended.
 
-  Returns tokens [max_len] (EOS included, then PAD), attention [max_len, src_len] (zero
-  after EOS), and length [] (tokens before EOS).
+def forced_token(prefix: Array | None, t: Array) -> tuple[Array, Array]:
+  """(whether position t is forced, the token forced there) for a target prefix.
+
+  prefix: [prefix_len] int, the forced first output tokens padded with PAD, or None.
   """
-  memory, state = model.apply(params, src, method=Seq2Seq.encode)
+  if prefix is None or prefix.shape[0] == 0:
+    return jnp.bool_(False), jnp.int32(PAD)
+  token = prefix[jnp.minimum(t, prefix.shape[0] - 1)].astype(jnp.int32)
+  return (t < prefix.shape[0]) & (token != PAD), token
+
+
+def _decode(model, params, src: Array, key: Array, *, max_len: int, choose, prefix
+            ) -> Decoded:
+  """The token-by-token loop behind `greedy` and `sample`.
+
+  choose(log_probs [tgt_vocab], key) -> the next token []. The loop is a
+  `lax.while_loop` over fixed-size buffers, so it compiles once per (src_len, max_len);
+  under `vmap` it runs until every sentence of the batch has ended.
+  """
+  models, params = ensemble.members(model, params)
+  memories, states = ensemble.start(models, params, src)
   src_len = src.shape[0]
   tokens = jnp.full((max_len,), PAD, jnp.int32)
-  attn = jnp.zeros((max_len, src_len), memory.values.dtype)
+  attn = jnp.zeros((max_len, src_len), memories[0].values.dtype)
 
   def cond(loop):
-    t, _, _, _, done = loop
+    t, _, _, _, _, done = loop
     return (t < max_len) & ~done
 
   def body(loop):
-    t, state, tokens, attn, _ = loop
+    t, states, tokens, attn, log_prob, _ = loop
     prev = jnp.where(t == 0, BOS, tokens[jnp.maximum(t - 1, 0)])
-    state, logits, weights = model.apply(params, memory, state, prev,
-                                         method=Seq2Seq.decode_step)
-    token = jnp.argmax(logits).astype(jnp.int32)
-    return (t + 1, state, tokens.at[t].set(token), attn.at[t].set(weights), token == EOS)
+    states, log_probs, weights = ensemble.step(models, params, memories, states, prev)
+    forced, forced_tok = forced_token(prefix, t)
+    token = jnp.where(forced, forced_tok, choose(log_probs, jax.random.fold_in(key, t)))
+    token = token.astype(jnp.int32)
+    return (t + 1, states, tokens.at[t].set(token), attn.at[t].set(weights),
+            log_prob + log_probs[token], token == EOS)
 
-  loop = (jnp.int32(0), state, tokens, attn, jnp.bool_(False))
-  _, _, tokens, attn, _ = lax.while_loop(cond, body, loop)
+  loop = (jnp.int32(0), states, tokens, attn, jnp.float32(0.0), jnp.bool_(False))
+  _, _, tokens, attn, log_prob, _ = lax.while_loop(cond, body, loop)
   is_eos = tokens == EOS
-  length = jnp.where(is_eos.any(), jnp.argmax(is_eos), max_len)
-  return tokens, attn, length
+  length = jnp.where(is_eos.any(), jnp.argmax(is_eos), max_len).astype(jnp.int32)
+  return Decoded(tokens, attn, length, log_prob)
+
+
+def greedy(model, params, src: Array, *, max_len: int, prefix: Array | None = None
+           ) -> Decoded:
+  """Greedy decoding of one sentence (the most likely token at each step) until EOS.
+
+  model, params: a Seq2Seq and its params, or tuples of them (an ensemble, see
+  `jaxseq/ensemble.py`). src: [src_len] int (0 = PAD). prefix: [prefix_len] int, target
+  tokens forced first (padded with PAD), or None.
+  """
+  return _decode(model, params, src, jax.random.key(0), max_len=max_len, prefix=prefix,
+                 choose=lambda log_probs, key: jnp.argmax(log_probs))
+
+
+def sampling_log_probs(log_probs: Array, temperature: Array, top_k: Array, top_p: Array
+                       ) -> Array:
+  """The distribution that `sample` draws from, as log-probabilities [tgt_vocab].
+
+  The model's log-probabilities are divided by the temperature and renormalised; then
+  only the top_k most likely tokens (top_k <= 0: all) and, of those, the smallest
+  most-likely-first set whose probability reaches top_p (nucleus sampling) keep their
+  probability; the rest get -inf. temperature must be > 0 (0 is greedy, see `sample`).
+  """
+  tempered = jax.nn.log_softmax(log_probs / temperature)
+  ranked = jnp.sort(tempered)[::-1]  # --> [tgt_vocab], most likely first
+  rank = jnp.arange(ranked.shape[0])
+  probs = jnp.exp(ranked)
+  mass_before = jnp.cumsum(probs) - probs  # probability of the more likely tokens
+  keep = ((top_k <= 0) | (rank < top_k)) & (mass_before < top_p)  # keeps rank 0 always
+  threshold = jnp.min(jnp.where(keep, ranked, jnp.inf))
+  return jax.nn.log_softmax(jnp.where(tempered >= threshold, tempered, -jnp.inf))
+
+
+def sample(model, params, src: Array, key: Array, *, max_len: int, temperature,
+           top_k=0, top_p=1.0, prefix: Array | None = None) -> Decoded:
+  """One output of one sentence drawn token by token from the model, until EOS.
+
+  temperature, top_k and top_p may be traced (see `sampling_log_probs`); temperature 0
+  takes the most likely token, which is greedy decoding. The step keys are
+  fold_in(key, position), so a key gives the same output whatever the batch. The score
+  (`log_prob`) is the model's own, without temperature or truncation.
+  """
+  def choose(log_probs, step_key):
+    safe = jnp.where(temperature > 0, temperature, 1.0)
+    drawn = jax.random.categorical(step_key, sampling_log_probs(log_probs, safe, top_k, top_p))
+    return jnp.where(temperature > 0, drawn, jnp.argmax(log_probs))
+  return _decode(model, params, src, key, max_len=max_len, prefix=prefix, choose=choose)
 
 
 # The one place where sentences become batches (callers jit them).
@@ -130,6 +207,17 @@ def batch_teacher_forced(model, params, src, tgt_in, keys, *, teacher_forcing_ra
   return jax.vmap(fn)(src, tgt_in, keys)
 
 
-def batch_greedy(model, params, src, *, max_len):
-  """src [batch, src_len] -> tokens [batch, max_len], attn [batch, max_len, src_len], length [batch]."""
-  return jax.vmap(functools.partial(greedy, model, params, max_len=max_len))(src)
+def batch_greedy(model, params, src, *, max_len, prefix=None) -> Decoded:
+  """src [batch, src_len] (prefix [batch, prefix_len] or None) -> a Decoded with a leading
+  [batch] axis on every field."""
+  fn = lambda s, p: greedy(model, params, s, max_len=max_len, prefix=p)
+  return jax.vmap(fn)(src, prefix)
+
+
+def batch_sample(model, params, src, keys, *, max_len, temperature, top_k=0, top_p=1.0,
+                 prefix=None) -> Decoded:
+  """src [batch, src_len], keys [batch] (prefix [batch, prefix_len] or None) -> a Decoded
+  with a leading [batch] axis; the sampling settings are shared by the batch."""
+  fn = lambda s, k, p: sample(model, params, s, k, max_len=max_len, temperature=temperature,
+                              top_k=top_k, top_p=top_p, prefix=p)
+  return jax.vmap(fn)(src, keys, prefix)

@@ -19,38 +19,66 @@ import numpy as np
 import sacrebleu
 from tqdm import tqdm
 
-from jaxseq import beam_search, decode, input_pipeline, steps
+from jaxseq import alignment, beam_search, decode, ensemble, input_pipeline, steps
 from jaxseq.vocab import EOS, PAD
 
-SEARCHES = ("greedy", "beam")  # what translate_ids(search=...) and config.decode.eval_search take
+SEARCHES = ("greedy", "beam")  # what config.decode.eval_search takes
+# What translate_ids(search=...) takes: those, and drawing outputs at random (`decode.sample`).
+ALL_SEARCHES = SEARCHES + ("sample",)
+
+
+class Hypothesis(NamedTuple):
+  """One translation of one sentence."""
+  ids: list[int]         # target token ids, without EOS
+  score: float           # beam: log P / length penalty; greedy and sampling: log P
+  attention: np.ndarray  # [len(ids) (+ 1 for EOS when it ended), src_len]
+  ended: bool            # whether it emitted EOS (else it hit the output limit)
 
 
 class Output(NamedTuple):
-  """One sentence's translation(s), best first."""
-  nbest: list[tuple[list[int], float]]  # (token ids without EOS, score); score nan for greedy
-  attention: np.ndarray                 # [output tokens (+ EOS), src_len] of the best
-  ended: bool                           # whether the best emitted EOS (else hit the limit)
+  """One sentence's translation(s), best first (empty for an empty source)."""
+  nbest: list[Hypothesis]
+
+  @property
+  def best(self) -> Hypothesis | None:
+    return self.nbest[0] if self.nbest else None
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _eval_sums(params, batch, model):
+  if isinstance(model, tuple):  # an ensemble: the loss of its combined distribution
+    score = jax.vmap(functools.partial(ensemble.teacher_forced_log_probs, model),
+                     in_axes=(None, 0, 0))
+    return steps.token_sums(score(params, batch["src"], batch["tgt_in"]), batch["tgt_out"])
   return steps.eval_step(params, batch, model=model)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_len"))
-def _greedy(params, src, model, max_len):
-  return decode.batch_greedy(model, params, src, max_len=max_len)
+def _greedy(params, src, prefix, model, max_len):
+  return decode.batch_greedy(model, params, src, max_len=max_len, prefix=prefix)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_len"))
+def _sample(params, src, keys, prefix, temperature, top_k, top_p, model, max_len):
+  """keys [batch, samples] -> Decoded fields [batch, samples, ...]: independent draws."""
+  def draws(src, keys, prefix):  # one sentence, [samples] keys
+    fn = lambda k: decode.sample(model, params, src, k, max_len=max_len,
+                                 temperature=temperature, top_k=top_k, top_p=top_p,
+                                 prefix=prefix)
+    return jax.vmap(fn)(keys)
+  return jax.vmap(draws)(src, keys, prefix)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "beam_size", "nbest", "max_len"))
-def _beam(params, src, alpha, ratio, offset, model, beam_size, nbest, max_len):
+def _beam(params, src, prefix, alpha, ratio, offset, model, beam_size, nbest, max_len):
   return beam_search.batch_beam_search(
-      model, params, src, beam_size=beam_size, nbest=nbest, max_len=max_len, alpha=alpha,
-      max_length_ratio=ratio, max_length_offset=offset)
+      model, params, src, prefix, beam_size=beam_size, nbest=nbest, max_len=max_len,
+      alpha=alpha, max_length_ratio=ratio, max_length_offset=offset)
 
 
 def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> dict:
-  """Per-token NLL, perplexity and token accuracy with reference decoder inputs."""
+  """Per-token NLL, perplexity and token accuracy with reference decoder inputs (of one
+  model, or of an ensemble's combined distribution when model and params are tuples)."""
   totals = {"nll": 0.0, "tokens": 0.0, "correct": 0.0}
   for batch, _ in input_pipeline.eval_batches(examples, batch_size, max_length):
     sums = jax.device_get(_eval_sums(params, batch, model))
@@ -69,54 +97,85 @@ def source_width(longest: int, max_length: int) -> int:
   return min(width, max_length)
 
 
+def _search_batch(model, params, src, prefix, keys, *, search: str, settings: dict,
+                  nbest: int, max_length: int):
+  """One padded batch through the chosen search -> numpy (tokens [B, n, L], lengths
+  [B, n], scores [B, n], attention [B, n, L, W]), the n outputs of a row best first."""
+  if search == "greedy":
+    out = jax.device_get(_greedy(params, src, prefix, model, max_length))
+    return (out.tokens[:, None], out.length[:, None], out.log_prob[:, None],
+            out.attention[:, None])
+  if search == "sample":
+    out = jax.device_get(_sample(
+        params, src, keys, prefix, float(settings["temperature"]), int(settings["top_k"]),
+        float(settings["top_p"]), model, max_length))
+    order = np.argsort(-out.log_prob, axis=1, kind="stable")  # most likely draw first
+    pick = lambda x: np.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)
+    return pick(out.tokens), pick(out.length), pick(out.log_prob), pick(out.attention)
+  out = jax.device_get(_beam(
+      params, src, prefix, float(settings["alpha"]), float(settings["max_length_ratio"]),
+      int(settings["max_length_offset"]), model, int(settings["beam_size"]), nbest,
+      max_length))
+  return out.tokens, out.lengths, out.scores, out.attention
+
+
 def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
                   max_length: int, search: str, settings: dict, nbest: int = 1,
-                  progress: str | None = None) -> list[Output]:
+                  prefixes: list[list[int]] | None = None, progress: str | None = None
+                  ) -> list[Output]:
   """Translates source id arrays (each 1..max_length ids) in fixed-shape batches, in order.
 
-  search: "greedy" (decode.batch_greedy, up to max_length tokens) or "beam"
-  (settings' beam_size, alpha and source-relative output limit). Every batch is
-  [batch_size, width] with width the power of two (at least 4, at most max_length)
-  that holds its longest source, so a few compilations serve every batch. Sentences
-  are batched by source length (and put back in order): the encoder then reads little
-  padding, and a batch's decoding loop, which runs until its longest output ends,
-  wastes few steps.
+  model, params: one model, or tuples of them (an ensemble). search: "greedy" (up to
+  max_length tokens), "beam" (settings' beam_size, alpha and source-relative output
+  limit; nbest best) or "sample" (settings' temperature, top_k, top_p and seed; nbest
+  draws, most likely first; sentence i draws with fold_in(key(seed), i), so its outputs
+  do not depend on the batch). prefixes: per source, target ids every output must start
+  with (empty: none). Every batch is [batch_size, width] with width the power of two (at
+  least 4, at most max_length) that holds its longest source, so a few compilations
+  serve every batch. Sentences are batched by source length (and put back in order):
+  the encoder then reads little padding, and a batch's decoding loop, which runs until
+  its longest output ends, wastes few steps.
   """
+  if search not in ALL_SEARCHES:
+    raise ValueError(f"search {search!r}; allowed: {', '.join(ALL_SEARCHES)}")
+  prefixes = prefixes if prefixes is not None else [[] for _ in sources]
+  seed_key = jax.random.key(int(settings.get("seed", 0)))
   order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-  sources = [sources[i] for i in order]
-  outputs = []
+  outputs = {}
   bar = tqdm(total=len(sources), desc=progress, unit="sent", leave=False,
              disable=progress is None, dynamic_ncols=True)
   for start in range(0, len(sources), batch_size):
-    chunk = sources[start:start + batch_size]
-    width = source_width(max(len(ids) for ids in chunk), max_length)
+    chunk = order[start:start + batch_size]
+    width = source_width(max(len(sources[i]) for i in chunk), max_length)
     src = np.full((batch_size, width), PAD, np.int32)
-    for row, ids in enumerate(chunk):
-      src[row, :len(ids)] = ids
-    if search == "greedy":
-      tokens, attn, length = jax.device_get(_greedy(params, src, model, max_length))
-      tokens, length, scores = tokens[:, None], length[:, None], np.full(length.shape + (1,),
-                                                                         np.nan)
-    else:
-      result = jax.device_get(_beam(
-          params, src, float(settings["alpha"]), float(settings["max_length_ratio"]),
-          int(settings["max_length_offset"]), model, int(settings["beam_size"]), nbest,
-          max_length))
-      tokens, length, scores, attn = (result.tokens, result.lengths, result.scores,
-                                      result.attention)
-    for row, ids in enumerate(chunk):
-      found = [(tokens[row, r, :length[row, r]].tolist(), float(scores[row, r]))
-               for r in range(tokens.shape[1]) if scores[row, r] > beam_search.NEG_INF / 2
-               or np.isnan(scores[row, r])]
-      n = int(length[row, 0])
-      ended = n < tokens.shape[-1] and tokens[row, 0, n] == EOS
-      outputs.append(Output(found, attn[row, :n + int(ended), :len(ids)], bool(ended)))
+    for row, i in enumerate(chunk):
+      src[row, :len(sources[i])] = sources[i]
+    prefix = None
+    longest_prefix = max(len(prefixes[i]) for i in chunk)
+    if longest_prefix:
+      prefix = np.full((batch_size, source_width(longest_prefix, max_length)), PAD, np.int32)
+      for row, i in enumerate(chunk):
+        prefix[row, :len(prefixes[i])] = prefixes[i]
+    keys = None
+    if search == "sample":
+      rows = np.asarray(list(chunk) + [0] * (batch_size - len(chunk)), np.int32)
+      keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(seed_key, i), nbest))(rows)
+    tokens, lengths, scores, attn = _search_batch(
+        model, params, src, prefix, keys, search=search, settings=settings, nbest=nbest,
+        max_length=max_length)
+    for row, i in enumerate(chunk):
+      found = []
+      for r in range(tokens.shape[1]):
+        if scores[row, r] <= beam_search.NEG_INF / 2:  # a beam slot left empty
+          continue
+        n = int(lengths[row, r])
+        ended = n < tokens.shape[-1] and tokens[row, r, n] == EOS
+        found.append(Hypothesis(tokens[row, r, :n].tolist(), float(scores[row, r]),
+                                attn[row, r, :n + int(ended), :len(sources[i])], bool(ended)))
+      outputs[i] = Output(found)
     bar.update(len(chunk))
   bar.close()
-  in_order = [None] * len(outputs)
-  for position, i in enumerate(order):
-    in_order[i] = outputs[position]
-  return in_order
+  return [outputs[i] for i in range(len(sources))]
 
 
 def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
@@ -155,17 +214,20 @@ class SplitResult(NamedTuple):
   metrics: dict                # BLEU, chrF, (exact match), sentences, truncated sources
   hypotheses: list[str]        # best translation per source, in order
   attentions: list[np.ndarray]  # [output tokens + EOS, source tokens] per source
+  alignments: list[str] | None = None  # Pharaoh word alignment per source, when asked
 
 
 def evaluate_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_vocab, *,
                    batch_size: int, max_length: int, search: str, settings: dict,
                    references: list[list[str]] | None = None, exact_match: bool = False,
-                   progress: str | None = None) -> SplitResult:
+                   progress: str | None = None, alignments: bool = False) -> SplitResult:
   """Translates every source of a split and scores it against its references.
 
   No sentence is left out: a source longer than max_length is cut to its first
   max_length tokens (and counted), an empty one translates to the empty string.
   references: per sentence lists (multi-reference BLEU); default the pairs' targets.
+  model, params: one model, or tuples of them (an ensemble). alignments: also give each
+  best translation's word alignment (`jaxseq/alignment.py`).
   """
   if references is None:
     references = [[t] for _, t in pairs]
@@ -177,12 +239,17 @@ def evaluate_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_v
                           settings=settings, progress=progress)
   hypotheses = [""] * len(pairs)
   attentions = [np.zeros((1, 0), np.float32)] * len(pairs)
+  links = [""] * len(pairs) if alignments else None
   for i, out in zip(kept, outputs):
-    hypotheses[i] = tgt_vocab.decode(out.nbest[0][0]) if out.nbest else ""
-    attentions[i] = out.attention
+    if out.best:
+      hypotheses[i] = tgt_vocab.decode(out.best.ids)
+      attentions[i] = out.best.attention
+      if alignments:
+        links[i] = alignment.align(out.best.attention, encoded[i][:max_length],
+                                   out.best.ids, src_vocab, tgt_vocab)
   metrics = text_metrics(hypotheses, references, exact_match)
   metrics.update(sentences=len(pairs), truncated_sources=truncated, search=search)
-  return SplitResult(metrics, hypotheses, attentions)
+  return SplitResult(metrics, hypotheses, attentions, links)
 
 
 def score_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_vocab, *,
@@ -193,24 +260,28 @@ def score_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_voca
   """Every score of one split: held-out loss, perplexity and token accuracy of the pairs
   that fit max_length, and BLEU, chrF (and exact match) of every source translated.
 
-  With workdir and name, NAME.hyp.txt and NAME.ref*.txt are written there and the
-  metrics say so under "files". The one function behind every evaluation of a run.
+  With workdir and name, NAME.hyp.txt, NAME.ref*.txt and NAME.align.txt (the Pharaoh
+  word alignment of each hypothesis) are written there and the metrics say so under
+  "files". The one function behind every evaluation of a run.
   """
   examples, _ = input_pipeline.encode_pairs(pairs, src_vocab, tgt_vocab, max_length)
   loss = heldout_loss(model, params, examples, batch_size, max_length)
   result = evaluate_split(model, params, pairs, src_vocab, tgt_vocab, batch_size=batch_size,
                           max_length=max_length, search=search, settings=settings,
-                          references=references, exact_match=exact_match, progress=progress)
+                          references=references, exact_match=exact_match, progress=progress,
+                          alignments=workdir is not None and name is not None)
   metrics = {**loss, **result.metrics}
   if workdir is not None and name is not None:
     metrics["files"] = write_outputs(workdir, name, result.hypotheses,
-                                     references or [[t] for _, t in pairs])
+                                     references or [[t] for _, t in pairs],
+                                     result.alignments)
   return result._replace(metrics=metrics)
 
 
 def write_outputs(workdir: str, name: str, hypotheses: list[str],
-                  references: list[list[str]]) -> dict:
-  """Writes NAME.hyp.txt and NAME.ref0.txt ... (one line per sentence) for sacreBLEU's CLI.
+                  references: list[list[str]], alignments: list[str] | None = None) -> dict:
+  """Writes NAME.hyp.txt and NAME.ref0.txt ... (one line per sentence) for sacreBLEU's CLI,
+  and NAME.align.txt (Pharaoh, one line per hypothesis) when alignments are given.
 
   sacreBLEU's command line reads an empty line as an empty reference, so a sentence
   with fewer references than others repeats its first one in the later files instead:
@@ -221,6 +292,10 @@ def write_outputs(workdir: str, name: str, hypotheses: list[str],
   files = {"hypotheses": f"{name}.hyp.txt", "references": []}
   with open(os.path.join(workdir, files["hypotheses"]), "w", encoding="utf-8") as f:
     f.writelines(h + "\n" for h in hypotheses)
+  if alignments is not None:
+    files["alignments"] = f"{name}.align.txt"
+    with open(os.path.join(workdir, files["alignments"]), "w", encoding="utf-8") as f:
+      f.writelines(a + "\n" for a in alignments)
   for j, stream in enumerate(reference_streams(references)):
     files["references"].append(f"{name}.ref{j}.txt")
     with open(os.path.join(workdir, files["references"][-1]), "w", encoding="utf-8") as f:

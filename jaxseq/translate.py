@@ -4,19 +4,24 @@
     echo "forty two" | jaxseq-translate --workdir=workdir --beam_size=8 --nbest=3
     jaxseq-translate --workdir=workdir --input=sources.txt > translations.txt
     jaxseq-translate --workdir=workdir --json --attention_plot=att.png "seven"
+    jaxseq-translate --workdir=run1 --workdir=run2 "forty two"       # an ensemble
+    jaxseq-translate --workdir=workdir --sample --top_p=0.9 --nbest=5 --seed=1 "seven"
+    jaxseq-translate --workdir=workdir --prefix="sieben" --alignments "seven hundred"
 
 One output line per input line, in order (with --nbest N: N lines `i ||| text |||
-score`; with --json: one JSON object per line). An empty line gives an empty line; a
-source longer than the model's max_length is cut, with a warning on stderr. Mistakes
-(missing or mismatched checkpoint, invalid UTF-8, bad flags) are one line on stderr
-and exit status 2.
+score`; with --alignments ` ||| 0-0 1-2 ...` added; with --json: one JSON object per
+line, and input lines may be objects {"text": ..., "prefix": ...}). An empty line gives
+an empty line; a source longer than the model's max_length is cut, with a warning on
+stderr. Mistakes (missing or mismatched checkpoint, models with different vocabularies,
+invalid UTF-8, a prefix the target vocabulary cannot write, bad flags or combinations
+of them) are one line on stderr and exit status 2.
 """
 
 import argparse
-import functools
 import json
 import sys
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,7 +32,7 @@ class InputError(ValueError):
   """The text to translate cannot be read."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
   """Flag mistakes as one line (what is wrong and what is allowed) and exit status 2."""
 
   def error(self, message: str):
@@ -35,18 +40,37 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-  parser = _Parser(
+  parser = OneLineParser(
       prog="jaxseq-translate", description="Translate with a trained jaxseq workdir.")
   parser.add_argument("texts", nargs="*", metavar="TEXT",
                       help="sentences to translate (default: lines of --input or stdin)")
-  parser.add_argument("--workdir", required=True, help="directory written by train.py")
+  parser.add_argument("--workdir", required=True, action="append",
+                      help="directory written by train.py; give it several times to decode "
+                      "with the ensemble of those models (same vocabularies)")
   parser.add_argument("--input", help="file with one sentence per line")
   parser.add_argument("--beam_size", type=int, help="default: config.decode.beam_size")
   parser.add_argument("--alpha", type=float, help="length penalty; default: config.decode.alpha")
-  parser.add_argument("--nbest", type=int, default=1, help="translations per sentence")
+  parser.add_argument("--nbest", type=int, default=1,
+                      help="translations per sentence (with --sample: samples drawn)")
   parser.add_argument("--batch_size", type=int, default=64, help="sentences per batch")
+  parser.add_argument("--sample", action="store_true",
+                      help="draw outputs at random from the model instead of beam search")
+  parser.add_argument("--temperature", type=float,
+                      help="with --sample: divides the log-probabilities (default 1; 0 is greedy)")
+  parser.add_argument("--top_k", type=int,
+                      help="with --sample: draw among the k most likely tokens (default 0: all)")
+  parser.add_argument("--top_p", type=float,
+                      help="with --sample: draw among the most likely tokens whose probability "
+                      "reaches p (default 1: all)")
+  parser.add_argument("--seed", type=int,
+                      help="with --sample: the same seed gives the same outputs (default 0)")
+  parser.add_argument("--prefix", default="",
+                      help="target text every translation starts with; the model completes it")
+  parser.add_argument("--alignments", action="store_true",
+                      help="add each translation's word alignment (Pharaoh 'src-tgt' pairs)")
   parser.add_argument("--json", action="store_true",
-                      help="one JSON object per line: translation, score, nbest, attention")
+                      help="one JSON object per line out; input lines may be JSON objects "
+                      "{\"text\": ..., \"prefix\": ...}")
   parser.add_argument("--attention_plot", metavar="FILE.png",
                       help="attention heatmap of the (single) sentence")
   args = parser.parse_args(argv)
@@ -58,6 +82,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.error(f"--alpha={args.alpha} is not allowed; expected a number >= 0")
   if args.texts and args.input:
     parser.error("give sentences as arguments or --input FILE, not both")
+  sampling = ("temperature", "top_k", "top_p", "seed")
+  if not args.sample:
+    given = [f"--{n}" for n in sampling if getattr(args, n) is not None]
+    if given:
+      parser.error(f"{given[0]} applies only with --sample")
+  else:
+    if args.beam_size is not None and args.beam_size > 1:
+      parser.error(f"--sample draws outputs one token at a time; --beam_size={args.beam_size} "
+                   "is not allowed with it (leave it out, or use 1)")
+    if args.temperature is not None and args.temperature < 0:
+      parser.error(f"--temperature={args.temperature} is not allowed; expected a number >= 0")
+    if args.top_k is not None and args.top_k < 0:
+      parser.error(f"--top_k={args.top_k} is not allowed; expected an integer >= 0 (0: all)")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+      parser.error(f"--top_p={args.top_p} is not allowed; expected a number in (0, 1]")
   return args
 
 
@@ -73,59 +112,83 @@ def read_lines(stream, name: str) -> list[str]:
   return lines
 
 
-class Translator:
-  """A workdir's tokenizers, config and restored parameters, ready to translate."""
+class Request(NamedTuple):
+  """One line to translate: its text and the target prefix its outputs must start with."""
+  text: str
+  prefix: str = ""
 
-  def __init__(self, workdir: str):
+
+def parse_json_lines(lines: list[str], name: str) -> list[Request]:
+  """--json input: a line that starts with "{" is an object {"text": ..., "prefix": ...}
+  ("prefix" optional); any other line is plain text. InputError names the bad line."""
+  requests = []
+  for number, line in enumerate(lines, 1):
+    if not line.lstrip().startswith("{"):
+      requests.append(Request(line))
+      continue
+    try:
+      item = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise InputError(f"{name} line {number} starts with '{{' but is not a JSON object "
+                       f"({e.msg} at column {e.colno}); give {{\"text\": ..., \"prefix\": "
+                       "...}} or plain text") from None
+    unknown = set(item) - set(Request._fields) if isinstance(item, dict) else set()
+    if (not isinstance(item, dict) or not isinstance(item.get("text"), str)
+        or not isinstance(item.get("prefix", ""), str) or unknown):
+      raise InputError(f"{name} line {number} is not a translation request: expected a JSON "
+                       "object with a string \"text\" and an optional string \"prefix\""
+                       + (f" (unknown field {sorted(unknown)[0]!r})" if unknown else ""))
+    requests.append(Request(item["text"], item.get("prefix", "")))
+  return requests
+
+
+class Translator:
+  """One trained workdir, or several as an ensemble, ready to translate."""
+
+  def __init__(self, workdirs: list[str]):
     # Imported here so that `--help` and flag mistakes answer before JAX starts.
-    import jax
     from absl import logging
 
-    from jaxseq import checkpointing, evaluation, steps, tokenizers
-    from jaxseq import model as model_lib
+    from jaxseq import evaluation, trained
     logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only restores
-    try:
-      self.config = checkpointing.load_config(workdir)
-    except ValueError as e:  # json.JSONDecodeError included
-      raise checkpointing.CheckpointError(
-          f"config.json in {workdir!r} is not a jaxseq config: {e}") from None
-    try:
-      self.src_vocab, self.tgt_vocab = tokenizers.load_pair(workdir)
-    except (OSError, ValueError, KeyError) as e:
-      raise checkpointing.CheckpointError(f"tokenizer files in {workdir!r} cannot be read: "
-                                          f"{e}") from None
-    try:
-      self.model = model_lib.from_config(self.config.model, len(self.src_vocab),
-                                         len(self.tgt_vocab))
-      self.settings = self.config.decode.to_dict()
-    except (AttributeError, KeyError, TypeError) as e:
-      raise checkpointing.CheckpointError(
-          f"config.json in {workdir!r} does not hold the model and decode fields of this "
-          f"jaxseq version ({e}); translate with the version that trained it, or retrain"
-      ) from None
-    create = functools.partial(steps.create_train_state, self.model, self.config)
-    abstract = jax.eval_shape(create, jax.random.key(0))
-    try:
-      state, self.step = checkpointing.restore_for_inference(workdir, abstract)
-    except checkpointing.CheckpointError:
-      raise
-    except (ValueError, KeyError, TypeError, OSError) as e:
-      first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-      first = first.split(". ")[0]  # the mismatch, without the library's advice
-      raise checkpointing.CheckpointError(
-          f"the checkpoint in {workdir!r} does not fit its config.json and vocabulary files "
-          f"(source vocab {len(self.src_vocab)}, target vocab {len(self.tgt_vocab)}, "
-          f"hidden_size {self.config.model.hidden_size}): {first}") from None
-    self.params = state.params
-    self.max_length = self.config.model.max_length
+    self.members = trained.load_ensemble(workdirs)
+    first = self.members[0]
+    self.config, self.src_vocab, self.tgt_vocab = first.config, first.src_vocab, first.tgt_vocab
+    self.step = first.step
+    self.settings = dict(first.config.decode.to_dict(), search="beam")
+    self.max_length = min(m.config.model.max_length for m in self.members)
+    if len(self.members) == 1:
+      self.model, self.params = first.model, first.params
+    else:
+      self.model = tuple(m.model for m in self.members)
+      self.params = tuple(m.params for m in self.members)
     self._evaluation = evaluation
 
-  def translate(self, lines: list[str], *, nbest: int, batch_size: int,
-                progress: bool = False) -> list[dict]:
-    """One dict per line: translation, score, nbest [(text, score)], tokens, attention."""
+  def prefix_ids(self, prefix: str, where: str) -> list[int]:
+    """Target ids of a prefix; InputError when the target tokenizer cannot represent it."""
+    from jaxseq.vocab import UNK
+    if not prefix.strip():
+      return []
+    ids = self.tgt_vocab.encode(prefix)
+    if UNK in ids or self.tgt_vocab.decode(ids).split() != prefix.split():
+      unknown = [w for w in prefix.split() if UNK in self.tgt_vocab.encode(w)]
+      raise InputError(f"the prefix {prefix!r} of {where} cannot be written with the target "
+                       "vocabulary" + (f" ({unknown[0]!r} is not in it)" if unknown else "")
+                       + "; use words the model knows")
+    if len(ids) >= self.max_length:
+      raise InputError(f"the prefix of {where} has {len(ids)} tokens; at most "
+                       f"{self.max_length - 1} fit (model.max_length {self.max_length})")
+    return ids
+
+  def translate(self, requests: list[Request], *, nbest: int, batch_size: int,
+                alignments: bool = False, progress: bool = False) -> list[dict]:
+    """One dict per request: translation, score, nbest [{translation, score(, alignment)}],
+    source and output tokens, attention (and alignment). InputError for a bad prefix."""
+    from jaxseq import alignment
+    prefixes = [self.prefix_ids(r.prefix, f"line {n}") for n, r in enumerate(requests, 1)]
     sources, results = [], []
-    for number, line in enumerate(lines, 1):
-      ids = self.src_vocab.encode(line)
+    for number, request in enumerate(requests, 1):
+      ids = self.src_vocab.encode(request.text)
       if len(ids) > self.max_length:
         print(f"warning: sentence {number} has {len(ids)} tokens; only the first "
               f"{self.max_length} (model.max_length) are translated", file=sys.stderr)
@@ -133,35 +196,51 @@ class Translator:
     todo = [i for i, ids in enumerate(sources) if ids]
     outputs = self._evaluation.translate_ids(
         self.model, self.params, [np.asarray(sources[i], np.int32) for i in todo],
-        batch_size=batch_size, max_length=self.max_length, search="beam",
-        settings=self.settings, nbest=nbest, progress="translate" if progress else None)
+        batch_size=batch_size, max_length=self.max_length, search=self.settings["search"],
+        settings=self.settings, nbest=nbest, prefixes=[prefixes[i] for i in todo],
+        progress="translate" if progress else None)
     by_line = dict(zip(todo, outputs))
-    for i, line in enumerate(lines):
+    for i, request in enumerate(requests):
       src_tokens = [self.src_vocab.words[t] for t in sources[i]]
       out = by_line.get(i)
       if out is None or not out.nbest:
-        results.append({"source": line, "translation": "", "score": None, "nbest": [],
-                        "source_tokens": src_tokens, "output_tokens": [], "attention": []})
+        results.append({"source": request.text, "translation": "", "score": None, "nbest": [],
+                        "source_tokens": src_tokens, "output_tokens": [], "attention": []}
+                       | ({"alignment": ""} if alignments else {}))
         continue
-      texts = [(self.tgt_vocab.decode(ids), score) for ids, score in out.nbest]
-      best_ids = out.nbest[0][0]
-      results.append({
-          "source": line, "translation": texts[0][0], "score": texts[0][1],
-          "nbest": [{"translation": t, "score": s} for t, s in texts],
-          "source_tokens": src_tokens,
-          "output_tokens": [self.tgt_vocab.words[t] for t in best_ids]
-                           + (["</s>"] if out.ended else []),
-          "attention": np.round(out.attention, 4).tolist()})
+      hypotheses = []
+      for h in out.nbest:
+        entry = {"translation": self.tgt_vocab.decode(h.ids), "score": h.score}
+        if alignments:
+          entry["alignment"] = alignment.align(h.attention, sources[i], h.ids,
+                                               self.src_vocab, self.tgt_vocab)
+        hypotheses.append(entry)
+      best = out.best
+      result = {
+          "source": request.text, "translation": hypotheses[0]["translation"],
+          "score": hypotheses[0]["score"], "nbest": hypotheses, "source_tokens": src_tokens,
+          "output_tokens": [self.tgt_vocab.words[t] for t in best.ids]
+                           + (["</s>"] if best.ended else []),
+          "attention": np.round(best.attention, 4).tolist()}
+      if request.prefix.strip():
+        result["prefix"] = request.prefix
+      if alignments:
+        result["alignment"] = hypotheses[0]["alignment"]
+      results.append(result)
     return results
 
 
-def format_result(index: int, result: dict, *, as_json: bool, nbest: int) -> str:
+def format_result(index: int, result: dict, *, as_json: bool, nbest: int,
+                  alignments: bool = False) -> str:
+  """A result as printed: JSON, the translation (with ' ||| alignment'), or n-best lines
+  'i ||| translation ||| score' (with ' ||| alignment')."""
   if as_json:
     return json.dumps(result, ensure_ascii=False)
   if nbest == 1:
-    return result["translation"]
-  return "\n".join(f"{index} ||| {h['translation']} ||| {h['score']:.4f}"
-                   for h in result["nbest"]) or f"{index} |||  ||| "
+    return result["translation"] + (f" ||| {result['alignment']}" if alignments else "")
+  rows = [f"{index} ||| {h['translation']} ||| {h['score']:.4f}"
+          + (f" ||| {h['alignment']}" if alignments else "") for h in result["nbest"]]
+  return "\n".join(rows) or f"{index} |||  ||| "
 
 
 def _interactive(translator: Translator, args) -> Iterator[str]:
@@ -175,51 +254,77 @@ def _interactive(translator: Translator, args) -> Iterator[str]:
     except EOFError:
       print(file=sys.stderr)
       return
-    result = translator.translate([line], nbest=args.nbest, batch_size=1)[0]
-    yield format_result(index, result, as_json=args.json, nbest=args.nbest)
+    try:
+      request = (parse_json_lines([line], "input") if args.json else [Request(line)])[0]
+      request = request._replace(prefix=request.prefix or args.prefix)
+      result = translator.translate([request], nbest=args.nbest, batch_size=1,
+                                    alignments=args.alignments)[0]
+    except InputError as e:  # a bad line in a session: say so and go on
+      print(f"error: {e}", file=sys.stderr)
+      continue
+    yield format_result(index, result, as_json=args.json, nbest=args.nbest,
+                        alignments=args.alignments)
     index += 1
+
+
+def _read_requests(args) -> list[Request] | None:
+  """The lines to translate (None: an interactive session), each with its prefix."""
+  if args.texts:
+    lines = list(args.texts)
+  elif args.input:
+    try:
+      with open(args.input, "rb") as f:
+        lines = read_lines(f, args.input)
+    except OSError as e:
+      raise InputError(f"--input {args.input!r} cannot be read: {e.strerror}") from None
+  elif sys.stdin.isatty():
+    return None
+  else:
+    lines = read_lines(sys.stdin.buffer, "stdin")
+  name = args.input or ("arguments" if args.texts else "stdin")
+  requests = parse_json_lines(lines, name) if args.json else [Request(line) for line in lines]
+  return [r._replace(prefix=r.prefix or args.prefix) for r in requests]
+
+
+def _apply_flags(translator: Translator, args):
+  """The decoding flags over the workdir's config.decode; InputError when they conflict."""
+  settings = translator.settings
+  if args.beam_size is not None:
+    settings["beam_size"] = args.beam_size
+  if args.alpha is not None:
+    settings["alpha"] = args.alpha
+  if args.sample:
+    settings.update(search="sample", temperature=1.0 if args.temperature is None
+                    else args.temperature, top_k=args.top_k or 0,
+                    top_p=1.0 if args.top_p is None else args.top_p, seed=args.seed or 0)
+  elif args.nbest > settings["beam_size"]:
+    raise InputError(f"--nbest={args.nbest} is not allowed; expected at most the beam size "
+                     f"({settings['beam_size']})")
 
 
 def run(argv: list[str]) -> int:
   args = parse_args(argv)
   from jaxseq import checkpointing
   try:
-    if args.texts:
-      lines = list(args.texts)
-    elif args.input:
-      try:
-        with open(args.input, "rb") as f:
-          lines = read_lines(f, args.input)
-      except OSError as e:
-        raise InputError(f"--input {args.input!r} cannot be read: {e.strerror}") from None
-    elif sys.stdin.isatty():
-      lines = None
-    else:
-      lines = read_lines(sys.stdin.buffer, "stdin")
-    if args.attention_plot and (lines is None or len(lines) != 1):
+    requests = _read_requests(args)
+    if args.attention_plot and (requests is None or len(requests) != 1):
       raise InputError("--attention_plot draws one sentence; give exactly one "
-                       f"(got {'an interactive session' if lines is None else len(lines)})")
+                       f"(got {'an interactive session' if requests is None else len(requests)})")
     translator = Translator(args.workdir)
+    _apply_flags(translator, args)
+    if requests is None:
+      for text in _interactive(translator, args):
+        print(text, flush=True)
+      return 0
+    results = translator.translate(requests, nbest=args.nbest, batch_size=args.batch_size,
+                                   alignments=args.alignments,
+                                   progress=len(requests) > args.batch_size)
   except (InputError, checkpointing.CheckpointError) as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
-  if args.beam_size is not None:
-    translator.settings["beam_size"] = args.beam_size
-  if args.alpha is not None:
-    translator.settings["alpha"] = args.alpha
-  if args.nbest > translator.settings["beam_size"]:
-    print(f"error: --nbest={args.nbest} is not allowed; expected at most the beam size "
-          f"({translator.settings['beam_size']})", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-  if lines is None:
-    for text in _interactive(translator, args):
-      print(text, flush=True)
-    return 0
-  results = translator.translate(lines, nbest=args.nbest, batch_size=args.batch_size,
-                                 progress=len(lines) > args.batch_size)
   for index, result in enumerate(results):
-    print(format_result(index, result, as_json=args.json, nbest=args.nbest))
+    print(format_result(index, result, as_json=args.json, nbest=args.nbest,
+                        alignments=args.alignments))
   if args.attention_plot:
     from jaxseq import plots
     result = results[0]

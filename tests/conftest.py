@@ -15,8 +15,11 @@ import shutil
 import tempfile
 
 # The tests compile many tiny programs; XLA's backend optimisations cost more time than
-# they save at these sizes. Set before JAX starts; subprocesses inherit it.
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+# they save at these sizes, and the older CPU fusion code generator compiles faster than
+# the fusion emitters (about 30% less suite time on 2 cores). Set before JAX starts;
+# subprocesses inherit it.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
+                      "--xla_cpu_use_fusion_emitters=false")
 # One persistent compilation cache for this session's processes (this one and the train.py
 # and translate subprocesses): the tiny runs compile the same steps again and again. The
 # cache only saves time: a cached executable is the one compiled before.

@@ -49,14 +49,14 @@ def test_beam_size_one_is_greedy(small):
   model, params = small
   src = _sources(16)
   greedy = jax.jit(decode.batch_greedy, static_argnames=("model", "max_len"))
-  tokens, attn, length = greedy(model, params, src, max_len=7)
+  tokens, attn, length, _ = greedy(model, params, src, max_len=7)
   result = _search(model, params, src, 0.0, 100.0, 0, beam_size=1, nbest=1, max_len=7)
   np.testing.assert_array_equal(result.lengths[:, 0], length)
   for row in range(src.shape[0]):
     n = int(length[row])
     end = min(n + 1, 7)  # EOS included when there is one
     np.testing.assert_array_equal(result.tokens[row, 0, :end], tokens[row, :end])
-    np.testing.assert_allclose(result.attention[row, :end], attn[row, :end], atol=1e-5)
+    np.testing.assert_allclose(result.attention[row, 0, :end], attn[row, :end], atol=1e-5)
 
 
 def _score_all(model, params, src, outputs, alpha):
@@ -153,6 +153,6 @@ def test_compiles_once_for_equal_shapes(small):
   second = search(params, _sources(4, seed=4), 2)
   assert len(traces) == 1
   assert first.tokens.shape == second.tokens.shape == (4, 1, 7)
-  assert first.attention.shape == (4, 7, 5)
+  assert first.attention.shape == (4, 1, 7, 5)
   search(params, _sources(4, seed=5), 1)
   assert len(traces) == 2  # a new beam size is a new shape

@@ -110,7 +110,17 @@ def test_summary_bleu_equals_sacrebleu_command_line(trained_workdir):
   refs = [os.path.join(trained_workdir, r) for r in files["references"]]
   hyp = os.path.join(trained_workdir, files["hypotheses"])
   with open(hyp, encoding="utf-8") as f:
-    assert len(f.read().splitlines()) == heldout["sentences"]
+    hypotheses = f.read().splitlines()
+  assert len(hypotheses) == heldout["sentences"]
+  # The word alignment of each hypothesis: one source word per target word, in range.
+  with open(os.path.join(trained_workdir, files["alignments"]), encoding="utf-8") as f:
+    alignments = f.read().splitlines()
+  assert len(alignments) == len(hypotheses)
+  config = json.loads(open(os.path.join(trained_workdir, "config.json")).read())
+  for hypothesis, links in zip(hypotheses, alignments):
+    pairs = [tuple(map(int, link.split("-"))) for link in links.split()]
+    assert [t for _, t in pairs] == list(range(len(hypothesis.split())))
+    assert all(0 <= s < config["model"]["max_length"] for s, _ in pairs)
   proc = subprocess.run(["sacrebleu", *refs, "-i", hyp, "-m", "bleu", "chrf", "-w", "6"],
                         env=subprocess_env(), capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr

@@ -119,7 +119,7 @@ def test_teacher_forcing_zero_feeds_the_models_own_predictions():
   logits, _ = _tf(model, params, src, TGT[2], teacher_forcing_ratio=0.0)
   own = jnp.argmax(logits, -1)
   # Feeding the model's own argmax is what greedy decoding does, whatever the reference.
-  tokens, _, _ = _greedy(model, params, src, max_len=TGT.shape[1])
+  tokens = _greedy(model, params, src, max_len=TGT.shape[1]).tokens
   stop = int(np.argmax(np.asarray(tokens) == EOS)) if (tokens == EOS).any() else len(tokens)
   np.testing.assert_array_equal(own[:stop + 1], tokens[:stop + 1])
   # And it differs from feeding the reference, which the model has not learnt.
@@ -133,7 +133,7 @@ def test_greedy_stops_at_eos_and_pads_after_it():
   # Make EOS the most likely token from the second step on: bias the output layer.
   bias = params["params"]["output"]["bias"]
   params["params"]["output"]["bias"] = bias.at[EOS].set(100.0)
-  tokens, attn, length = _greedy(model, params, SRC[0], max_len=7)
+  tokens, attn, length, _ = _greedy(model, params, SRC[0], max_len=7)
   assert int(length) == 0 and int(tokens[0]) == EOS
   np.testing.assert_array_equal(tokens[1:], 0)
   np.testing.assert_array_equal(attn[1:], 0.0)
@@ -142,9 +142,9 @@ def test_greedy_stops_at_eos_and_pads_after_it():
 def test_batched_greedy_equals_one_at_a_time():
   model = tiny_model(attention="luong_dot", bidirectional=True)
   params = init_params(model, seed=3)
-  tokens, attn, length = decode.batch_greedy(model, params, SRC, max_len=6)
+  tokens, attn, length, _ = decode.batch_greedy(model, params, SRC, max_len=6)
   for i in range(SRC.shape[0]):
-    t, a, n = _greedy(model, params, SRC[i], max_len=6)
+    t, a, n, _ = _greedy(model, params, SRC[i], max_len=6)
     np.testing.assert_array_equal(tokens[i], t)
     np.testing.assert_allclose(attn[i], a, atol=1e-6)
     assert int(length[i]) == int(n)

@@ -72,3 +72,20 @@ def test_a_pytorch_run_shows_its_thread_count():
       "2 CPU cores (Xeon, PyTorch on 1 thread)"
   assert results_table._hardware(cpu) == "2 CPU cores (Xeon)"
   assert results_table._hardware({**cpu, "cpus_used": 1}) == "1 of 2 CPU cores (Xeon)"
+
+
+def test_an_ensemble_has_a_row_per_split_and_per_member(tmp_path):
+  member = lambda seed, bleu: {"workdir": f"/w{seed}", "label": f"seed {seed}",
+                               "heldout": _split(bleu), "test": {}, "num_parameters": 1_000_000,
+                               "steps": 2000, "train_seconds": 600.0}
+  record = {"name": "ens", "command": "python benchmarks/ensemble.py", "heldout": _split(40.0),
+            "test": {"test2016": _split(39.0)}, "num_parameters": 2_000_000, "steps": 2000,
+            "train_seconds": 1200.0, "members": [member(0, 38.0), member(1, 37.0)],
+            "hardware": {"platform": "cpu", "cpu": "Xeon", "cpu_count": 2}}
+  (tmp_path / "ens.json").write_text(json.dumps(record))
+  lines = results_table.table([str(tmp_path / "ens.json")]).splitlines()[2:]
+  assert len(lines) == 4
+  assert lines[0].startswith("| ens | held-out | 40.0 |") and "2.00 M | 2,000 | 20.0 min" in lines[0]
+  assert lines[2].startswith("| ens (seed 0 alone) | held-out | 38.0 |")
+  assert "1.00 M | 2,000 | 10.0 min" in lines[2]
+  assert lines[3].startswith("| ens (seed 1 alone) | held-out | 37.0 |")

@@ -182,3 +182,79 @@ def test_checkpoint_that_does_not_fit(trained_workdir, tmp_path, change, transla
 def test_flag_mistakes(trained_workdir, flags, named, translate):
   line = _one_error_line(*translate(trained_workdir, *flags))
   assert named in line
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--sample", "--beam_size=2"], "--beam_size=2 is not allowed"),
+    (["--sample", "--temperature=-0.5"], "expected a number >= 0"),
+    (["--sample", "--top_p=0"], "expected a number in (0, 1]"),
+    (["--sample", "--top_p=1.5"], "expected a number in (0, 1]"),
+    (["--sample", "--top_k=-1"], "expected an integer >= 0"),
+    (["--top_k=3"], "--top_k applies only with --sample"),
+    (["--seed=1"], "--seed applies only with --sample"),
+])
+def test_invalid_decoding_combinations(trained_workdir, translate, flags, says):
+  assert says in _one_error_line(*translate(trained_workdir, *flags, "forty one"))
+
+
+def test_alignments_one_link_per_output_word(trained_workdir, translate):
+  rc, out, err = translate(trained_workdir, "--alignments", *SENTENCES)
+  assert rc == 0, err
+  for source, line in zip(SENTENCES, out.splitlines()):
+    translation, links = line.split(" ||| ")
+    pairs = [tuple(map(int, link.split("-"))) for link in links.split()]
+    assert [t for _, t in pairs] == list(range(len(translation.split())))
+    assert all(0 <= s < len(source.split()) for s, _ in pairs)
+  rc, out, err = translate(trained_workdir, "--alignments", "--json", "--nbest=2",
+                           "--beam_size=2", SENTENCES[0])
+  result = json.loads(out)
+  assert result["alignment"] == result["nbest"][0]["alignment"]
+  assert all(len(h["alignment"].split()) == len(h["translation"].split())
+             for h in result["nbest"])
+
+
+def test_forced_prefix_from_the_flag_and_per_json_line(trained_workdir, translate):
+  rc, out, err = translate(trained_workdir, "--prefix=neun hundert", *SENTENCES)
+  assert rc == 0, err
+  assert all(line.startswith("neun hundert") for line in out.splitlines())
+  lines = [json.dumps({"text": SENTENCES[0], "prefix": "drei"}), SENTENCES[1],
+           json.dumps({"text": SENTENCES[2]})]
+  rc, out, err = translate(trained_workdir, "--json", "--prefix=acht",
+                           stdin=("\n".join(lines) + "\n").encode())
+  assert rc == 0, err
+  results = [json.loads(line) for line in out.splitlines()]
+  assert [r["translation"].split()[0] for r in results] == ["drei", "acht", "acht"]
+  assert [r["source"] for r in results] == SENTENCES
+  line = _one_error_line(*translate(trained_workdir, "--prefix=zebra drei", "forty one"))
+  assert "'zebra' is not in it" in line
+  line = _one_error_line(*translate(trained_workdir, "--json",
+                                    stdin=b'{"text": "forty one", "prefx": "drei"}\n'))
+  assert "stdin line 1" in line and "'prefx'" in line
+
+
+def test_sampling_repeats_with_its_seed_and_draws_nbest(trained_workdir, translate):
+  flags = ["--sample", "--nbest=3", "--temperature=2", "--seed=5", *SENTENCES[:2]]
+  rc, first, err = translate(trained_workdir, *flags)
+  assert rc == 0, err
+  rows = [line.split(" ||| ") for line in first.splitlines()]
+  assert [int(r[0]) for r in rows] == [0, 0, 0, 1, 1, 1]  # 3 draws > beam size 2 is fine
+  assert translate(trained_workdir, *flags)[1] == first
+
+
+def test_ensemble_of_a_model_with_itself_and_a_vocabulary_mismatch(trained_workdir, tmp_path,
+                                                                   translate):
+  rc, alone, err = translate(trained_workdir, "--json", *SENTENCES)
+  assert rc == 0, err
+  rc, pair, err = translate(trained_workdir, f"--workdir={trained_workdir}", "--json",
+                            *SENTENCES)
+  assert rc == 0, err
+  for a, b in zip(map(json.loads, alone.splitlines()), map(json.loads, pair.splitlines())):
+    assert a["translation"] == b["translation"]
+    assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+  other = tmp_path / "other"
+  shutil.copytree(trained_workdir, other)
+  vocab = json.loads((other / "tgt_vocab.json").read_text())
+  vocab["words"][7] = "zebra"
+  (other / "tgt_vocab.json").write_text(json.dumps(vocab))
+  line = _one_error_line(*translate(trained_workdir, f"--workdir={other}", "forty one"))
+  assert "one target vocabulary" in line and str(other) in line and "'zebra'" in line

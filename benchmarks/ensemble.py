@@ -1,0 +1,90 @@
+"""Scores an ensemble of trained workdirs next to its members, for the README's results table.
+
+    JAXSEQ_DATA_DIR=../shared/data python benchmarks/ensemble.py \
+        --workdir=/tmp/ens/seed0 --workdir=/tmp/ens/seed1 --name=multi30k_de_en_fast_ensemble
+
+The members' own scores are read from the summary.json their training wrote (the same
+beam search and batches); the ensemble is scored by `jaxseq-evaluate` on every split, and
+the first member alone once more on the first test split, so that the decoding times of one
+model and of the ensemble are measured in the same process. Writes
+benchmarks/results/NAME.json: the ensemble's scores, each member's, the training time of
+all members together, the decoding seconds and the hardware.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import quality  # noqa: E402
+
+
+def _evaluate(workdirs: list[str], splits: list[str] | None) -> dict:
+  """jaxseq-evaluate's report (evaluation.json) for these workdirs."""
+  from jaxseq import evaluate
+  with tempfile.TemporaryDirectory() as out:
+    argv = [f"--workdir={w}" for w in workdirs] + [f"--out={out}"]
+    argv += [f"--split={s}" for s in splits or []]
+    if evaluate.run(argv) != 0:
+      raise SystemExit(2)
+    with open(os.path.join(out, "evaluation.json")) as f:
+      return json.load(f)
+
+
+def _member(workdir: str) -> dict:
+  with open(os.path.join(workdir, "summary.json")) as f:
+    summary = json.load(f)
+  scores = lambda split: {k: split[k] for k in quality.METRICS if k in split}
+  return {"workdir": workdir, "label": f"seed {summary['config']['seed']}",
+          "heldout": scores(summary["heldout"]),
+          "test": {k: scores(v) for k, v in summary.get("test", {}).items()},
+          "num_parameters": summary["num_parameters"], "steps": summary["steps"],
+          "train_seconds": round(summary["train_seconds"], 1)}
+
+
+def main(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--workdir", action="append", required=True, help="a member (2 or more)")
+  parser.add_argument("--name", required=True, help="results/NAME.json")
+  parser.add_argument("--out_dir", default=quality.RESULTS)
+  args = parser.parse_args(argv)
+  if len(args.workdir) < 2:
+    parser.error("an ensemble needs at least two --workdir")
+  members = [_member(w) for w in args.workdir]
+  report = _evaluate(args.workdir, None)
+  splits = report["splits"]
+  tests = [name for name in splits if name != "heldout"]
+  alone = _evaluate(args.workdir[:1], tests[:1])["splits"] if tests else {}
+  pick = lambda s: {k: s[k] for k in quality.METRICS if k in s}
+  record = {
+      "name": args.name, "command": "python benchmarks/ensemble.py " + " ".join(
+          shlex.quote(a) for a in argv),
+      "dataset": report["dataset"],
+      "heldout": pick(splits["heldout"]),
+      "test": {name: pick(splits[name]) for name in tests},
+      "num_parameters": sum(m["num_parameters"] for m in members),
+      "steps": members[0]["steps"],
+      # every member trained one after the other (or side by side, one core each)
+      "train_seconds": sum(m["train_seconds"] for m in members),
+      "members": members,
+      "decode_seconds": {"ensemble": {k: round(v["seconds"], 1) for k, v in splits.items()},
+                         "first member alone": {k: round(v["seconds"], 1)
+                                                for k, v in alone.items()}},
+      "settings": report["settings"],
+      "hardware": quality.hardware(),
+  }
+  os.makedirs(args.out_dir, exist_ok=True)
+  path = os.path.join(args.out_dir, f"{args.name}.json")
+  with open(path, "w") as f:
+    json.dump(record, f, indent=2)
+  print(f"wrote {path}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

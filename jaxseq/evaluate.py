@@ -1,0 +1,117 @@
+"""Scores trained workdirs on their corpus's held-out and test splits; several as an ensemble.
+
+    jaxseq-evaluate --workdir=run1 --split=test2016
+    jaxseq-evaluate --workdir=run1 --workdir=run2 --out=ensemble/   # the two as one ensemble
+
+The corpus, the decoding settings (config.decode) and the tokenizers are those of the
+first workdir; every model must share its vocabularies. Per split one JSON line goes to
+stdout: sacreBLEU BLEU (cased, detokenized, with its signature), lowercased BLEU, chrF,
+held-out loss and perplexity (of the ensemble's combined distribution), the number of
+sentences and the seconds it took. With --out, DIR gets SPLIT.hyp.txt,
+SPLIT.ref*.txt, SPLIT.align.txt (Pharaoh word alignments) and evaluation.json. Mistakes
+(missing or mismatched checkpoints, vocabularies that differ, an unknown split, a corpus
+that cannot be read) are one line on stderr and exit status 2.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser
+
+HELDOUT = "heldout"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+  parser = OneLineParser(prog="jaxseq-evaluate",
+                   description="Score trained jaxseq workdirs (one, or an ensemble).")
+  parser.add_argument("--workdir", required=True, action="append",
+                      help="directory written by train.py; several: their ensemble")
+  parser.add_argument("--split", action="append",
+                      help=f"'{HELDOUT}' or a test split of the corpus (default: all)")
+  parser.add_argument("--search", choices=("beam", "greedy"), default="beam")
+  parser.add_argument("--beam_size", type=int, help="default: config.decode.beam_size")
+  parser.add_argument("--alpha", type=float, help="length penalty; default: config.decode.alpha")
+  parser.add_argument("--batch_size", type=int, help="sentences per batch; default: "
+                      "the first workdir's config.batch_size")
+  parser.add_argument("--out", help="directory for hypothesis, reference and alignment files")
+  args = parser.parse_args(argv)
+  for name in ("beam_size", "batch_size"):
+    value = getattr(args, name)
+    if value is not None and value < 1:
+      parser.error(f"--{name}={value} is not allowed; expected an integer >= 1")
+  if args.alpha is not None and args.alpha < 0:
+    parser.error(f"--alpha={args.alpha} is not allowed; expected a number >= 0")
+  return args
+
+
+def _splits(corpus, wanted: list[str] | None) -> dict:
+  """name -> (pairs, references or None), in the order asked; ValueError for an unknown one."""
+  available = {HELDOUT: (corpus.eval, corpus.eval_references)}
+  available.update({name: (pairs, None) for name, pairs in corpus.test.items()})
+  for name in wanted or []:
+    if name not in available:
+      raise ValueError(f"--split={name!r} is not a split of this corpus; allowed: "
+                       f"{', '.join(available)}")
+  return {name: available[name] for name in (wanted or available)}
+
+
+def run(argv: list[str]) -> int:
+  args = parse_args(argv)
+  from absl import logging
+
+  from jaxseq import checkpointing, data, evaluation, trained
+  logging.set_verbosity(logging.ERROR)
+  started = time.time()
+  try:
+    members = trained.load_ensemble(args.workdir)
+    first = members[0]
+    corpus = data.load_corpus(first.config, first.workdir)
+    splits = _splits(corpus, args.split)
+    if args.out:
+      os.makedirs(args.out, exist_ok=True)
+  except (checkpointing.CheckpointError, data.DataError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  except OSError as e:
+    print(f"error: --out {args.out!r} cannot be made: {e.strerror}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  settings = first.config.decode.to_dict()
+  if args.beam_size is not None:
+    settings["beam_size"] = args.beam_size
+  if args.alpha is not None:
+    settings["alpha"] = args.alpha
+  if len(members) == 1:
+    model, params = first.model, first.params
+  else:
+    model, params = tuple(m.model for m in members), tuple(m.params for m in members)
+  max_length = min(m.config.model.max_length for m in members)
+  batch_size = args.batch_size or first.config.batch_size
+  report = {"workdirs": [m.workdir for m in members], "steps": [m.step for m in members],
+            "dataset": first.config.dataset,
+            "search": args.search, "settings": settings, "load_seconds": time.time() - started,
+            "splits": {}}
+  for name, (pairs, references) in splits.items():
+    split_started = time.time()
+    result = evaluation.score_split(
+        model, params, pairs, first.src_vocab, first.tgt_vocab, batch_size=batch_size,
+        max_length=max_length, search=args.search, settings=settings, references=references,
+        exact_match=corpus.exact_match, workdir=args.out, name=name if args.out else None,
+        progress=f"evaluate {name}")
+    metrics = dict(result.metrics, seconds=time.time() - split_started)
+    report["splits"][name] = metrics
+    print(json.dumps({"split": name, **metrics}), flush=True)
+  if args.out:
+    with open(os.path.join(args.out, "evaluation.json"), "w") as f:
+      json.dump(report, f, indent=2)
+  return 0
+
+
+def main() -> int:
+  return run(sys.argv[1:])
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,90 @@
+"""A trained workdir, restored for inference; several of them as one ensemble.
+
+`load(workdir)` reads config.json, the tokenizers and the newest good checkpoint, and turns
+every way that can fail into a `CheckpointError` with one line. `load_ensemble` loads
+several and checks that they can decode together (`jaxseq/ensemble.py`): the same source
+and target vocabulary, token for token.
+"""
+
+from typing import Any, NamedTuple
+
+import jax
+import ml_collections
+
+from jaxseq import checkpointing, steps, tokenizers
+from jaxseq import model as model_lib
+from jaxseq.checkpointing import CheckpointError
+
+
+class Trained(NamedTuple):
+  """One workdir's model, ready to translate."""
+  workdir: str
+  config: ml_collections.ConfigDict
+  src_vocab: Any  # vocab.WordVocab or tokenizers.SentencePieceTokenizer
+  tgt_vocab: Any
+  model: model_lib.Seq2Seq
+  params: Any
+  step: int       # the training step of the restored checkpoint
+
+
+def load(workdir: str) -> Trained:
+  """The workdir's config, tokenizers and newest checkpoint that restores and verifies."""
+  try:
+    config = checkpointing.load_config(workdir)
+  except ValueError as e:  # json.JSONDecodeError included
+    raise CheckpointError(f"config.json in {workdir!r} is not a jaxseq config: {e}") from None
+  try:
+    src_vocab, tgt_vocab = tokenizers.load_pair(workdir)
+  except (OSError, ValueError, KeyError) as e:
+    raise CheckpointError(f"tokenizer files in {workdir!r} cannot be read: {e}") from None
+  try:
+    model = model_lib.from_config(config.model, len(src_vocab), len(tgt_vocab))
+    config.decode.to_dict()
+  except (AttributeError, KeyError, TypeError) as e:
+    raise CheckpointError(
+        f"config.json in {workdir!r} does not hold the model and decode fields of this "
+        f"jaxseq version ({e}); translate with the version that trained it, or retrain"
+    ) from None
+  create = lambda key: steps.create_train_state(model, config, key)
+  abstract = jax.eval_shape(create, jax.random.key(0))
+  try:
+    state, step = checkpointing.restore_for_inference(workdir, abstract)
+  except CheckpointError:
+    raise
+  except (ValueError, KeyError, TypeError, OSError) as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    first = first.split(". ")[0]  # the mismatch, without the library's advice
+    raise CheckpointError(
+        f"the checkpoint in {workdir!r} does not fit its config.json and vocabulary files "
+        f"(source vocab {len(src_vocab)}, target vocab {len(tgt_vocab)}, "
+        f"hidden_size {config.model.hidden_size}): {first}") from None
+  return Trained(workdir, config, src_vocab, tgt_vocab, model, state.params, step)
+
+
+def vocabulary_difference(a, b) -> str | None:
+  """How two tokenizers differ ('N vs M entries', or the first differing id), or None."""
+  words_a, words_b = a.words, b.words
+  if type(a) is not type(b):
+    return f"{type(a).__name__} vs {type(b).__name__}"
+  if len(words_a) != len(words_b):
+    return f"{len(words_a)} vs {len(words_b)} entries"
+  for i, (x, y) in enumerate(zip(words_a, words_b)):
+    if x != y:
+      return f"id {i} is {x!r} vs {y!r}"
+  return None
+
+
+def load_ensemble(workdirs: list[str]) -> list[Trained]:
+  """Every workdir loaded; CheckpointError when two do not share both vocabularies."""
+  members = [load(w) for w in workdirs]
+  first = members[0]
+  for other in members[1:]:
+    for side in ("target", "source"):
+      attr = "tgt_vocab" if side == "target" else "src_vocab"
+      difference = vocabulary_difference(getattr(first, attr), getattr(other, attr))
+      if difference:
+        raise CheckpointError(
+            f"an ensemble needs one {side} vocabulary, and {other.workdir!r} differs from "
+            f"{first.workdir!r} ({difference}); ensemble models trained with the same "
+            f"tokenizers")
+  return members
