@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxseq import decode, ensemble
+from jaxseq import batching, decode, ensemble
 from jaxseq.vocab import BOS, EOS, PAD
 
 Array = jax.Array
-NEG_INF = -1e9  # a log-probability no real hypothesis reaches; finite so that 0 * it is 0
+NEG_INF = batching.NEG_INF  # a log-probability no real hypothesis reaches
 
 
 class BeamResult(NamedTuple):

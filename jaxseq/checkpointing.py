@@ -34,6 +34,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from jaxseq import quiet_restore
+from jaxseq.errors import CheckpointError  # noqa: F401  (raised here, caught by the commands)
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -41,10 +42,6 @@ DAMAGED_DIR = "damaged_checkpoints"
 # Config fields a resumed run must share with the run that wrote the workdir: they fix the
 # shapes of the saved arrays, the vocabulary and the order of the training data.
 RESUME_FIELDS = ("model", "dataset", "data", "seed")
-
-
-class CheckpointError(RuntimeError):
-  """A checkpoint is missing, damaged, or does not fit the model asked for."""
 
 
 def prepare_workdir(workdir: str):

@@ -1,4 +1,5 @@
-"""The error a wrong config value raises, shared by the modules that check one."""
+"""The errors that the commands turn into one line and exit status 2, shared by the modules
+that raise them (kept free of heavy imports, so that a command can catch them cheaply)."""
 
 
 class ConfigError(ValueError):
@@ -7,3 +8,11 @@ class ConfigError(ValueError):
   def __init__(self, field: str, value, allowed: str):
     super().__init__(f"config.{field}={value!r} is not allowed; expected {allowed}")
     self.field = field
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint is missing, damaged, or does not fit the model asked for."""
+
+
+class ArtifactError(ValueError):
+  """An exported translator cannot be used; the message names the file."""

@@ -17,31 +17,13 @@ from typing import NamedTuple
 import jax
 import numpy as np
 import sacrebleu
-from tqdm import tqdm
 
-from jaxseq import alignment, beam_search, decode, ensemble, input_pipeline, steps
-from jaxseq.vocab import EOS, PAD
+from jaxseq import alignment, batching, beam_search, decode, ensemble, input_pipeline, steps
+from jaxseq.batching import Output
 
 SEARCHES = ("greedy", "beam")  # what config.decode.eval_search takes
 # What translate_ids(search=...) takes: those, and drawing outputs at random (`decode.sample`).
 ALL_SEARCHES = SEARCHES + ("sample",)
-
-
-class Hypothesis(NamedTuple):
-  """One translation of one sentence."""
-  ids: list[int]         # target token ids, without EOS
-  score: float           # beam: log P / length penalty; greedy and sampling: log P
-  attention: np.ndarray  # [len(ids) (+ 1 for EOS when it ended), src_len]
-  ended: bool            # whether it emitted EOS (else it hit the output limit)
-
-
-class Output(NamedTuple):
-  """One sentence's translation(s), best first (empty for an empty source)."""
-  nbest: list[Hypothesis]
-
-  @property
-  def best(self) -> Hypothesis | None:
-    return self.nbest[0] if self.nbest else None
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -89,14 +71,6 @@ def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> d
   return {"loss": nll, "perplexity": float(np.exp(nll)), "token_accuracy": totals["correct"] / tokens}
 
 
-def source_width(longest: int, max_length: int) -> int:
-  """The padded source width of a batch: a power of two >= longest, in [4, max_length]."""
-  width = 4
-  while width < longest:
-    width *= 2
-  return min(width, max_length)
-
-
 def _search_batch(model, params, src, prefix, keys, *, search: str, settings: dict,
                   nbest: int, max_length: int):
   """One padded batch through the chosen search -> numpy (tokens [B, n, L], lengths
@@ -123,59 +97,30 @@ def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
                   max_length: int, search: str, settings: dict, nbest: int = 1,
                   prefixes: list[list[int]] | None = None, progress: str | None = None
                   ) -> list[Output]:
-  """Translates source id arrays (each 1..max_length ids) in fixed-shape batches, in order.
+  """Translates source id arrays (each 1..max_length ids) in fixed-shape batches, in order
+  (`batching.translate_in_batches`).
 
   model, params: one model, or tuples of them (an ensemble). search: "greedy" (up to
   max_length tokens), "beam" (settings' beam_size, alpha and source-relative output
   limit; nbest best) or "sample" (settings' temperature, top_k, top_p and seed; nbest
   draws, most likely first; sentence i draws with fold_in(key(seed), i), so its outputs
   do not depend on the batch). prefixes: per source, target ids every output must start
-  with (empty: none). Every batch is [batch_size, width] with width the power of two (at
-  least 4, at most max_length) that holds its longest source, so a few compilations
-  serve every batch. Sentences are batched by source length (and put back in order):
-  the encoder then reads little padding, and a batch's decoding loop, which runs until
-  its longest output ends, wastes few steps.
+  with (empty: none).
   """
   if search not in ALL_SEARCHES:
     raise ValueError(f"search {search!r}; allowed: {', '.join(ALL_SEARCHES)}")
-  prefixes = prefixes if prefixes is not None else [[] for _ in sources]
   seed_key = jax.random.key(int(settings.get("seed", 0)))
-  order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-  outputs = {}
-  bar = tqdm(total=len(sources), desc=progress, unit="sent", leave=False,
-             disable=progress is None, dynamic_ncols=True)
-  for start in range(0, len(sources), batch_size):
-    chunk = order[start:start + batch_size]
-    width = source_width(max(len(sources[i]) for i in chunk), max_length)
-    src = np.full((batch_size, width), PAD, np.int32)
-    for row, i in enumerate(chunk):
-      src[row, :len(sources[i])] = sources[i]
-    prefix = None
-    longest_prefix = max(len(prefixes[i]) for i in chunk)
-    if longest_prefix:
-      prefix = np.full((batch_size, source_width(longest_prefix, max_length)), PAD, np.int32)
-      for row, i in enumerate(chunk):
-        prefix[row, :len(prefixes[i])] = prefixes[i]
+
+  def search_batch(src, prefix, rows):
     keys = None
     if search == "sample":
-      rows = np.asarray(list(chunk) + [0] * (batch_size - len(chunk)), np.int32)
       keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(seed_key, i), nbest))(rows)
-    tokens, lengths, scores, attn = _search_batch(
-        model, params, src, prefix, keys, search=search, settings=settings, nbest=nbest,
-        max_length=max_length)
-    for row, i in enumerate(chunk):
-      found = []
-      for r in range(tokens.shape[1]):
-        if scores[row, r] <= beam_search.NEG_INF / 2:  # a beam slot left empty
-          continue
-        n = int(lengths[row, r])
-        ended = n < tokens.shape[-1] and tokens[row, r, n] == EOS
-        found.append(Hypothesis(tokens[row, r, :n].tolist(), float(scores[row, r]),
-                                attn[row, r, :n + int(ended), :len(sources[i])], bool(ended)))
-      outputs[i] = Output(found)
-    bar.update(len(chunk))
-  bar.close()
-  return [outputs[i] for i in range(len(sources))]
+    return _search_batch(model, params, src, prefix, keys, search=search, settings=settings,
+                         nbest=nbest, max_length=max_length)
+
+  return batching.translate_in_batches(sources, search_batch, batch_size=batch_size,
+                                       max_length=max_length, prefixes=prefixes,
+                                       progress=progress)
 
 
 def reference_streams(references: list[list[str]]) -> list[list[str | None]]:

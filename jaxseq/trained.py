@@ -88,3 +88,27 @@ def load_ensemble(workdirs: list[str]) -> list[Trained]:
             f"{first.workdir!r} ({difference}); ensemble models trained with the same "
             f"tokenizers")
   return members
+
+
+class Loaded:
+  """One workdir's model, or several as an ensemble, behind `translate_ids` (the interface
+  `artifact.Artifact` shares): the first workdir's tokenizers and config.decode."""
+
+  def __init__(self, workdirs: list[str]):
+    self.members = load_ensemble(workdirs)
+    first = self.members[0]
+    self.src_vocab, self.tgt_vocab, self.step = first.src_vocab, first.tgt_vocab, first.step
+    self.settings = dict(first.config.decode.to_dict(), search="beam")
+    self.max_length = min(m.config.model.max_length for m in self.members)
+    if len(self.members) == 1:
+      self.model, self.params = first.model, first.params
+    else:
+      self.model = tuple(m.model for m in self.members)
+      self.params = tuple(m.params for m in self.members)
+
+  def translate_ids(self, sources, **options):
+    """evaluation.translate_ids with these models (batch_size, search, settings, nbest,
+    prefixes, progress)."""
+    from jaxseq import evaluation
+    return evaluation.translate_ids(self.model, self.params, sources,
+                                    max_length=self.max_length, **options)

@@ -44,9 +44,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
       prog="jaxseq-translate", description="Translate with a trained jaxseq workdir.")
   parser.add_argument("texts", nargs="*", metavar="TEXT",
                       help="sentences to translate (default: lines of --input or stdin)")
-  parser.add_argument("--workdir", required=True, action="append",
+  parser.add_argument("--workdir", action="append",
                       help="directory written by train.py; give it several times to decode "
                       "with the ensemble of those models (same vocabularies)")
+  parser.add_argument("--artifact",
+                      help="directory written by jaxseq-export (instead of --workdir)")
   parser.add_argument("--input", help="file with one sentence per line")
   parser.add_argument("--beam_size", type=int, help="default: config.decode.beam_size")
   parser.add_argument("--alpha", type=float, help="length penalty; default: config.decode.alpha")
@@ -74,6 +76,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--attention_plot", metavar="FILE.png",
                       help="attention heatmap of the (single) sentence")
   args = parser.parse_args(argv)
+  if bool(args.workdir) == bool(args.artifact):
+    parser.error("give --workdir (one or more) or --artifact, exactly one of the two")
   for name in ("beam_size", "nbest", "batch_size"):
     value = getattr(args, name)
     if value is not None and value < 1:
@@ -143,26 +147,24 @@ def parse_json_lines(lines: list[str], name: str) -> list[Request]:
 
 
 class Translator:
-  """One trained workdir, or several as an ensemble, ready to translate."""
+  """Text in, translations out, over a trained workdir (`trained.Loaded`: one model or an
+  ensemble) or an exported artifact (`artifact.Artifact`)."""
 
-  def __init__(self, workdirs: list[str]):
+  def __init__(self, workdirs: list[str] | None = None, artifact: str | None = None):
     # Imported here so that `--help` and flag mistakes answer before JAX starts.
-    from absl import logging
-
-    from jaxseq import evaluation, trained
-    logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only restores
-    self.members = trained.load_ensemble(workdirs)
-    first = self.members[0]
-    self.config, self.src_vocab, self.tgt_vocab = first.config, first.src_vocab, first.tgt_vocab
-    self.step = first.step
-    self.settings = dict(first.config.decode.to_dict(), search="beam")
-    self.max_length = min(m.config.model.max_length for m in self.members)
-    if len(self.members) == 1:
-      self.model, self.params = first.model, first.params
+    if artifact is not None:
+      from jaxseq import artifact as artifact_lib
+      self.backend = artifact_lib.Artifact(artifact)
     else:
-      self.model = tuple(m.model for m in self.members)
-      self.params = tuple(m.params for m in self.members)
-    self._evaluation = evaluation
+      from absl import logging
+
+      from jaxseq import trained
+      logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only restores
+      self.backend = trained.Loaded(workdirs)
+    backend = self.backend
+    self.src_vocab, self.tgt_vocab = backend.src_vocab, backend.tgt_vocab
+    self.step, self.max_length = backend.step, backend.max_length
+    self.settings = dict(backend.settings)
 
   def prefix_ids(self, prefix: str, where: str) -> list[int]:
     """Target ids of a prefix; InputError when the target tokenizer cannot represent it."""
@@ -194,11 +196,13 @@ class Translator:
               f"{self.max_length} (model.max_length) are translated", file=sys.stderr)
       sources.append(ids[:self.max_length])
     todo = [i for i, ids in enumerate(sources) if ids]
-    outputs = self._evaluation.translate_ids(
-        self.model, self.params, [np.asarray(sources[i], np.int32) for i in todo],
-        batch_size=batch_size, max_length=self.max_length, search=self.settings["search"],
-        settings=self.settings, nbest=nbest, prefixes=[prefixes[i] for i in todo],
-        progress="translate" if progress else None)
+    try:
+      outputs = self.backend.translate_ids(
+          [np.asarray(sources[i], np.int32) for i in todo], batch_size=batch_size,
+          search=self.settings["search"], settings=self.settings, nbest=nbest,
+          prefixes=[prefixes[i] for i in todo], progress="translate" if progress else None)
+    except ValueError as e:  # what an exported artifact cannot do
+      raise InputError(str(e)) from None
     by_line = dict(zip(todo, outputs))
     for i, request in enumerate(requests):
       src_tokens = [self.src_vocab.words[t] for t in sources[i]]
@@ -304,13 +308,13 @@ def _apply_flags(translator: Translator, args):
 
 def run(argv: list[str]) -> int:
   args = parse_args(argv)
-  from jaxseq import checkpointing
+  from jaxseq.errors import ArtifactError, CheckpointError
   try:
     requests = _read_requests(args)
     if args.attention_plot and (requests is None or len(requests) != 1):
       raise InputError("--attention_plot draws one sentence; give exactly one "
                        f"(got {'an interactive session' if requests is None else len(requests)})")
-    translator = Translator(args.workdir)
+    translator = Translator(args.workdir, args.artifact)
     _apply_flags(translator, args)
     if requests is None:
       for text in _interactive(translator, args):
@@ -319,7 +323,7 @@ def run(argv: list[str]) -> int:
     results = translator.translate(requests, nbest=args.nbest, batch_size=args.batch_size,
                                    alignments=args.alignments,
                                    progress=len(requests) > args.batch_size)
-  except (InputError, checkpointing.CheckpointError) as e:
+  except (InputError, CheckpointError, ArtifactError) as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
   for index, result in enumerate(results):

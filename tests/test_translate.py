@@ -32,12 +32,13 @@ def translate_process(workdir, *args, stdin: bytes | None = b""):
 
 @pytest.fixture
 def translate(capsys, monkeypatch):
-  """jaxseq.translate.run in this process, stdin given as bytes: (status, stdout, stderr)."""
+  """jaxseq.translate.run in this process, stdin given as bytes: (status, stdout, stderr).
+  workdir None: no --workdir (an artifact is given in args)."""
   def run(workdir, *args, stdin: bytes = b""):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
     capsys.readouterr()
     try:
-      status = translate_cli.run([f"--workdir={workdir}", *args])
+      status = translate_cli.run([f"--workdir={workdir}"] * (workdir is not None) + list(args))
     except SystemExit as e:  # argparse's answer to a flag mistake
       status = e.code
     out, err = capsys.readouterr()
