@@ -183,9 +183,12 @@ class Translator:
     return ids
 
   def translate(self, requests: list[Request], *, nbest: int, batch_size: int,
-                alignments: bool = False, progress: bool = False) -> list[dict]:
+                alignments: bool = False, progress: bool = False,
+                settings: dict | None = None) -> list[dict]:
     """One dict per request: translation, score, nbest [{translation, score(, alignment)}],
-    source and output tokens, attention (and alignment). InputError for a bad prefix."""
+    source and output tokens, attention (and alignment). InputError for a bad prefix.
+    settings: the decoding settings of this call (default: self.settings)."""
+    settings = self.settings if settings is None else settings
     from jaxseq import alignment
     prefixes = [self.prefix_ids(r.prefix, f"line {n}") for n, r in enumerate(requests, 1)]
     sources, results = [], []
@@ -199,7 +202,7 @@ class Translator:
     try:
       outputs = self.backend.translate_ids(
           [np.asarray(sources[i], np.int32) for i in todo], batch_size=batch_size,
-          search=self.settings["search"], settings=self.settings, nbest=nbest,
+          search=settings["search"], settings=settings, nbest=nbest,
           prefixes=[prefixes[i] for i in todo], progress="translate" if progress else None)
     except ValueError as e:  # what an exported artifact cannot do
       raise InputError(str(e)) from None

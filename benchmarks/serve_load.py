@@ -1,0 +1,147 @@
+"""Load on jaxseq-serve over loopback: N concurrent clients against one client at a time.
+
+    python train.py --workdir=/tmp/default
+    python benchmarks/serve_load.py --workdir=/tmp/default --clients=32 --requests=1024
+
+Starts `jaxseq-serve` on a free loopback port (compilation happens before it listens and is
+not timed), then sends the same held-out sentences of the workdir's corpus, one sentence a
+request: first one request at a time from one client, then from --clients concurrent
+clients (each with its own keep-alive connection) until --requests are answered. Reports
+sentences per second, p50 / p99 latency and failed requests for both, with the hardware,
+in benchmarks/results/serving/load.json. Bounded: at most --requests requests a phase and
+--seconds of sending.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import quality  # noqa: E402
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _sentences(workdir: str, count: int) -> list[str]:
+  from jaxseq import checkpointing, data
+  config = checkpointing.load_config(workdir)
+  corpus = data.load_corpus(config, workdir)
+  sources = [s for s, _ in corpus.eval] or [s for s, _ in corpus.train]
+  return [sources[i % len(sources)] for i in range(count)]
+
+
+class Client:
+  """One keep-alive HTTP connection; `ask` returns (ok, seconds)."""
+
+  def __init__(self, port: int):
+    self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+  def ask(self, text: str) -> tuple[bool, float]:
+    body = json.dumps({"text": text})
+    started = time.perf_counter()
+    try:
+      self.connection.request("POST", "/translate", body,
+                              {"Content-Type": "application/json"})
+      response = self.connection.getresponse()
+      ok = response.status == 200 and bool(json.loads(response.read())["translations"])
+    except (OSError, http.client.HTTPException, ValueError):
+      ok = False
+      self.connection.close()
+    return ok, time.perf_counter() - started
+
+
+def phase(port: int, sentences: list[str], clients: int, seconds: float) -> dict:
+  """Sends every sentence from `clients` threads (each takes the next one); statistics."""
+  latencies, failures, lock = [], [0], threading.Lock()
+  position = [0]
+  stop_at = time.perf_counter() + seconds
+
+  def work():
+    client = Client(port)
+    while time.perf_counter() < stop_at:
+      with lock:
+        if position[0] >= len(sentences):
+          return
+        text = sentences[position[0]]
+        position[0] += 1
+      ok, took = client.ask(text)
+      with lock:
+        latencies.append(took)
+        failures[0] += not ok
+  started = time.perf_counter()
+  threads = [threading.Thread(target=work) for _ in range(clients)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  elapsed = time.perf_counter() - started
+  ordered = sorted(latencies)
+  return {"clients": clients, "requests": len(latencies), "failed": failures[0],
+          "seconds": round(elapsed, 3), "sentences_per_second": len(latencies) / elapsed,
+          "latency_p50": statistics.median(ordered),
+          "latency_p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]}
+
+
+def main(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--clients", type=int, default=32)
+  parser.add_argument("--requests", type=int, default=1024, help="per phase, at most")
+  parser.add_argument("--sequential_requests", type=int, default=128,
+                      help="requests of the one-at-a-time phase")
+  parser.add_argument("--seconds", type=float, default=120, help="per phase, at most")
+  parser.add_argument("--max_batch", type=int, default=32)
+  parser.add_argument("--out", default=os.path.join(quality.RESULTS, "serving", "load.json"))
+  args = parser.parse_args(argv)
+  sentences = _sentences(args.workdir, args.requests)
+  port = _free_port()
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  server = subprocess.Popen(
+      [sys.executable, "-m", "jaxseq.serve", f"--workdir={args.workdir}", f"--port={port}",
+       f"--max_batch={args.max_batch}"], env=env, stderr=subprocess.PIPE, text=True)
+  try:
+    started = server.stderr.readline()  # the line it prints once every shape is compiled
+    if "compiled" not in started:
+      raise SystemExit(f"error: jaxseq-serve did not start: {started}{server.stderr.read()}")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+      try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        break
+      except OSError:
+        time.sleep(0.1)
+    Client(port).ask(sentences[0])  # one request before timing
+    one_at_a_time = phase(port, sentences[:args.sequential_requests], 1, args.seconds)
+    concurrent = phase(port, sentences, args.clients, args.seconds)
+  finally:
+    server.terminate()
+    server.wait(timeout=120)
+  record = {
+      "command": "python benchmarks/serve_load.py " + " ".join(argv),
+      "server": started.strip(), "max_batch": args.max_batch,
+      "one_at_a_time": one_at_a_time, "concurrent": concurrent,
+      "speedup": concurrent["sentences_per_second"] / one_at_a_time["sentences_per_second"],
+      "hardware": quality.hardware(),
+  }
+  os.makedirs(os.path.dirname(args.out), exist_ok=True)
+  with open(args.out, "w") as f:
+    json.dump(record, f, indent=2)
+  print(json.dumps({k: record[k] for k in ("one_at_a_time", "concurrent", "speedup")}, indent=1))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,360 @@
+"""jaxseq-serve: a translation service over HTTP, batching the requests that arrive together.
+
+    jaxseq-serve --workdir=workdir               # or --artifact=translator/
+    curl -s localhost:8000/translate -d '{"text": ["forty two", "seven"], "nbest": 2}'
+
+POST /translate takes {"text": "..."} or {"text": ["...", ...]}, and optionally
+"beam_size" (one of --beam_sizes), "nbest" (at most the beam size) and "attention"
+(true: the weights with the source and output tokens). It answers {"translations": [...]},
+one object per text: translation, score, and when asked nbest and attention. GET /health
+says the service is up and which model it serves; GET / is a page that translates and
+draws the attention.
+
+Built on Starlette (the ASGI toolkit under FastAPI, small enough that every request is
+validated here, so that each mistake gets one readable message) and uvicorn (the reference
+ASGI server; on SIGTERM it stops accepting connections, lets the requests in flight
+finish, then exits 0). Texts from all requests waiting at once go to the model together:
+one device call of up to --max_batch texts, after waiting at most --max_wait_ms for more.
+Batches are padded to a few fixed row counts and source widths, and every one of those
+shapes is compiled before the server listens, so no request ever waits for a compilation.
+"""
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import sys
+import time
+from typing import NamedTuple
+
+from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser
+
+FIELDS = ("text", "beam_size", "nbest", "attention")
+
+
+class RequestError(Exception):
+  """A request the service refuses: an HTTP status and one readable message."""
+
+  def __init__(self, status: int, message: str):
+    super().__init__(message)
+    self.status = status
+
+
+class Limits(NamedTuple):
+  max_texts: int    # texts per request
+  max_chars: int    # characters per text
+  beam_sizes: tuple  # beam sizes a request may ask for (compiled at start)
+  beam_size: int     # the default
+
+
+class Job(NamedTuple):
+  texts: list[str]
+  beam_size: int
+  nbest: int
+  attention: bool
+
+
+def _int_field(item: dict, name: str, default: int) -> int:
+  value = item.get(name, default)
+  if isinstance(value, bool) or not isinstance(value, int):
+    raise RequestError(400, f"{name!r} must be an integer, not {json.dumps(value)}")
+  return value
+
+
+def parse_request(body: bytes, limits: Limits) -> Job:
+  """The translation job of a POST /translate body; RequestError says what is wrong."""
+  try:
+    text = body.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise RequestError(400, f"the body is not valid UTF-8 (byte 0x{body[e.start]:02x} at "
+                       f"offset {e.start})") from None
+  try:
+    item = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise RequestError(400, f"the body is not valid JSON ({e.msg} at line {e.lineno}, "
+                       f"column {e.colno})") from None
+  if not isinstance(item, dict):
+    raise RequestError(400, 'the body must be a JSON object like {"text": "..."}')
+  unknown = sorted(set(item) - set(FIELDS))
+  if unknown:
+    raise RequestError(400, f"unknown field {unknown[0]!r}; allowed: {', '.join(FIELDS)}")
+  if "text" not in item:
+    raise RequestError(400, '"text" is missing: give a string or a list of strings')
+  texts = item["text"]
+  if isinstance(texts, str):
+    texts = [texts]
+  elif not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+    raise RequestError(400, '"text" must be a string or a list of strings')
+  if not texts:
+    raise RequestError(400, '"text" is an empty list; give at least one string')
+  if len(texts) > limits.max_texts:
+    raise RequestError(413, f"{len(texts)} texts in one request; at most {limits.max_texts}")
+  for i, t in enumerate(texts):
+    if len(t) > limits.max_chars:
+      raise RequestError(413, f"text {i} has {len(t)} characters; at most {limits.max_chars}")
+  beam_size = _int_field(item, "beam_size", limits.beam_size)
+  if beam_size not in limits.beam_sizes:
+    raise RequestError(400, f"beam_size {beam_size} is not served; allowed: "
+                       f"{', '.join(map(str, limits.beam_sizes))}")
+  nbest = _int_field(item, "nbest", 1)
+  if not 1 <= nbest <= beam_size:
+    raise RequestError(400, f"nbest {nbest} must be between 1 and the beam size ({beam_size})")
+  attention = item.get("attention", False)
+  if not isinstance(attention, bool):
+    raise RequestError(400, f"'attention' must be true or false, not {json.dumps(attention)}")
+  return Job(texts, beam_size, nbest, attention)
+
+
+def row_buckets(max_batch: int) -> list[int]:
+  """The row counts a batch is padded to: 1, 4, 16, ... and max_batch."""
+  rows, n = [], 1
+  while n < max_batch:
+    rows.append(n)
+    n *= 4
+  return rows + [max_batch]
+
+
+class Batcher:
+  """Collects the texts of concurrent requests and translates them in shared batches.
+
+  One worker task takes the first waiting text, waits up to max_wait seconds for more (up
+  to max_batch), and runs the batch in a single thread, one device call at a time.
+  """
+
+  def __init__(self, translator, max_batch: int, max_wait: float):
+    self.translator, self.max_batch, self.max_wait = translator, max_batch, max_wait
+    self.rows = row_buckets(max_batch)
+    self.queue: asyncio.Queue = asyncio.Queue()
+    self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    self.batches = 0    # device calls so far
+    self.in_flight = 0  # requests waiting for their translations
+
+  def translate_now(self, texts: list[str], beam_size: int) -> list[dict]:
+    """One device call (blocking): texts of one beam size, padded to a row bucket."""
+    from jaxseq.translate import Request
+    rows = next(r for r in self.rows if r >= len(texts))
+    settings = dict(self.translator.settings, beam_size=beam_size, search="beam")
+    return self.translator.translate([Request(t) for t in texts], nbest=beam_size,
+                                     batch_size=rows, settings=settings)
+
+  def compile_all(self, beam_sizes, max_length: int) -> int:
+    """Runs every (beam size, row count, source width) once, so that none compiles later."""
+    import numpy as np
+
+    from jaxseq import batching
+    count = 0
+    for beam_size in beam_sizes:
+      settings = dict(self.translator.settings, beam_size=beam_size, search="beam")
+      for rows in self.rows:
+        for width in batching.widths(max_length):
+          source = np.full(width, 4, np.int32)  # `width` tokens: a batch of exactly that width
+          self.translator.backend.translate_ids([source] * rows, batch_size=rows, search="beam",
+                                                settings=settings, nbest=beam_size)
+          count += 1
+    return count
+
+  async def submit(self, texts: list[str], beam_size: int) -> list[dict]:
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future() for _ in texts]
+    for text, future in zip(texts, futures):
+      self.queue.put_nowait((text, beam_size, future))
+    self.in_flight += 1
+    try:
+      return list(await asyncio.gather(*futures))
+    finally:
+      self.in_flight -= 1
+
+  async def run(self):
+    loop = asyncio.get_running_loop()
+    while True:
+      waiting = [await self.queue.get()]
+      deadline = loop.time() + self.max_wait
+      while len(waiting) < self.max_batch:
+        timeout = deadline - loop.time()
+        if timeout <= 0:
+          break
+        try:
+          waiting.append(await asyncio.wait_for(self.queue.get(), timeout))
+        except TimeoutError:
+          break
+      for beam_size in sorted({b for _, b, _ in waiting}):
+        group = [(t, f) for t, b, f in waiting if b == beam_size]
+        try:
+          results = await loop.run_in_executor(
+              self.executor, self.translate_now, [t for t, _ in group], beam_size)
+        except Exception as e:  # noqa: BLE001  (reported to every request of the batch)
+          results = [e] * len(group)
+        self.batches += 1
+        for (_, future), result in zip(group, results):
+          if future.done():  # its client went away
+            continue
+          if isinstance(result, Exception):
+            future.set_exception(result)
+          else:
+            future.set_result(result)
+
+
+def answer(result: dict, job: Job) -> dict:
+  """The response object of one translated text."""
+  out = {"translation": result["translation"], "score": result["score"]}
+  if job.nbest > 1:
+    out["nbest"] = result["nbest"][:job.nbest]
+  if job.attention:
+    out.update(source_tokens=result["source_tokens"], output_tokens=result["output_tokens"],
+               attention=result["attention"])
+  return out
+
+
+def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict):
+  """The Starlette application (the batcher's worker starts with it)."""
+  from starlette.applications import Starlette
+  from starlette.exceptions import HTTPException
+  from starlette.requests import ClientDisconnect, Request
+  from starlette.responses import HTMLResponse, JSONResponse, Response
+  from starlette.routing import Route
+
+  from jaxseq import page
+  body_limit = limits.max_texts * (limits.max_chars * 4 + 16) + 4096  # UTF-8, JSON quoting
+
+  def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+  async def translate(request: Request) -> Response:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > body_limit:
+      return error(413, f"the body has {length} bytes; at most {body_limit}")
+    try:
+      body = await request.body()
+    except ClientDisconnect:
+      return Response(status_code=499)  # nobody reads it
+    if len(body) > body_limit:
+      return error(413, f"the body has {len(body)} bytes; at most {body_limit}")
+    try:
+      job = parse_request(body, limits)
+    except RequestError as e:
+      return error(e.status, str(e))
+    started = time.perf_counter()
+    results = await batcher.submit(job.texts, job.beam_size)
+    return JSONResponse({"translations": [answer(r, job) for r in results],
+                         "seconds": round(time.perf_counter() - started, 4)})
+
+  async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", **model_info, "batches": batcher.batches,
+                         "in_flight": batcher.in_flight})
+
+  async def index(request: Request) -> Response:
+    return HTMLResponse(page.HTML)
+
+  async def http_error(request: Request, exc: HTTPException) -> Response:
+    message = {404: f"no such path {request.url.path!r}; paths: /, /health, /translate",
+               405: f"{request.method} is not allowed on {request.url.path}"}
+    return error(exc.status_code, message.get(exc.status_code, exc.detail))
+
+  @contextlib.asynccontextmanager
+  async def lifespan(app):
+    worker = asyncio.create_task(batcher.run())
+    yield
+    worker.cancel()
+
+  return Starlette(routes=[Route("/", index), Route("/health", health),
+                           Route("/translate", translate, methods=["POST"])],
+                   exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+  parser = OneLineParser(prog="jaxseq-serve", description="Serve translations over HTTP.")
+  parser.add_argument("--workdir", help="directory written by train.py")
+  parser.add_argument("--artifact", help="directory written by jaxseq-export")
+  parser.add_argument("--host", default="127.0.0.1")
+  parser.add_argument("--port", type=int, default=8000)
+  parser.add_argument("--beam_sizes", default="",
+                      help="comma-separated beam sizes requests may ask for (default: "
+                      "config.decode.beam_size; an artifact: what it holds)")
+  parser.add_argument("--max_batch", type=int, default=32, help="texts per device call")
+  parser.add_argument("--max_wait_ms", type=float, default=5.0,
+                      help="how long a batch waits for more texts")
+  parser.add_argument("--max_texts", type=int, default=32, help="texts per request")
+  parser.add_argument("--max_chars", type=int, default=1000, help="characters per text")
+  args = parser.parse_args(argv)
+  if bool(args.workdir) == bool(args.artifact):
+    parser.error("give --workdir or --artifact, exactly one of the two")
+  for name in ("max_batch", "max_texts", "max_chars"):
+    if getattr(args, name) < 1:
+      parser.error(f"--{name}={getattr(args, name)} is not allowed; expected an integer >= 1")
+  if args.max_wait_ms < 0:
+    parser.error(f"--max_wait_ms={args.max_wait_ms} is not allowed; expected a number >= 0")
+  if not 0 <= args.port < 65536:
+    parser.error(f"--port={args.port} is not allowed; expected 0..65535")
+  try:
+    args.beam_sizes = sorted({int(b) for b in args.beam_sizes.split(",") if b.strip()})
+  except ValueError:
+    parser.error(f"--beam_sizes={args.beam_sizes!r} is not allowed; expected integers >= 1")
+  if any(b < 1 for b in args.beam_sizes):
+    parser.error(f"--beam_sizes={args.beam_sizes} is not allowed; expected integers >= 1")
+  return args
+
+
+def run(argv: list[str]) -> int:
+  args = parse_args(argv)
+  import uvicorn
+
+  from jaxseq import artifact
+  from jaxseq.errors import ArtifactError, CheckpointError
+  from jaxseq.translate import Translator
+  started = time.perf_counter()
+  artifact.use_compilation_cache()  # later starts load the compiled shapes
+  try:
+    translator = Translator([args.workdir] if args.workdir else None, args.artifact)
+  except (CheckpointError, ArtifactError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  served = getattr(translator.backend, "beam_sizes", None)
+  beam_sizes = args.beam_sizes or served or [int(translator.settings["beam_size"])]
+  if served and not set(beam_sizes) <= set(served):
+    print(f"error: --beam_sizes={beam_sizes} is not allowed; the artifact holds "
+          f"{', '.join(map(str, served))}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  default_beam = int(translator.settings["beam_size"])
+  if default_beam not in beam_sizes:
+    default_beam = beam_sizes[-1]
+  limits = Limits(args.max_texts, args.max_chars, tuple(beam_sizes), default_beam)
+  batcher = Batcher(translator, args.max_batch, args.max_wait_ms / 1000)
+  shapes = batcher.compile_all(beam_sizes, translator.max_length)
+  print(f"jaxseq-serve: model of step {translator.step}, {shapes} shapes compiled in "
+        f"{time.perf_counter() - started:.1f} s; http://{args.host}:{args.port}/",
+        file=sys.stderr, flush=True)
+  info = {"model": args.artifact or args.workdir, "step": translator.step,
+          "beam_sizes": list(beam_sizes), "max_batch": args.max_batch}
+  app = make_app(translator, limits, batcher, info)
+  config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                          timeout_graceful_shutdown=60)
+  server = type("Server", (uvicorn.Server,),
+                {"capture_signals": contextlib.contextmanager(_graceful)})(config)
+  server.run()
+  return 0 if server.started else EXIT_BAD_INPUT  # not started: the port was not free
+
+
+def _graceful(server):
+  """SIGTERM and SIGINT: stop accepting, finish the requests in flight, return (exit 0).
+
+  uvicorn's own handlers do the same but raise the signal again at the end, which makes
+  the exit status say "killed"."""
+  import signal
+
+  def stop(signum, frame):
+    server.should_exit = True
+  previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+
+
+def main() -> int:
+  return run(sys.argv[1:])
+
+
+if __name__ == "__main__":
+  sys.exit(main())
