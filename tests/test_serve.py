@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from jaxseq import serve
+from jaxseq import export, serve
 from tests.conftest import REPO, subprocess_env
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,14 +28,15 @@ def _free_port() -> int:
 
 
 class Server:
-  """jaxseq-serve in a subprocess, ready once /health answers."""
+  """jaxseq-serve in a subprocess, ready once /health answers (workdir None: flags give
+  --artifact)."""
 
   def __init__(self, workdir: str, *flags: str):
     self.port = _free_port()
     self.url = f"http://127.0.0.1:{self.port}"
     self.proc = subprocess.Popen(
-        [sys.executable, "-m", "jaxseq.serve", f"--workdir={workdir}", f"--port={self.port}",
-         *flags], cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE,
+        [sys.executable, "-m", "jaxseq.serve", f"--port={self.port}", *flags]
+        + [f"--workdir={workdir}"] * (workdir is not None), cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -183,9 +184,13 @@ def test_the_page_translates_and_draws_the_attention(server, tmp_path):
   assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_sigterm_lets_the_request_in_flight_finish(trained_workdir):
-  # A long batching wait keeps the request in flight while the signal arrives.
-  s = Server(trained_workdir, "--max_batch=1", "--max_wait_ms=3000")
+def test_sigterm_lets_the_request_in_flight_finish(trained_workdir, tmp_path):
+  # Served from an exported artifact; a long batching wait keeps the request in flight
+  # while the signal arrives.
+  assert export.run([f"--workdir={trained_workdir}", f"--out={tmp_path / 'artifact'}"]) == 0
+  s = Server(None, f"--artifact={tmp_path / 'artifact'}", "--max_batch=2",
+             "--max_wait_ms=3000")
+  assert json.loads(s.get("/health")[1])["beam_sizes"] == [1, 4]
   answer = {}
   thread = threading.Thread(target=lambda: answer.update(result=s.post({"text": "seven"})))
   thread.start()
