@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 from jaxseq.artifact import FORMAT, FORMAT_VERSION, MANIFEST, sha256
-from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser
+from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser, beam_sizes_flag
 
 PARAMS = "params.npz"
 
@@ -41,13 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--platforms", default="",
                       help="comma-separated: cpu, cuda, rocm, tpu (default: this machine's)")
   args = parser.parse_args(argv)
-  try:
-    args.beam_sizes = sorted({int(b) for b in args.beam_sizes.split(",") if b.strip()})
-  except ValueError:
-    parser.error(f"--beam_sizes={args.beam_sizes!r} is not allowed; expected integers >= 1 "
-                 "separated by commas")
-  if any(b < 1 for b in args.beam_sizes):
-    parser.error(f"--beam_sizes={args.beam_sizes} is not allowed; expected integers >= 1")
+  args.beam_sizes = beam_sizes_flag(parser, args.beam_sizes)
   args.platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
   unknown = [p for p in args.platforms if p not in ("cpu", "cuda", "rocm", "tpu")]
   if unknown:

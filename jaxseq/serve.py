@@ -28,7 +28,7 @@ import sys
 import time
 from typing import NamedTuple
 
-from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser
+from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser, beam_sizes_flag
 
 FIELDS = ("text", "beam_size", "nbest", "attention")
 
@@ -286,12 +286,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.error(f"--max_wait_ms={args.max_wait_ms} is not allowed; expected a number >= 0")
   if not 0 <= args.port < 65536:
     parser.error(f"--port={args.port} is not allowed; expected 0..65535")
-  try:
-    args.beam_sizes = sorted({int(b) for b in args.beam_sizes.split(",") if b.strip()})
-  except ValueError:
-    parser.error(f"--beam_sizes={args.beam_sizes!r} is not allowed; expected integers >= 1")
-  if any(b < 1 for b in args.beam_sizes):
-    parser.error(f"--beam_sizes={args.beam_sizes} is not allowed; expected integers >= 1")
+  args.beam_sizes = beam_sizes_flag(parser, args.beam_sizes)
   return args
 
 

@@ -39,6 +39,19 @@ class OneLineParser(argparse.ArgumentParser):
     self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
+def beam_sizes_flag(parser: argparse.ArgumentParser, text: str) -> list[int]:
+  """The sorted beam sizes of a comma-separated --beam_sizes value ([] for ""); a mistake is
+  the parser's one-line error."""
+  try:
+    sizes = sorted({int(b) for b in text.split(",") if b.strip()})
+  except ValueError:
+    sizes = [0]
+  if any(b < 1 for b in sizes):
+    parser.error(f"--beam_sizes={text!r} is not allowed; expected integers >= 1 separated "
+                 "by commas")
+  return sizes
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
   parser = OneLineParser(
       prog="jaxseq-translate", description="Translate with a trained jaxseq workdir.")
