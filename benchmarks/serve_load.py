@@ -13,14 +13,13 @@ in benchmarks/results/serving/load.json. Bounded: at most --requests requests a 
 """
 
 import argparse
-import http.client
+import asyncio
 import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,55 +43,59 @@ def _sentences(workdir: str, count: int) -> list[str]:
 
 
 class Client:
-  """One keep-alive HTTP connection; `ask` returns (ok, seconds)."""
+  """One keep-alive HTTP/1.1 connection over asyncio streams (a thread per client would
+  spend the cores the server needs); `ask` returns (ok, seconds)."""
 
   def __init__(self, port: int):
-    self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    self.port = port
+    self.streams = None
 
-  def ask(self, text: str) -> tuple[bool, float]:
-    body = json.dumps({"text": text})
+  async def ask(self, text: str) -> tuple[bool, float]:
+    body = json.dumps({"text": text}).encode()
     started = time.perf_counter()
     try:
-      self.connection.request("POST", "/translate", body,
-                              {"Content-Type": "application/json"})
-      response = self.connection.getresponse()
-      ok = response.status == 200 and bool(json.loads(response.read())["translations"])
-    except (OSError, http.client.HTTPException, ValueError):
-      ok = False
-      self.connection.close()
+      if self.streams is None:
+        self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+      reader, writer = self.streams
+      writer.write(b"POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   b"Content-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+      head = await reader.readuntil(b"\r\n\r\n")
+      status = int(head.split(b" ", 2)[1])
+      length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:"))
+      answer = json.loads(await reader.readexactly(length))
+      ok = status == 200 and bool(answer["translations"])
+    except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
+      ok, self.streams = False, None
     return ok, time.perf_counter() - started
 
 
-def phase(port: int, sentences: list[str], clients: int, seconds: float) -> dict:
-  """Sends every sentence from `clients` threads (each takes the next one); statistics."""
-  latencies, failures, lock = [], [0], threading.Lock()
-  position = [0]
+async def _phase(port: int, sentences: list[str], clients: int, seconds: float) -> dict:
+  latencies, failures, position = [], [0], [0]
   stop_at = time.perf_counter() + seconds
 
-  def work():
+  async def work():
     client = Client(port)
-    while time.perf_counter() < stop_at:
-      with lock:
-        if position[0] >= len(sentences):
-          return
-        text = sentences[position[0]]
-        position[0] += 1
-      ok, took = client.ask(text)
-      with lock:
-        latencies.append(took)
-        failures[0] += not ok
+    while time.perf_counter() < stop_at and position[0] < len(sentences):
+      text = sentences[position[0]]
+      position[0] += 1
+      ok, took = await client.ask(text)
+      latencies.append(took)
+      failures[0] += not ok
   started = time.perf_counter()
-  threads = [threading.Thread(target=work) for _ in range(clients)]
-  for t in threads:
-    t.start()
-  for t in threads:
-    t.join()
+  await asyncio.gather(*(work() for _ in range(clients)))
   elapsed = time.perf_counter() - started
   ordered = sorted(latencies)
   return {"clients": clients, "requests": len(latencies), "failed": failures[0],
           "seconds": round(elapsed, 3), "sentences_per_second": len(latencies) / elapsed,
           "latency_p50": statistics.median(ordered),
           "latency_p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]}
+
+
+def phase(port: int, sentences: list[str], clients: int, seconds: float) -> dict:
+  """Sends every sentence from `clients` concurrent clients (each takes the next one)."""
+  return asyncio.run(_phase(port, sentences, clients, seconds))
 
 
 def main(argv: list[str]) -> int:
@@ -123,7 +126,7 @@ def main(argv: list[str]) -> int:
         break
       except OSError:
         time.sleep(0.1)
-    Client(port).ask(sentences[0])  # one request before timing
+    phase(port, sentences[:1], 1, args.seconds)  # one request before timing
     one_at_a_time = phase(port, sentences[:args.sequential_requests], 1, args.seconds)
     concurrent = phase(port, sentences, args.clients, args.seconds)
   finally:

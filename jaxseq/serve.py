@@ -122,11 +122,12 @@ class Batcher:
   to max_batch), and runs the batch in a single thread, one device call at a time.
   """
 
-  def __init__(self, translator, max_batch: int, max_wait: float):
+  def __init__(self, translator, max_batch: int, max_wait: float, workers: int = 1):
     self.translator, self.max_batch, self.max_wait = translator, max_batch, max_wait
+    self.workers = workers
     self.rows = row_buckets(max_batch)
     self.queue: asyncio.Queue = asyncio.Queue()
-    self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
     self.batches = 0    # device calls so far
     self.in_flight = 0  # requests waiting for their translations
 
@@ -166,9 +167,14 @@ class Batcher:
       self.in_flight -= 1
 
   async def run(self):
+    """Forms batches for ever; up to `workers` of them run at once (JAX releases the GIL
+    while a batch computes, so on several cores they overlap)."""
     loop = asyncio.get_running_loop()
+    slots = asyncio.Semaphore(self.workers)
+    running = set()
     while True:
       waiting = [await self.queue.get()]
+      await slots.acquire()  # a worker is free: take what has arrived meanwhile
       deadline = loop.time() + self.max_wait
       while len(waiting) < self.max_batch:
         timeout = deadline - loop.time()
@@ -178,6 +184,13 @@ class Batcher:
           waiting.append(await asyncio.wait_for(self.queue.get(), timeout))
         except TimeoutError:
           break
+      task = asyncio.create_task(self._translate(waiting, slots))
+      running.add(task)
+      task.add_done_callback(running.discard)
+
+  async def _translate(self, waiting: list, slots: asyncio.Semaphore):
+    loop = asyncio.get_running_loop()
+    try:
       for beam_size in sorted({b for _, b, _ in waiting}):
         group = [(t, f) for t, b, f in waiting if b == beam_size]
         try:
@@ -193,6 +206,8 @@ class Batcher:
             future.set_exception(result)
           else:
             future.set_result(result)
+    finally:
+      slots.release()
 
 
 def answer(result: dict, job: Job) -> dict:
@@ -274,12 +289,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--max_batch", type=int, default=32, help="texts per device call")
   parser.add_argument("--max_wait_ms", type=float, default=5.0,
                       help="how long a batch waits for more texts")
+  parser.add_argument("--workers", type=int, default=2,
+                      help="batches computed at once (each in its own thread)")
   parser.add_argument("--max_texts", type=int, default=32, help="texts per request")
   parser.add_argument("--max_chars", type=int, default=1000, help="characters per text")
   args = parser.parse_args(argv)
   if bool(args.workdir) == bool(args.artifact):
     parser.error("give --workdir or --artifact, exactly one of the two")
-  for name in ("max_batch", "max_texts", "max_chars"):
+  for name in ("max_batch", "workers", "max_texts", "max_chars"):
     if getattr(args, name) < 1:
       parser.error(f"--{name}={getattr(args, name)} is not allowed; expected an integer >= 1")
   if args.max_wait_ms < 0:
@@ -314,7 +331,7 @@ def run(argv: list[str]) -> int:
   if default_beam not in beam_sizes:
     default_beam = beam_sizes[-1]
   limits = Limits(args.max_texts, args.max_chars, tuple(beam_sizes), default_beam)
-  batcher = Batcher(translator, args.max_batch, args.max_wait_ms / 1000)
+  batcher = Batcher(translator, args.max_batch, args.max_wait_ms / 1000, args.workers)
   shapes = batcher.compile_all(beam_sizes, translator.max_length)
   print(f"jaxseq-serve: model of step {translator.step}, {shapes} shapes compiled in "
         f"{time.perf_counter() - started:.1f} s; http://{args.host}:{args.port}/",

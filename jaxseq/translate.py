@@ -148,7 +148,7 @@ def parse_json_lines(lines: list[str], name: str) -> list[Request]:
     except json.JSONDecodeError as e:
       raise InputError(f"{name} line {number} starts with '{{' but is not a JSON object "
                        f"({e.msg} at column {e.colno}); give {{\"text\": ..., \"prefix\": "
-                       "...}} or plain text") from None
+                       "...} or plain text") from None
     unknown = set(item) - set(Request._fields) if isinstance(item, dict) else set()
     if (not isinstance(item, dict) or not isinstance(item.get("text"), str)
         or not isinstance(item.get("prefix", ""), str) or unknown):
