@@ -97,6 +97,20 @@ def reference(reference_run) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def exported(reference, tmp_path_factory) -> str:
+  """The shared tiny workdir exported by jaxseq-export (made once for all workers); tests
+  must not change it (copy it first)."""
+  from jaxseq import export
+  base = tmp_path_factory.getbasetemp()
+  shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+  out = shared / "exported"
+  with _locked(shared / "exported.lock"):
+    if not (out / "manifest.json").exists():
+      assert export.run([f"--workdir={reference}", f"--out={out}"]) == 0
+  return str(out)
+
+
+@pytest.fixture(scope="session")
 def trained_workdir(reference) -> str:
   """The shared tiny trained workdir (see `reference`), as a path string."""
   return str(reference)

@@ -13,11 +13,9 @@ from tests.conftest import REPO, subprocess_env
 from tests.test_translate import SENTENCES, _one_error_line, translate  # noqa: F401  (fixture)
 
 
-@pytest.fixture(scope="module")
-def artifact(trained_workdir, tmp_path_factory) -> str:
-  out = tmp_path_factory.mktemp("export") / "translator"
-  assert export.run([f"--workdir={trained_workdir}", f"--out={out}"]) == 0
-  return str(out)
+@pytest.fixture
+def artifact(exported) -> str:
+  return exported
 
 
 def test_the_artifact_translates_as_the_workdir(trained_workdir, artifact, translate):

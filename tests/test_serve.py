@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from jaxseq import export, serve
+from jaxseq import serve
 from tests.conftest import REPO, subprocess_env
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -184,11 +184,10 @@ def test_the_page_translates_and_draws_the_attention(server, tmp_path):
   assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_sigterm_lets_the_request_in_flight_finish(trained_workdir, tmp_path):
+def test_sigterm_lets_the_request_in_flight_finish(exported):
   # Served from an exported artifact; a long batching wait keeps the request in flight
   # while the signal arrives.
-  assert export.run([f"--workdir={trained_workdir}", f"--out={tmp_path / 'artifact'}"]) == 0
-  s = Server(None, f"--artifact={tmp_path / 'artifact'}", "--max_batch=2",
+  s = Server(None, f"--artifact={exported}", "--max_batch=2",
              "--max_wait_ms=3000")
   assert json.loads(s.get("/health")[1])["beam_sizes"] == [1, 4]
   answer = {}
