@@ -84,3 +84,13 @@ def test_export_refuses_a_used_directory_and_a_missing_workdir(trained_workdir, 
   assert export.run([f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'new'}"]) == 2
   assert "config.json is missing" in capsys.readouterr().err
   assert not (tmp_path / "new").exists()
+
+
+def test_an_artifact_for_cpu_and_cuda_runs_here(trained_workdir, tmp_path, translate):
+  out = tmp_path / "both"
+  assert export.run([f"--workdir={trained_workdir}", f"--out={out}", "--platforms=cpu,cuda",
+                     "--beam_sizes=4"]) == 0
+  assert json.loads((out / "manifest.json").read_text())["platforms"] == ["cpu", "cuda"]
+  rc, expected, err = translate(trained_workdir, *SENTENCES)
+  assert rc == 0, err
+  assert translate(None, f"--artifact={out}", *SENTENCES)[1] == expected
