@@ -51,10 +51,12 @@ def _sample(params, src, keys, prefix, temperature, top_k, top_p, model, max_len
   return jax.vmap(draws)(src, keys, prefix)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "beam_size", "nbest", "max_len"))
-def _beam(params, src, prefix, alpha, ratio, offset, model, beam_size, nbest, max_len):
+@functools.partial(jax.jit, static_argnames=("model", "beam_size", "max_len"))
+def _beam(params, src, prefix, alpha, ratio, offset, model, beam_size, max_len):
+  """Every finished hypothesis of the beam (nbest = beam_size): one compilation per beam
+  size serves every n-best request, which is cut on the host."""
   return beam_search.batch_beam_search(
-      model, params, src, prefix, beam_size=beam_size, nbest=nbest, max_len=max_len,
+      model, params, src, prefix, beam_size=beam_size, nbest=beam_size, max_len=max_len,
       alpha=alpha, max_length_ratio=ratio, max_length_offset=offset)
 
 
@@ -88,9 +90,8 @@ def _search_batch(model, params, src, prefix, keys, *, search: str, settings: di
     return pick(out.tokens), pick(out.length), pick(out.log_prob), pick(out.attention)
   out = jax.device_get(_beam(
       params, src, prefix, float(settings["alpha"]), float(settings["max_length_ratio"]),
-      int(settings["max_length_offset"]), model, int(settings["beam_size"]), nbest,
-      max_length))
-  return out.tokens, out.lengths, out.scores, out.attention
+      int(settings["max_length_offset"]), model, int(settings["beam_size"]), max_length))
+  return tuple(x[:, :nbest] for x in (out.tokens, out.lengths, out.scores, out.attention))
 
 
 def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,

@@ -48,6 +48,15 @@ class Limits(NamedTuple):
   beam_size: int     # the default
 
 
+class Waiting(NamedTuple):
+  """One text in the batcher's queue, with what its request asked for."""
+  text: str
+  beam_size: int
+  nbest: int
+  attention: bool
+  future: asyncio.Future
+
+
 class Job(NamedTuple):
   texts: list[str]
   beam_size: int
@@ -131,13 +140,15 @@ class Batcher:
     self.batches = 0    # device calls so far
     self.in_flight = 0  # requests waiting for their translations
 
-  def translate_now(self, texts: list[str], beam_size: int) -> list[dict]:
-    """One device call (blocking): texts of one beam size, padded to a row bucket."""
+  def translate_now(self, texts: list[str], beam_size: int, nbest: int,
+                    attention: bool) -> list[dict]:
+    """One device call (blocking): texts of one beam size, padded to a row bucket; the
+    n-best lists and attention made on the host only as far as some request asked."""
     from jaxseq.translate import Request
     rows = next(r for r in self.rows if r >= len(texts))
     settings = dict(self.translator.settings, beam_size=beam_size, search="beam")
-    return self.translator.translate([Request(t) for t in texts], nbest=beam_size,
-                                     batch_size=rows, settings=settings)
+    return self.translator.translate([Request(t) for t in texts], nbest=nbest,
+                                     batch_size=rows, settings=settings, attention=attention)
 
   def compile_all(self, beam_sizes, max_length: int) -> int:
     """Runs every (beam size, row count, source width) once, so that none compiles later."""
@@ -151,15 +162,16 @@ class Batcher:
         for width in batching.widths(max_length):
           source = np.full(width, 4, np.int32)  # `width` tokens: a batch of exactly that width
           self.translator.backend.translate_ids([source] * rows, batch_size=rows, search="beam",
-                                                settings=settings, nbest=beam_size)
+                                                settings=settings, nbest=1)
           count += 1
     return count
 
-  async def submit(self, texts: list[str], beam_size: int) -> list[dict]:
+  async def submit(self, texts: list[str], beam_size: int, nbest: int = 1,
+                   attention: bool = False) -> list[dict]:
     loop = asyncio.get_running_loop()
     futures = [loop.create_future() for _ in texts]
     for text, future in zip(texts, futures):
-      self.queue.put_nowait((text, beam_size, future))
+      self.queue.put_nowait(Waiting(text, beam_size, nbest, attention, future))
     self.in_flight += 1
     try:
       return list(await asyncio.gather(*futures))
@@ -191,15 +203,16 @@ class Batcher:
   async def _translate(self, waiting: list, slots: asyncio.Semaphore):
     loop = asyncio.get_running_loop()
     try:
-      for beam_size in sorted({b for _, b, _ in waiting}):
-        group = [(t, f) for t, b, f in waiting if b == beam_size]
+      for beam_size in sorted({w.beam_size for w in waiting}):
+        group = [w for w in waiting if w.beam_size == beam_size]
         try:
           results = await loop.run_in_executor(
-              self.executor, self.translate_now, [t for t, _ in group], beam_size)
+              self.executor, self.translate_now, [w.text for w in group], beam_size,
+              max(w.nbest for w in group), any(w.attention for w in group))
         except Exception as e:  # noqa: BLE001  (reported to every request of the batch)
           results = [e] * len(group)
         self.batches += 1
-        for (_, future), result in zip(group, results):
+        for future, result in zip((w.future for w in group), results):
           if future.done():  # its client went away
             continue
           if isinstance(result, Exception):
@@ -250,7 +263,7 @@ def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict):
     except RequestError as e:
       return error(e.status, str(e))
     started = time.perf_counter()
-    results = await batcher.submit(job.texts, job.beam_size)
+    results = await batcher.submit(job.texts, job.beam_size, job.nbest, job.attention)
     return JSONResponse({"translations": [answer(r, job) for r in results],
                          "seconds": round(time.perf_counter() - started, 4)})
 

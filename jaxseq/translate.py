@@ -197,10 +197,11 @@ class Translator:
 
   def translate(self, requests: list[Request], *, nbest: int, batch_size: int,
                 alignments: bool = False, progress: bool = False,
-                settings: dict | None = None) -> list[dict]:
+                settings: dict | None = None, attention: bool = True) -> list[dict]:
     """One dict per request: translation, score, nbest [{translation, score(, alignment)}],
-    source and output tokens, attention (and alignment). InputError for a bad prefix.
-    settings: the decoding settings of this call (default: self.settings)."""
+    source and output tokens, attention (when asked) and alignment (when asked).
+    InputError for a bad prefix. settings: the decoding settings of this call (default:
+    self.settings)."""
     settings = self.settings if settings is None else settings
     from jaxseq import alignment
     prefixes = [self.prefix_ids(r.prefix, f"line {n}") for n, r in enumerate(requests, 1)]
@@ -225,7 +226,8 @@ class Translator:
       out = by_line.get(i)
       if out is None or not out.nbest:
         results.append({"source": request.text, "translation": "", "score": None, "nbest": [],
-                        "source_tokens": src_tokens, "output_tokens": [], "attention": []}
+                        "source_tokens": src_tokens, "output_tokens": []}
+                       | ({"attention": []} if attention else {})
                        | ({"alignment": ""} if alignments else {}))
         continue
       hypotheses = []
@@ -240,8 +242,9 @@ class Translator:
           "source": request.text, "translation": hypotheses[0]["translation"],
           "score": hypotheses[0]["score"], "nbest": hypotheses, "source_tokens": src_tokens,
           "output_tokens": [self.tgt_vocab.words[t] for t in best.ids]
-                           + (["</s>"] if best.ended else []),
-          "attention": np.round(best.attention, 4).tolist()}
+                           + (["</s>"] if best.ended else [])}
+      if attention:
+        result["attention"] = np.round(best.attention, 4).tolist()
       if request.prefix.strip():
         result["prefix"] = request.prefix
       if alignments:

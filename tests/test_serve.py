@@ -209,21 +209,23 @@ def test_the_batcher_puts_concurrent_texts_into_one_device_call():
   class Recorder:
     settings = {"beam_size": 4}
 
-    def translate(self, requests, *, nbest, batch_size, settings):
-      calls.append((len(requests), batch_size, settings["beam_size"]))
+    def translate(self, requests, *, nbest, batch_size, settings, attention):
+      calls.append((len(requests), batch_size, settings["beam_size"], nbest, attention))
       return [{"translation": r.text.upper()} for r in requests]
 
   async def main():
     batcher = serve.Batcher(Recorder(), max_batch=8, max_wait=0.5)
     worker = asyncio.create_task(batcher.run())
-    answers = await asyncio.gather(batcher.submit(["a", "b"], 4), batcher.submit(["c"], 4),
+    answers = await asyncio.gather(batcher.submit(["a", "b"], 4),
+                                   batcher.submit(["c"], 4, nbest=2, attention=True),
                                    batcher.submit(["d"], 1))
     worker.cancel()
     return answers
   answers = asyncio.run(main())
   assert [[r["translation"] for r in a] for a in answers] == [["A", "B"], ["C"], ["D"]]
-  # One call per beam size; three texts padded to the row bucket 4, one to 1.
-  assert sorted(calls) == [(1, 1, 1), (3, 4, 4)]
+  # One call per beam size; three texts padded to the row bucket 4, one to 1; n-best
+  # lists and attention as far as one of the requests asked.
+  assert sorted(calls) == [(1, 1, 1, 1, False), (3, 4, 4, 2, True)]
   assert serve.row_buckets(32) == [1, 4, 16, 32] and serve.row_buckets(1) == [1]
 
 
