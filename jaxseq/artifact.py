@@ -118,10 +118,3 @@ class Artifact:
                                                       settings=settings)
     return batching.translate_in_batches(sources, run, batch_size=batch_size,
                                          max_length=self.max_length, progress=progress)
-
-  def compile_all(self, batch_size: int):
-    """Compiles every exported search for one batch size (a server does this at start)."""
-    for beam_size, width in self._functions:
-      src = np.zeros((batch_size, width), np.int32)
-      src[:, 0] = 4  # one real token per row
-      self.search_batch(src, beam_size=beam_size, nbest=1, settings=self.settings)

@@ -66,8 +66,8 @@ def run(argv: list[str]) -> int:
   logging.set_verbosity(logging.ERROR)
   started = time.time()
   try:
-    members = trained.load_ensemble(args.workdir)
-    first = members[0]
+    loaded = trained.Loaded(args.workdir)
+    members, first = loaded.members, loaded.members[0]
     corpus = data.load_corpus(first.config, first.workdir)
     splits = _splits(corpus, args.split)
     if args.out:
@@ -83,11 +83,7 @@ def run(argv: list[str]) -> int:
     settings["beam_size"] = args.beam_size
   if args.alpha is not None:
     settings["alpha"] = args.alpha
-  if len(members) == 1:
-    model, params = first.model, first.params
-  else:
-    model, params = tuple(m.model for m in members), tuple(m.params for m in members)
-  max_length = min(m.config.model.max_length for m in members)
+  model, params, max_length = loaded.model, loaded.params, loaded.max_length
   batch_size = args.batch_size or first.config.batch_size
   report = {"workdirs": [m.workdir for m in members], "steps": [m.step for m in members],
             "dataset": first.config.dataset,

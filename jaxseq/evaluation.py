@@ -42,13 +42,12 @@ def _greedy(params, src, prefix, model, max_len):
 
 @functools.partial(jax.jit, static_argnames=("model", "max_len"))
 def _sample(params, src, keys, prefix, temperature, top_k, top_p, model, max_len):
-  """keys [batch, samples] -> Decoded fields [batch, samples, ...]: independent draws."""
-  def draws(src, keys, prefix):  # one sentence, [samples] keys
-    fn = lambda k: decode.sample(model, params, src, k, max_len=max_len,
-                                 temperature=temperature, top_k=top_k, top_p=top_p,
-                                 prefix=prefix)
-    return jax.vmap(fn)(keys)
-  return jax.vmap(draws)(src, keys, prefix)
+  """keys [batch, samples] -> Decoded fields [batch, samples, ...]: independent draws, a
+  batched sampling per column of keys."""
+  draw = lambda column: decode.batch_sample(model, params, src, column, max_len=max_len,
+                                            temperature=temperature, top_k=top_k,
+                                            top_p=top_p, prefix=prefix)
+  return jax.vmap(draw, in_axes=1, out_axes=1)(keys)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "beam_size", "max_len"))
