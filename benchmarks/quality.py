@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-METRICS = ("bleu", "bleu_lowercase", "chrf", "perplexity", "loss", "exact_match", "sentences")
+METRICS = ("bleu", "bleu_lowercase", "bleu_lc_tok", "chrf", "perplexity", "loss", "exact_match", "sentences")
 
 
 def _scores(split: dict) -> dict:

@@ -5,7 +5,9 @@
 
 One row per run and evaluated split (held-out, each test split), and one more per split
 for the averaged checkpoints where the run averaged them. BLEU is sacreBLEU's, cased and
-detokenized (lowercased next to it); chrF; perplexity with reference decoder inputs.
+detokenized (lowercased next to it); BLEU (lc tok) on lowercased, Moses-normalised and
+-tokenised text, as the papers on Multi30k report it (jaxseq/evaluation.py); chrF;
+perplexity with reference decoder inputs.
 """
 
 import argparse
@@ -16,7 +18,8 @@ import sys
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 BEGIN, END = "<!-- results table: begin -->", "<!-- results table: end -->"
-HEADER = ("| Run | Split | BLEU | BLEU (lc) | chrF | PPL | Params | Steps | Train time "
+HEADER = ("| Run | Split | BLEU | BLEU (lc) | BLEU (lc tok) | chrF | PPL | Params | Steps "
+          "| Train time "
           "| Hardware | Command |")
 
 
@@ -65,7 +68,8 @@ def rows(record: dict) -> list[str]:
     steps = f"{run['steps']:,}" + (" (early stop)" if run.get("stopped_early") else "")
     out.append(
         f"| {record['name']}{label} | {split} | {_fmt(s.get('bleu'))} "
-        f"| {_fmt(s.get('bleu_lowercase'))} | {_fmt(s.get('chrf'))} "
+        f"| {_fmt(s.get('bleu_lowercase'))} | {_fmt(s.get('bleu_lc_tok'))} "
+        f"| {_fmt(s.get('chrf'))} "
         f"| {_fmt(s.get('perplexity'), 2)} | {run['num_parameters'] / 1e6:.2f} M | {steps} "
         f"| {_duration(run['train_seconds'])} | {_hardware(record.get('hardware', {}))} "
         f"| `{record['command']}` |")

@@ -87,3 +87,9 @@ LOADERS = {"numbers": load_numbers, "multi30k": load_multi30k, "tatoeba": load_t
 def load_corpus(config, workdir: str | None = None) -> Corpus:
   """The corpus config.dataset names; tokenizers saved in workdir are reused."""
   return LOADERS[config.dataset](config, workdir)
+
+
+def target_language(config) -> str:
+  """The language code of the translations (the generated numbers: config.data.language)."""
+  data = config.data
+  return data.target_lang if "target_lang" in data else data.language

@@ -95,7 +95,7 @@ def run(argv: list[str]) -> int:
         model, params, pairs, first.src_vocab, first.tgt_vocab, batch_size=batch_size,
         max_length=max_length, search=args.search, settings=settings, references=references,
         exact_match=corpus.exact_match, workdir=args.out, name=name if args.out else None,
-        progress=f"evaluate {name}")
+        progress=f"evaluate {name}", language=data.target_language(first.config))
     metrics = dict(result.metrics, seconds=time.time() - split_started)
     report["splits"][name] = metrics
     print(json.dumps({"split": name, **metrics}), flush=True)

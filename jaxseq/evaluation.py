@@ -1,8 +1,11 @@
 """Held-out loss, batched translation of a split, and its text metrics (sacreBLEU).
 
 BLEU is sacreBLEU's corpus BLEU on detokenized text, cased, with the signature that
-says how it was computed; the lowercased score is reported next to it for comparison
-with older papers. chrF uses sacreBLEU's defaults. Perplexity is exp of the per-token
+says how it was computed; the lowercased score is reported next to it. `bleu_lc_tok` is
+the score most papers on Multi30k report (multi-bleu.perl or MultEval on preprocessed
+text): hypotheses and references are punctuation-normalised, lowercased and tokenised
+by the Moses rules of the target language (sacremoses, no escaping, no aggressive hyphen
+splitting), then scored by sacreBLEU with tokenize="none". chrF uses sacreBLEU's defaults. Perplexity is exp of the per-token
 NLL with reference decoder inputs.
 
 References:
@@ -17,6 +20,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 import sacrebleu
+import sacremoses
 
 from jaxseq import alignment, batching, beam_search, decode, ensemble, input_pipeline, steps
 from jaxseq.batching import Output
@@ -129,11 +133,31 @@ def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
   return [[r[j] if j < len(r) else None for r in references] for j in range(count)]
 
 
-def text_metrics(hypotheses: list[str], references: list[list[str]], exact_match: bool) -> dict:
+# ISO 639-3 codes some corpora use -> the two-letter codes of the Moses rules
+MOSES_LANGUAGES = {"eng": "en", "fra": "fr", "deu": "de"}
+
+
+@functools.lru_cache(maxsize=None)
+def _moses(language: str):
+  lang = MOSES_LANGUAGES.get(language, language)
+  return sacremoses.MosesPunctNormalizer(lang), sacremoses.MosesTokenizer(lang)
+
+
+def moses_lc_tok(text: str, language: str) -> str:
+  """text as the papers score it: Moses punctuation normalisation, lowercase, Moses
+  tokenisation (tokens joined by single spaces)."""
+  normalizer, tokenizer = _moses(language)
+  return tokenizer.tokenize(normalizer.normalize(text).lower(), escape=False, return_str=True)
+
+
+def text_metrics(hypotheses: list[str], references: list[list[str]], exact_match: bool,
+                 language: str | None = None) -> dict:
   """Corpus BLEU (cased, with signature; and lowercased) and chrF, by sacreBLEU.
 
   references: one list of reference strings per hypothesis (one or more each).
   exact_match: whether to add the share of hypotheses equal to their first reference.
+  language: the target language's code; with it, also `bleu_lc_tok` (see the docstring
+  of this module).
   """
   if len(hypotheses) != len(references):
     raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
@@ -149,6 +173,11 @@ def text_metrics(hypotheses: list[str], references: list[list[str]], exact_match
       "chrf_signature": str(chrf.get_signature()),
       "references_per_sentence": len(streams),
   }
+  if language:
+    tok_bleu = sacrebleu.BLEU(tokenize="none", force=True)
+    tok = lambda x: None if x is None else moses_lc_tok(x, language)
+    metrics["bleu_lc_tok"] = tok_bleu.corpus_score(
+        [tok(h) for h in hypotheses], [[tok(r) for r in s] for s in streams]).score
   if exact_match:
     same = sum(h == r[0] for h, r in zip(hypotheses, references))
     metrics["exact_match"] = same / max(len(references), 1)
@@ -165,14 +194,16 @@ class SplitResult(NamedTuple):
 def evaluate_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_vocab, *,
                    batch_size: int, max_length: int, search: str, settings: dict,
                    references: list[list[str]] | None = None, exact_match: bool = False,
-                   progress: str | None = None, alignments: bool = False) -> SplitResult:
+                   progress: str | None = None, alignments: bool = False,
+                   language: str | None = None) -> SplitResult:
   """Translates every source of a split and scores it against its references.
 
   No sentence is left out: a source longer than max_length is cut to its first
   max_length tokens (and counted), an empty one translates to the empty string.
   references: per sentence lists (multi-reference BLEU); default the pairs' targets.
   model, params: one model, or tuples of them (an ensemble). alignments: also give each
-  best translation's word alignment (`jaxseq/alignment.py`).
+  best translation's word alignment (`jaxseq/alignment.py`). language: the target
+  language, for `bleu_lc_tok`.
   """
   if references is None:
     references = [[t] for _, t in pairs]
@@ -192,7 +223,7 @@ def evaluate_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_v
       if alignments:
         links[i] = alignment.align(out.best.attention, encoded[i][:max_length],
                                    out.best.ids, src_vocab, tgt_vocab)
-  metrics = text_metrics(hypotheses, references, exact_match)
+  metrics = text_metrics(hypotheses, references, exact_match, language)
   metrics.update(sentences=len(pairs), truncated_sources=truncated, search=search)
   return SplitResult(metrics, hypotheses, attentions, links)
 
@@ -201,7 +232,7 @@ def score_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_voca
                 batch_size: int, max_length: int, search: str, settings: dict,
                 references: list[list[str]] | None = None, exact_match: bool = False,
                 workdir: str | None = None, name: str | None = None,
-                progress: str | None = None) -> SplitResult:
+                progress: str | None = None, language: str | None = None) -> SplitResult:
   """Every score of one split: held-out loss, perplexity and token accuracy of the pairs
   that fit max_length, and BLEU, chrF (and exact match) of every source translated.
 
@@ -214,7 +245,8 @@ def score_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_voca
   result = evaluate_split(model, params, pairs, src_vocab, tgt_vocab, batch_size=batch_size,
                           max_length=max_length, search=search, settings=settings,
                           references=references, exact_match=exact_match, progress=progress,
-                          alignments=workdir is not None and name is not None)
+                          alignments=workdir is not None and name is not None,
+                          language=language)
   metrics = {**loss, **result.metrics}
   if workdir is not None and name is not None:
     metrics["files"] = write_outputs(workdir, name, result.hypotheses,

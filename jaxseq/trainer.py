@@ -54,7 +54,8 @@ class Run:
         batch_size=config.batch_size, max_length=config.model.max_length, search=search,
         settings=config.decode.to_dict(), references=references,
         exact_match=self.corpus.exact_match, workdir=self.workdir if name else None,
-        name=name, progress=f"eval {name}" if name else None)
+        name=name, progress=f"eval {name}" if name else None,
+        language=data.target_language(config))
 
   def score_heldout(self, params, *, search: str = "beam", name: str | None = None):
     return self.score(params, self.corpus.eval, references=self.corpus.eval_references,

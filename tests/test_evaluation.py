@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import sacrebleu
 
 from jaxseq import evaluation
 from configs import default
@@ -27,6 +28,22 @@ def test_identical_text_scores_100_and_case_only_matters_when_cased():
   assert upper["bleu_lowercase"] == pytest.approx(100.0)
   assert upper["exact_match"] == 0.0
   assert "case:mixed" in upper["bleu_signature"] and "nrefs:1" in upper["bleu_signature"]
+
+
+def test_bleu_lc_tok_scores_moses_normalised_lowercased_tokens():
+  assert (evaluation.moses_lc_tok("Zwei Männer, die „Fußball“ spielen.", "de")
+          == 'zwei männer , die " fußball " spielen .')
+  assert evaluation.moses_lc_tok("Two dogs' toys -- aren't they?", "eng") == (
+      "two dogs ' toys -- aren 't they ?")
+  hyps = ["Ein Mann sagt „Hallo“.", "Zwei Hunde laufen"]
+  refs = [['ein mann sagt "hallo" .'], ["Zwei Hunde rennen im Park."]]
+  metrics = evaluation.text_metrics(hyps, refs, exact_match=False, language="de")
+  by_hand = sacrebleu.BLEU(tokenize="none", force=True).corpus_score(
+      ['ein mann sagt " hallo " .', "zwei hunde laufen"],
+      [['ein mann sagt " hallo " .', "zwei hunde rennen im park ."]]).score
+  assert metrics["bleu_lc_tok"] == pytest.approx(by_hand)
+  assert metrics["bleu_lc_tok"] > metrics["bleu_lowercase"]  # the quotes now match
+  assert "bleu_lc_tok" not in evaluation.text_metrics(hyps, refs, exact_match=False)
 
 
 def test_a_second_reference_can_only_help():
@@ -76,7 +93,7 @@ def _scalar_tags(logdir):
 def test_training_writes_metrics_curves_and_event_files(trained_workdir):
   with open(os.path.join(trained_workdir, "summary.json")) as f:
     heldout = json.load(f)["heldout"]
-  for key in ("bleu", "bleu_lowercase", "chrf", "perplexity", "loss", "bleu_signature"):
+  for key in ("bleu", "bleu_lowercase", "bleu_lc_tok", "chrf", "perplexity", "loss", "bleu_signature"):
     assert key in heldout
   assert heldout["perplexity"] == pytest.approx(np.exp(heldout["loss"]), rel=1e-6)
   assert heldout["search"] == "beam" and heldout["sentences"] == 20

@@ -18,7 +18,7 @@ quality, results_table = _load("quality"), _load("results_table")
 
 
 def _split(bleu: float) -> dict:
-  return {"bleu": bleu, "bleu_lowercase": bleu + 1, "chrf": 50.0, "perplexity": 3.5,
+  return {"bleu": bleu, "bleu_lowercase": bleu + 1, "bleu_lc_tok": bleu + 2, "chrf": 50.0, "perplexity": 3.5,
           "loss": 1.25, "sentences": 10, "files": {"hypotheses": "x.hyp.txt"}}
 
 
@@ -55,7 +55,7 @@ def test_the_table_has_one_row_per_split_and_average(tmp_path):
   widths = {line.count("|") for line in lines}
   assert len(widths) == 1  # every row has the header's columns
   heldout, test, avg_heldout, avg_test = lines[2:]
-  assert "| held-out | 31.0 | 32.0 |" in heldout and "900 (early stop)" in heldout
+  assert "| held-out | 31.0 | 32.0 | 33.0 | 50.0 |" in heldout and "900 (early stop)" in heldout
   assert "test test2016 | 33.5 | 34.5 |" in test
   assert "avg of steps 800, 900" in avg_heldout and "| 32.0 |" in avg_heldout
   assert "| 34.0 |" in avg_test and "2.0 h" in avg_test and "1x NVIDIA H100" in avg_test
