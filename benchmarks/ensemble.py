@@ -36,10 +36,28 @@ def _evaluate(workdirs: list[str], splits: list[str] | None) -> dict:
       return json.load(f)
 
 
+def _with_lc_tok(workdir: str, split: dict, language: str) -> dict:
+  """A member's scores of one split, with bleu_lc_tok computed from the hypothesis and
+  reference files its training wrote where the training predates that metric."""
+  if "bleu_lc_tok" in split or "files" not in split:
+    return split
+  from jaxseq import evaluation
+
+  def lines(name):
+    with open(os.path.join(workdir, name), encoding="utf-8") as f:
+      return f.read().splitlines()
+  hypotheses = lines(split["files"]["hypotheses"])
+  references = [list(r) for r in zip(*(lines(n) for n in split["files"]["references"]))]
+  metrics = evaluation.text_metrics(hypotheses, references, False, language)
+  return dict(split, bleu_lc_tok=metrics["bleu_lc_tok"])
+
+
 def _member(workdir: str) -> dict:
   with open(os.path.join(workdir, "summary.json")) as f:
     summary = json.load(f)
-  scores = lambda split: {k: split[k] for k in quality.METRICS if k in split}
+  language = summary["config"]["data"]["target_lang"]
+  scores = lambda split: {k: v for k, v in _with_lc_tok(workdir, split, language).items()
+                          if k in quality.METRICS}
   return {"workdir": workdir, "label": f"seed {summary['config']['seed']}",
           "heldout": scores(summary["heldout"]),
           "test": {k: scores(v) for k, v in summary.get("test", {}).items()},

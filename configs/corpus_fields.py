@@ -15,6 +15,8 @@ def get_config(dataset: str, source_lang: str, target_lang: str) -> ml_collectio
   config.data.source_lang = source_lang  # translate from this side of the corpus
   config.data.target_lang = target_lang  # into this side
   config.data.tokenizer = "sentencepiece"  # sentencepiece | word (trained on the training split)
+  config.data.tokenizer_pairs = 100_000  # tokenizers learn from at most this many training
+                                        # pairs: all of a smaller split, else a fixed sample
   config.data.vocab_size = 8000         # sentencepiece: pieces per language, ids 0-3 reserved
   config.data.spm_model_type = "bpe"    # sentencepiece: bpe | unigram
   return config

@@ -9,7 +9,7 @@ import logging
 import sys
 import threading
 
-from jaxseq import checkpointing, configuration, data, trainer
+from jaxseq import artifact, checkpointing, configuration, data, trainer
 from jaxseq.quiet_restore import closed_loop
 
 EXIT_BAD_INPUT = 2
@@ -45,8 +45,11 @@ def quiet_library_logs():
 
 
 def run_training(config, workdir: str) -> int:
-  """Runs trainer.train_and_evaluate; returns the process exit status."""
+  """Runs trainer.train_and_evaluate; returns the process exit status. The compiled train
+  and evaluation steps are kept in JAX's persistent compilation cache (the exported
+  translator's, `artifact.use_compilation_cache`), so the next run starts without compiling."""
   quiet_library_logs()
+  artifact.use_compilation_cache()
   try:
     trainer.train_and_evaluate(config, workdir)
   except configuration.ConfigError as e:

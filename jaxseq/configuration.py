@@ -143,6 +143,7 @@ def validate_corpus_fields(config):
   _choice(config, "data.source_lang", langs)
   _choice(config, "data.target_lang", tuple(x for x in langs if x != config.data.source_lang))
   _choice(config, "data.tokenizer", tuple(tokenizers.TOKENIZERS))
+  _int(config, "data.tokenizer_pairs", 1)
   if config.data.tokenizer == "sentencepiece":
     _int(config, "data.vocab_size", 300)
     _choice(config, "data.spm_model_type", tokenizers.MODEL_TYPES)

@@ -1,7 +1,12 @@
-"""Corpora by name: each gives text pairs per split and tokenizers built on train."""
+"""Corpora by name: each gives text pairs per split and tokenizers built on train.
+
+The training split is a random-access sequence read on demand (datasets.PairSource over
+the prepared array_record files); the held-out and test splits are small and read whole.
+"""
 
 import collections
 import dataclasses
+from collections.abc import Sequence
 
 from jaxseq import datasets, synthetic, tokenizers
 from jaxseq.datasets import DataError  # noqa: F401  (the error cli.py reports)
@@ -12,7 +17,7 @@ from jaxseq.vocab import WordVocab
 @dataclasses.dataclass
 class Corpus:
   """Text pairs per split, and the tokenizers that turn them into ids."""
-  train: list[tuple[str, str]]
+  train: Sequence[tuple[str, str]]  # random access, read on demand (a list for numbers)
   eval: list[tuple[str, str]]   # the held-out split evaluated during and after training
   src_vocab: WordVocab          # or tokenizers.SentencePieceTokenizer (same interface)
   tgt_vocab: WordVocab
@@ -34,7 +39,7 @@ def load_numbers(config, workdir: str | None = None) -> Corpus:
 
 def _tokenizers(config, train, workdir):
   return tokenizers.build_or_load(
-      config.data.tokenizer, train, workdir,
+      config.data.tokenizer, train, workdir, max_pairs=config.data.get("tokenizer_pairs"),
       **({} if config.data.tokenizer == "word" else
          {"vocab_size": config.data.vocab_size, "model_type": config.data.spm_model_type}))
 

@@ -20,7 +20,6 @@ from typing import NamedTuple
 import jax
 import numpy as np
 import sacrebleu
-import sacremoses
 
 from jaxseq import alignment, batching, beam_search, decode, ensemble, input_pipeline, steps
 from jaxseq.batching import Output
@@ -139,6 +138,7 @@ MOSES_LANGUAGES = {"eng": "en", "fra": "fr", "deu": "de"}
 
 @functools.lru_cache(maxsize=None)
 def _moses(language: str):
+  import sacremoses  # here: half a second to import, and only final scores need it
   lang = MOSES_LANGUAGES.get(language, language)
   return sacremoses.MosesPunctNormalizer(lang), sacremoses.MosesTokenizer(lang)
 

@@ -1,15 +1,17 @@
-"""Token ids to padded batches: filtering, seeded shuffling, length buckets, sharding.
+"""Token ids to padded batches: streaming, filtering, seeded shuffling, length buckets, sharding.
 
 A batch is a dict of int32 arrays, 0 = PAD, all three of one padded length L:
   src      [batch, L]  source ids
   tgt_in   [batch, L]  BOS y_1 ... y_n   (decoder inputs)
   tgt_out  [batch, L]  y_1 ... y_n EOS   (what the decoder must predict)
 Training batches take L from a small fixed set (`bucket_lengths`: 8, 16, 32, ... up to
-model.max_length), so the jitted step compiles once per bucket and never again; the batch
-size is fixed too (rows past the examples stay PAD and carry no loss). Held-out batches use
-L = max_length.
+model.max_length), so the jitted step compiles once per bucket and never again; every
+training batch is full. Held-out batches use L = max_length (rows past the examples stay
+PAD and carry no loss).
 """
 
+import bisect
+import collections
 import functools
 from collections.abc import Iterator, Sequence
 
@@ -90,65 +92,130 @@ def example_length(example: Example) -> int:
   return max(len(example[0]), len(example[1]) + 1)
 
 
-class BucketSchedule:
-  """Which examples form global batch k, for every k: a pure function of (seed, k).
-
-  Epoch e shuffles the examples (seeded by (seed, e)), puts each into the smallest bucket
-  that holds it, keeping the shuffled order within a bucket, cuts every bucket into batches
-  of batch_size (a bucket's last batch may be short; its rows are padded), and shuffles the
-  batches. The bucket sizes do not change between epochs, so neither does batches_per_epoch.
-  """
-
-  def __init__(self, examples: Sequence[Example], batch_size: int, lengths: Sequence[int],
-               seed: int):
-    self.batch_size, self.lengths, self.seed = batch_size, tuple(lengths), seed
-    needed = np.array([example_length(e) for e in examples])
-    if len(needed) and needed.max() > self.lengths[-1]:
-      raise ValueError(f"an example needs {needed.max()} positions; the largest bucket is "
-                       f"{self.lengths[-1]} (drop over-length pairs first)")
-    self.bucket_of = np.searchsorted(np.asarray(self.lengths), needed)
-    counts = np.bincount(self.bucket_of, minlength=len(self.lengths))
-    self.batches_per_epoch = int(sum(-(-c // batch_size) for c in counts))
-
-  @functools.lru_cache(maxsize=2)
-  def epoch(self, epoch: int) -> list[tuple[int, np.ndarray]]:
-    """[(bucket length, example indices)] of one epoch, in the order they are served."""
-    rng = np.random.default_rng([self.seed, epoch])
-    order = rng.permutation(len(self.bucket_of))
-    batches = []
-    for bucket, length in enumerate(self.lengths):
-      members = order[self.bucket_of[order] == bucket]
-      batches += [(length, members[i:i + self.batch_size])
-                  for i in range(0, len(members), self.batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-  def __getitem__(self, k: int) -> tuple[int, np.ndarray]:
-    epoch, index = divmod(int(k), self.batches_per_epoch)
-    return self.epoch(epoch)[index]
+def fits(example: Example, max_length: int) -> bool:
+  """Whether an example trains (see encode_indexed): no empty side, nothing over max_length."""
+  src, tgt = example
+  return 0 < len(src) <= max_length and 0 < len(tgt) < max_length
 
 
-def _make_batch(k: int, schedule: BucketSchedule, examples: Sequence[Example], rows: slice
-                ) -> dict:
-  length, chosen = schedule[k]
-  padded = pad_batch([examples[i] for i in chosen], length, schedule.batch_size)
-  return {name: array[rows] for name, array in padded.items()}
+class EncodedPairs(Sequence):
+  """Text pairs as token ids, encoded when read: example i is (src ids, tgt ids) of pairs[i]."""
+
+  def __init__(self, pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab):
+    self.pairs, self.src_vocab, self.tgt_vocab = pairs, src_vocab, tgt_vocab
+
+  def __len__(self) -> int:
+    return len(self.pairs)
+
+  def _encode(self, pair: tuple[str, str]) -> Example:
+    return (np.asarray(self.src_vocab.encode(pair[0]), np.int32),
+            np.asarray(self.tgt_vocab.encode(pair[1]), np.int32))
+
+  def __getitem__(self, index: int) -> Example:
+    return self._encode(self.pairs[index])
+
+  def take(self, indices: Sequence[int]) -> list[Example]:
+    """The examples at these indices; the pairs are read in one call where they can be."""
+    take = getattr(self.pairs, "take", None)
+    pairs = take(indices) if take else [self.pairs[i] for i in indices]
+    return [self._encode(pair) for pair in pairs]
+
+
+def take(examples: Sequence[Example], indices: Sequence[int]) -> list[Example]:
+  """examples[i] for each index, in one batched read where the sequence offers `take`."""
+  indices = [int(i) for i in indices]
+  batched = getattr(examples, "take", None)
+  return batched(indices) if batched else [examples[i] for i in indices]
+
+
+CHUNK = 64  # examples read and encoded per grain element (a batched random read)
+
+
+def _read_chunk(indices: np.ndarray, examples: Sequence[Example]) -> list[tuple[int, Example]]:
+  return list(zip(indices.tolist(), take(examples, indices)))
+
+
+class _BucketIterator(grain.DatasetIterator):
+  """Chunks of indexed examples in -> full batches out, each of the smallest bucket length
+  that holds its rows. An example waits in its bucket's buffer until batch_size of them are
+  there; one that does not fit is skipped. The state is the parent's, and the indices of
+  the examples read but not yet served (the rest of the current chunk, the buffers), which
+  are read again on restore."""
+
+  def __init__(self, parent, examples: Sequence[Example], batch_size: int,
+               lengths: tuple[int, ...], rows: slice):
+    super().__init__(parent)
+    self._examples, self._batch_size, self._lengths, self._rows = (
+        examples, batch_size, lengths, rows)
+    self._pending: collections.deque[tuple[int, Example]] = collections.deque()
+    self._buffers: list[list[tuple[int, Example]]] = [[] for _ in lengths]
+    self.skipped = 0
+
+  def __next__(self) -> dict:
+    in_a_row = 0
+    while True:
+      if not self._pending:
+        self._pending.extend(next(self._parent))
+      index, example = self._pending.popleft()
+      if not fits(example, self._lengths[-1]):
+        self.skipped += 1
+        in_a_row += 1
+        if in_a_row > len(self._examples):
+          raise ValueError(f"no training pair fits model.max_length={self._lengths[-1]} "
+                           "(a side is empty or too long in every pair)")
+        continue
+      in_a_row = 0
+      bucket = bisect.bisect_left(self._lengths, example_length(example))
+      buffer = self._buffers[bucket]
+      buffer.append((index, example))
+      if len(buffer) == self._batch_size:
+        self._buffers[bucket] = []
+        batch = pad_batch([e for _, e in buffer], self._lengths[bucket], self._batch_size)
+        return {name: array[self._rows] for name, array in batch.items()}
+
+  def get_state(self) -> dict:
+    return {"parent": self._parent.get_state(), "skipped": self.skipped,
+            "pending": [i for i, _ in self._pending],
+            "buffers": [[i for i, _ in buffer] for buffer in self._buffers]}
+
+  def set_state(self, state: dict):
+    self._parent.set_state(state["parent"])
+    self.skipped = state["skipped"]
+    reread = lambda ids: list(zip(ids, take(self._examples, ids)))
+    self._pending = collections.deque(reread(state["pending"]))
+    self._buffers = [reread(buffer) for buffer in state["buffers"]]
+
+
+class _BucketDataset(grain.IterDataset):
+  def __init__(self, parent, examples, batch_size, lengths, rows):
+    super().__init__(parent)
+    self._args = examples, batch_size, lengths, rows
+
+  def __iter__(self) -> _BucketIterator:
+    return _BucketIterator(self._parent.__iter__(), *self._args)
 
 
 class TrainIterator:
-  """Endless bucketed batches through grain, reshuffled every epoch; the order is fixed by seed.
+  """Endless bucketed batches read through grain from a random-access sequence of examples.
 
-  Batch k depends only on (seed, k). The iterator is grain's DatasetIterator over the map
-  k -> batch (read with worker threads and a prefetch buffer); `get_state` / `set_state`
-  carry its position, so a restored iterator yields exactly what an uninterrupted one would.
+  The examples (`EncodedPairs` over the prepared array_record files, or any sequence) are
+  never read whole: grain shuffles their indices globally and lazily, a new order every
+  epoch (`MapDataset.shuffle` then `repeat`), reads and encodes them in chunks of CHUNK
+  (one batched random read each) in worker threads ahead of the consumer (`prefetch`
+  chunks), and `_BucketIterator` groups them by length into full batches of
+  fixed shapes. Memory is the buffers (at most batch_size examples per bucket) and the
+  prefetch, whatever the corpus size. The stream is a pure function of the seed and the
+  examples; `get_state` / `set_state` carry the position, so a restored iterator yields
+  exactly what an uninterrupted one would.
 
-  Multi-host: every process computes the same global schedule and keeps its own rows
+  Multi-host: every process reads the same global stream and keeps its own rows
   (process_index of process_count equal slices of each global batch), so all processes
   use the same padded length at every step.
   """
 
   def __init__(self, examples: Sequence[Example], batch_size: int, max_length: int, seed: int,
                *, lengths: Sequence[int] | None = None, num_threads: int = 2,
-               prefetch: int = 16, process_index: int | None = None,
+               prefetch: int = 8, process_index: int | None = None,
                process_count: int | None = None):
     if len(examples) < batch_size:
       raise ValueError(f"{len(examples)} training examples cannot fill a batch of {batch_size}")
@@ -160,12 +227,14 @@ class TrainIterator:
     rows_per_process = batch_size // process_count
     rows = slice(process_index * rows_per_process, (process_index + 1) * rows_per_process)
     self.seed = seed
-    self.schedule = BucketSchedule(examples, batch_size, lengths or bucket_lengths(max_length),
-                                   seed)
-    dataset = grain.MapDataset.range(2**62).map(
-        functools.partial(_make_batch, schedule=self.schedule, examples=examples, rows=rows))
-    self._iterator = iter(dataset.to_iter_dataset(
-        grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)))
+    lengths = tuple(lengths or bucket_lengths(max_length))
+    if lengths[-1] != max_length:
+      raise ValueError(f"the largest bucket {lengths[-1]} is not max_length {max_length}")
+    chunks = (grain.MapDataset.range(len(examples)).shuffle(seed=seed).repeat()
+              .batch(CHUNK).map(functools.partial(_read_chunk, examples=examples)))
+    read = chunks.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
+                                                    prefetch_buffer_size=prefetch))
+    self._iterator = iter(_BucketDataset(read, examples, batch_size, lengths, rows))
 
   def __iter__(self):
     return self
@@ -173,13 +242,18 @@ class TrainIterator:
   def __next__(self) -> dict:
     return next(self._iterator)
 
+  @property
+  def skipped(self) -> int:
+    """Examples read so far that do not fit max_length (or have an empty side)."""
+    return self._iterator.skipped
+
   def get_state(self) -> dict:
     return {"grain": self._iterator.get_state(), "seed": self.seed}
 
   def set_state(self, state: dict):
     if state.get("seed") != self.seed:
       raise ValueError(f"iterator state was saved with seed {state.get('seed')}, not {self.seed}")
-    if "grain" not in state:
+    if "grain" not in state or "buffers" not in state["grain"]:
       raise ValueError(f"iterator state {state} was not written by this pipeline")
     self._iterator.set_state(state["grain"])
 

@@ -11,11 +11,13 @@ References:
 """
 
 import base64
+import concurrent.futures
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 import sentencepiece as spm
 
 from jaxseq import vocab
@@ -121,11 +123,31 @@ def load_pair(workdir: str):
   return load(os.path.join(workdir, SRC_FILE)), load(os.path.join(workdir, TGT_FILE))
 
 
-def build_or_load(kind: str, train_pairs, workdir: str | None, **options):
+SAMPLE_SEED = 0  # the tokenizers' sample does not change with config.seed: runs can ensemble
+
+
+def training_sample(pairs: Sequence, limit: int, seed: int = SAMPLE_SEED) -> list:
+  """The pairs tokenizers learn from: all of them, in order, when there are at most limit;
+  else limit of them drawn without replacement (in corpus order), the same for the same
+  seed and corpus size. Reads only those pairs (in one `take` where pairs has it)."""
+  n = len(pairs)
+  indices = (range(n) if n <= limit else
+             np.sort(np.random.default_rng(seed).choice(n, limit, replace=False)).tolist())
+  take = getattr(pairs, "take", None)
+  return take(indices) if take else [pairs[i] for i in indices]
+
+
+def build_or_load(kind: str, train_pairs: Sequence, workdir: str | None, *,
+                  max_pairs: int | None = None, **options):
   """(source, target) tokenizers: those saved in workdir if any (resume, translation),
-  else trained on the training pairs."""
+  else trained on the training pairs, at most max_pairs of them (`training_sample`)."""
   if workdir and all(os.path.isfile(os.path.join(workdir, f))
                      for f in (SRC_FILE, TGT_FILE)):
     return load_pair(workdir)
-  return (build(kind, [s for s, _ in train_pairs], **options),
-          build(kind, [t for _, t in train_pairs], **options))
+  sample = training_sample(train_pairs, max_pairs or len(train_pairs))
+  # side by side: SentencePiece's trainer releases the GIL (each on one thread, so the
+  # result is the same as one after the other)
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    src, tgt = pool.map(lambda side: build(kind, [pair[side] for pair in sample], **options),
+                        (0, 1))
+  return src, tgt

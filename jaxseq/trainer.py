@@ -89,8 +89,11 @@ def _jit_train_step(model, config, mesh):
                  donate_argnums=0)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains config's model, evaluates it, writes the workdir; returns the summary."""
+def start(config, workdir: str):
+  """Everything before the first step: the corpus, tokenizers, model, train state (restored
+  from the workdir's newest checkpoint if there is one), the input iterator (at the saved
+  position) and the jitted step. Returns (run, state, batches, train_step); the caller
+  closes run.writer and run.manager."""
   parallel.initialize_distributed(config)  # before anything touches a device
   configuration.validate(config, num_devices=jax.device_count())
   checkpointing.prepare_workdir(workdir)
@@ -101,11 +104,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   corpus = data.load_corpus(config, workdir)
   corpus.src_vocab, corpus.tgt_vocab = _tokenizers(workdir, corpus, resuming)
-  train_examples, dropped = input_pipeline.encode_pairs(
-      corpus.train, corpus.src_vocab, corpus.tgt_vocab, config.model.max_length)
-  _log(f"data: {len(train_examples)} training pairs ({dropped} longer than "
-       f"model.max_length={config.model.max_length} dropped), {len(corpus.eval)} held-out; "
-       f"vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
+  train_examples = input_pipeline.EncodedPairs(corpus.train, corpus.src_vocab, corpus.tgt_vocab)
+  _log(f"data: {len(train_examples)} training pairs (encoded as read; those longer than "
+       f"model.max_length={config.model.max_length} are skipped), {len(corpus.eval)} "
+       f"held-out; vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
   checkpointing.save_config(workdir, config)
 
   model = model_lib.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
@@ -123,26 +125,43 @@ def train_and_evaluate(config, workdir: str) -> dict:
             metrics_writer.MetricsWriter(workdir), started)
   try:
     restored = checkpointing.restore_latest(run.manager, state, workdir, log=_log)
-    if restored is not None:
-      state = restored.state
-      batches.set_state(restored.data_state)
-      _log(f"resumed from step {restored.step} in {run.manager.directory}")
+  except BaseException:
+    _close(run)
+    raise
+  if restored is not None:
+    state = restored.state
+    batches.set_state(restored.data_state)
+    _log(f"resumed from step {restored.step} in {run.manager.directory}")
+  return run, state, batches, _jit_train_step(model, config, mesh)
+
+
+def _close(run: Run):
+  run.writer.close()
+  with contextlib.suppress(Exception):  # the error that got us here is the one to report
+    run.manager.close()
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains config's model, evaluates it, writes the workdir; returns the summary."""
+  run, state, batches, train_step = start(config, workdir)
+  config, started = run.config, run.started
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+  try:
     history = History()
-    state, clock = _train(run, state, batches, _jit_train_step(model, config, mesh), history)
+    state, clock = _train(run, state, batches, train_step, history)
     checkpointing.wait(run.manager)
     summary = _final_evaluation(run, state.params, history, int(state.step))
     summary["stopped_early"] = history.stopped_early
     if config.average_last_checkpoints:
       summary["averaged"] = _evaluate_average(run, state)
   finally:
-    run.writer.close()
-    with contextlib.suppress(Exception):  # the error that got us here is the one to report
-      run.manager.close()
+    _close(run)
 
   summary.update(
       steps=int(state.step), wall_seconds=time.time() - started,
       train_seconds=clock.seconds, tokens_per_second=clock.tokens / max(clock.seconds, 1e-9),
       num_parameters=int(num_params), skipped_steps=int(state.opt_state.total_notfinite),
+      skipped_train_pairs=batches.skipped,
       devices=[str(d) for d in jax.devices()], config=config.to_dict())
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2, default=str)

@@ -37,8 +37,18 @@ def test_multi30k_builder_keeps_every_split_in_file_order(tmp_path):
   assert {k: len(v) for k, v in splits.items()} == {
       "train": 7, "validation": 3, "test2016": 2, "test2017": 4}
   assert splits["validation"] == [(f"line val {i}", f"satz val {i}") for i in range(3)]
+  train = splits["train"]  # read on demand from the array_record files, not a list
+  assert isinstance(train, datasets.PairSource) and not isinstance(train, list)
+  assert train[6] == ("line train 6", "satz train 6")
+  assert train.take([5, 0]) == [("line train 5", "satz train 5"), ("line train 0", "satz train 0")]
+  assert list(train[1:3]) == [(f"line train {i}", f"satz train {i}") for i in (1, 2)]
   corpus = data.load_corpus(config)
   assert set(corpus.test) == {"test2016", "test2017"} and corpus.eval == splits["validation"]
+
+
+def whole(splits: dict) -> dict:
+  """Every split as a list (the training split is read on demand)."""
+  return {name: list(pairs) for name, pairs in splits.items()}
 
 
 def prepared_dirs(tmp_path) -> set[str]:
@@ -50,18 +60,18 @@ def prepared_dirs(tmp_path) -> set[str]:
 def test_multi30k_edited_file_is_prepared_afresh_and_unchanged_files_reuse_it(tmp_path):
   write_multi30k(tmp_path / "raw", {"train": 4, "val": 3, "test2016": 1, "test2017": 1})
   config = corpus_config(tmp_path, "multi30k", "en", "de")
-  first = datasets.multi30k_splits(config)
+  first = whole(datasets.multi30k_splits(config))
   once = prepared_dirs(tmp_path)
   assert len(once) == 1
-  assert datasets.multi30k_splits(config) == first and prepared_dirs(tmp_path) == once
+  assert whole(datasets.multi30k_splits(config)) == first and prepared_dirs(tmp_path) == once
   raw = tmp_path / "raw" / "multi30k"  # one pair removed, one changed
   (raw / "val.en").write_text("line val 0\nedited line\n")
   (raw / "val.de").write_text("satz val 0\nsatz val 2\n")
-  edited = datasets.multi30k_splits(config)
+  edited = whole(datasets.multi30k_splits(config))
   assert edited["validation"] == [("line val 0", "satz val 0"), ("edited line", "satz val 2")]
   assert edited["train"] == first["train"] and len(prepared_dirs(tmp_path)) == 2
   write_multi30k(tmp_path / "raw", {"train": 4, "val": 3, "test2016": 1, "test2017": 1})
-  assert datasets.multi30k_splits(config) == first and len(prepared_dirs(tmp_path)) == 2
+  assert whole(datasets.multi30k_splits(config)) == first and len(prepared_dirs(tmp_path)) == 2
 
 
 def test_tatoeba_sentence_removed_from_the_file_is_gone_after_reload(tmp_path):
@@ -70,13 +80,13 @@ def test_tatoeba_sentence_removed_from_the_file_is_gone_after_reload(tmp_path):
   lines = [f"Word {i}.\tMot {i}." for i in range(200)]  # 2% held out: both splits non-empty
   path.write_text("\n".join(lines) + "\n")
   config = corpus_config(tmp_path, "tatoeba", "fra", "eng", variant="full")
-  first = datasets.tatoeba_splits(config)
+  first = whole(datasets.tatoeba_splits(config))
   once = prepared_dirs(tmp_path)
-  assert datasets.tatoeba_splits(config) == first and prepared_dirs(tmp_path) == once
+  assert whole(datasets.tatoeba_splits(config)) == first and prepared_dirs(tmp_path) == once
   removed = ("Mot 7.", "Word 7.")
   assert removed in first["train"] + first["validation"]
   path.write_text("\n".join(line for line in lines if line != "Word 7.\tMot 7.") + "\n")
-  edited = datasets.tatoeba_splits(config)
+  edited = whole(datasets.tatoeba_splits(config))
   pairs = edited["train"] + edited["validation"]
   assert removed not in pairs and len(pairs) == len(lines) - 1
   assert len(prepared_dirs(tmp_path)) == 2
@@ -153,7 +163,7 @@ def test_wmt14_offline_fails_with_one_clear_message(tmp_path, monkeypatch):
   from jaxseq.datasets import wmt14
   monkeypatch.setattr(wmt14.textfiles, "reachable", lambda host: False)  # as on a machine offline
   with pytest.raises(DataError, match="needs a network"):
-    wmt14.load_splits("de-en", str(tmp_path))
+    wmt14.prepared_builder("de-en", str(tmp_path))
 
 
 def test_missing_local_copy_offline_is_one_data_error(tmp_path, monkeypatch):

@@ -1,6 +1,9 @@
 """Bucketed grain pipeline: fixed shapes, one compilation per bucket, exact restore, sharding."""
 
+import collections
+import collections.abc
 import functools
+import time
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +12,7 @@ import pytest
 
 from jaxseq import input_pipeline, steps
 from jaxseq import model as model_lib
-from jaxseq.vocab import BOS, EOS, PAD
+from jaxseq.vocab import BOS, EOS, PAD, WordVocab
 from configs import default
 
 BATCH, MAX_LENGTH = 8, 20
@@ -45,40 +48,90 @@ def test_configured_bucket_lengths_are_checked():
       input_pipeline.train_lengths(bad, 64)
 
 
+def check_batch(b, lengths):
+  """Fixed shape, full rows, tgt_in = BOS + tgt_out[:-1], the smallest bucket that holds it."""
+  length = b["src"].shape[1]
+  assert length in lengths and all(v.shape == (BATCH, length) for v in b.values())
+  assert (b["tgt_in"][:, 0] == BOS).all()  # every row is a real example
+  shifted = np.where(b["tgt_out"][:, :-1] == EOS, PAD, b["tgt_out"][:, :-1])
+  assert np.array_equal(b["tgt_in"][:, 1:], shifted)
+  smaller = lengths[lengths.index(length) - 1] if length != lengths[0] else 0
+  assert all(smaller < max(len(s), len(t) + 1) <= length for s, t in rows_of(b))
+
+
 @pytest.mark.parametrize("lengths", [None, (6, 12, 20)])
-def test_an_epoch_serves_every_example_once_in_fixed_shapes(lengths):
+def test_batches_are_full_fixed_shapes_and_serve_every_example(lengths):
   examples = make_examples(101)
   it = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=3, num_threads=1,
                                     lengths=lengths)
   lengths = lengths or (8, 16, 20)
-  per_epoch = it.schedule.batches_per_epoch
-  batches = [next(it) for _ in range(per_epoch)]
-  served = [r for b in batches for r in rows_of(b)]
-  assert sorted(served) == sorted((tuple(s), tuple(t)) for s, t in examples)
+  batches = [next(it) for _ in range(3 * 101 // BATCH)]  # about three epochs
   for b in batches:
-    length = b["src"].shape[1]
-    assert length in lengths and all(v.shape == (BATCH, length) for v in b.values())
-    real = b["tgt_in"][:, 0] == BOS
-    shifted = np.where(b["tgt_out"][:, :-1] == EOS, PAD, b["tgt_out"][:, :-1])
-    assert np.array_equal(b["tgt_in"][real, 1:], shifted[real])  # tgt_in = BOS + tgt_out[:-1]
-    assert not b["src"][~real].any()  # padding rows are all PAD
-    # the bucket is the smallest that holds each row
-    needed = max(max(len(s), len(t) + 1) for s, t in rows_of(b))
-    smaller = lengths[lengths.index(length) - 1] if length != lengths[0] else 0
-    assert smaller < needed <= length
+    check_batch(b, lengths)
+  counts = collections.Counter(r for b in batches for r in rows_of(b))
+  assert set(counts) == {(tuple(s), tuple(t)) for s, t in examples}
+  # an epoch is read whole before the next begins; only the partly filled buckets' rows
+  # (fewer than BATCH per bucket) wait past its end
+  assert 2 <= min(counts.values()) and max(counts.values()) <= 4
 
 
 def test_each_epoch_is_reshuffled_and_fixed_by_seed():
   examples = make_examples(64)
+  read = lambda it, n: [rows_of(next(it)) for _ in range(n)]
   it = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=1, num_threads=1)
-  n = it.schedule.batches_per_epoch
-  first = [rows_of(next(it)) for _ in range(n)]
-  second = [rows_of(next(it)) for _ in range(n)]
-  assert first != second and sorted(sum(first, [])) == sorted(sum(second, []))
+  first, second = read(it, 6), read(it, 6)
+  assert first != second
   again = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=1, num_threads=1)
-  assert [rows_of(next(again)) for _ in range(n)] == first
+  assert read(again, 12) == first + second
   other = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=2, num_threads=1)
-  assert [rows_of(next(other)) for _ in range(n)] != first
+  assert read(other, 6) != first
+
+
+class CountingExamples(collections.abc.Sequence):
+  """Examples made on demand, counting how many were read."""
+
+  def __init__(self, n: int):
+    self.n, self.reads = n, 0
+
+  def __len__(self):
+    return self.n
+
+  def __getitem__(self, index):
+    self.reads += 1
+    rng = np.random.default_rng(index)
+    return (rng.integers(4, 30, rng.integers(1, 7)).astype(np.int32),
+            rng.integers(4, 30, rng.integers(1, 7)).astype(np.int32))
+
+
+def test_the_examples_are_read_on_demand_not_whole():
+  examples = CountingExamples(1_000_000)
+  it = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=0, num_threads=1,
+                                    prefetch=2)
+  first = [next(it) for _ in range(3)]
+  time.sleep(0.5)  # let the prefetch fill up: what it holds is bounded too
+  # three batches need one chunk or two; the prefetch buffer holds two more
+  assert examples.reads <= 6 * input_pipeline.CHUNK
+  rows = [r for b in first for r in rows_of(b)]
+  assert len(set(rows)) == len(rows)  # a shuffled draw from a million, not repeats
+
+
+def test_pairs_that_do_not_fit_are_skipped_and_a_corpus_without_one_is_an_error():
+  fitting = make_examples(40)
+  too_long = [(np.arange(4, 4 + MAX_LENGTH + 1, dtype=np.int32), np.array([5], np.int32)),
+              (np.array([5], np.int32), np.array([], np.int32))]
+  it = input_pipeline.TrainIterator(fitting + too_long * 5, BATCH, MAX_LENGTH, seed=0)
+  rows = {r for _ in range(20) for r in rows_of(next(it))}
+  assert rows == {(tuple(s), tuple(t)) for s, t in fitting} and it.skipped >= 10
+  bad = input_pipeline.TrainIterator(too_long * 8, BATCH, MAX_LENGTH, seed=0)
+  with pytest.raises(ValueError, match="no training pair fits model.max_length=20"):
+    next(bad)
+
+
+def test_encoded_pairs_encode_when_read():
+  vocab = WordVocab.build(["a b c"])
+  pairs = input_pipeline.EncodedPairs([("a b", "c"), ("c", "a a b")], vocab, vocab)
+  assert len(pairs) == 2
+  assert [list(x) for x in pairs[1]] == [vocab.encode("c"), vocab.encode("a a b")]
 
 
 def test_restored_iterator_continues_the_uninterrupted_stream():
@@ -128,7 +181,7 @@ def test_train_step_compiles_once_per_bucket_over_two_epochs():
                                     seed=0)
   shapes = set()
   for epoch in range(2):
-    for _ in range(it.schedule.batches_per_epoch):
+    for _ in range(48 // BATCH):
       batch = next(it)
       shapes.add(batch["src"].shape)
       state, _ = step(state, batch)

@@ -44,3 +44,25 @@ def test_word_vocab_round_trips_normalized_text():
   tok = tokenizers.build("word", ["i am cold .", "he is tall !"])
   assert tok.decode(tok.encode("he is cold !")) == "he is cold !"
   assert tok.encode("she is")[0] == UNK
+
+
+class CountingPairs(list):
+  """A list of pairs that counts what `take` reads (as datasets.PairSource offers it)."""
+  read = 0
+
+  def take(self, indices):
+    self.read += len(indices)
+    return [self[i] for i in indices]
+
+
+def test_tokenizers_learn_from_a_bounded_reproducible_sample():
+  pairs = CountingPairs((f"quelle {i}", f"ziel {i}") for i in range(1000))
+  sample = tokenizers.training_sample(pairs, 100)
+  assert len(sample) == 100 == pairs.read and len(set(sample)) == 100
+  assert sample == sorted(sample, key=pairs.index)  # drawn without replacement, corpus order
+  assert tokenizers.training_sample(pairs, 100) == sample  # the same for every run
+  assert tokenizers.training_sample(pairs, 100, seed=1) != sample
+  assert tokenizers.training_sample(pairs[:50], 100) == pairs[:50]  # a small split: all of it
+  src, tgt = tokenizers.build_or_load("word", pairs, None, max_pairs=100)
+  assert set(src.words) - set(vocab.SPECIALS) == {"quelle"} | {s.split()[1] for s, _ in sample}
+  assert len(tgt) == len(src)

@@ -16,10 +16,12 @@ official release. Copies for older contents stay on disk until removed by hand. 
 whole from the TFDS catalogue and is kept directly in <tfds_dir>.
 """
 
+import collections.abc
 import hashlib
 import os
 
 import tensorflow_datasets as tfds
+from tensorflow_datasets.proto import tf_example_pb2
 
 from jaxseq.datasets.textfiles import DataError  # noqa: F401  (re-exported)
 
@@ -60,12 +62,22 @@ def keyed_tfds_dir(config, raw_files: list[str]) -> str:
 
 
 def prepare(builder: tfds.core.DatasetBuilder) -> dict:
-  """{split: data source}, preparing the builder's array_record files the first time."""
+  """{split: data source}, preparing the builder's array_record files the first time; the
+  training split's source gives raw records (see PairSource)."""
   tfds.disable_progress_bar()
   if not builder.is_prepared():
     builder.download_and_prepare(
         download_dir=os.path.join(os.fspath(builder.data_dir_root), "downloads"))
-  return builder.as_data_source()
+  return data_sources(builder)
+
+
+def data_sources(builder: tfds.core.DatasetBuilder) -> dict:
+  """{split: data source} of a prepared builder; the training split's gives raw records
+  (see PairSource)."""
+  sources = builder.as_data_source()
+  sources["train"] = builder.as_data_source(
+      split="train", deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+  return sources
 
 
 def text_pairs(source, src_key: str, tgt_key: str) -> list[tuple[str, str]]:
@@ -74,34 +86,76 @@ def text_pairs(source, src_key: str, tgt_key: str) -> list[tuple[str, str]]:
   return [(r[src_key].decode("utf-8"), r[tgt_key].decode("utf-8")) for r in records]
 
 
-def multi30k_splits(config) -> dict[str, list[tuple[str, str]]]:
-  """{train, validation, test2016, test2017: [(source, target)]} in config.data's direction."""
+class PairSource(collections.abc.Sequence):
+  """The records of a prepared split as (source text, target text), read on demand.
+
+  Random access into the array_record files: nothing is read until asked for, so a
+  training split of any size costs only its index in memory. `source` gives the raw
+  records (TFDS's DeserializeMethod.RAW_BYTES); they are parsed here as tf.train.Example
+  protos, which costs a fraction of TFDS's feature decoding for two text fields.
+  """
+
+  def __init__(self, source, src_key: str, tgt_key: str):
+    self.source, self.src_key, self.tgt_key = source, src_key, tgt_key
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def _pair(self, record: bytes) -> tuple[str, str]:
+    feature = tf_example_pb2.Example.FromString(record).features.feature
+    return (feature[self.src_key].bytes_list.value[0].decode("utf-8"),
+            feature[self.tgt_key].bytes_list.value[0].decode("utf-8"))
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.take(range(*index.indices(len(self))))
+    if not -len(self) <= index < len(self):
+      raise IndexError(f"pair {index} of {len(self)}")
+    return self._pair(self.source[index % len(self)])
+
+  def take(self, indices) -> list[tuple[str, str]]:
+    """The pairs at these indices, read in one call."""
+    indices = list(indices)
+    return [self._pair(r) for r in self.source.__getitems__(indices)] if indices else []
+
+  def __iter__(self):
+    for start in range(0, len(self), 4096):
+      yield from self.take(range(start, min(start + 4096, len(self))))
+
+
+def split_pairs(sources: dict, config) -> dict:
+  """{split: pairs}: the training split as a PairSource, the others read whole."""
+  langs = config.data.source_lang, config.data.target_lang
+  return {split: PairSource(source, *langs) if split == "train" else text_pairs(source, *langs)
+          for split, source in sources.items()}
+
+
+def multi30k_splits(config) -> dict:
+  """{train, validation, test2016, test2017: [(source, target)]} in config.data's direction
+  (train: a PairSource)."""
   from jaxseq.datasets import multi30k
   raw_dir = os.path.join(data_dir(config), "multi30k")
   raw_files = [p for langs in multi30k.local_files(raw_dir).values() for p in langs.values()]
   builder = multi30k.Multi30k(raw_dir=raw_dir, data_dir=keyed_tfds_dir(config, raw_files),
                               file_format="array_record")
-  sources = prepare(builder)
-  return {split: text_pairs(source, config.data.source_lang, config.data.target_lang)
-          for split, source in sources.items()}
+  return split_pairs(prepare(builder), config)
 
 
-def tatoeba_splits(config) -> dict[str, list[tuple[str, str]]]:
+def tatoeba_splits(config) -> dict:
   """{train, validation: [(source, target)]} of config.data.variant (tutorial | full); the
-  held-out split is grouped by the French side."""
+  held-out split is grouped by the French side (train: a PairSource)."""
   from jaxseq.datasets import tatoeba
   raw_dir = os.path.join(data_dir(config), "tatoeba-eng-fra")
   raw_files = [os.path.join(raw_dir, tatoeba.LOCAL_FILE)]
   builder = tatoeba.TatoebaEngFra(config=config.data.variant, raw_dir=raw_dir,
                                   data_dir=keyed_tfds_dir(config, raw_files),
                                   file_format="array_record")
-  return {split: text_pairs(source, config.data.source_lang, config.data.target_lang)
-          for split, source in prepare(builder).items()}
+  return split_pairs(prepare(builder), config)
 
 
-def wmt14_splits(config) -> dict[str, list[tuple[str, str]]]:
-  """{train, validation, test: [(source, target)]} of wmt14_translate (needs a network)."""
+def wmt14_splits(config) -> dict:
+  """{train, validation, test: [(source, target)]} of wmt14_translate (needs a network;
+  train: a PairSource)."""
   from jaxseq.datasets import wmt14
-  sources = wmt14.load_splits(config.data.pair, tfds_dir(config))
-  return {split: text_pairs(source, config.data.source_lang, config.data.target_lang)
-          for split, source in sources.items()}
+  return split_pairs(data_sources(wmt14.prepared_builder(config.data.pair, tfds_dir(config))),
+                     config)

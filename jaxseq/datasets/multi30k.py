@@ -69,6 +69,6 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
     return {split: self._generate_examples(langs) for split, langs in files.items()}
 
   def _generate_examples(self, langs: dict):
-    pairs = textfiles.read_parallel(langs["de"], langs["en"])
+    pairs = textfiles.iter_parallel(langs["de"], langs["en"])
     for index, (de, en) in enumerate(pairs):
       yield index, {"de": de, "en": en}

@@ -9,10 +9,12 @@ a skip that is counted and logged; nothing is dropped silently):
 """
 
 import dataclasses
+import itertools
 import logging
 import os
 import socket
 import urllib.parse
+from collections.abc import Iterator
 
 MAX_LINE_CHARS = 4096  # longer lines are not sentences (a broken export); such pairs are skipped
 
@@ -69,28 +71,34 @@ def download(dl_manager, urls, local: str):
                     "point config.data_dir or $JAXSEQ_DATA_DIR at a local copy") from None
 
 
-def read_lines(path: str, report: ReadReport | None = None) -> list[str]:
-  """The file's lines without line ends; CRLF ends are counted in report."""
+def iter_lines(path: str, report: ReadReport | None = None) -> Iterator[str]:
+  """The file's lines without line ends, read as they are asked for; CRLF ends are
+  counted in report. A file without a non-blank line is a DataError once it is read."""
   if not os.path.isfile(path):
     raise DataError(f"{path}: file is missing")
+  blank = True
   with open(path, "rb") as f:
-    raw = f.read()
-  if not raw.strip():
+    for number, line in enumerate(f, start=1):
+      line = line[:-1] if line.endswith(b"\n") else line
+      if line.endswith(b"\r"):
+        line = line[:-1]
+        if report is not None:
+          report.note("crlf", number)
+      try:
+        text = line.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise DataError(f"{path}:{number}: invalid UTF-8 at byte {e.start} of the line") from None
+      blank = blank and not text.strip()
+      yield text
+  if blank:
     raise DataError(f"{path}: file is empty")
-  lines = raw.split(b"\n")
-  if lines[-1] == b"":
-    lines.pop()
-  texts = []
-  for number, line in enumerate(lines, start=1):
-    if line.endswith(b"\r"):
-      line = line[:-1]
-      if report is not None:
-        report.note("crlf", number)
-    try:
-      texts.append(line.decode("utf-8"))
-    except UnicodeDecodeError as e:
-      raise DataError(f"{path}:{number}: invalid UTF-8 at byte {e.start} of the line") from None
-  return texts
+
+
+def read_lines(path: str, report: ReadReport | None = None) -> list[str]:
+  """All of iter_lines(path)."""
+  if not os.path.isfile(path):
+    raise DataError(f"{path}: file is missing")
+  return list(iter_lines(path, report))
 
 
 def _keep(report: ReadReport, number: int, *sides: str) -> bool:
@@ -103,17 +111,29 @@ def _keep(report: ReadReport, number: int, *sides: str) -> bool:
   return True
 
 
-def read_parallel(src_path: str, tgt_path: str) -> list[tuple[str, str]]:
-  """Line-aligned pairs of two files; bad pairs are skipped and logged (see module doc)."""
+def iter_parallel(src_path: str, tgt_path: str) -> Iterator[tuple[str, str]]:
+  """Line-aligned pairs of two files, streamed (memory does not grow with the files); bad
+  pairs are skipped and logged, a bad file is a DataError when reached (see module doc)."""
+  for path in (src_path, tgt_path):
+    if not os.path.isfile(path):
+      raise DataError(f"{path}: file is missing")
   report = ReadReport()
-  src, tgt = read_lines(src_path, report), read_lines(tgt_path, report)
-  if len(src) != len(tgt):
-    raise DataError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; "
-                    "line N of one must translate line N of the other")
-  pairs = [(s.strip(), t.strip()) for number, (s, t) in enumerate(zip(src, tgt), start=1)
-           if _keep(report, number, s, t)]
+  src, tgt = iter_lines(src_path, report), iter_lines(tgt_path, report)
+  number = 0
+  for number, (s, t) in enumerate(itertools.zip_longest(src, tgt), start=1):
+    if s is None or t is None:
+      src_count = number - 1 + (s is not None) + sum(1 for _ in src)
+      tgt_count = number - 1 + (t is not None) + sum(1 for _ in tgt)
+      raise DataError(f"{src_path} has {src_count} lines but {tgt_path} has {tgt_count}; "
+                      "line N of one must translate line N of the other")
+    if _keep(report, number, s, t):
+      yield s.strip(), t.strip()
   report.log(f"{src_path} / {tgt_path}")
-  return pairs
+
+
+def read_parallel(src_path: str, tgt_path: str) -> list[tuple[str, str]]:
+  """All of iter_parallel."""
+  return list(iter_parallel(src_path, tgt_path))
 
 
 def read_tab_pairs(path: str) -> list[tuple[str, str]]:

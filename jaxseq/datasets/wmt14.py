@@ -15,8 +15,8 @@ LANGUAGES = ("en", "fr", "de")  # the languages of PAIRS
 HOST = "www.statmt.org"
 
 
-def load_splits(pair: str, tfds_dir: str) -> dict:
-  """{split: ArrayRecord data source} of wmt14_translate/<pair>, prepared once in tfds_dir."""
+def prepared_builder(pair: str, tfds_dir: str):
+  """The builder of wmt14_translate/<pair>, its data prepared once in tfds_dir."""
   if pair not in PAIRS:
     raise DataError(f"WMT'14 pair {pair!r} is not available; allowed: {', '.join(PAIRS)}")
   name = f"wmt14_translate/{pair}"
@@ -27,4 +27,4 @@ def load_splits(pair: str, tfds_dir: str) -> dict:
       raise DataError(f"{name} is not prepared in {tfds_dir} and {HOST} cannot be reached: "
                       "WMT'14 needs a network to download (use multi30k or tatoeba offline)")
     builder.download_and_prepare()
-  return builder.as_data_source()
+  return builder
