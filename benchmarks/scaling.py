@@ -92,7 +92,7 @@ def child(args) -> dict:
       count += int(np.count_nonzero(next(batches)["src"][:, 0]))
     pipeline = count / (time.perf_counter() - start)
   finally:
-    trainer._close(run)
+    trainer.close_run(run)
   return {"first_step_seconds": round(first_step, 2),
           "train_examples_per_s": round(steps * config.batch_size / seconds, 1),
           "pipeline_examples_per_s": round(pipeline, 1),

@@ -128,7 +128,11 @@ def take(examples: Sequence[Example], indices: Sequence[int]) -> list[Example]:
   return batched(indices) if batched else [examples[i] for i in indices]
 
 
-CHUNK = 64  # examples read and encoded per grain element (a batched random read)
+# Examples read and encoded per grain element, in one batched random read. A read of the
+# array_record files has a fixed cost that grows with the number of shard files (a thread
+# per file); at 5 M pairs (8 shards) a read of 64 costs 460 us per example, of 1,024 60 us.
+# The order of the examples does not depend on it.
+CHUNK = 1024
 
 
 def _read_chunk(indices: np.ndarray, examples: Sequence[Example]) -> list[tuple[int, Example]]:
@@ -215,7 +219,7 @@ class TrainIterator:
 
   def __init__(self, examples: Sequence[Example], batch_size: int, max_length: int, seed: int,
                *, lengths: Sequence[int] | None = None, num_threads: int = 2,
-               prefetch: int = 8, process_index: int | None = None,
+               prefetch: int = 4, process_index: int | None = None,
                process_count: int | None = None):
     if len(examples) < batch_size:
       raise ValueError(f"{len(examples)} training examples cannot fill a batch of {batch_size}")

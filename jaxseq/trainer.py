@@ -125,17 +125,24 @@ def start(config, workdir: str):
             metrics_writer.MetricsWriter(workdir), started)
   try:
     restored = checkpointing.restore_latest(run.manager, state, workdir, log=_log)
+    if restored is not None:
+      state = restored.state
+      try:
+        batches.set_state(restored.data_state)
+      except ValueError as e:
+        raise checkpointing.CheckpointError(
+            f"the input position saved at step {restored.step} in {run.manager.directory} "
+            f"cannot be restored ({e}); resume with the jaxseq version that wrote it, or "
+            "start a new workdir") from None
+      _log(f"resumed from step {restored.step} in {run.manager.directory}")
   except BaseException:
-    _close(run)
+    close_run(run)
     raise
-  if restored is not None:
-    state = restored.state
-    batches.set_state(restored.data_state)
-    _log(f"resumed from step {restored.step} in {run.manager.directory}")
   return run, state, batches, _jit_train_step(model, config, mesh)
 
 
-def _close(run: Run):
+def close_run(run: Run):
+  """Closes what `start` opened: the metrics writer and the checkpoint manager."""
   run.writer.close()
   with contextlib.suppress(Exception):  # the error that got us here is the one to report
     run.manager.close()
@@ -155,7 +162,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     if config.average_last_checkpoints:
       summary["averaged"] = _evaluate_average(run, state)
   finally:
-    _close(run)
+    close_run(run)
 
   summary.update(
       steps=int(state.step), wall_seconds=time.time() - started,

@@ -147,6 +147,9 @@ def test_restored_iterator_continues_the_uninterrupted_stream():
     assert all(np.array_equal(want[k], got[k]) for k in want)
   with pytest.raises(ValueError, match="seed"):
     input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=9).set_state(state)
+  older = {"grain": {"next_index": 88}, "seed": 0}  # what the pre-streaming pipeline saved
+  with pytest.raises(ValueError, match="not written by this pipeline"):
+    fresh.set_state(older)
 
 
 def test_process_shards_partition_each_global_batch():
