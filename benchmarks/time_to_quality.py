@@ -65,7 +65,7 @@ def parse_thresholds(text: str) -> list[float]:
 def save_plot(path: str, records: list[dict]):
   """BLEU against training minutes, one line per record, thresholds as dotted lines."""
   from jaxseq import plots  # matplotlib without a display
-  fig, ax = plots.plt.subplots(figsize=(7, 4.2))
+  fig, ax = plots.pyplot().subplots(figsize=(7, 4.2))
   marks = set()
   for record in records:
     curve = record["heldout_curve"]
@@ -81,7 +81,7 @@ def save_plot(path: str, records: list[dict]):
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
-  plots.plt.close(fig)
+  plots.pyplot().close(fig)
 
 
 def _minutes(seconds) -> str:

@@ -3,7 +3,7 @@
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
   """matplotlib's pyplot without a display, imported when the first picture is drawn (it
   takes a second that a run's start-up need not spend)."""
   import matplotlib
@@ -18,7 +18,7 @@ def attention_figure(weights: np.ndarray, src_words: list[str], out_words: list[
   The layout of the PyTorch seq2seq tutorial's showAttention; the caller closes the figure.
   """
   weights = np.asarray(weights)[:len(out_words), :len(src_words)]
-  fig, ax = _pyplot().subplots(figsize=(1 + 0.45 * max(len(src_words), 1),
+  fig, ax = pyplot().subplots(figsize=(1 + 0.45 * max(len(src_words), 1),
                                   1 + 0.45 * max(len(out_words), 1)))
   image = ax.matshow(weights, cmap="bone", vmin=0.0, vmax=1.0)
   fig.colorbar(image, ax=ax, fraction=0.046)
@@ -34,7 +34,7 @@ def save_attention(path, weights: np.ndarray, src_words: list[str], out_words: l
   """Writes the attention heatmap (see attention_figure) to path."""
   fig = attention_figure(weights, src_words, out_words)
   fig.savefig(path, dpi=100)
-  _pyplot().close(fig)
+  pyplot().close(fig)
 
 
 def attention_image(weights: np.ndarray, src_words: list[str], out_words: list[str]
@@ -43,7 +43,7 @@ def attention_image(weights: np.ndarray, src_words: list[str], out_words: list[s
   fig = attention_figure(weights, src_words, out_words)
   fig.canvas.draw()
   image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-  _pyplot().close(fig)
+  pyplot().close(fig)
   return image
 
 
@@ -52,7 +52,7 @@ def save_curves(path, curves: dict[str, tuple[list[int], list[float]]], ylabel: 
   """One line per named curve of (steps, values); nothing is written without points."""
   if not any(steps for steps, _ in curves.values()):
     return
-  fig, ax = _pyplot().subplots(figsize=(6, 4))
+  fig, ax = pyplot().subplots(figsize=(6, 4))
   for name, (steps, values) in curves.items():
     if steps:
       ax.plot(steps, values, label=name, marker="." if len(steps) < 30 else None)
@@ -64,4 +64,4 @@ def save_curves(path, curves: dict[str, tuple[list[int], list[float]]], ylabel: 
   ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  _pyplot().close(fig)
+  pyplot().close(fig)
