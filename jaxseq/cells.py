@@ -22,10 +22,22 @@ import jax.numpy as jnp
 Array = jax.Array
 Carry = Any  # GRU: h [hidden]; LSTM: (c [hidden], h [hidden])
 
-def gru_step(kernel: Array, bias: Array, h: Array, x_proj: Array) -> Array:
-  """One GRU step. kernel: [hidden, 3*hidden]; x_proj: [3*hidden] = W_i x + b_i."""
+def split_gates(x_proj: Array, num_gates: int) -> tuple[Array, ...]:
+  """[..., num_gates * hidden] -> one [..., hidden] array per gate.
+
+  The steps take their input projection split like this. A scan then slices each gate's
+  own array per position; when one fused loop instead reads several slices of the same
+  scanned [len, gates] array, XLA's CPU backend emits scalar code for it, and a GRU step
+  of 32 sentences takes 2.8x as long (benchmarks/gru_gates.py, results/speed/gates.json).
+  """
+  return tuple(jnp.split(x_proj, num_gates, axis=-1))
+
+
+def gru_step(kernel: Array, bias: Array, h: Array, x_gates: tuple[Array, ...]) -> Array:
+  """One GRU step. kernel: [hidden, 3*hidden]; x_gates: (x_r, x_z, x_n), W_i x + b_i
+  split by gate, each [hidden]."""
   h_proj = h @ kernel + bias
-  x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
+  x_r, x_z, x_n = x_gates
   h_r, h_z, h_n = jnp.split(h_proj, 3, axis=-1)
   reset = jax.nn.sigmoid(x_r + h_r)
   update = jax.nn.sigmoid(x_z + h_z)
@@ -33,11 +45,12 @@ def gru_step(kernel: Array, bias: Array, h: Array, x_proj: Array) -> Array:
   return (1.0 - update) * candidate + update * h
 
 
-def lstm_step(kernel: Array, bias: Array, carry: Carry, x_proj: Array) -> Carry:
-  """One LSTM step. kernel: [hidden, 4*hidden]; x_proj: [4*hidden]; carry (c, h)."""
+def lstm_step(kernel: Array, bias: Array, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
+  """One LSTM step. kernel: [hidden, 4*hidden]; x_gates: W_i x + b_i split by gate
+  (i, f, g, o), each [hidden]; carry (c, h)."""
   c, h = carry
-  gates = x_proj + h @ kernel + bias
-  i, f, g, o = jnp.split(gates, 4, axis=-1)
+  h_gates = jnp.split(h @ kernel + bias, 4, axis=-1)
+  i, f, g, o = (x + hg for x, hg in zip(x_gates, h_gates))
   c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
   h = jax.nn.sigmoid(o) * jnp.tanh(c)
   return (c, h)
@@ -46,7 +59,7 @@ def lstm_step(kernel: Array, bias: Array, carry: Carry, x_proj: Array) -> Carry:
 class CellType(NamedTuple):
   """One kind of recurrent cell: what `CELLS` maps a config.model.cell name to."""
   num_gates: int                # gate blocks in the fused kernel: [hidden, num_gates * hidden]
-  step: Callable[..., Carry]    # (kernel, bias, carry, x_proj) -> carry
+  step: Callable[..., Carry]    # (kernel, bias, carry, x_gates) -> carry
   carry: Callable[[Array], Carry]   # the zero state from h = zeros [hidden]
   output: Callable[[Carry], Array]  # the hidden vector h the cell exposes
 
@@ -70,8 +83,8 @@ def carry_output(cell: str, carry: Carry) -> Array:
 class RecurrentCell(nn.Module):
   """The weights of one GRU or LSTM cell.
 
-  `project(x)` maps inputs of any leading shape to gate pre-activations;
-  `step(carry, x_proj)` advances the state by one position.
+  `project(x)` maps inputs of any leading shape to gate pre-activations, split by gate;
+  `step(carry, x_gates)` advances the state by one position.
   """
 
   cell: str
@@ -85,13 +98,13 @@ class RecurrentCell(nn.Module):
         "recurrent_kernel", nn.initializers.orthogonal(), (self.hidden_size, gates))
     self.bias = self.param("recurrent_bias", nn.initializers.zeros, (gates,))
 
-  def project(self, x: Array) -> Array:
-    """x: [..., in] -> [..., gates]."""
-    return self.input(x)
+  def project(self, x: Array) -> tuple[Array, ...]:
+    """x: [..., in] -> one [..., hidden] array per gate (`split_gates`)."""
+    return split_gates(self.input(x), CELLS[self.cell].num_gates)
 
   def weights(self) -> tuple[Array, Array]:
     """The recurrent (kernel, bias) in the compute dtype, to be closed over by a scan body."""
     return self.kernel.astype(self.dtype), self.bias.astype(self.dtype)
 
-  def step(self, carry: Carry, x_proj: Array) -> Carry:
-    return CELLS[self.cell].step(*self.weights(), carry, x_proj)
+  def step(self, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
+    return CELLS[self.cell].step(*self.weights(), carry, x_gates)

@@ -112,11 +112,10 @@ def translate_ids(model, params, sources: list[np.ndarray], *, batch_size: int,
   """
   if search not in ALL_SEARCHES:
     raise ValueError(f"search {search!r}; allowed: {', '.join(ALL_SEARCHES)}")
-  seed_key = jax.random.key(int(settings.get("seed", 0)))
-
   def search_batch(src, prefix, rows):
     keys = None
     if search == "sample":
+      seed_key = jax.random.key(int(settings.get("seed", 0)))
       keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(seed_key, i), nbest))(rows)
     return _search_batch(model, params, src, prefix, keys, search=search, settings=settings,
                          nbest=nbest, max_length=max_length)

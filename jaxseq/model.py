@@ -54,8 +54,9 @@ def run_rnns(layer_cells: Sequence[cells.RecurrentCell], kind: str, x: Array, ma
   """
   step = cells.CELLS[kind].step
   flip = lambda a, rev: a[::-1] if rev else a
-  # The input projections are hoisted out of the scan: [src_len, gates] per cell.
-  inputs = tuple((flip(c.project(x), rev), flip(mask, rev)) for c, rev in zip(layer_cells, reverse))
+  # The input projections are hoisted out of the scan: per cell, [src_len, hidden] per gate.
+  inputs = tuple((tuple(flip(g, rev) for g in c.project(x)), flip(mask, rev))
+                 for c, rev in zip(layer_cells, reverse))
   weights = tuple(c.weights() for c in layer_cells)
 
   def body(carries, inputs):

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import json
 import sys
 import time
@@ -189,6 +190,9 @@ class Batcher:
       await slots.acquire()  # a worker is free: take what has arrived meanwhile
       deadline = loop.time() + self.max_wait
       while len(waiting) < self.max_batch:
+        if not self.queue.empty():  # what has arrived already, without a timer each
+          waiting.append(self.queue.get_nowait())
+          continue
         timeout = deadline - loop.time()
         if timeout <= 0:
           break
@@ -299,7 +303,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--beam_sizes", default="",
                       help="comma-separated beam sizes requests may ask for (default: "
                       "config.decode.beam_size; an artifact: what it holds)")
-  parser.add_argument("--max_batch", type=int, default=32, help="texts per device call")
+  parser.add_argument("--max_batch", type=int, default=16,
+                      help="texts per device call (with --workers=2, two batches of up to "
+                      "16 alternate: one computes while the other's requests are read and "
+                      "answered)")
   parser.add_argument("--max_wait_ms", type=float, default=5.0,
                       help="how long a batch waits for more texts")
   parser.add_argument("--workers", type=int, default=2,
@@ -352,8 +359,12 @@ def run(argv: list[str]) -> int:
   info = {"model": args.artifact or args.workdir, "step": translator.step,
           "beam_sizes": list(beam_sizes), "max_batch": args.max_batch}
   app = make_app(translator, limits, batcher, info)
+  # The objects made so far (the libraries, the model, the compiled searches) live as long
+  # as the service: kept out of the collector's view, a full collection no longer walks
+  # them all, which otherwise stalls every request in flight.
+  gc.freeze()
   config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                          timeout_graceful_shutdown=60)
+                          access_log=False, timeout_graceful_shutdown=60)
   server = type("Server", (uvicorn.Server,),
                 {"capture_signals": contextlib.contextmanager(_graceful)})(config)
   server.run()

@@ -43,14 +43,14 @@ def test_hoisted_scan_equals_a_step_by_step_loop(kind, reverse):
 def test_gru_update_gate_one_keeps_the_state():
   h = jnp.array([0.3, -0.2])
   kernel = jnp.zeros((2, 6))
-  x_proj = jnp.concatenate([jnp.zeros(2), jnp.full(2, 50.0), jnp.zeros(2)])  # z -> 1
-  np.testing.assert_allclose(cells.gru_step(kernel, jnp.zeros(6), h, x_proj), h, atol=1e-6)
+  x_gates = (jnp.zeros(2), jnp.full(2, 50.0), jnp.zeros(2))  # z -> 1
+  np.testing.assert_allclose(cells.gru_step(kernel, jnp.zeros(6), h, x_gates), h, atol=1e-6)
 
 
 def test_lstm_forget_gate_zero_and_input_gate_zero_clear_the_cell():
   c, h = jnp.ones(2), jnp.ones(2)
-  x_proj = jnp.full(8, -50.0)  # i, f, g, o pre-activations all very negative
-  c2, _ = cells.lstm_step(jnp.zeros((2, 8)), jnp.zeros(8), (c, h), x_proj)
+  x_gates = cells.split_gates(jnp.full(8, -50.0), 4)  # i, f, g, o all very negative
+  c2, _ = cells.lstm_step(jnp.zeros((2, 8)), jnp.zeros(8), (c, h), x_gates)
   np.testing.assert_allclose(c2, 0.0, atol=1e-6)
 
 
