@@ -17,7 +17,8 @@ def get_model_config() -> ml_collections.ConfigDict:
   m = ml_collections.ConfigDict()
   m.cell = "gru"                # recurrent cell: gru | lstm
   m.attention = "bahdanau"      # a row of jaxseq.attention.ATTENTIONS: none | tutorial |
-                                # bahdanau | luong_dot | luong_general | luong_concat | scaled_dot
+                                # bahdanau | luong_dot | luong_general | luong_concat | scaled_dot |
+                                # conditional
   m.readout = "attentional"     # output vector: attentional (tanh(W [c; h]), Luong) | none (h)
   m.embed_size = 64             # word embedding size, source and target
   m.hidden_size = 128           # recurrent state size of encoder and decoder

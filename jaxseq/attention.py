@@ -22,6 +22,9 @@ References:
     Translation", Eq. 8 (dot, general, concat scores).
   Vaswani et al. 2017, "Attention Is All You Need", Eq. 1 (the dot score scaled by
     1/sqrt(d), so that its variance does not grow with the size).
+  Sennrich et al. 2017, "Nematus: a Toolkit for Neural Machine Translation", Sec. 2.3
+    (the conditional GRU: a first GRU from y_{t-1}, additive attention asked by its
+    state, a second GRU that reads the context; the decoder of nmtpytorch's baselines).
   The PyTorch tutorial "Translation with a Sequence to Sequence Network and Attention"
     (AttnDecoderRNN: weights from a linear layer over [embedded; hidden], one output
     per position up to a fixed max_length, then a combine layer and ReLU).
@@ -172,13 +175,25 @@ class Wiring:
   feeds_cell: the context joins the cell input, [x_t; c_t]; only for a query before
     the cell, whose context exists by then.
   combine: the cell reads relu(W [x_t; c_t]) instead of [x_t; c_t] (the tutorial).
+  second_cell: the state the cell made, h'_t, asks, and a second cell of the top layer
+    then reads the context: h_t = cell2(c_t, h'_t) is the step's state and output (the
+    conditional GRU); only for a query after the cell.
   """
   query_after_cell: bool = False
   query_with_input: bool = False
   feeds_cell: bool = True
   combine: bool = False
+  second_cell: bool = False
+
+  @property
+  def context_in_state(self) -> bool:
+    """Whether c_t reaches the decoder state (so a readout need not read it)."""
+    return self.feeds_cell or self.second_cell
 
   def __post_init__(self):
+    if self.second_cell and not self.query_after_cell:
+      raise ValueError("second_cell reads the context asked by the first cell's state: it "
+                       "needs query_after_cell")
     if self.query_after_cell and (self.query_with_input or self.feeds_cell):
       raise ValueError("a query after the cell has neither x_t in it nor a context for the "
                        "cell: query_with_input and feeds_cell must be False")
@@ -210,6 +225,9 @@ ATTENTIONS: dict[str, Entry] = {
                           "Luong et al. 2015, Eq. 8"),
     "scaled_dot": Entry(lambda m: DotAttention(scaled=True), AFTER_CELL,
                         "Vaswani et al. 2017, Eq. 1"),
+    "conditional": Entry(lambda m: AdditiveAttention(m.attention_size),
+                         Wiring(query_after_cell=True, feeds_cell=False, second_cell=True),
+                         "Sennrich et al. 2017 (Nematus), Sec. 2.3: the conditional GRU"),
 }
 
 

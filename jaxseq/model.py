@@ -140,9 +140,9 @@ def wiring_problem(attention: str, readout: str, input_feeding: bool
   if attention not in attention_lib.ATTENTIONS or readout not in READOUTS:
     return None
   reads_context = READOUTS[readout].reads_context
-  if not reads_context and not attention_lib.ATTENTIONS[attention].wiring.feeds_cell:
+  if not reads_context and not attention_lib.ATTENTIONS[attention].wiring.context_in_state:
     return ("model.readout", f"a readout that reads the context ({_context_readouts()}) "
-            f"with attention {attention!r}, whose context does not feed the cell")
+            f"with attention {attention!r}, whose context does not feed a cell")
   if input_feeding and not reads_context:
     return ("model.input_feeding", f"False with readout {readout!r}: input feeding "
             "feeds back h~, which only a readout of the context makes")
@@ -205,6 +205,8 @@ class Seq2Seq(nn.Module):
                               name="tgt_embed")
     self.decoder_cells = [cells.RecurrentCell(self.cell, h, dtype, name=f"decoder{i}")
                           for i in range(self.num_layers)]
+    # The wiring's second cell (the conditional GRU's): reads c_t, advances the top layer.
+    self.second_cell = cells.RecurrentCell(self.cell, h, dtype, name="second_cell")
     # Layers that only some wirings call; flax creates parameters only for those called.
     self.combine = nn.Dense(h, dtype=dtype, name="combine")
     self.attentional_proj = nn.Dense(h, use_bias=False, dtype=dtype, name="attentional")
@@ -275,7 +277,8 @@ class Seq2Seq(nn.Module):
     """The recurrent part of one position: emb [embed] -> (state, out, weights [src_len]).
 
     Follows the attention's `Wiring`: the query is h_{t-1} (or [x_t; h_{t-1}]) before
-    the cell, whose input the context may join, or h_t after it. `out` is what `logits`
+    the cell, whose input the context may join, or h_t after it (and with a second cell,
+    that cell reads c_t and makes the step's h_t from it). `out` is what `logits`
     reads: the readout of (c_t, h_t), h~_t for the attentional one. With readout=False
     (allowed when `readout_outside_recurrence`) `out` is the pair (c_t, h_t) itself,
     and `logits(out, readout=True)` applies the readout.
@@ -297,6 +300,10 @@ class Seq2Seq(nn.Module):
     carries, h = self._cells(state.cells, x, train)
     if wiring.query_after_cell:
       context, weights = self.attn(h, memory)
+    if wiring.second_cell:
+      top = self.second_cell.step(carries[-1], self.second_cell.project(context))
+      carries = carries[:-1] + (top,)
+      h = cells.carry_output(self.cell, top)
     if not readout:
       return DecoderState(carries, state.attentional), (context, h), weights
     out = READOUTS[self.readout].fn(self, context, h)

@@ -48,6 +48,7 @@ def test_unknown_attention_is_named():
 @pytest.mark.parametrize("fields", [
     dict(query_after_cell=True),                           # a context for a cell already run
     dict(query_after_cell=True, feeds_cell=False, query_with_input=True),
+    dict(second_cell=True),                                 # a second cell before any query
     dict(feeds_cell=False, combine=True),                   # combine without a context
 ])
 def test_a_wiring_that_cannot_run_is_refused(fields):

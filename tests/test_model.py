@@ -15,6 +15,7 @@ TUTORIAL = dict(attention="bahdanau", readout="none")  # the tutorial's decoder
 VARIANTS = [dict(attention=a, bidirectional=True) for a in attention.ATTENTIONS] + [
     FED_LSTM, TUTORIAL, dict(attention="tutorial", readout="none"),
     dict(attention="bahdanau", cell="lstm", bidirectional=True, num_layers=2, dropout=0.3),
+    dict(attention="conditional", cell="lstm", num_layers=2),  # the second cell on top
 ]
 IDS = [f"{v['attention']}-{v.get('cell', 'gru')}{'-l2' if v.get('num_layers') else ''}"
        f"{'-' + v['readout'] if 'readout' in v else ''}" for v in VARIANTS]
@@ -209,3 +210,39 @@ def test_a_readout_that_would_cut_the_context_off_is_refused(fields, field):
   assert problem is not None and problem[0] == field
   with pytest.raises(ValueError, match=field):
     init_params(tiny_model(**fields))
+
+
+def _gru(cell: dict, x, h):
+  """A GRU step written out from a cell's parameters (reset gate after the product)."""
+  x_r, x_z, x_n = jnp.split(x @ cell["input"]["kernel"] + cell["input"]["bias"], 3)
+  h_r, h_z, h_n = jnp.split(h @ cell["recurrent_kernel"] + cell["recurrent_bias"], 3)
+  r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+  return (1 - z) * jnp.tanh(x_n + r * h_n) + z * h
+
+
+def test_conditional_is_two_cells_around_the_attention():
+  """One step of attention="conditional" written out: h' = GRU1(emb, h_{t-1}); additive
+  attention asked by h'; h_t = GRU2(c_t, h'); logits from tanh(W [c_t; h_t])."""
+  model = tiny_model(attention="conditional", bidirectional=True)
+  params = init_params(model, seed=4)
+  p = params["params"]
+  memory, state = model.apply(params, SRC[2], method=Seq2Seq.encode)
+  new_state, logits, weights = model.apply(params, memory, state, jnp.int32(BOS),
+                                           method=Seq2Seq.decode_step)
+  first = _gru(p["decoder0"], p["tgt_embed"]["embedding"][BOS], state.cells[0])
+  att = p["attention"]
+  energy = jnp.tanh(first @ att["query"]["kernel"] + att["query"]["bias"]
+                    + memory.values @ att["key"]["kernel"])
+  expected_weights = jax.nn.softmax((energy @ att["energy"]["kernel"])[:, 0])
+  context = expected_weights @ memory.values
+  h = _gru(p["second_cell"], context, first)
+  out = jnp.tanh(jnp.concatenate([context, h]) @ p["attentional"]["kernel"])
+  np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
+  np.testing.assert_allclose(new_state.cells[0], h, atol=1e-5)
+  np.testing.assert_allclose(logits, out @ p["output"]["kernel"] + p["output"]["bias"],
+                             atol=1e-5)
+  # The context reaches the state through the second cell, so a readout of h alone is
+  # allowed here, unlike with Luong's scores.
+  from jaxseq import model as model_lib
+  assert model_lib.wiring_problem("conditional", "none", False) is None
+  assert model_lib.wiring_problem("luong_general", "none", False) is not None
