@@ -324,8 +324,13 @@ def restore_for_inference(workdir: str, abstract_state):
   """(state, step) of the workdir's newest checkpoint that restores and verifies.
 
   A checkpoint whose parameter shapes do not fit the model of abstract_state is
-  refused with a CheckpointError saying which parameter differs.
+  refused with a CheckpointError saying which parameter differs. The arrays come back
+  on this process's first device, whatever devices the training run saved them from
+  (orbax would otherwise ask for the saved topology, e.g. two CPU devices).
   """
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  abstract_state = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_state)
   directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
   if not os.path.isdir(directory):
     raise CheckpointError(f"{directory} is missing: train a model into {workdir!r} first")

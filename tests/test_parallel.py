@@ -16,6 +16,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 4
+SAVE_TO_ENV = "JAXSEQ_TEST_SAVE_TO"  # where a run saves its final state (a workdir)
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
 
 
@@ -88,8 +89,14 @@ def _train_losses() -> dict:
     batch_devices.add(len(batch["src"].sharding.device_set))
     state, metrics = train_step(state, batch)
     losses.append(float(metrics["loss"]) / float(metrics["tokens"]))
+  if os.environ.get(SAVE_TO_ENV):  # a checkpoint of the devices' state, for a restore test
+    from jaxseq import checkpointing
+    manager = checkpointing.make_manager(os.environ[SAVE_TO_ENV], config)
+    checkpointing.save(manager, state, {}, force=True)
+    checkpointing.wait(manager)
   params = jax.tree.leaves(state.params)
   return {"devices": jax.device_count(), "losses": losses,
+          "vocab_sizes": [len(corpus.src_vocab), len(corpus.tgt_vocab)],
           "batch_devices": sorted(batch_devices),
           "params_replicated": all(p.sharding.is_fully_replicated for p in params),
           "all_reduces": len(re.findall(r" all-reduce(?:-start)?\(", hlo)),
@@ -118,8 +125,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def one_and_four():
-  one, four = _start(1), _start(4)  # both compile at once
+def four_devices_workdir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("four_devices"))
+
+
+@pytest.fixture(scope="module")
+def one_and_four(four_devices_workdir):
+  # Both compile at once; the four-device run also saves its final state.
+  one, four = _start(1), _start(4, **{SAVE_TO_ENV: four_devices_workdir})
   return _result(one), _result(four)
 
 
@@ -178,6 +191,23 @@ def test_four_devices_follow_the_one_device_loss_trajectory(one_and_four):
   assert one["losses"][-1] < one["losses"][0]  # the run trains, so the comparison means something
   np.testing.assert_allclose(four["losses"], one["losses"], rtol=1e-4)
   np.testing.assert_allclose(four["param_sum"], one["param_sum"], rtol=1e-4)
+
+
+def test_a_checkpoint_saved_by_four_devices_restores_on_one(one_and_four, four_devices_workdir):
+  """Inference restores onto this process's device, not onto the topology that saved."""
+  import jax
+  from jaxseq import checkpointing, model as model_lib, steps
+  _, four = one_and_four
+  config = _tiny_config()
+  model = model_lib.from_config(config.model, *four["vocab_sizes"])
+  abstract = jax.eval_shape(lambda k: steps.create_train_state(model, config, k),
+                            jax.random.key(0))
+  state, step = checkpointing.restore_for_inference(four_devices_workdir, abstract)
+  params = jax.tree.leaves(state.params)
+  assert step == NUM_STEPS
+  assert all(p.sharding.device_set == {jax.devices()[0]} for p in params)
+  np.testing.assert_allclose(float(sum(abs(p).sum() for p in params)), four["param_sum"],
+                             rtol=1e-6)
 
 
 def test_two_processes_of_two_devices_follow_the_one_device_trajectory(one_and_four):
