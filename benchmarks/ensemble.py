@@ -74,6 +74,10 @@ def main(argv: list[str]) -> int:
   if len(args.workdir) < 2:
     parser.error("an ensemble needs at least two --workdir")
   members = [_member(w) for w in args.workdir]
+  labels = [m["label"] for m in members]
+  for m in members:  # two runs of one seed: tell them apart by their workdirs
+    if labels.count(m["label"]) > 1:
+      m["label"] += f", {os.path.basename(os.path.normpath(m['workdir']))}"
   report = _evaluate(args.workdir, None)
   splits = report["splits"]
   tests = [name for name in splits if name != "heldout"]
