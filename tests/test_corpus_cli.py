@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from configs import multi30k_de_en
+from configs import multi30k_de_en, tutorial_fra_eng
 from jaxseq import cli, configuration, data
 
 # Every runnable config file (corpus_fields.py is the fields they share, not a config).
