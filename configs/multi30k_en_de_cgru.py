@@ -10,6 +10,13 @@ recipe's.
     JAX_NUM_CPU_DEVICES=2 JAXSEQ_DATA_DIR=../shared/data python benchmarks/quality.py \
         --config=configs/multi30k_en_de_cgru.py --name=multi30k_en_de_cgru \
         --workdir=/tmp/en_de_cgru
+
+Result (that command, 2-core AMD EPYC, 48.5 min of training with a test run and an
+ensemble evaluation sharing the cores for part of it, 4.16 M parameters;
+benchmarks/results/multi30k_en_de_cgru.json), beam 4, one model:
+  test2016: BLEU 37.2 (bleu_lc_tok 37.5); the fast recipe's seeds 36.5 and 35.9 (36.8, 36.2)
+  test2017: BLEU 29.9 (bleu_lc_tok 30.1); the fast recipe's seeds 28.2 and 27.0 (28.4, 27.1)
+  held-out: BLEU 37.5, perplexity 6.91 (fast: 7.76 and 8.28)
 """
 
 from configs import multi30k_en_de_fast
