@@ -205,9 +205,9 @@ class Seq2Seq(nn.Module):
                               name="tgt_embed")
     self.decoder_cells = [cells.RecurrentCell(self.cell, h, dtype, name=f"decoder{i}")
                           for i in range(self.num_layers)]
-    # The wiring's second cell (the conditional GRU's): reads c_t, advances the top layer.
-    self.second_cell = cells.RecurrentCell(self.cell, h, dtype, name="second_cell")
     # Layers that only some wirings call; flax creates parameters only for those called.
+    # The second cell (the conditional GRU's) reads c_t and advances the top layer.
+    self.second_cell = cells.RecurrentCell(self.cell, h, dtype, name="second_cell")
     self.combine = nn.Dense(h, dtype=dtype, name="combine")
     self.attentional_proj = nn.Dense(h, use_bias=False, dtype=dtype, name="attentional")
     if self.tie_embeddings:
