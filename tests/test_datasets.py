@@ -1,13 +1,15 @@
 """TFDS builders on tiny corpora in tmp_path, and split sizes of the real shared files."""
 
+import fcntl
 import glob
 import os
+import threading
 
 import ml_collections
 import pytest
 
 from jaxseq import data, datasets
-from jaxseq.datasets import tatoeba
+from jaxseq.datasets import multi30k, tatoeba
 from jaxseq.datasets.textfiles import DataError
 
 SHARED = os.environ.get("JAXSEQ_DATA_DIR") or os.path.join(
@@ -72,6 +74,28 @@ def test_multi30k_edited_file_is_prepared_afresh_and_unchanged_files_reuse_it(tm
   assert edited["train"] == first["train"] and len(prepared_dirs(tmp_path)) == 2
   write_multi30k(tmp_path / "raw", {"train": 4, "val": 3, "test2016": 1, "test2017": 1})
   assert whole(datasets.multi30k_splits(config)) == first and len(prepared_dirs(tmp_path)) == 2
+
+
+def test_run_that_finds_the_corpus_being_prepared_waits_and_reads_that_copy(tmp_path):
+  write_multi30k(tmp_path / "raw", {"train": 5, "val": 2, "test2016": 1, "test2017": 1})
+  config = corpus_config(tmp_path, "multi30k", "en", "de")
+  raw = sorted(glob.glob(str(tmp_path / "raw" / "multi30k" / "*")))
+  other = multi30k.Multi30k(raw_dir=str(tmp_path / "raw" / "multi30k"),
+                            data_dir=datasets.keyed_tfds_dir(config, raw),
+                            file_format="array_record")
+  root = os.fspath(other.data_dir_root)
+  os.makedirs(root)
+  got = {}
+  with open(os.path.join(root, "multi30k.lock"), "w") as lock:  # another run is preparing
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    waiting = threading.Thread(target=lambda: got.update(whole(datasets.multi30k_splits(config))))
+    waiting.start()
+    waiting.join(timeout=1.0)
+    assert waiting.is_alive()  # it waits instead of writing beside the other run
+    other.download_and_prepare(download_dir=os.path.join(root, "downloads"))
+  waiting.join(timeout=120)
+  assert got["validation"] == [(f"line val {i}", f"satz val {i}") for i in range(2)]
+  assert len(got["train"]) == 5 and len(prepared_dirs(tmp_path)) == 1
 
 
 def test_tatoeba_sentence_removed_from_the_file_is_gone_after_reload(tmp_path):

@@ -17,6 +17,8 @@ whole from the TFDS catalogue and is kept directly in <tfds_dir>.
 """
 
 import collections.abc
+import fcntl
+import functools
 import hashlib
 import os
 
@@ -61,13 +63,26 @@ def keyed_tfds_dir(config, raw_files: list[str]) -> str:
   return os.path.join(tfds_dir(config), raw_digest(present)[:16] if present else "download")
 
 
-def prepare(builder: tfds.core.DatasetBuilder) -> dict:
-  """{split: data source}, preparing the builder's array_record files the first time; the
-  training split's source gives raw records (see PairSource)."""
+def prepare(make_builder) -> dict:
+  """{split: data source} of the builder that make_builder() returns, preparing its
+  array_record files the first time; the training split's source gives raw records (see
+  PairSource).
+
+  Runs started together on a fresh cache prepare once: the first takes an exclusive lock
+  (<data_dir_root>/<name>.lock) while it writes, the others wait for it and then read its
+  copy through a builder made afresh (one made before the copy existed has no split info).
+  """
   tfds.disable_progress_bar()
-  if not builder.is_prepared():
-    builder.download_and_prepare(
-        download_dir=os.path.join(os.fspath(builder.data_dir_root), "downloads"))
+  builder = make_builder()
+  if builder.is_prepared():
+    return data_sources(builder)
+  root = os.fspath(builder.data_dir_root)
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, f"{builder.name}.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    builder = make_builder()
+    if not builder.is_prepared():
+      builder.download_and_prepare(download_dir=os.path.join(root, "downloads"))
   return data_sources(builder)
 
 
@@ -136,9 +151,9 @@ def multi30k_splits(config) -> dict:
   from jaxseq.datasets import multi30k
   raw_dir = os.path.join(data_dir(config), "multi30k")
   raw_files = [p for langs in multi30k.local_files(raw_dir).values() for p in langs.values()]
-  builder = multi30k.Multi30k(raw_dir=raw_dir, data_dir=keyed_tfds_dir(config, raw_files),
-                              file_format="array_record")
-  return split_pairs(prepare(builder), config)
+  return split_pairs(prepare(functools.partial(
+      multi30k.Multi30k, raw_dir=raw_dir, data_dir=keyed_tfds_dir(config, raw_files),
+      file_format="array_record")), config)
 
 
 def tatoeba_splits(config) -> dict:
@@ -147,10 +162,9 @@ def tatoeba_splits(config) -> dict:
   from jaxseq.datasets import tatoeba
   raw_dir = os.path.join(data_dir(config), "tatoeba-eng-fra")
   raw_files = [os.path.join(raw_dir, tatoeba.LOCAL_FILE)]
-  builder = tatoeba.TatoebaEngFra(config=config.data.variant, raw_dir=raw_dir,
-                                  data_dir=keyed_tfds_dir(config, raw_files),
-                                  file_format="array_record")
-  return split_pairs(prepare(builder), config)
+  return split_pairs(prepare(functools.partial(
+      tatoeba.TatoebaEngFra, config=config.data.variant, raw_dir=raw_dir,
+      data_dir=keyed_tfds_dir(config, raw_files), file_format="array_record")), config)
 
 
 def wmt14_splits(config) -> dict:
