@@ -47,7 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   return args
 
 
-def _splits(corpus, wanted: list[str] | None) -> dict:
+def select_splits(corpus, wanted: list[str] | None) -> dict:
   """name -> (pairs, references or None), in the order asked; ValueError for an unknown one."""
   available = {HELDOUT: (corpus.eval, corpus.eval_references)}
   available.update({name: (pairs, None) for name, pairs in corpus.test.items()})
@@ -62,14 +62,14 @@ def run(argv: list[str]) -> int:
   args = parse_args(argv)
   from absl import logging
 
-  from jaxseq import checkpointing, data, evaluation, trained
+  from jaxseq import checkpointing, data, trained
   logging.set_verbosity(logging.ERROR)
   started = time.time()
   try:
     loaded = trained.Loaded(args.workdir)
     members, first = loaded.members, loaded.members[0]
     corpus = data.load_corpus(first.config, first.workdir)
-    splits = _splits(corpus, args.split)
+    splits = select_splits(corpus, args.split)
     if args.out:
       os.makedirs(args.out, exist_ok=True)
   except (checkpointing.CheckpointError, data.DataError, ValueError) as e:
@@ -83,26 +83,37 @@ def run(argv: list[str]) -> int:
     settings["beam_size"] = args.beam_size
   if args.alpha is not None:
     settings["alpha"] = args.alpha
-  model, params, max_length = loaded.model, loaded.params, loaded.max_length
   batch_size = args.batch_size or first.config.batch_size
   report = {"workdirs": [m.workdir for m in members], "steps": [m.step for m in members],
             "dataset": first.config.dataset,
             "search": args.search, "settings": settings, "load_seconds": time.time() - started,
             "splits": {}}
-  for name, (pairs, references) in splits.items():
-    split_started = time.time()
-    result = evaluation.score_split(
-        model, params, pairs, first.src_vocab, first.tgt_vocab, batch_size=batch_size,
-        max_length=max_length, search=args.search, settings=settings, references=references,
-        exact_match=corpus.exact_match, workdir=args.out, name=name if args.out else None,
-        progress=f"evaluate {name}", language=data.target_language(first.config))
-    metrics = dict(result.metrics, seconds=time.time() - split_started)
+  for name, metrics in score_splits(loaded, corpus, splits, settings, search=args.search,
+                                    batch_size=batch_size, out=args.out):
     report["splits"][name] = metrics
     print(json.dumps({"split": name, **metrics}), flush=True)
   if args.out:
     with open(os.path.join(args.out, "evaluation.json"), "w") as f:
       json.dump(report, f, indent=2)
   return 0
+
+
+def score_splits(loaded, corpus, splits: dict, settings: dict, *, search: str,
+                 batch_size: int, out: str | None = None):
+  """Yields (split name, metrics with the seconds it took) for each of `splits` (from
+  select_splits), decoded by `loaded` (a trained.Loaded) with these decoding settings; with `out`,
+  the split's hypothesis, reference and alignment files are written there."""
+  from jaxseq import data, evaluation
+  first = loaded.members[0]
+  for name, (pairs, references) in splits.items():
+    started = time.time()
+    result = evaluation.score_split(
+        loaded.model, loaded.params, pairs, loaded.src_vocab, loaded.tgt_vocab,
+        batch_size=batch_size, max_length=loaded.max_length, search=search, settings=settings,
+        references=references, exact_match=corpus.exact_match, workdir=out,
+        name=name if out else None, progress=f"evaluate {name}",
+        language=data.target_language(first.config))
+    yield name, dict(result.metrics, seconds=time.time() - started)
 
 
 def main() -> int:

@@ -89,3 +89,23 @@ def test_an_ensemble_has_a_row_per_split_and_per_member(tmp_path):
   assert lines[2].startswith("| ens (seed 0 alone) | held-out | 38.0 |")
   assert "1.00 M | 2,000 | 10.0 min" in lines[2]
   assert lines[3].startswith("| ens (seed 1 alone) | held-out | 37.0 |")
+
+
+def test_the_decode_sweep_chooses_by_heldout_and_keeps_the_first_of_equals():
+  choose = _load("decode_sweep").choose
+  rows = [{"beam_size": b, "alpha": a, "heldout": {"bleu": bleu, "bleu_lc_tok": lc}}
+          for b, a, bleu, lc in [(4, 0.6, 30.0, 33.0), (8, 0.6, 31.0, 32.0), (8, 1.0, 31.0, 31.0)]]
+  assert (choose(rows, "bleu")["beam_size"], choose(rows, "bleu")["alpha"]) == (8, 0.6)
+  assert choose(rows, "bleu_lc_tok")["beam_size"] == 4
+
+
+def test_the_decode_sweep_refuses_a_bad_grid(capsys):
+  sweep = _load("decode_sweep")
+  for grid in ("--beam_sizes=0,4", "--alphas=-1", "--beam_sizes=four"):
+    try:
+      sweep.main(["--workdir=/nonexistent", "--name=x", grid])
+    except SystemExit as e:
+      assert e.code == 2
+    else:
+      raise AssertionError(f"{grid} was accepted")
+  assert "--beam_sizes" in capsys.readouterr().err
