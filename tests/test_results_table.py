@@ -4,6 +4,8 @@ import importlib.util
 import json
 import pathlib
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -102,10 +104,7 @@ def test_the_decode_sweep_chooses_by_heldout_and_keeps_the_first_of_equals():
 def test_the_decode_sweep_refuses_a_bad_grid(capsys):
   sweep = _load("decode_sweep")
   for grid in ("--beam_sizes=0,4", "--alphas=-1", "--beam_sizes=four"):
-    try:
+    with pytest.raises(SystemExit) as exited:
       sweep.main(["--workdir=/nonexistent", "--name=x", grid])
-    except SystemExit as e:
-      assert e.code == 2
-    else:
-      raise AssertionError(f"{grid} was accepted")
+    assert exited.value.code == 2, grid
   assert "--beam_sizes" in capsys.readouterr().err
