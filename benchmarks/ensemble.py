@@ -58,11 +58,20 @@ def _member(workdir: str) -> dict:
   language = summary["config"]["data"]["target_lang"]
   scores = lambda split: {k: v for k, v in _with_lc_tok(workdir, split, language).items()
                           if k in quality.METRICS}
-  return {"workdir": workdir, "label": f"seed {summary['config']['seed']}",
+  return {"workdir": workdir, "config": summary["config"],
           "heldout": scores(summary["heldout"]),
           "test": {k: scores(v) for k, v in summary.get("test", {}).items()},
           "num_parameters": summary["num_parameters"], "steps": summary["steps"],
           "train_seconds": round(summary["train_seconds"], 1)}
+
+
+def labels(workdirs: list[str], configs: list[dict]) -> list[str]:
+  """Each member's 'seed N', with its workdir's name where a seed repeats or recipes differ."""
+  seeds = [f"seed {c['seed']}" for c in configs]
+  recipes = [{k: v for k, v in c.items() if k != "seed"} for c in configs]
+  mixed = any(r != recipes[0] for r in recipes)
+  return [s + (f", {os.path.basename(os.path.normpath(w))}"
+               if mixed or seeds.count(s) > 1 else "") for s, w in zip(seeds, workdirs)]
 
 
 def main(argv: list[str]) -> int:
@@ -74,10 +83,9 @@ def main(argv: list[str]) -> int:
   if len(args.workdir) < 2:
     parser.error("an ensemble needs at least two --workdir")
   members = [_member(w) for w in args.workdir]
-  labels = [m["label"] for m in members]
-  for m in members:  # two runs of one seed: tell them apart by their workdirs
-    if labels.count(m["label"]) > 1:
-      m["label"] += f", {os.path.basename(os.path.normpath(m['workdir']))}"
+  configs = [m.pop("config") for m in members]
+  for m, label in zip(members, labels(args.workdir, configs)):
+    m["label"] = label
   report = _evaluate(args.workdir, None)
   splits = report["splits"]
   tests = [name for name in splits if name != "heldout"]

@@ -108,3 +108,12 @@ def test_the_decode_sweep_refuses_a_bad_grid(capsys):
       sweep.main(["--workdir=/nonexistent", "--name=x", grid])
     assert exited.value.code == 2, grid
   assert "--beam_sizes" in capsys.readouterr().err
+
+
+def test_ensemble_members_are_named_by_workdir_where_seeds_repeat_or_recipes_differ():
+  labels = _load("ensemble").labels
+  same = {"seed": 0, "num_train_steps": 2000}
+  assert labels(["/w/a", "/w/b"], [same, dict(same, seed=1)]) == ["seed 0", "seed 1"]
+  assert labels(["/w/a", "/w/b/"], [same, same]) == ["seed 0, a", "seed 0, b"]
+  longer = dict(same, seed=1, num_train_steps=3500)
+  assert labels(["/w/long", "/w/s1"], [longer, same]) == ["seed 1, long", "seed 0, s1"]
