@@ -14,7 +14,7 @@ development work shared the machine, 3.70 M parameters each; benchmarks/results/
 multi30k_en_de_fast_ensemble.json), beam 4:
   test2016: BLEU 36.5 and 35.9 (bleu_lc_tok 36.8 and 36.2); the ensemble 37.1 (37.5)
   test2017: BLEU 28.2 and 27.0 (bleu_lc_tok 28.4 and 27.1); the ensemble 28.3 (28.5)
-configs/multi30k_en_de.py reached test2016 34.8 and test2017 27.2 after 100 min.
+configs/multi30k_en_de.py reaches test2016 34.8 and test2017 26.4 after 87 min on one core.
 """
 
 from configs import multi30k_de_en_fast
