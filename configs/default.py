@@ -67,11 +67,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.keep_checkpoints = 3           # newest checkpoints kept, plus the best by held-out loss
   config.step_log = False               # append each step's loss to <workdir>/steps.jsonl
 
-  # Fault injection, for tests of the guards (README "Checkpoints and resuming"); off by default.
-  config.fault_nan_steps = ""           # comma-separated steps (1-based) whose loss is made NaN
-  config.fault_signal = ""              # signal the run sends itself: "", KILL, TERM or INT
-  config.fault_signal_step = 0          # ... right after this step (and its checkpoint, if any)
-
   config.log_every_steps = 100          # loss / tokens-per-second reporting interval
   config.eval_every_steps = 500         # held-out loss and BLEU interval
   config.num_samples = 5                # translations printed at the end

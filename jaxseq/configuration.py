@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from jaxseq import attention, cells, data, evaluation, faults, input_pipeline, steps, synthetic
+from jaxseq import attention, cells, data, evaluation, input_pipeline, steps, synthetic
 from jaxseq import tokenizers
 from jaxseq import model as model_lib
 from jaxseq.datasets import tatoeba, wmt14
@@ -78,13 +78,6 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1):
   _int(config, "keep_checkpoints", 1)
   validate_quality_fields(config)
   _bool(config, "step_log")
-  try:
-    faults.nan_steps(config)
-  except ValueError:
-    raise ConfigError("fault_nan_steps", config.fault_nan_steps,
-                      "comma-separated step numbers >= 1, e.g. '3,4'") from None
-  _choice(config, "fault_signal", ("", "KILL", "TERM", "INT"))
-  _int(config, "fault_signal_step", 0)
   _int(config, "log_every_steps", 1)
   _int(config, "eval_every_steps", 1)
   _int(config, "num_samples", 0)

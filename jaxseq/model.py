@@ -73,13 +73,6 @@ def run_rnns(layer_cells: Sequence[cells.RecurrentCell], kind: str, x: Array, ma
   return tuple(flip(o, rev) for o, rev in zip(outputs, reverse)), finals
 
 
-def run_rnn(cell: cells.RecurrentCell, kind: str, x: Array, mask: Array, *,
-            reverse: bool, unroll: int = 1) -> tuple[Array, Any]:
-  """`run_rnns` of one cell: (outputs [src_len, hidden], final carry)."""
-  outputs, finals = run_rnns([cell], kind, x, mask, reverse=[reverse], unroll=unroll)
-  return outputs[0], finals[0]
-
-
 class Encoder(nn.Module):
   """Embedding, then `num_layers` (bi)directional GRU/LSTM layers."""
 

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -13,7 +14,7 @@ import ml_collections
 from tqdm import tqdm
 
 from jaxseq import averaging, checkpointing, configuration, data, early_stopping, evaluation
-from jaxseq import faults, input_pipeline, metrics_writer
+from jaxseq import input_pipeline, metrics_writer
 from jaxseq import model as model_lib
 from jaxseq import parallel, plots, preemption, steps, tokenizers
 
@@ -83,7 +84,6 @@ def _jit_train_step(model, config, mesh):
   step = functools.partial(steps.train_step, model=model,
                            teacher_forcing_ratio=config.teacher_forcing_ratio,
                            label_smoothing=config.label_smoothing, mesh=mesh)
-  step = faults.poison_steps(step, faults.nan_steps(config))
   return jax.jit(step, in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
                  donate_argnums=0)
@@ -148,14 +148,19 @@ def close_run(run: Run):
     run.manager.close()
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains config's model, evaluates it, writes the workdir; returns the summary."""
+def train_and_evaluate(config, workdir: str,
+                       after_step: Callable[[int], None] | None = None) -> dict:
+  """Trains config's model, evaluates it, writes the workdir; returns the summary.
+
+  after_step, when given, is called with each step's number once that step (and its
+  checkpoint, if it saves one) is done: a place for periodic actions of the caller's own.
+  """
   run, state, batches, train_step = start(config, workdir)
   config, started = run.config, run.started
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   try:
     history = History()
-    state, clock = _train(run, state, batches, train_step, history)
+    state, clock = _train(run, state, batches, train_step, history, after_step)
     checkpointing.wait(run.manager)
     summary = _final_evaluation(run, state.params, history, int(state.step))
     summary["stopped_early"] = history.stopped_early
@@ -272,7 +277,8 @@ class StepMonitor:
     self.window_tokens, self.window_start = 0, time.time()
 
 
-def _train(run: Run, state, batches, train_step, history: History):
+def _train(run: Run, state, batches, train_step, history: History,
+           after_step: Callable[[int], None] | None):
   """Steps from state.step to config.num_train_steps; evaluates, saves, obeys signals.
 
   Returns the final state and the StepMonitor, whose totals time the training.
@@ -307,7 +313,8 @@ def _train(run: Run, state, batches, train_step, history: History):
              f"{stopping.best:.2f} (step {stopping.best_step}) for {stopping.since_best} "
              f"evaluations (config.early_stopping_patience={stopping.patience})")
         break
-      faults.signal_after(config, number)
+      if after_step is not None:
+        after_step(number)
       if stop.signal_name and not last:
         _save_and_stop(run, state, batches, monitor, stop.signal_name, number, saved=is_save)
   return state, monitor

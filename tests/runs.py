@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+from tests import faults
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Small enough that a run is mostly process start and compilation. Saves land at
@@ -20,6 +22,16 @@ TINY = {
 }
 
 
+FAULTS = ("fault_nan_steps", "fault_signal", "fault_signal_step")
+
+
+def _faults(overrides: dict) -> tuple[dict, dict]:
+  """(config overrides, tests/faults.py's arguments) of a run's keyword arguments:
+  fault_nan_steps="3,4", fault_signal="KILL", fault_signal_step=17."""
+  faults = {k.removeprefix("fault_"): overrides.pop(k) for k in FAULTS if k in overrides}
+  return overrides, faults
+
+
 def _argv(workdir, overrides: dict) -> list[str]:
   fields = {**TINY, **{k.replace("__", "."): v for k, v in overrides.items()}}
   return [str(REPO / "train.py"), f"--workdir={workdir}",
@@ -32,8 +44,11 @@ def train_here(capfd, workdir, **overrides) -> subprocess.CompletedProcess:
   captures file descriptors 1 and 2, so that what libraries write outside Python is seen
   too. Same result fields as `train`."""
   import train as train_py  # the top-level train.py
+  overrides, fault = _faults(dict(overrides))
   capfd.readouterr()
-  status = train_py.main(_argv(workdir, overrides))
+  with faults.installed(faults.parse_nan_steps(fault.get("nan_steps", "")),
+                        fault.get("signal", ""), fault.get("signal_step", 0)):
+    status = train_py.main(_argv(workdir, overrides))
   out, err = capfd.readouterr()
   return subprocess.CompletedProcess([], status, out, err)
 
@@ -42,7 +57,12 @@ def train(workdir, timeout: int = 300, **overrides) -> subprocess.CompletedProce
   """train.py --workdir=workdir with TINY updated by overrides (dots spelled '__'), in a
   subprocess that inherits the session's compilation cache (tests/conftest.py)."""
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, *_argv(workdir, overrides)], cwd=REPO, env=env,
+  overrides, fault = _faults(dict(overrides))
+  argv = _argv(workdir, overrides)
+  if fault:  # the same run under tests/faults.py, which injects them
+    argv = [str(REPO / "tests" / "faults.py"), *(f"--{k}={v}" for k, v in fault.items()),
+            "--", *argv[1:]]
+  return subprocess.run([sys.executable, *argv], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
 

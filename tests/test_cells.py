@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from jaxseq import cells
-from jaxseq.model import run_rnn, run_rnns
+from jaxseq.model import run_rnns
+
+
+def run_rnn(cell, kind: str, x, mask, *, reverse: bool):
+  """`run_rnns` of one cell: (outputs [src_len, hidden], final carry)."""
+  outputs, finals = run_rnns([cell], kind, x, mask, reverse=[reverse])
+  return outputs[0], finals[0]
 
 
 class _Runner(cells.RecurrentCell):

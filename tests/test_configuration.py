@@ -66,3 +66,13 @@ def test_a_new_table_row_is_allowed_without_editing_the_checks(monkeypatch):
   monkeypatch.delitem(attention.ATTENTIONS, "my_dot")
   with pytest.raises(configuration.ConfigError, match="config.model.attention='my_dot'"):
     configuration.validate(config)
+
+
+def test_fault_injection_is_no_field_of_the_product():
+  # The tests inject NaN steps and signals from outside (tests/faults.py); a user's config
+  # has no field for them, and train.py refuses one as it refuses any unknown field.
+  import train as train_py
+  fields = default.get_config().to_dict()
+  assert not [name for name in fields if name.startswith("fault")]
+  with pytest.raises(AttributeError, match="fault_signal"):
+    train_py.parse(["train.py", "--config.fault_signal=KILL"])
