@@ -15,7 +15,7 @@ References:
 
 import functools
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -160,7 +160,8 @@ def text_metrics(hypotheses: list[str], references: list[list[str]], exact_match
   """
   if len(hypotheses) != len(references):
     raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
-  streams = reference_streams(references)
+  # sacreBLEU takes None for a sentence's missing reference, which its annotations omit.
+  streams: Any = reference_streams(references)
   bleu = sacrebleu.BLEU()
   bleu_lower = sacrebleu.BLEU(lowercase=True)
   chrf = sacrebleu.CHRF()
@@ -175,8 +176,9 @@ def text_metrics(hypotheses: list[str], references: list[list[str]], exact_match
   if language:
     tok_bleu = sacrebleu.BLEU(tokenize="none", force=True)
     tok = lambda x: None if x is None else moses_lc_tok(x, language)
+    tok_streams: Any = [[tok(r) for r in s] for s in streams]
     metrics["bleu_lc_tok"] = tok_bleu.corpus_score(
-        [tok(h) for h in hypotheses], [[tok(r) for r in s] for s in streams]).score
+        [moses_lc_tok(h, language) for h in hypotheses], tok_streams).score
   if exact_match:
     same = sum(h == r[0] for h, r in zip(hypotheses, references))
     metrics["exact_match"] = same / max(len(references), 1)
@@ -214,7 +216,7 @@ def evaluate_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_v
                           settings=settings, progress=progress)
   hypotheses = [""] * len(pairs)
   attentions = [np.zeros((1, 0), np.float32)] * len(pairs)
-  links = [""] * len(pairs) if alignments else None
+  links = [""] * len(pairs)
   for i, out in zip(kept, outputs):
     if out.best:
       hypotheses[i] = tgt_vocab.decode(out.best.ids)
@@ -224,7 +226,7 @@ def evaluate_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_v
                                    out.best.ids, src_vocab, tgt_vocab)
   metrics = text_metrics(hypotheses, references, exact_match, language)
   metrics.update(sentences=len(pairs), truncated_sources=truncated, search=search)
-  return SplitResult(metrics, hypotheses, attentions, links)
+  return SplitResult(metrics, hypotheses, attentions, links if alignments else None)
 
 
 def score_split(model, params, pairs: list[tuple[str, str]], src_vocab, tgt_vocab, *,
@@ -265,7 +267,7 @@ def write_outputs(workdir: str, name: str, hypotheses: list[str],
   length nor chrF's best reference, so the scores equal those computed here with None.
   Returns the file names, relative to workdir.
   """
-  files = {"hypotheses": f"{name}.hyp.txt", "references": []}
+  files: dict[str, Any] = {"hypotheses": f"{name}.hyp.txt", "references": []}
   with open(os.path.join(workdir, files["hypotheses"]), "w", encoding="utf-8") as f:
     f.writelines(h + "\n" for h in hypotheses)
   if alignments is not None:
@@ -273,8 +275,9 @@ def write_outputs(workdir: str, name: str, hypotheses: list[str],
     with open(os.path.join(workdir, files["alignments"]), "w", encoding="utf-8") as f:
       f.writelines(a + "\n" for a in alignments)
   for j, stream in enumerate(reference_streams(references)):
-    files["references"].append(f"{name}.ref{j}.txt")
-    with open(os.path.join(workdir, files["references"][-1]), "w", encoding="utf-8") as f:
+    path = f"{name}.ref{j}.txt"
+    files["references"].append(path)
+    with open(os.path.join(workdir, path), "w", encoding="utf-8") as f:
       f.writelines((r if r is not None else refs[0]) + "\n"
                    for r, refs in zip(stream, references))
   return files

@@ -111,7 +111,7 @@ class EncodedPairs(Sequence):
     return (np.asarray(self.src_vocab.encode(pair[0]), np.int32),
             np.asarray(self.tgt_vocab.encode(pair[1]), np.int32))
 
-  def __getitem__(self, index: int) -> Example:
+  def __getitem__(self, index: int) -> Example:  # type: ignore[override]  # no slices
     return self._encode(self.pairs[index])
 
   def take(self, indices: Sequence[int]) -> list[Example]:
@@ -121,7 +121,7 @@ class EncodedPairs(Sequence):
     return [self._encode(pair) for pair in pairs]
 
 
-def take(examples: Sequence[Example], indices: Sequence[int]) -> list[Example]:
+def take(examples: Sequence[Example], indices: Sequence[int] | np.ndarray) -> list[Example]:
   """examples[i] for each index, in one batched read where the sequence offers `take`."""
   indices = [int(i) for i in indices]
   batched = getattr(examples, "take", None)

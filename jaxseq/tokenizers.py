@@ -16,6 +16,7 @@ import io
 import json
 import os
 from collections.abc import Iterable, Sequence
+from typing import Protocol, Self
 
 import numpy as np
 import sentencepiece as spm
@@ -24,6 +25,22 @@ from jaxseq import vocab
 from jaxseq.vocab import BOS, EOS, PAD, UNK
 
 MODEL_TYPES = ("bpe", "unigram")
+
+
+class Tokenizer(Protocol):
+  """What jaxseq needs of a tokenizer: both `vocab.WordVocab` and `SentencePieceTokenizer`
+  offer it, and anything else that does can be saved with a run and loaded back."""
+
+  @property
+  def words(self) -> list[str]: ...  # the vocabulary, by id
+
+  def __len__(self) -> int: ...
+  def encode(self, sentence: str) -> list[int]: ...  # text -> ids, without BOS and EOS
+  def decode(self, ids: Iterable[int]) -> str: ...   # ids -> text, up to the first EOS
+  def save(self, path: str | os.PathLike): ...       # one JSON file; its "type" names the class
+
+  @classmethod
+  def load(cls, path: str | os.PathLike) -> Self: ...
 
 
 class SentencePieceTokenizer:
@@ -88,7 +105,8 @@ class SentencePieceTokenizer:
 
 
 # config.data.tokenizer -> the class; also the "type" field of a saved tokenizer's JSON.
-TOKENIZERS = {"word": vocab.WordVocab, "sentencepiece": SentencePieceTokenizer}
+TOKENIZERS: dict[str, type[Tokenizer]] = {"word": vocab.WordVocab,
+                                          "sentencepiece": SentencePieceTokenizer}
 # Tokenizer files in a workdir.
 SRC_FILE, TGT_FILE = "src_vocab.json", "tgt_vocab.json"
 
@@ -102,7 +120,7 @@ def build(kind: str, sentences: list[str], vocab_size: int = 8000, model_type: s
   return SentencePieceTokenizer.train(sentences, vocab_size, model_type)
 
 
-def load(path: str):
+def load(path: str) -> Tokenizer:
   """The tokenizer saved at path (by its class's save); ValueError for an unknown type."""
   with open(path, encoding="utf-8") as f:
     kind = json.load(f).get("type")
