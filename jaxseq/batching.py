@@ -34,6 +34,16 @@ class Output(NamedTuple):
     return self.nbest[0] if self.nbest else None
 
 
+def padded_sizes(first: int, factor: int, last: int) -> list[int]:
+  """The sizes a dimension is padded to: first, first * factor, ... while below last, then
+  last. Few sizes, so few compilations, and little padding in each."""
+  sizes, size = [], first
+  while size < last:
+    sizes.append(size)
+    size *= factor
+  return sizes + [last]
+
+
 def source_width(longest: int, max_length: int) -> int:
   """The padded source width of a batch: a power of two >= longest, in [4, max_length]."""
   width = 4
@@ -44,7 +54,7 @@ def source_width(longest: int, max_length: int) -> int:
 
 def widths(max_length: int) -> list[int]:
   """Every width `source_width` gives for sources of 1..max_length tokens."""
-  return sorted({source_width(n, max_length) for n in range(1, max_length + 1)})
+  return padded_sizes(4, 2, max_length)
 
 
 # (src [batch, width], prefix [batch, prefix_width] or None, rows [batch]: each row's index

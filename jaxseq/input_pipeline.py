@@ -19,6 +19,7 @@ import grain
 import jax
 import numpy as np
 
+from jaxseq import batching
 from jaxseq.vocab import BOS, EOS, PAD
 
 Example = tuple[np.ndarray, np.ndarray]  # (source ids, target ids), no BOS/EOS
@@ -33,10 +34,10 @@ def encode_indexed(pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab, max_l
   """
   examples, kept = [], []
   for index, (src, tgt) in enumerate(pairs):
-    s = np.asarray(src_vocab.encode(src), np.int32)
-    t = np.asarray(tgt_vocab.encode(tgt), np.int32)
-    if 0 < len(s) <= max_length and 0 < len(t) < max_length:
-      examples.append((s, t))
+    example = (np.asarray(src_vocab.encode(src), np.int32),
+               np.asarray(tgt_vocab.encode(tgt), np.int32))
+    if fits(example, max_length):
+      examples.append(example)
       kept.append(index)
   return examples, kept
 
@@ -64,11 +65,7 @@ def pad_batch(examples: Sequence[Example], max_length: int, batch_size: int) -> 
 
 def bucket_lengths(max_length: int, smallest: int = 8) -> tuple[int, ...]:
   """Padded lengths of training batches: powers of two from smallest, then max_length."""
-  lengths, length = [], smallest
-  while length < max_length:
-    lengths.append(length)
-    length *= 2
-  return (*lengths, max_length)
+  return tuple(batching.padded_sizes(smallest, 2, max_length))
 
 
 def train_lengths(text: str, max_length: int) -> tuple[int, ...]:
