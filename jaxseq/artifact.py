@@ -22,11 +22,9 @@ MANIFEST = "manifest.json"
 
 
 def sha256(path: str) -> str:
-  digest = hashlib.sha256()
+  """The hex SHA-256 of a file's bytes, as the manifest records it."""
   with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
+    return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _read_manifest(directory: str) -> dict:
