@@ -80,7 +80,7 @@ def environment(args) -> dict:
 def compare(args) -> dict:
   """torch_reference.compare at the small and large sizes, PyTorch on args.device, jaxseq
   in float32 and bfloat16; the record is rewritten after each size."""
-  from benchmarks import torch_reference
+  from benchmarks.speed import torch_reference
   steps = 2 if args.dry_run else 10
   record = {"benchmark": "torch_reference", "device": args.device, "comparisons": []}
   # The dry run compiles the large (bidirectional) size only: each program costs seconds.
@@ -97,7 +97,7 @@ def compare(args) -> dict:
 
 def sweep(args) -> dict:
   """train_throughput.batch_sweep of the large size (the small one in the dry run)."""
-  from benchmarks import train_throughput
+  from benchmarks.speed import train_throughput
   if args.dry_run:  # batch 4 is the compare step's program: compiled once, then cached
     size, steps, cap = _sizes(["large"], True)[0], 2, 8
   else:
