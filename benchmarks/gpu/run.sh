@@ -150,12 +150,11 @@ step compare "$BUDGET_COMPARE" "$RESULTS/compare.json" \
 
 NAME="$(basename "$CONFIG" .py)_gpu"
 config_flags=()
-set_flags=(--steps 200)
+utilisation_flags=(--steps 200)
 if [ -n "$DRY" ]; then
-  set_flags=(--steps "$DRY_STEPS")  # the Multi30k run's: its compiled train step is reused
+  utilisation_flags=(--steps "$DRY_STEPS")  # the Multi30k run's: its compiled train step is reused
   for kv in "${DRY_SET[@]}"; do
     config_flags+=("--config.$kv")
-    set_flags+=(--set "$kv")
   done
 fi
 step multi30k "$BUDGET_MULTI30K" "$RESULTS/$NAME.json" \
@@ -165,7 +164,8 @@ step multi30k "$BUDGET_MULTI30K" "$RESULTS/$NAME.json" \
 step utilisation "$BUDGET_UTILISATION" "$RESULTS/utilisation.json" \
     "$PYTHON" -m benchmarks.gpu.steps utilisation --config "$CONFIG" \
     --workdir "$WORK/utilisation" --tokenizers_from "$WORK/multi30k" \
-    --out "$RESULTS/utilisation.json" ${DRY:+--dry_run} "${set_flags[@]}"
+    --out "$RESULTS/utilisation.json" ${DRY:+--dry_run} "${utilisation_flags[@]}" \
+    "${config_flags[@]}"
 
 step sweep "$BUDGET_SWEEP" "$RESULTS/sweep.json" \
     "$PYTHON" -m benchmarks.gpu.steps sweep --budget_seconds "$((BUDGET_SWEEP - 25))" \
