@@ -11,7 +11,9 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -19,6 +21,8 @@ import numpy as np
 
 from jaxseq.vocab import BOS, EOS, PAD
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 FIRST_WORD = 4  # ids below are PAD, BOS, EOS, UNK
 
 
@@ -135,6 +139,36 @@ def hardware() -> dict:
   }
 
 
+def run_hardware() -> dict:
+  """The machine of a training, scoring or serving run, in the fields the results tables read."""
+  import jax
+  return {"platform": jax.devices()[0].platform, "devices": [d.device_kind for d in jax.devices()],
+          "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+          # the cores this process may run on (taskset), where fewer than cpu_count
+          "cpus_used": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                       else os.cpu_count(),
+          "jax": jax.__version__,
+          "python": platform.python_version(),
+          # other processes on the machine slow a run down: timings are only as good as this
+          "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
+
+
+def command_line(module: str, args: list[str]) -> str:
+  """The command that reproduces a run: `python -m MODULE ARGS`, after the simulated CPU
+  device count where one was set (it is part of a recipe: the batch is split over them)."""
+  command = " ".join(["python", "-m", module, *(shlex.quote(a) for a in args)])
+  devices = os.environ.get("JAX_NUM_CPU_DEVICES")
+  return f"JAX_NUM_CPU_DEVICES={devices} {command}" if devices else command
+
+
+def invoked_command() -> str | None:
+  """The command of this process where it was started as a benchmarks module (python -m)."""
+  spec = getattr(sys.modules["__main__"], "__spec__", None)
+  if spec is None or not spec.name.startswith("benchmarks."):
+    return None
+  return command_line(spec.name, sys.argv[1:])
+
+
 def versions() -> dict:
   found = {"python": platform.python_version()}
   for package in ("jax", "jaxlib", "flax", "optax", "numpy", "torch"):
@@ -146,6 +180,10 @@ def versions() -> dict:
 
 
 def write_json(path: str, record: dict):
+  """Writes record to path, led by the command that made it where the record has none."""
+  command = invoked_command()
+  if command and "command" not in record:
+    record = {"command": command, **record}
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   with open(path, "w") as f:
     json.dump(record, f, indent=1, default=str)

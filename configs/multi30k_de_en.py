@@ -1,10 +1,10 @@
 """Multi30k German -> English: bidirectional GRU encoder, Bahdanau attention, SentencePiece BPE.
 
-    JAXSEQ_DATA_DIR=../shared/data JAX_NUM_CPU_DEVICES=1 python benchmarks/quality.py \
+    JAXSEQ_DATA_DIR=../shared/data JAX_NUM_CPU_DEVICES=1 python -m benchmarks.quality.quality \
         --config=configs/multi30k_de_en.py --name=multi30k_de_en --workdir=/tmp/m30k_de_en
 
 (`python train.py --config=configs/multi30k_de_en.py --workdir=...` trains the same model;
-quality.py also writes benchmarks/results/multi30k_de_en.json for the README's table.)
+the benchmark also writes benchmarks/results/multi30k_de_en.json for the results tables.)
 
 Result (one core of a 2-core Intel Xeon, pinned with `taskset` while
 configs/multi30k_en_de.py trained on the other; 4,000 steps in 86 min of training,

@@ -5,8 +5,8 @@ GRU from the previous word, additive attention asked by its new state, and a sec
 that reads the context and makes the step's state (`attention="conditional"`). Trained on
 one core while another run used the other:
 
-    JAX_NUM_CPU_DEVICES=1 JAXSEQ_DATA_DIR=../shared/data taskset -c 0 python \
-        benchmarks/quality.py --config=configs/multi30k_de_en_cgru.py \
+    JAX_NUM_CPU_DEVICES=1 JAXSEQ_DATA_DIR=../shared/data taskset -c 0 python -m \
+        benchmarks.quality.quality --config=configs/multi30k_de_en_cgru.py \
         --name=multi30k_de_en_cgru --workdir=/tmp/de_en_cgru
 
 Result (that command, 2-core Intel Xeon, the other core training

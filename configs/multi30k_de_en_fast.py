@@ -9,7 +9,8 @@ finer length buckets, so that less of each batch is padding; a higher peak learn
 over fewer steps, the cosine decay ending with the run. The command below adds
 JAX_NUM_CPU_DEVICES=2: one CPU device per core, data parallel through the sharded step.
 
-    JAX_NUM_CPU_DEVICES=2 JAXSEQ_DATA_DIR=../shared/data python benchmarks/time_to_quality.py \
+    JAX_NUM_CPU_DEVICES=2 JAXSEQ_DATA_DIR=../shared/data \
+        python -m benchmarks.quality.time_to_quality \
         --config=configs/multi30k_de_en_fast.py --name=multi30k_de_en_fast \
         --workdir=/tmp/ttq_m30k_fast --thresholds=30,35,38
 

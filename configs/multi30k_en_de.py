@@ -1,6 +1,6 @@
 """Multi30k English -> German: the same model and training as configs/multi30k_de_en.py.
 
-    JAXSEQ_DATA_DIR=../shared/data JAX_NUM_CPU_DEVICES=1 python benchmarks/quality.py \
+    JAXSEQ_DATA_DIR=../shared/data JAX_NUM_CPU_DEVICES=1 python -m benchmarks.quality.quality \
         --config=configs/multi30k_en_de.py --name=multi30k_en_de --workdir=/tmp/m30k_en_de
 
 (`python train.py --config=configs/multi30k_en_de.py --workdir=...` trains the same model.)

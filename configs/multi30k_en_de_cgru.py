@@ -7,7 +7,7 @@ makes the step's state (`attention="conditional"`, see jaxseq/attention.py). The
 attention now sits inside the recurrence, so a step costs about 1.3 times the fast
 recipe's.
 
-    JAX_NUM_CPU_DEVICES=2 JAXSEQ_DATA_DIR=../shared/data python benchmarks/quality.py \
+    JAX_NUM_CPU_DEVICES=2 JAXSEQ_DATA_DIR=../shared/data python -m benchmarks.quality.quality \
         --config=configs/multi30k_en_de_cgru.py --name=multi30k_en_de_cgru \
         --workdir=/tmp/en_de_cgru
 

@@ -5,8 +5,8 @@ rising. This recipe runs 3,500 steps (about 15 epochs), with dropout 0.3 instead
 against the extra epochs' overfitting, and also scores the mean of the last three
 checkpoints. Trained on one core while another run used the other:
 
-    JAX_NUM_CPU_DEVICES=1 JAXSEQ_DATA_DIR=../shared/data taskset -c 1 python \
-        benchmarks/quality.py --config=configs/multi30k_en_de_cgru_long.py \
+    JAX_NUM_CPU_DEVICES=1 JAXSEQ_DATA_DIR=../shared/data taskset -c 1 python -m \
+        benchmarks.quality.quality --config=configs/multi30k_en_de_cgru_long.py \
         --name=multi30k_en_de_cgru_long --workdir=/tmp/en_de_cgru_long
 
 Result (that command, 2-core Intel Xeon, the other core training

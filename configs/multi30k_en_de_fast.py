@@ -6,7 +6,7 @@ Two seeds side by side, one core each, and their ensemble:
       JAX_NUM_CPU_DEVICES=1 JAXSEQ_DATA_DIR=../shared/data taskset -c $s python train.py \
           --config=configs/multi30k_en_de_fast.py --config.seed=$s --workdir=/tmp/en_de/seed$s &
     done; wait
-    JAXSEQ_DATA_DIR=../shared/data python benchmarks/ensemble.py \
+    JAXSEQ_DATA_DIR=../shared/data python -m benchmarks.quality.ensemble \
         --workdir=/tmp/en_de/seed0 --workdir=/tmp/en_de/seed1 --name=multi30k_en_de_fast_ensemble
 
 Result (those commands, 2-core AMD EPYC, 59.6 and 58.6 min of training side by side while

@@ -16,11 +16,11 @@ sentence, multi-reference evaluation.
     JAXSEQ_DATA_DIR=../shared/data python train.py --config=configs/tutorial_fra_eng.py \
         --workdir=/tmp/tutorial_fra_eng
 
-Result (`python benchmarks/quality.py --name=tutorial_fra_eng --workdir=/tmp/q_tut28k
+Result (`python -m benchmarks.quality.quality --name=tutorial_fra_eng --workdir=/tmp/q_tut28k
 --config=configs/tutorial_fra_eng.py`, 2-core Intel Xeon @ 2.50GHz): held-out BLEU 64.1
 (beam, all references of each of the 1,166 held-out sources), chrF 69.3, perplexity 3.85,
 19.9 min of training for the 28,000 steps (benchmarks/results/tutorial_fra_eng.json). The
-tutorial's own recipe retrained in PyTorch on the same split (benchmarks/torch_tutorial.py)
+tutorial's own recipe retrained in PyTorch on the same split (benchmarks/quality/torch_tutorial.py)
 reaches 58.6 in 47.2 min. At 3,500 steps (--config.num_train_steps=3500) this config
 gives 55.9 in 3.1 min (benchmarks/results/tutorial_fra_eng_3500.json).
 

@@ -28,7 +28,7 @@ def split_gates(x_proj: Array, num_gates: int) -> tuple[Array, ...]:
   The steps take their input projection split like this. A scan then slices each gate's
   own array per position; when one fused loop instead reads several slices of the same
   scanned [len, gates] array, XLA's CPU backend emits scalar code for it, and a GRU step
-  of 32 sentences takes 2.8x as long (benchmarks/gru_gates.py, results/speed/gates.json).
+  of 32 sentences takes 2.8x as long (benchmarks/speed/gru_gates.py, results/speed/gates.json).
   """
   return tuple(jnp.split(x_proj, num_gates, axis=-1))
 

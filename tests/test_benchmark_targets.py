@@ -1,8 +1,8 @@
-"""benchmarks/run.py: targets against measurements, and what a speedup target asks of the step."""
+"""benchmarks/speed/run.py: targets against measurements, and what a speedup target asks."""
 
 import pytest
 
-from benchmarks import run
+from benchmarks.speed import run
 
 
 def _comparison(name, speedup, torch_gflops, jaxseq_gflops, fraction_best):

@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from benchmarks.gpu import steps
 from tests.conftest import REPO, subprocess_env
 
 SPLITS = {"train": 200, "val": 24, "test2016": 24, "test2017": 24}
@@ -92,3 +95,21 @@ def test_dry_run_does_every_step_and_writes_the_results(tmp_path):
   assert f"jax {results['versions']['jax']}" in markdown and "test2016 BLEU" in markdown
   files = os.listdir(out)  # what comes back from the GPU machine: at most 8 files
   assert {"results.json", "results.md", "run.log"} <= set(files) and len(files) <= 8, files
+
+
+def test_the_utilisation_step_reads_its_config_as_train_py_does():
+  config = steps.load_config(os.path.join(REPO, "configs", "multi30k_de_en.py"),
+                             ["--config.batch_size=16", "--config.model.hidden_size=32",
+                              "--config.bucket_lengths=", "--config.learning_rate=1"])
+  assert (config.batch_size, config.model.hidden_size, config.bucket_lengths) == (16, 32, "")
+  assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+  assert config.dataset == "multi30k"  # the rest is the file's
+
+
+def test_the_utilisation_step_refuses_an_unknown_config_field_in_one_line(capsys):
+  with pytest.raises(SystemExit) as exited:
+    steps.main(["utilisation", "--out=/nonexistent/u.json", "--config=configs/default.py",
+                "--config.no_such_field=1"])
+  assert exited.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert "no_such_field" in err[-1] and "error: --config configs/default.py" in err[-1]

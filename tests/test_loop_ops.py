@@ -1,10 +1,10 @@
-"""benchmarks/loop_ops.py counts the work inside compiled while loops."""
+"""benchmarks/speed/loop_ops.py counts the work inside compiled while loops."""
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from benchmarks import loop_ops
+from benchmarks.speed import loop_ops
 
 
 def _compiled_text(fn, *args) -> str:

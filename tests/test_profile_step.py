@@ -1,8 +1,9 @@
-"""benchmarks/profile_step.py: ops grouped by what their JAX names say they are."""
+"""benchmarks/speed/profile_step.py: ops grouped by what their JAX names say they are."""
 
 import pytest
 
-from benchmarks import common, profile_step
+from benchmarks import common
+from benchmarks.speed import profile_step
 
 LOOP = "transpose(jvp(vmap()))/while/body/closed_call/Seq2Seq.decode_hidden"
 

@@ -1,13 +1,7 @@
-"""benchmarks/scaling.py's generated corpora: the size asked, every copy marked, real
+"""benchmarks/data/scaling.py's generated corpora: the size asked, every copy marked, real
 held-out and test splits."""
 
-import importlib.util
-import pathlib
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("scaling", REPO / "benchmarks" / "scaling.py")
-scaling = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(scaling)
+from benchmarks.data import scaling
 
 
 def test_a_generated_corpus_repeats_the_training_pairs_with_marks(tmp_path):

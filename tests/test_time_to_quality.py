@@ -1,4 +1,4 @@
-"""benchmarks/time_to_quality.py: threshold passes, its table and plot, the committed
+"""benchmarks/quality/time_to_quality.py: threshold passes, its table and plot, the committed
 results against the README, and the PyTorch recipe's curve from torch_tutorial.py."""
 
 import json
@@ -8,9 +8,8 @@ import re
 
 import pytest
 
-from tests.test_results_table import REPO, _load
-
-time_to_quality = _load("time_to_quality")
+from benchmarks.quality import time_to_quality, torch_tutorial
+from tests.test_results_table import REPO
 
 CURVE = {"search": "greedy", "steps": [250, 500, 750, 1000], "bleu": [12.0, 30.5, 29.0, 38.2],
          "loss": [4.0, 3.0, 2.9, 2.5], "train_seconds": [60.0, 121.0, 180.5, 240.0],
@@ -76,11 +75,12 @@ def test_the_pytorch_recipe_records_its_curve(tmp_path, monkeypatch):
   (raw / "eng-fra.txt").write_text("\n".join(kept[:600]) + "\n", encoding="utf-8")
   monkeypatch.setenv("JAXSEQ_DATA_DIR", str(tmp_path / "raw"))
   monkeypatch.setenv("JAXSEQ_TFDS_DIR", str(tmp_path / "tfds"))
-  torch_tutorial = _load("torch_tutorial")
-  assert torch_tutorial.main(["torch_tutorial.py", "--max_steps=7", "--eval_every=3",
+  assert torch_tutorial.main(["torch_tutorial", "--max_steps=7", "--eval_every=3",
                               "--threads=1", "--name=tiny", "--thresholds=0.5,99",
                               f"--out_dir={tmp_path}"]) == 0
   record = json.loads((tmp_path / "tiny.json").read_text())
+  assert record["command"].startswith("python -m benchmarks.quality.torch_tutorial --max_steps=7")
+  assert (record["recipe"], record["direction"]) == ("torch_tutorial", "fra-eng")
   curve = record["heldout_curve"]
   assert curve["steps"] == [3, 6, 7]  # every 3 steps, and the final model
   assert curve["bleu"][-1] == pytest.approx(record["heldout"]["bleu"])

@@ -234,7 +234,7 @@ def main(argv=None):
   with open(os.path.join(args.out, "results.md"), "w") as f:
     f.write(markdown(record))
   multi30k = steps["multi30k"]["result"]
-  if multi30k:  # also as its own file, the format benchmarks/results_table.py reads
+  if multi30k:  # also as its own file, the format benchmarks/quality/results_table.py reads
     shutil.copy(_status_result(args.work, "multi30k"), args.out)
 
 

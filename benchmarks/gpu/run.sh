@@ -8,10 +8,10 @@
 # Steps, each in its own process under its own time budget (seconds, below):
 #   environment  installs the carried wheels (.whl/) where imports are missing; versions, GPU name
 #   compare      jaxseq (float32, bfloat16) vs the same network in PyTorch on CUDA, small and large
-#   multi30k     $CONFIG trained to completion by benchmarks/quality.py: test2016 BLEU, wall time
+#   multi30k     $CONFIG trained to completion (benchmarks.quality.quality): test2016 BLEU, time
 #   utilisation  the trainer's loop with config.log_every_steps=1 against 100 (steps/s)
 #   sweep        jaxseq train tokens/s, batch doubled until it grows by less than 5%
-#   translate    benchmarks/translate_throughput.py
+#   translate    benchmarks/speed/translate_throughput.py
 # A failed or timed-out step is recorded and the next one runs; the exit status is 1 if any
 # step failed. After every step DIR holds results.json (every step's status and record),
 # results.md (the tables) and run.log, and the Multi30k results file once it is written.
@@ -150,22 +150,22 @@ step compare "$BUDGET_COMPARE" "$RESULTS/compare.json" \
 
 NAME="$(basename "$CONFIG" .py)_gpu"
 config_flags=()
-set_flags=(--steps 200)
+utilisation_flags=(--steps 200)
 if [ -n "$DRY" ]; then
-  set_flags=(--steps "$DRY_STEPS")  # the Multi30k run's: its compiled train step is reused
+  utilisation_flags=(--steps "$DRY_STEPS")  # the Multi30k run's: its compiled train step is reused
   for kv in "${DRY_SET[@]}"; do
     config_flags+=("--config.$kv")
-    set_flags+=(--set "$kv")
   done
 fi
 step multi30k "$BUDGET_MULTI30K" "$RESULTS/$NAME.json" \
-    "$PYTHON" benchmarks/quality.py --config="$CONFIG" --name="$NAME" \
+    "$PYTHON" -m benchmarks.quality.quality --config="$CONFIG" --name="$NAME" \
     --workdir="$WORK/multi30k" --out_dir="$RESULTS" "${config_flags[@]}"
 
 step utilisation "$BUDGET_UTILISATION" "$RESULTS/utilisation.json" \
     "$PYTHON" -m benchmarks.gpu.steps utilisation --config "$CONFIG" \
     --workdir "$WORK/utilisation" --tokenizers_from "$WORK/multi30k" \
-    --out "$RESULTS/utilisation.json" ${DRY:+--dry_run} "${set_flags[@]}"
+    --out "$RESULTS/utilisation.json" ${DRY:+--dry_run} "${utilisation_flags[@]}" \
+    "${config_flags[@]}"
 
 step sweep "$BUDGET_SWEEP" "$RESULTS/sweep.json" \
     "$PYTHON" -m benchmarks.gpu.steps sweep --budget_seconds "$((BUDGET_SWEEP - 25))" \
@@ -178,7 +178,7 @@ else
   translate_flags=(--num_sentences 1024 --batch_size 256 --num_eager 8 --repeats 2)
 fi
 step translate "$BUDGET_TRANSLATE" "$RESULTS/translate.json" \
-    "$PYTHON" benchmarks/translate_throughput.py --output "$RESULTS/translate.json" \
+    "$PYTHON" -m benchmarks.speed.translate_throughput --output "$RESULTS/translate.json" \
     "${translate_flags[@]}"
 
 total="$(awk -v a="$STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')"

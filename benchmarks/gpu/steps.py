@@ -3,19 +3,18 @@
     python -m benchmarks.gpu.steps environment --out env.json     # imports, versions, GPU
     python -m benchmarks.gpu.steps compare --out compare.json     # jaxseq vs PyTorch on CUDA
     python -m benchmarks.gpu.steps sweep --out sweep.json         # batch doubling
-    python -m benchmarks.gpu.steps utilisation --config configs/multi30k_de_en.py \\
-        --workdir /tmp/util --out util.json                       # log every step vs 100
+    python -m benchmarks.gpu.steps utilisation --config=configs/multi30k_de_en.py \\
+        --config.batch_size=128 --workdir /tmp/util --out util.json   # log every step vs 100
 
-Each writes one JSON file (`--out`); `--dry_run` runs the same code at tiny sizes on the
-CPU, which is what tests/test_gpu_script.py checks. A step that does several measurements
+The utilisation step reads its config as train.py does (`--config=FILE`, then
+`--config.FIELD=VALUE` overrides). Each step writes one JSON file (`--out`); `--dry_run`
+runs the same code at tiny sizes on the CPU, which is what tests/test_gpu_script.py checks. A step that does several measurements
 rewrites its file after each one, so a step stopped at its time budget keeps what it did.
 """
 
 import argparse
-import ast
 import dataclasses
 import importlib.metadata
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -23,6 +22,9 @@ import sys
 import time
 from unittest import mock
 
+from absl import flags
+
+import train
 from benchmarks import common
 
 # Sizes of the dry run: every code path of the GPU run, compiled in about a second each.
@@ -80,7 +82,7 @@ def environment(args) -> dict:
 def compare(args) -> dict:
   """torch_reference.compare at the small and large sizes, PyTorch on args.device, jaxseq
   in float32 and bfloat16; the record is rewritten after each size."""
-  from benchmarks import torch_reference
+  from benchmarks.speed import torch_reference
   steps = 2 if args.dry_run else 10
   record = {"benchmark": "torch_reference", "device": args.device, "comparisons": []}
   # The dry run compiles the large (bidirectional) size only: each program costs seconds.
@@ -97,7 +99,7 @@ def compare(args) -> dict:
 
 def sweep(args) -> dict:
   """train_throughput.batch_sweep of the large size (the small one in the dry run)."""
-  from benchmarks import train_throughput
+  from benchmarks.speed import train_throughput
   if args.dry_run:  # batch 4 is the compare step's program: compiled once, then cached
     size, steps, cap = _sizes(["large"], True)[0], 2, 8
   else:
@@ -108,27 +110,10 @@ def sweep(args) -> dict:
           "versions": common.versions(), **result}
 
 
-def _parse_value(text: str):
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text  # a bare string, as on absl's command line
-
-
 def load_config(path: str, overrides: list[str]):
-  """get_config() of a config file, with FIELD=VALUE overrides (dotted fields)."""
-  spec = importlib.util.spec_from_file_location("run_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  for item in overrides:
-    field, _, text = item.partition("=")
-    *parents, leaf = field.split(".")
-    node = config
-    for part in parents:
-      node = node[part]
-    value = _parse_value(text)
-    node[leaf] = float(value) if isinstance(node[leaf], float) else value
+  """The config of a config file with its --config.FIELD=VALUE overrides, read by train.py's
+  own flag parsing (ml_collections config_flags)."""
+  config, _ = train.parse(["steps", f"--config={path}", *overrides])
   return config
 
 
@@ -176,7 +161,7 @@ def utilisation(args) -> dict:
             "runs": []}
   tokenizer_source = args.tokenizers_from
   for log_every in (100, 1):
-    config = load_config(args.config, args.set)
+    config = load_config(args.config, args.overrides)
     config.update_from_flattened_dict({
         "num_train_steps": num_steps, "log_every_steps": log_every,
         "eval_every_steps": num_steps, "checkpoint_every_steps": save_every,
@@ -228,14 +213,24 @@ def main(argv=None):
   parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda",
                       help="compare: where PyTorch trains")
   parser.add_argument("--budget_seconds", type=float, help="sweep: start no point after")
-  parser.add_argument("--config", help="utilisation: the config file of the Multi30k run")
-  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                      help="utilisation: config override (repeatable)")
+  parser.add_argument("--config", help="utilisation: the config file of the Multi30k run, "
+                      "its fields overridden by --config.FIELD=VALUE as in train.py")
   parser.add_argument("--steps", type=int, default=200, help="utilisation: steps of each run")
   parser.add_argument("--workdir", help="utilisation: where its runs' workdirs go")
   parser.add_argument("--tokenizers_from", help="utilisation: a workdir whose tokenizers "
                       "to reuse (the Multi30k run's)")
-  args = parser.parse_args(argv)
+  args, rest = parser.parse_known_args(argv)
+  args.overrides = [a for a in rest if a.startswith("--config.")]
+  unknown = [a for a in rest if not a.startswith("--config.")]
+  if unknown:
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}; config fields are set with "
+                 "--config.FIELD=VALUE")
+  if args.step == "utilisation":
+    try:
+      load_config(args.config, args.overrides)
+    except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as e:
+      parser.error(f"--config {args.config} {' '.join(args.overrides)}: "
+                   f"{' '.join(str(e).split())}")
   record = STEPS[args.step](args)
   common.write_json(args.out, record)
   print(f"wrote {args.out}")

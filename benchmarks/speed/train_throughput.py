@@ -6,8 +6,8 @@ is the trainer's own: jit with shardings and donation, batch sharded over a 1-D 
 Compilation is timed separately (lower + compile) and excluded; every timed step is
 synchronised with block_until_ready; medians are reported.
 
-    python -m benchmarks.train_throughput --out benchmarks/results [--quick]
-    python -m benchmarks.train_throughput --batch_sweep large --out /tmp/sweep  # on a GPU
+    python -m benchmarks.speed.train_throughput --out benchmarks/results [--quick]
+    python -m benchmarks.speed.train_throughput --batch_sweep large --out /tmp/sweep  # on a GPU
 
 `--batch_sweep SIZE` doubles that size's batch, in this one process, until tokens/s grows
 by less than 5% (`batch_sweep`), and writes batch_sweep.json under --out.
@@ -21,9 +21,9 @@ import subprocess
 import sys
 import time
 
-from benchmarks import common, flops
+from benchmarks import common
+from benchmarks.speed import flops
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def train_config(size: common.Size, dtype: str = "float32", scan_unroll: int = 1):
@@ -92,10 +92,10 @@ def measure(size: common.Size, num_steps: int, warmup: int = 2, dtype: str = "fl
 
 def run_in_subprocess(spec: dict, num_devices: int = 1, timeout: int = 1800) -> dict:
   """One `measure(**spec)` in a fresh process with `num_devices` CPU devices."""
-  env = {**os.environ, "PYTHONPATH": REPO, "JAX_NUM_CPU_DEVICES": str(num_devices)}
-  done = subprocess.run([sys.executable, "-m", "benchmarks.train_throughput",
+  env = {**os.environ, "PYTHONPATH": common.ROOT, "JAX_NUM_CPU_DEVICES": str(num_devices)}
+  done = subprocess.run([sys.executable, "-m", "benchmarks.speed.train_throughput",
                          "--worker", json.dumps(spec)],
-                        env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+                        env=env, cwd=common.ROOT, capture_output=True, text=True, timeout=timeout)
   if done.returncode != 0:
     return {"spec": spec, "devices": num_devices, "error": done.stderr.strip()[-2000:]}
   return json.loads(done.stdout.strip().splitlines()[-1])
@@ -204,7 +204,7 @@ def batch_sweep(size: common.Size, num_steps: int = 10, max_batch: int = 16384,
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results"))
+  parser.add_argument("--out", default=common.RESULTS)
   parser.add_argument("--quick", action="store_true", help="few steps and sweep points")
   parser.add_argument("--worker", help=argparse.SUPPRESS)  # one measure() spec, as JSON
   parser.add_argument("--batch_sweep", choices=sorted(common.SIZES),

@@ -1,7 +1,7 @@
 """Translation throughput: batched greedy and beam search against one sentence at a time.
 
-    python benchmarks/translate_throughput.py --workdir=workdir        # a trained model
-    python benchmarks/translate_throughput.py --num_sentences=64       # untrained, quick
+    python -m benchmarks.speed.translate_throughput --workdir=workdir    # a trained model
+    python -m benchmarks.speed.translate_throughput --num_sentences=64   # untrained, quick
 
 "One at a time" is the PyTorch tutorial's evaluate(): encode one sentence, then call the
 decoder once per output token from Python, reading the argmax back to the host each
@@ -26,12 +26,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import default  # noqa: E402
-from jaxseq import evaluation, steps, synthetic  # noqa: E402
-from jaxseq import model as model_lib  # noqa: E402
-from jaxseq.model import Seq2Seq  # noqa: E402
-from jaxseq.vocab import BOS, EOS, WordVocab  # noqa: E402
+from benchmarks import common
+from configs import default
+from jaxseq import evaluation, steps, synthetic
+from jaxseq import model as model_lib
+from jaxseq.model import Seq2Seq
+from jaxseq.vocab import BOS, EOS, WordVocab
 
 
 def load_model(workdir: str | None, seed: int):
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
   parser.add_argument("--beam_sizes", default="4,8")
   parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (best kept)")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__),
+  parser.add_argument("--output", default=os.path.join(common.RESULTS, "speed",
                                                        "translate_throughput.json"))
   args = parser.parse_args(argv)
 
@@ -159,8 +159,7 @@ def main(argv=None) -> int:
                    "devices": [str(d) for d in jax.devices()],
                    "device_kind": jax.devices()[0].device_kind},
   }
-  with open(args.output, "w") as f:
-    json.dump(report, f, indent=2)
+  common.write_json(args.output, report)
   print(json.dumps(report["speedup_vs_one_at_a_time"], indent=2))
   return 0
 

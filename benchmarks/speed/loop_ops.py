@@ -1,6 +1,6 @@
 """The operations inside every while loop of the compiled train step and beam search.
 
-    python -m benchmarks.loop_ops --out benchmarks/results/speed/loop_ops.json
+    python -m benchmarks.speed.loop_ops --out benchmarks/results/speed/loop_ops.json
 
 Every operation left inside a `lax.scan` or `lax.while_loop` body runs once per time step:
 on a CPU each is a call into a compiled kernel, on a GPU at least one kernel launch (XLA
@@ -22,7 +22,8 @@ import collections
 import dataclasses
 import re
 
-from benchmarks import common, train_throughput
+from benchmarks import common
+from benchmarks.speed import train_throughput
 
 FREE = {"parameter", "constant", "get-tuple-element", "tuple", "bitcast"}
 _HEADER = re.compile(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$")

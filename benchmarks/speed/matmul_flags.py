@@ -1,6 +1,6 @@
 """XLA:CPU's float32 matmul rate under its alternative dot backends.
 
-    python -m benchmarks.matmul_flags --out benchmarks/results/speed/matmul_flags.json
+    python -m benchmarks.speed.matmul_flags --out benchmarks/results/speed/matmul_flags.json
 
 Each setting of XLA_FLAGS runs in a fresh process (the flags are read once, when the
 backend starts) and times `jnp.dot` on a square 2048 x 2048 product and on the two
@@ -53,7 +53,7 @@ def main(argv=None):
   results = []
   for flags in SETTINGS:
     env = {**os.environ, "XLA_FLAGS": flags}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.matmul_flags", "--worker"],
+    done = subprocess.run([sys.executable, "-m", "benchmarks.speed.matmul_flags", "--worker"],
                           env=env, capture_output=True, text=True, check=True)
     rates = json.loads(done.stdout.strip().splitlines()[-1])
     results.append({"xla_flags": flags, "gflops": rates})

@@ -2,7 +2,7 @@
 
     python train.py --workdir=/tmp/default && \
     jaxseq-export --workdir=/tmp/default --out=/tmp/default_export && \
-    python benchmarks/startup.py --workdir=/tmp/default --artifact=/tmp/default_export
+    python -m benchmarks.serving.startup --workdir=/tmp/default --artifact=/tmp/default_export
 
 Each measurement is one whole command in a new process, translating one sentence, timed
 from start to exit (imports, loading, compilation, the translation). The artifact is timed
@@ -20,10 +20,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from benchmarks import quality  # noqa: E402
+from benchmarks import common
 
 
 def timed(argv: list[str], env: dict) -> float:
@@ -41,10 +38,10 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--artifact", required=True)
   parser.add_argument("--sentence", default="three hundred and twelve")
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--out", default=os.path.join(quality.RESULTS, "serving", "startup.json"))
+  parser.add_argument("--out", default=os.path.join(common.RESULTS, "serving", "startup.json"))
   args = parser.parse_args(argv)
   env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
-  env["PYTHONPATH"] = ROOT
+  env["PYTHONPATH"] = common.ROOT
   with tempfile.TemporaryDirectory() as cache:
     env["JAXSEQ_XLA_CACHE"] = cache
     artifact = [f"--artifact={args.artifact}", args.sentence]
@@ -54,12 +51,12 @@ def main(argv: list[str]) -> int:
       warm.append(timed(artifact, env))
       workdir.append(timed([f"--workdir={args.workdir}", args.sentence], env))
   record = {
-      "command": "python benchmarks/startup.py " + " ".join(argv),
+      "command": common.command_line("benchmarks.serving.startup", argv),
       "workdir_seconds": workdir, "artifact_cold_cache_seconds": cold,
       "artifact_seconds": warm,
       "median": {"workdir": statistics.median(workdir), "artifact": statistics.median(warm)},
       "artifact_over_workdir": statistics.median(warm) / statistics.median(workdir),
-      "hardware": quality.hardware(),
+      "hardware": common.run_hardware(),
   }
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:

@@ -7,7 +7,7 @@ the optimizer are left out, so the fraction reached is a slight underestimate.
 Backward costs about twice the forward (one product for the input gradient, one for
 the weight gradient), hence 3x the forward count per train step.
 
-    python -m benchmarks.flops    # prints the measured matmul FLOP/s
+    python -m benchmarks.speed.flops    # prints the measured matmul FLOP/s
 """
 
 import time

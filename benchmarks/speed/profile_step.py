@@ -1,6 +1,7 @@
 """Where the time of one train step goes: a trace profile grouped by model part and op kind.
 
-    python -m benchmarks.profile_step --size small --out benchmarks/results/speed/profile_small.json
+    python -m benchmarks.speed.profile_step --size small \
+        --out benchmarks/results/speed/profile_small.json
 
 Traces a few steps of the benchmark train step (the trainer's own jit, as in
 train_throughput.py) with `jax.profiler`, reads the Chrome trace it writes, and sums the
@@ -29,7 +30,8 @@ import re
 import tempfile
 import time
 
-from benchmarks import common, train_throughput
+from benchmarks import common
+from benchmarks.speed import train_throughput
 
 # (a piece of the JAX op name, the part it marks), the first match wins; "jvp()" is the
 # loss, traced outside every vmap (its backward is "transpose(jvp())").

@@ -1,10 +1,10 @@
 """The PyTorch tutorial's own recipe, retrained on jaxseq's split of its data, for comparison.
 
     pip install torch        # the optional `bench` dependency
-    JAXSEQ_DATA_DIR=../shared/data python benchmarks/torch_tutorial.py \
+    JAXSEQ_DATA_DIR=../shared/data python -m benchmarks.quality.torch_tutorial \
         --name=torch_tutorial_fra_eng --threads=1           # 80 epochs, as the tutorial
-    JAXSEQ_DATA_DIR=../shared/data python benchmarks/torch_tutorial.py --max_steps=20 \
-        --out_dir=/tmp                                      # a smoke run
+    JAXSEQ_DATA_DIR=../shared/data python -m benchmarks.quality.torch_tutorial \
+        --max_steps=20 --out_dir=/tmp                       # a smoke run
 
 The recipe is the tutorial's: a GRU encoder (hidden 128, embedding 128, dropout 0.1), a GRU
 decoder with Bahdanau attention fed [embedding; context], batch 32, Adam at 1e-3, NLL loss,
@@ -13,7 +13,8 @@ tutorial, nothing is masked: padded positions are read by the encoder and the at
 counted in the loss. What comes from jaxseq: the data (configs/tutorial_fra_eng.py: the
 tutorial's filter, the held-out split grouped by French source), the word vocabularies, and
 the evaluation (multi-reference sacreBLEU and chrF of jaxseq.evaluation). The results JSON has
-the fields of benchmarks/quality.py's, so benchmarks/results_table.py lists it too.
+the fields of benchmarks/quality/driver.py's, so benchmarks/quality/results_table.py lists
+it too.
 
 References:
   PyTorch tutorial "NLP From Scratch: Translation with a Sequence to Sequence Network and
@@ -24,7 +25,6 @@ References:
 
 import argparse
 import os
-import shlex
 import sys
 import time
 
@@ -32,15 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from configs import tutorial_fra_eng  # noqa: E402
-from jaxseq import data, evaluation, input_pipeline  # noqa: E402
-from jaxseq.vocab import BOS, EOS, PAD  # noqa: E402
-import quality  # noqa: E402  (hardware(), write_record())
-import time_to_quality  # noqa: E402
+from benchmarks import common
+from benchmarks.quality import driver, time_to_quality
+from configs import tutorial_fra_eng
+from jaxseq import data, evaluation, input_pipeline
+from jaxseq.vocab import BOS, EOS, PAD
 
 
 class Encoder(nn.Module):
@@ -144,7 +140,7 @@ def main(argv: list[str]) -> int:
                       "benchmarks/results/time_to_quality with --eval_every")
   args = parser.parse_args(argv[1:])
   if args.out_dir is None:
-    args.out_dir = time_to_quality.OUT_DIR if args.eval_every else quality.RESULTS
+    args.out_dir = time_to_quality.OUT_DIR if args.eval_every else driver.RESULTS
   try:
     thresholds = time_to_quality.parse_thresholds(args.thresholds)
   except ValueError as e:
@@ -217,14 +213,15 @@ def main(argv: list[str]) -> int:
   hypotheses = translate(encoder, decoder, corpus, width)
   metrics = evaluation.text_metrics(hypotheses, references, exact_match=False)
   record = {
-      "name": args.name, "config": "benchmarks/torch_tutorial.py",
-      "command": "python " + " ".join(shlex.quote(a) for a in argv),
-      "dataset": config.dataset,
+      "name": args.name, "config": "benchmarks/quality/torch_tutorial.py",
+      "command": common.command_line("benchmarks.quality.torch_tutorial", argv[1:]),
+      "dataset": config.dataset, "recipe": "torch_tutorial",
+      "direction": driver.direction(config.to_dict()),
       "heldout": {**{k: metrics[k] for k in ("bleu", "bleu_lowercase", "chrf")},
                   "sentences": len(hypotheses), "search": "greedy"},
       "test": {}, "num_parameters": sum(p.numel() for p in params), "steps": step,
       "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - started, 1),
-      "hardware": {**quality.hardware(), "torch": torch.__version__,
+      "hardware": {**common.run_hardware(), "torch": torch.__version__,
                    "torch_threads": torch.get_num_threads()},
   }
   if args.eval_every:
@@ -233,7 +230,7 @@ def main(argv: list[str]) -> int:
     record["heldout_curve"] = curve
     path = time_to_quality.record_run(args.name, record, thresholds, args.out_dir)
   else:
-    path = quality.write_record(args.out_dir, args.name, record)
+    path = driver.write_record(args.out_dir, args.name, record)
   print(f"held-out BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}; wrote {path}")
   return 0
 

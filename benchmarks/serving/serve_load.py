@@ -1,7 +1,7 @@
 """Load on jaxseq-serve over loopback: N concurrent clients against one client at a time.
 
     python train.py --workdir=/tmp/default
-    python benchmarks/serve_load.py --workdir=/tmp/default --clients=32 --requests=1024
+    python -m benchmarks.serving.serve_load --workdir=/tmp/default --clients=32 --requests=1024
 
 Starts `jaxseq-serve` on a free loopback port (compilation happens before it listens and is
 not timed), then sends the same held-out sentences of the workdir's corpus, one sentence a
@@ -23,10 +23,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from benchmarks import quality  # noqa: E402
+from benchmarks import common
 
 
 def _free_port() -> int:
@@ -125,11 +122,11 @@ def main(argv: list[str]) -> int:
                       help="both phases, one after the other, this many times (medians "
                       "reported: two cores shared by clients and server make one round noisy)")
   parser.add_argument("--max_batch", type=int, default=16, help="jaxseq-serve's (its default)")
-  parser.add_argument("--out", default=os.path.join(quality.RESULTS, "serving", "load.json"))
+  parser.add_argument("--out", default=os.path.join(common.RESULTS, "serving", "load.json"))
   args = parser.parse_args(argv)
   sentences = _sentences(args.workdir, args.requests)
   port = _free_port()
-  env = dict(os.environ, PYTHONPATH=ROOT)
+  env = dict(os.environ, PYTHONPATH=common.ROOT)
   server = subprocess.Popen(
       [sys.executable, "-m", "jaxseq.serve", f"--workdir={args.workdir}", f"--port={port}",
        f"--max_batch={args.max_batch}"], env=env, stderr=subprocess.PIPE, text=True)
@@ -154,12 +151,12 @@ def main(argv: list[str]) -> int:
     server.terminate()
     server.wait(timeout=120)
   record = {
-      "command": "python benchmarks/serve_load.py " + " ".join(argv),
+      "command": common.command_line("benchmarks.serving.serve_load", argv),
       "server": started.strip(), "max_batch": args.max_batch,
       "rounds": rounds,
       "one_at_a_time": summary([r["one_at_a_time"] for r in rounds]),
       "concurrent": summary([r["concurrent"] for r in rounds]),
-      "hardware": quality.hardware(),
+      "hardware": common.run_hardware(),
   }
   record["speedup"] = (record["concurrent"]["sentences_per_second"]
                        / record["one_at_a_time"]["sentences_per_second"])

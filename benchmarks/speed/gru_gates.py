@@ -1,6 +1,6 @@
 """Why the GRU's input projection is split by gate before the scan (jaxseq/cells.py).
 
-    python -m benchmarks.gru_gates
+    python -m benchmarks.speed.gru_gates
 
 Times a `lax.scan` of GRU steps over a precomputed input projection in two layouts:
 "fused", one [len, batch, 3 * hidden] array that each step slices into its three gates,
@@ -8,7 +8,7 @@ and "split", one [len, batch, hidden] array per gate (what `cells.split_gates` m
 Both compute the same numbers (checked here). On XLA's CPU backend the fused layout
 makes the step's gate arithmetic a loop that reads several slices of the scanned array,
 and that loop is compiled to scalar code. Also times the benchmark train step of the
-"small" size (benchmarks/train_throughput.py) with the library as it is. Writes
+"small" size (benchmarks/speed/train_throughput.py) with the library as it is. Writes
 benchmarks/results/speed/gates.json with the hardware.
 """
 
@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import common, train_throughput
+from benchmarks import common
+from benchmarks.speed import train_throughput
 from jaxseq import cells
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _fused_step(kernel, bias, h, x_proj):
@@ -61,7 +61,7 @@ def time_scan(batch: int, hidden: int, length: int, repeats: int = 200) -> dict:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "speed",
+  parser.add_argument("--out", default=os.path.join(common.RESULTS, "speed",
                                                     "gates.json"))
   args = parser.parse_args(argv)
   scans = [time_scan(b, h, 16) for b, h in ((1, 128), (32, 128), (128, 256), (128, 512))]

@@ -1,18 +1,19 @@
 """Time to quality: how many minutes of training until held-out BLEU passes given marks.
 
-    JAXSEQ_DATA_DIR=../shared/data python benchmarks/time_to_quality.py \
+    JAXSEQ_DATA_DIR=../shared/data python -m benchmarks.quality.time_to_quality \
         --config=configs/multi30k_de_en_fast.py --name=multi30k_de_en_fast \
         --workdir=/tmp/ttq_m30k --thresholds=30,35,38
-    python benchmarks/time_to_quality.py --report --readme=README.md   # table and plot
+    python -m benchmarks.quality.time_to_quality --report --readme=README.md   # table, plot
 
-A run trains a config with benchmarks/quality.py's trainer call. At every periodic
-evaluation (config.eval_every_steps) the trainer records the step, the training seconds so
-far (evaluation excluded), the seconds since the run started (data preparation and
-evaluation included), the load average and the held-out BLEU of config.decode.eval_search.
+A run trains a config with the shared driver (benchmarks/quality/driver.py). At every
+periodic evaluation (config.eval_every_steps) the trainer records the step, the training
+seconds so far (evaluation excluded), the seconds since the run started (data preparation
+and evaluation included), the load average and the held-out BLEU of config.decode.eval_search.
 This script adds, per threshold, the first evaluation at or above it, and at the end the
-beam-search scores of every split (benchmarks/quality.py's record). It writes
+beam-search scores of every split (the driver's record). It writes
 benchmarks/results/time_to_quality/NAME.json and NAME.png (BLEU against training minutes).
-benchmarks/torch_tutorial.py --eval_every writes the same record for the PyTorch recipe.
+benchmarks/quality/torch_tutorial.py --eval_every writes the same record for the PyTorch
+recipe.
 
 --report reads every NAME.json there, draws them together (curves.png) and writes the table
 (README_table.md; with --readme, also into the README between its time-to-quality markers).
@@ -24,16 +25,10 @@ import os
 import sys
 
 from absl import flags
-from ml_collections import config_flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.quality import driver, results_table
 
-import quality  # noqa: E402
-import results_table  # noqa: E402
-
-OUT_DIR = os.path.join(ROOT, "benchmarks", "results", "time_to_quality")
+OUT_DIR = os.path.join(driver.RESULTS, "time_to_quality")
 BEGIN = "<!-- time to quality table: begin -->"
 END = "<!-- time to quality table: end -->"
 HEADER = ("| Run | Held-out BLEU mark | Step | Training time | Since start | Final held-out "
@@ -131,45 +126,49 @@ def report(out_dir: str, readme: str) -> int:
 
 
 def record_run(name: str, base: dict, thresholds: list[float], out_dir: str) -> str:
-  """Adds the threshold passes to a quality.results record, writes NAME.json and NAME.png."""
+  """Adds the threshold passes to a driver record, writes NAME.json and NAME.png."""
   base["thresholds"] = passes(base["heldout_curve"], thresholds)
-  path = quality.write_record(out_dir, name, base)
+  path = driver.write_record(out_dir, name, base)
   save_plot(os.path.join(out_dir, f"{name}.png"), [base])
   return path
 
 
-def main(argv):
-  config = config_flags.DEFINE_config_file(
-      "config", os.path.join(ROOT, "configs", "default.py"),
-      "Python config file; override fields with --config.FIELD=VALUE.", lock_config=True)
-  name = flags.DEFINE_string("name", None, "Name of the results (NAME.json, NAME.png).")
-  workdir = flags.DEFINE_string("workdir", None, "Workdir of the training run.")
-  thresholds = flags.DEFINE_string("thresholds", "", "Held-out BLEU marks, e.g. 30,35,38.")
-  out_dir = flags.DEFINE_string("out_dir", OUT_DIR, "Directory of the JSON and PNG files.")
-  do_report = flags.DEFINE_bool("report", False, "Make the table and plot of every run.")
-  readme = flags.DEFINE_string("readme", "", "With --report: README whose table to replace.")
-  flags.FLAGS(argv)
-  if do_report.value:
-    return report(out_dir.value, readme.value)
-  if not name.value or not workdir.value:
+def _define_flags(flag_values: flags.FlagValues):
+  """--thresholds, --report and --readme, next to the driver's run flags."""
+  flags.DEFINE_string("thresholds", "", "Held-out BLEU marks, e.g. 30,35,38.",
+                      flag_values=flag_values)
+  flags.DEFINE_bool("report", False, "Make the table and plot of every run.",
+                    flag_values=flag_values)
+  flags.DEFINE_string("readme", "", "With --report: README whose table to replace.",
+                      flag_values=flag_values)
+
+
+def main(argv: list[str]) -> int:
+  """Trains and records one run, or with --report makes the table and plot of all; 2 after
+  an error."""
+  parsed, stop = driver.parse_flags(argv, _define_flags, required=False, out_dir=OUT_DIR)
+  if stop is not None:
+    return stop
+  if parsed.report:
+    return report(parsed.out_dir, parsed.readme)
+  if not parsed.name or not parsed.workdir:
     print("error: --name and --workdir are required (or --report)", file=sys.stderr)
     return 2
   try:
-    marks = parse_thresholds(thresholds.value)
+    marks = parse_thresholds(parsed.thresholds)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  from jaxseq import checkpointing  # after the flags
-  if checkpointing.has_checkpoints(workdir.value):
-    print(f"error: {workdir.value} holds checkpoints; time to quality needs a fresh workdir",
+  from jaxseq import checkpointing
+  if checkpointing.has_checkpoints(parsed.workdir):
+    print(f"error: {parsed.workdir} holds checkpoints; time to quality needs a fresh workdir",
           file=sys.stderr)
     return 2
-  record = quality.train_and_record(config.value, flags.FLAGS["config"].config_filename,
-                                    name.value, workdir.value, argv)
+  record = driver.train_from_flags("benchmarks.quality.time_to_quality", argv, parsed)
   if record is None:
     return 2
   record["heldout"]["search"] = "beam"
-  print(f"wrote {record_run(name.value, record, marks, out_dir.value)}")
+  print(f"wrote {record_run(parsed.name, record, marks, parsed.out_dir)}")
   return 0
 
 

@@ -1,7 +1,7 @@
 """The whole benchmark suite, one command:
 
-    python -m benchmarks.run --out benchmarks/results/speed     # full (about 9 minutes on 2 cores)
-    python -m benchmarks.run --out /tmp/bench --quick           # a few minutes, to check it runs
+    python -m benchmarks.speed.run --out benchmarks/results/speed  # full (about 9 min on 2 cores)
+    python -m benchmarks.speed.run --out /tmp/bench --quick        # a few minutes: checks it runs
 
 Writes, under --out: suite.json (hardware, versions, the headline ratios against the
 targets of the suite), torch_reference.json, train_throughput.json, and results.md
@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 
-from benchmarks import common, flops, train_throughput
+from benchmarks import common
+from benchmarks.speed import flops, train_throughput
 
 TARGETS = {  # size -> least speedup over PyTorch eager, least fraction of the best matmul FLOP/s
     "small": {"speedup": 3.0},
@@ -36,7 +37,7 @@ HEADLINE_COLUMNS = [
 
 def headline(quick: bool, out_dir: str) -> dict:
   """jaxseq vs PyTorch at the tutorial's and the large size, and the matmul limit."""
-  from benchmarks import torch_reference
+  from benchmarks.speed import torch_reference
   peak = flops.measure_matmul_flops()
   print(f"matmul: {peak['flops_per_second'] / 1e9:.1f} GFLOP/s", flush=True)
   steps = 3 if quick else 10
@@ -79,10 +80,10 @@ def compare_on_cpu_devices(size: common.Size, steps: int, devices: int) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "compare.json")
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices),
-           "PYTHONPATH": train_throughput.REPO}
-    subprocess.run([sys.executable, "-m", "benchmarks.torch_reference", "--size", size.name,
+           "PYTHONPATH": common.ROOT}
+    subprocess.run([sys.executable, "-m", "benchmarks.speed.torch_reference", "--size", size.name,
                     "--batch_size", str(size.batch_size), "--steps", str(steps), "--out", out],
-                   env=env, cwd=train_throughput.REPO, check=True, timeout=3600)
+                   env=env, cwd=common.ROOT, check=True, timeout=3600)
     with open(out) as f:
       return json.load(f)["result"]
 
@@ -123,7 +124,7 @@ def describe(check: dict) -> str:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default=os.path.join(train_throughput.REPO, "benchmarks", "results"))
+  parser.add_argument("--out", default=common.RESULTS)
   parser.add_argument("--quick", action="store_true", help="few steps, small sweeps")
   parser.add_argument("--skip_sweeps", action="store_true", help="only the PyTorch comparison")
   args = parser.parse_args(argv)

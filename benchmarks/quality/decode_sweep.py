@@ -1,7 +1,7 @@
 """Chooses the beam size and length penalty on the held-out split alone, then scores the
 test splits once with that choice.
 
-    JAXSEQ_DATA_DIR=../shared/data python benchmarks/decode_sweep.py \
+    JAXSEQ_DATA_DIR=../shared/data python -m benchmarks.quality.decode_sweep \
         --workdir=/tmp/en_de_cgru --name=multi30k_en_de_cgru --metric=bleu_lc_tok
 
 Several --workdir: their ensemble, as in jaxseq-evaluate. Every (beam size, alpha) of the
@@ -15,14 +15,11 @@ import argparse
 import itertools
 import json
 import os
-import shlex
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from benchmarks import quality  # noqa: E402
+from benchmarks import common
+from benchmarks.quality import driver
 
 
 def choose(rows: list[dict], metric: str) -> dict:
@@ -34,7 +31,8 @@ def _numbers(text: str, kind):
   return [kind(v) for v in text.split(",") if v.strip()]
 
 
-def main(argv: list[str]) -> int:
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[int], list[float]]:
+  """The flags, the beam sizes and the alphas; exits 2 with one line on a bad grid."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", action="append", required=True,
                       help="a trained workdir; several: their ensemble")
@@ -43,7 +41,7 @@ def main(argv: list[str]) -> int:
                       help="held-out score that chooses")
   parser.add_argument("--beam_sizes", default="4,8,12", help="comma-separated integers >= 1")
   parser.add_argument("--alphas", default="0.6,1.0,1.4", help="comma-separated numbers >= 0")
-  parser.add_argument("--out_dir", default=os.path.join(quality.RESULTS, "decode"))
+  parser.add_argument("--out_dir", default=os.path.join(driver.RESULTS, "decode"))
   args = parser.parse_args(argv)
   try:
     beams, alphas = _numbers(args.beam_sizes, int), _numbers(args.alphas, float)
@@ -51,37 +49,36 @@ def main(argv: list[str]) -> int:
     parser.error("--beam_sizes takes integers and --alphas numbers, comma-separated")
   if not beams or not alphas or min(beams) < 1 or min(alphas) < 0:
     parser.error("--beam_sizes needs integers >= 1 and --alphas numbers >= 0")
+  return args, beams, alphas
 
-  from jaxseq import checkpointing, cli, data, evaluate, trained
-  cli.quiet_library_logs()
-  try:
-    loaded = trained.Loaded(args.workdir)
-    config = loaded.members[0].config
-    corpus = data.load_corpus(config, loaded.members[0].workdir)
-  except (checkpointing.CheckpointError, data.DataError) as e:
-    print(f"error: {e}", file=sys.stderr)
+
+def main(argv: list[str]) -> int:
+  """Decodes the held-out split at every grid point, the test splits at the best; writes
+  --out_dir/NAME.json."""
+  args, beams, alphas = _parse(argv)
+  found = driver.load(args.workdir)
+  if found is None:
     return 2
-  heldout = evaluate.select_splits(corpus, [evaluate.HELDOUT])
-  tests = {k: v for k, v in evaluate.select_splits(corpus, None).items()
-           if k != evaluate.HELDOUT}
-  pick = lambda m: {k: round(m[k], 2) for k in (*quality.METRICS, "seconds") if k in m}
+  loaded, corpus = found
+  config = loaded.members[0].config
+  heldout, tests = driver.split_names(corpus)
 
-  def scores(splits, beam_size, alpha):
-    settings = dict(config.decode.to_dict(), beam_size=beam_size, alpha=alpha)
-    return {name: pick(metrics) for name, metrics in evaluate.score_splits(
-        loaded, corpus, splits, settings, search="beam", batch_size=config.batch_size)}
+  def scores(names, beam_size, alpha):
+    scored = driver.score(loaded, corpus, names, {"beam_size": beam_size, "alpha": alpha})
+    return {name: driver.scores(m, keep=(*driver.METRICS, "seconds"), digits=2)
+            for name, m in scored.items()}
 
   rows = []
   for beam_size, alpha in itertools.product(beams, alphas):
     row = {"beam_size": beam_size, "alpha": alpha,
-           "heldout": scores(heldout, beam_size, alpha)[evaluate.HELDOUT]}
+           "heldout": scores([heldout], beam_size, alpha)[heldout]}
     print(json.dumps(row), flush=True)
     rows.append(row)
   best = choose(rows, args.metric)
   started = time.time()
   record = {
       "name": args.name,
-      "command": "python benchmarks/decode_sweep.py " + " ".join(shlex.quote(a) for a in argv),
+      "command": common.command_line("benchmarks.quality.decode_sweep", argv),
       "dataset": config.dataset, "workdirs": args.workdir, "metric": args.metric,
       "config_decode": {"beam_size": config.decode.beam_size, "alpha": config.decode.alpha},
       "grid": rows,
@@ -89,9 +86,9 @@ def main(argv: list[str]) -> int:
                  "heldout": best["heldout"],
                  "test": scores(tests, best["beam_size"], best["alpha"])},
       "test_seconds": round(time.time() - started, 1),
-      "hardware": quality.hardware(),
+      "hardware": common.run_hardware(),
   }
-  path = quality.write_record(args.out_dir, args.name, record)
+  path = driver.write_record(args.out_dir, args.name, record)
   print(json.dumps(record["chosen"]))
   print(f"wrote {path}")
   return 0

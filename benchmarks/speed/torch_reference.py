@@ -20,10 +20,10 @@ rounding rather than float32's. `--bfloat16` adds jaxseq with model.dtype=bfloat
 third contender on the same batches (its parameters and loss stay float32).
 
     pip install '.[bench]'                        # torch, CPU build
-    python -m benchmarks.torch_reference --size small --steps 10
-    JAX_NUM_CPU_DEVICES=2 python -m benchmarks.torch_reference --size small  # jaxseq data
+    python -m benchmarks.speed.torch_reference --size small --steps 10
+    JAX_NUM_CPU_DEVICES=2 python -m benchmarks.speed.torch_reference --size small  # jaxseq data
                                                   # parallel over 2 CPU devices, 1 per core
-    python -m benchmarks.torch_reference --size large --device cuda --bfloat16  # on a GPU
+    python -m benchmarks.speed.torch_reference --size large --device cuda --bfloat16  # on a GPU
 """
 
 import argparse
@@ -35,7 +35,8 @@ import torch
 from torch import nn
 from torch.nn.utils import rnn as rnn_utils
 
-from benchmarks import common, flops, train_throughput
+from benchmarks import common
+from benchmarks.speed import flops, train_throughput
 
 
 class TorchSeq2Seq(nn.Module):

@@ -1,12 +1,13 @@
 """Input pipeline throughput next to what the train step consumes, at the Multi30k config size.
 
-    JAXSEQ_DATA_DIR=../shared/data python benchmarks/input_pipeline.py \
-        --out=benchmarks/input_pipeline.json
+    JAXSEQ_DATA_DIR=../shared/data python -m benchmarks.data.input_pipeline \
+        --out=benchmarks/results/data/input_pipeline.json
 
 Measures (1) the bucketed grain pipeline alone, streaming the prepared array_record files
-as training does: batches, examples and target tokens per second; (2) the jitted train step of configs/multi30k_de_en.py on the same batches, after
-every bucket was compiled (warm-up excluded, each step synchronised); and reports the ratio
-of (1) to (2) in target tokens/s, measured in this one run. Target: >= 10.
+as training does: batches, examples and target tokens per second; (2) the jitted train step
+of configs/multi30k_de_en.py on the same batches, after every bucket was compiled (warm-up
+excluded, each step synchronised); and reports the ratio of (1) to (2) in target tokens/s,
+measured in this one run. Target: >= 10.
 """
 
 import argparse
@@ -14,17 +15,15 @@ import functools
 import json
 import os
 import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from configs import multi30k_de_en  # noqa: E402
-from jaxseq import data, input_pipeline, steps  # noqa: E402
-from jaxseq import model as model_lib  # noqa: E402
+from benchmarks import common
+from configs import multi30k_de_en
+from jaxseq import data, input_pipeline, steps
+from jaxseq import model as model_lib
 
 
 def pipeline_rate(examples, config, num_batches: int, num_threads: int) -> dict:
@@ -73,7 +72,8 @@ def main():
   parser.add_argument("--pipeline_batches", type=int, default=300)
   parser.add_argument("--train_steps", type=int, default=20)
   parser.add_argument("--num_threads", type=int, default=2)
-  parser.add_argument("--out", default="benchmarks/input_pipeline.json")
+  parser.add_argument("--out", default=os.path.join(common.RESULTS, "data",
+                                                    "input_pipeline.json"))
   args = parser.parse_args()
 
   config = multi30k_de_en.get_config()
@@ -94,8 +94,7 @@ def main():
                    "cpu_count": os.cpu_count(), "jax_backend": jax.default_backend(),
                    "devices": [str(d) for d in jax.devices()], "jax": jax.__version__},
   }
-  with open(args.out, "w") as f:
-    json.dump(result, f, indent=2)
+  common.write_json(args.out, result)
   print(json.dumps({k: result[k] for k in ("pipeline", "train_step",
                                            "ratio_pipeline_to_train")}, indent=2))
 

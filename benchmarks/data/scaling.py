@@ -1,6 +1,6 @@
 """Start-up, memory and pipeline throughput of training as the corpus grows.
 
-    JAXSEQ_DATA_DIR=../shared/data python benchmarks/scaling.py \
+    JAXSEQ_DATA_DIR=../shared/data python -m benchmarks.data.scaling \
         --sizes=100000,1000000,5000000 --work=/tmp/jaxseq_scaling
 
 For each size N it writes a Multi30k-layout corpus whose training split is N pairs: the
@@ -29,10 +29,9 @@ import sys
 import time
 
 STARTED = time.time()  # the child's clock starts before its imports
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from benchmarks import common  # noqa: E402  (after the clock starts)
 
-RESULTS = os.path.join(ROOT, "benchmarks", "results", "scaling")
+RESULTS = os.path.join(common.RESULTS, "scaling")
 CONFIG = "configs/multi30k_de_en_fast.py"
 
 
@@ -108,14 +107,14 @@ def measure(args, size: int, kind: str) -> dict:
   if kind == "cold":  # nothing prepared, nothing compiled
     for name in ("tfds", "xla"):
       shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-  command = [sys.executable, os.path.abspath(__file__), "--child",
+  command = [sys.executable, "-m", "benchmarks.data.scaling", "--child",
              f"--raw_dir={os.path.join(base, 'raw')}", f"--tfds_dir={os.path.join(base, 'tfds')}",
              f"--workdir={workdir}", f"--train_steps={args.train_steps}",
              f"--pipeline_seconds={args.pipeline_seconds}"]
   load = os.getloadavg()[0]
   env = dict(os.environ, JAXSEQ_XLA_CACHE=os.path.join(base, "xla"))
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
-  proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+  proc = subprocess.run(command, capture_output=True, text=True, cwd=common.ROOT, env=env)
   if proc.returncode:
     sys.exit(f"error: the {kind} run of {size:,} pairs failed:\n{proc.stderr[-3000:]}")
   record = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -145,8 +144,8 @@ def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", default="100000,1000000,5000000")
   parser.add_argument("--work", default="/tmp/jaxseq_scaling", help="corpora, TFDS data, workdirs")
-  parser.add_argument("--data_dir", default=os.environ.get("JAXSEQ_DATA_DIR",
-                                                           os.path.join(ROOT, "..", "shared", "data")))
+  parser.add_argument("--data_dir", default=os.environ.get(
+      "JAXSEQ_DATA_DIR", os.path.join(common.ROOT, "..", "shared", "data")))
   parser.add_argument("--train_steps", type=int, default=10)
   parser.add_argument("--pipeline_seconds", type=float, default=15.0)
   parser.add_argument("--out", default=RESULTS)
@@ -159,7 +158,6 @@ def main(argv: list[str]) -> int:
     print(json.dumps(child(args)))
     return 0
 
-  from benchmarks import quality
   sizes = [int(n) for n in args.sizes.split(",")]
   records = {}
   for size in sizes:
@@ -177,8 +175,8 @@ def main(argv: list[str]) -> int:
           round(warm[-1]["peak_rss_mib"] / warm[0]["peak_rss_mib"], 2),
       "pipeline_to_train_ratio_largest":
           round(warm[-1]["pipeline_examples_per_s"] / warm[-1]["train_examples_per_s"], 1),
-      "command": "python benchmarks/scaling.py " + " ".join(argv),
-      "hardware": quality.hardware(),
+      "command": common.command_line("benchmarks.data.scaling", argv),
+      "hardware": common.run_hardware(),
   }
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "scaling.json"), "w") as f:
