@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 from jaxseq import attention
+from tests import attention_checks as checks
 from tests.conftest import init_params, tiny_model
 
 # That every attention of the table is a distribution over the real positions, with
-# exactly zero weight on padding, is checked for each row in tests/test_model.py.
+# exactly zero weight on padding and gradients that padding does not change, is checked
+# for each row in tests/test_model.py (the checks are in tests/attention_checks.py).
 
 
 def test_masked_softmax_is_a_distribution_over_real_positions():
@@ -58,10 +60,7 @@ def test_a_wiring_that_cannot_run_is_refused(fields):
 
 @pytest.mark.parametrize("name", list(attention.ATTENTIONS))
 def test_every_table_row_builds_an_attention_with_keys(name):
-  entry = attention.ATTENTIONS[name]
-  assert isinstance(entry.wiring, attention.Wiring) and entry.reference
-  module = entry.build(tiny_model(attention=name))
-  assert callable(module.keys)
+  checks.check_builds(name, tiny_model(attention=name))
 
 
 def test_scaled_dot_divides_the_dot_score_by_the_root_of_the_size():
