@@ -1,3 +1,5 @@
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -5,7 +7,7 @@ import pytest
 
 from jaxseq import attention
 from tests import attention_checks as checks
-from tests.conftest import init_params, tiny_model
+from tests.conftest import REPO, init_params, tiny_model
 
 # That every attention of the table is a distribution over the real positions, with
 # exactly zero weight on padding and gradients that padding does not change, is checked
@@ -79,3 +81,23 @@ def test_attention_rejects_a_batched_call():
   memory = attention.Memory(values, values, jnp.ones((2, 5), bool), jnp.ones(4))
   with pytest.raises(ValueError, match="one example"):
     module.apply({}, jnp.ones(4), memory)
+
+
+def test_the_readme_table_is_the_one_made_from_the_rows():
+  """README.md's attention table is `table_markdown()`; `python -m jaxseq.attention
+  --readme=README.md` rewrites it after a row changes."""
+  readme = (pathlib.Path(REPO) / "README.md").read_text(encoding="utf-8")
+  assert attention.with_table(readme) == readme
+  for name, row in attention.ATTENTIONS.items():
+    line = next(l for l in attention.table_markdown().splitlines() if f"`{name}`" in l)
+    assert line.endswith(f"| {row.description} | {row.reference} |")
+
+
+def test_the_table_command_rewrites_only_what_lies_between_the_markers(tmp_path):
+  readme = tmp_path / "README.md"
+  readme.write_text(f"intro\n{attention.TABLE_BEGIN}\n| old |\n{attention.TABLE_END}\nrest\n")
+  assert attention.main([f"--readme={readme}"]) == 0
+  assert readme.read_text() == (f"intro\n{attention.TABLE_BEGIN}\n{attention.table_markdown()}"
+                                f"{attention.TABLE_END}\nrest\n")
+  with pytest.raises(ValueError, match="attention-table:begin"):
+    attention.with_table("no markers here")
