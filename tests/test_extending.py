@@ -19,7 +19,8 @@ import pytest
 from jax import export as jax_export
 
 from configs import default
-from jaxseq import attention, beam_search, configuration, decode, ensemble, export
+from jaxseq import attention, beam_search, cells, configuration, decode, ensemble, export
+from jaxseq import model as model_lib
 from jaxseq.attention import AFTER_CELL, Entry, attend, check_memory
 from jaxseq.model import Seq2Seq
 from jaxseq.vocab import BOS, EOS
@@ -70,6 +71,22 @@ ROWS = {
                              "the dot score less the weight each position has had"),
 }
 STATEFUL = "doc_past_weight"
+
+
+def test_the_doc_shows_this_code_and_names_only_what_exists():
+  doc = DOC.read_text()
+  for cls in (ScaledDotAttention, PastWeightAttention):
+    assert inspect.getsource(cls) in doc, f"docs/extending.md lacks {cls.__name__} as here"
+  for field in attention.Entry._fields:  # the table of a row's parts has every one
+    assert f"| `{field}" in doc, f"docs/extending.md lacks Entry.{field}"
+  for field in attention.Wiring.__dataclass_fields__:
+    assert f"| `wiring.{field}` |" in doc, f"docs/extending.md lacks Wiring.{field}"
+  modules = {"attention": attention, "model": model_lib, "configuration": configuration,
+             "cells": cells, "Seq2Seq": Seq2Seq}
+  named = re.findall(r"`(attention|model|configuration|cells|Seq2Seq)\.(\w+)", doc)
+  assert len(named) > 5
+  for module, name in named:
+    assert hasattr(modules[module], name), f"docs/extending.md names {module}.{name}"
 
 
 @pytest.fixture(params=list(ROWS))
