@@ -224,7 +224,7 @@ class Entry(NamedTuple):
 
 BEFORE_CELL = Wiring()  # h_{t-1} asks; the context joins the cell input
 AFTER_CELL = Wiring(query_after_cell=True, feeds_cell=False)  # h_t asks; the context goes out
-AFTER_CELL_SEEN = "score on the new state, after the cell"
+_LUONG_SEEN = "score on the new state, after the cell"  # three rows, one README line
 
 ATTENTIONS: dict[str, Entry] = {
     "none": Entry(lambda m: FixedContext(), BEFORE_CELL, "Cho et al. 2014",
@@ -239,11 +239,11 @@ ATTENTIONS: dict[str, Entry] = {
                       "Bahdanau et al. 2015, A.1.2",
                       "additive score on the previous state; the context feeds the cell"),
     "luong_dot": Entry(lambda m: DotAttention(), AFTER_CELL, "Luong et al. 2015, Eq. 8",
-                       AFTER_CELL_SEEN),
+                       _LUONG_SEEN),
     "luong_general": Entry(lambda m: GeneralAttention(m.hidden_size), AFTER_CELL,
-                           "Luong et al. 2015, Eq. 8", AFTER_CELL_SEEN),
+                           "Luong et al. 2015, Eq. 8", _LUONG_SEEN),
     "luong_concat": Entry(lambda m: AdditiveAttention(m.attention_size), AFTER_CELL,
-                          "Luong et al. 2015, Eq. 8", AFTER_CELL_SEEN),
+                          "Luong et al. 2015, Eq. 8", _LUONG_SEEN),
     "scaled_dot": Entry(lambda m: DotAttention(scaled=True), AFTER_CELL,
                         "Vaswani et al. 2017, Eq. 1",
                         "Luong's dot score divided by sqrt(hidden)"),
