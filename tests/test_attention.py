@@ -1,5 +1,6 @@
 import pathlib
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,3 +102,37 @@ def test_the_table_command_rewrites_only_what_lies_between_the_markers(tmp_path)
                                 f"{attention.TABLE_END}\nrest\n")
   with pytest.raises(ValueError, match="attention-table:begin"):
     attention.with_table("no markers here")
+
+
+class _GrowingState(nn.Module):
+  """A stateful attention whose new state is longer than its first: not a loop carry."""
+
+  def keys(self, values):
+    return values
+
+  def init_state(self, memory):
+    return jnp.zeros(memory.mask.shape)
+
+  def __call__(self, query, memory, state):
+    context, weights = attention.attend(memory.keys @ query, memory)
+    return context, weights, jnp.concatenate([state, weights])
+
+
+def test_the_state_slot_passes_stateless_rows_through_and_checks_a_new_state():
+  values = jax.random.normal(jax.random.key(0), (5, 4))
+  memory = attention.Memory(values, values, jnp.ones(5, bool), values[0])
+  query = jnp.ones(4)
+  step = lambda module, state: module.apply(
+      {}, method=lambda m: attention.call(m, query, memory, state))
+  dot = attention.DotAttention()
+  assert not attention.is_stateful(dot)
+  assert dot.apply({}, memory, method=attention.initial_state) == ()
+  context, weights, state = step(dot, ())
+  expected_context, expected_weights = dot.apply({}, query, memory)
+  np.testing.assert_array_equal(context, expected_context)
+  np.testing.assert_array_equal(weights, expected_weights)
+  assert state == ()
+  growing = _GrowingState()
+  assert attention.is_stateful(growing)
+  with pytest.raises(ValueError, match="_GrowingState returned a state that is not shaped"):
+    step(growing, jnp.zeros(5))
