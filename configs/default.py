@@ -16,9 +16,8 @@ def get_model_config() -> ml_collections.ConfigDict:
   """Model fields shared by every config; each config overrides what it needs."""
   m = ml_collections.ConfigDict()
   m.cell = "gru"                # recurrent cell: gru | lstm
-  m.attention = "bahdanau"      # a row of jaxseq.attention.ATTENTIONS: none | tutorial |
-                                # bahdanau | luong_dot | luong_general | luong_concat | scaled_dot |
-                                # conditional
+  m.attention = "bahdanau"      # a row of jaxseq.attention.ATTENTIONS (the README's table;
+                                # `python -m jaxseq.attention` prints it)
   m.readout = "attentional"     # output vector: attentional (tanh(W [c; h]), Luong) | none (h)
   m.embed_size = 64             # word embedding size, source and target
   m.hidden_size = 128           # recurrent state size of encoder and decoder

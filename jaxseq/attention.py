@@ -6,11 +6,17 @@ Every attention here has two parts:
   * `__call__(query, memory)`, run at every decoder step, returning the context vector
     and the attention weights, a distribution over the real source positions with
     exactly zero weight on padding.
+An attention with a state of its own (coverage, say) has a third part, `init_state(memory)`,
+its state before the first step (any pytree), and its `__call__(query, memory, state)`
+returns the new state as well: (context, weights, state). The decoder carries that state
+in `model.DecoderState.attention` through every search (see `is_stateful`, `call`).
 
 `ATTENTIONS` is the one table the rest of jaxseq reads: per name, the module to build
 and its `Wiring`, the facts the decoder needs (who asks, where the context goes). The
 decoder (`model.Seq2Seq.decode_hidden`) follows the wiring and never compares names, so
 a new attention is one class and one row here (docs/extending.md walks through one).
+The README's table of attentions is made from the rows (`python -m jaxseq.attention
+--readme=README.md` rewrites it).
 
 Shapes are for one example: values [src_len, value_size], mask [src_len] bool.
 
@@ -30,9 +36,12 @@ References:
     per position up to a fixed max_length, then a combine layer and ReLU).
 """
 
+import argparse
 import dataclasses
+import itertools
+import sys
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -60,7 +69,8 @@ def masked_softmax(scores: Array, mask: Array) -> Array:
   return jax.nn.softmax(scores) * mask
 
 
-def _check(memory: Memory):
+def check_memory(memory: Memory):
+  """ValueError unless memory is one example's: values [src_len, size], mask [src_len]."""
   values, mask = memory.values, memory.mask
   if values.ndim != 2 or mask.shape != values.shape[:1]:
     raise ValueError(
@@ -68,7 +78,9 @@ def _check(memory: Memory):
         f"[src_len], got {values.shape} and {mask.shape}")
 
 
-def _attend(scores: Array, memory: Memory) -> tuple[Array, Array]:
+def attend(scores: Array, memory: Memory) -> tuple[Array, Array]:
+  """scores [src_len] -> (context [value_size], weights [src_len]): the masked softmax of
+  the scores, then the weighted sum of the values."""
   weights = masked_softmax(scores, memory.mask)
   return weights @ memory.values, weights  # context [value_size], weights [src_len]
 
@@ -80,7 +92,7 @@ class FixedContext(nn.Module):
     return values
 
   def __call__(self, query, memory: Memory):
-    _check(memory)
+    check_memory(memory)
     return memory.context, jnp.zeros(memory.mask.shape, memory.values.dtype)
 
 
@@ -98,9 +110,9 @@ class AdditiveAttention(nn.Module):
     return self.key_proj(values)  # U h_j for every j: [src_len, size]
 
   def __call__(self, query, memory: Memory):
-    _check(memory)
+    check_memory(memory)
     scores = self.energy(jnp.tanh(memory.keys + self.query_proj(query)))[:, 0]
-    return _attend(scores, memory)
+    return attend(scores, memory)
 
 
 class DotAttention(nn.Module):
@@ -112,14 +124,14 @@ class DotAttention(nn.Module):
     return values
 
   def __call__(self, query, memory: Memory):
-    _check(memory)
+    check_memory(memory)
     if query.shape[-1] != memory.keys.shape[-1]:
       raise ValueError(f"dot attention needs equal sizes: query {query.shape}, "
                        f"keys {memory.keys.shape}")
     scores = memory.keys @ query
     if self.scaled:
       scores = scores / jnp.sqrt(jnp.asarray(query.shape[-1], scores.dtype))
-    return _attend(scores, memory)
+    return attend(scores, memory)
 
 
 class GeneralAttention(nn.Module):
@@ -134,8 +146,8 @@ class GeneralAttention(nn.Module):
     return self.key_proj(values)  # [src_len, query_size]
 
   def __call__(self, query, memory: Memory):
-    _check(memory)
-    return _attend(memory.keys @ query, memory)
+    check_memory(memory)
+    return attend(memory.keys @ query, memory)
 
 
 class PositionAttention(nn.Module):
@@ -155,13 +167,13 @@ class PositionAttention(nn.Module):
     return values
 
   def __call__(self, query, memory: Memory):
-    _check(memory)
+    check_memory(memory)
     src_len = memory.values.shape[0]
     if src_len > self.max_length:
       raise ValueError(
           f"tutorial attention covers at most model.max_length={self.max_length} source "
           f"positions, got a source padded to {src_len}")
-    return _attend(self.position_scores(query)[:src_len], memory)
+    return attend(self.position_scores(query)[:src_len], memory)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,32 +214,44 @@ class Wiring:
 
 
 class Entry(NamedTuple):
-  """One attention: its module (built from the model's sizes) and its wiring."""
+  """One attention: its module (built from the model's sizes), its wiring, and the two
+  cells of its line in the README's table."""
   build: Callable[..., nn.Module]  # (model) -> module; reads model.attention_size etc.
   wiring: Wiring
-  reference: str
+  reference: str    # the paper or source
+  description: str  # what the decoder sees, in a few words
 
 
 BEFORE_CELL = Wiring()  # h_{t-1} asks; the context joins the cell input
 AFTER_CELL = Wiring(query_after_cell=True, feeds_cell=False)  # h_t asks; the context goes out
+_LUONG_SEEN = "score on the new state, after the cell"  # three rows, one README line
 
 ATTENTIONS: dict[str, Entry] = {
-    "none": Entry(lambda m: FixedContext(), BEFORE_CELL, "Cho et al. 2014"),
+    "none": Entry(lambda m: FixedContext(), BEFORE_CELL, "Cho et al. 2014",
+                  "one fixed context C, the final encoder state, at every step; C feeds the "
+                  "cell"),
     "tutorial": Entry(lambda m: PositionAttention(m.max_length),
                       Wiring(query_with_input=True, combine=True),
-                      "the PyTorch tutorial's AttnDecoderRNN"),
+                      "the PyTorch tutorial's AttnDecoderRNN",
+                      "softmax(Linear([embedded; hidden])) over fixed positions, then "
+                      "combine + ReLU"),
     "bahdanau": Entry(lambda m: AdditiveAttention(m.attention_size), BEFORE_CELL,
-                      "Bahdanau et al. 2015, A.1.2"),
-    "luong_dot": Entry(lambda m: DotAttention(), AFTER_CELL, "Luong et al. 2015, Eq. 8"),
+                      "Bahdanau et al. 2015, A.1.2",
+                      "additive score on the previous state; the context feeds the cell"),
+    "luong_dot": Entry(lambda m: DotAttention(), AFTER_CELL, "Luong et al. 2015, Eq. 8",
+                       _LUONG_SEEN),
     "luong_general": Entry(lambda m: GeneralAttention(m.hidden_size), AFTER_CELL,
-                           "Luong et al. 2015, Eq. 8"),
+                           "Luong et al. 2015, Eq. 8", _LUONG_SEEN),
     "luong_concat": Entry(lambda m: AdditiveAttention(m.attention_size), AFTER_CELL,
-                          "Luong et al. 2015, Eq. 8"),
+                          "Luong et al. 2015, Eq. 8", _LUONG_SEEN),
     "scaled_dot": Entry(lambda m: DotAttention(scaled=True), AFTER_CELL,
-                        "Vaswani et al. 2017, Eq. 1"),
+                        "Vaswani et al. 2017, Eq. 1",
+                        "Luong's dot score divided by sqrt(hidden)"),
     "conditional": Entry(lambda m: AdditiveAttention(m.attention_size),
                          Wiring(query_after_cell=True, feeds_cell=False, second_cell=True),
-                         "Sennrich et al. 2017 (Nematus), Sec. 2.3: the conditional GRU"),
+                         "Sennrich et al. 2017 (Nematus), Sec. 2.3",
+                         "additive score on the first cell's new state; a second cell reads "
+                         "the context and makes the step's state (the conditional GRU)"),
 }
 
 
@@ -236,3 +260,83 @@ def entry(name: str) -> Entry:
   if name not in ATTENTIONS:
     raise ValueError(f"unknown attention {name!r}; allowed: {', '.join(ATTENTIONS)}")
   return ATTENTIONS[name]
+
+
+def is_stateful(module: nn.Module) -> bool:
+  """Whether an attention keeps a state of its own: it then has `init_state(memory)`, and
+  its `__call__(query, memory, state)` returns (context, weights, new state)."""
+  return hasattr(module, "init_state")
+
+
+def initial_state(module: nn.Module, memory: Memory) -> Any:
+  """The attention's state before the first decoder step: `init_state(memory)`, or () for
+  an attention without one (so a stateless decoder carries nothing more)."""
+  return module.init_state(memory) if is_stateful(module) else ()
+
+
+def call(module: nn.Module, query: Array, memory: Memory, state: Any
+         ) -> tuple[Array, Array, Any]:
+  """One decoder step of any attention: (context, weights, its new state).
+
+  A stateless attention is called as `module(query, memory)` and its state () passes
+  through; a stateful one gets its state and must return a new one of the same
+  structure, shapes and dtypes (it is a loop carry), else ValueError.
+  """
+  if not is_stateful(module):
+    return (*module(query, memory), state)
+  context, weights, new_state = module(query, memory, state)
+  if _signature(new_state) != _signature(state):
+    raise ValueError(f"{type(module).__name__} returned a state that is not shaped like its "
+                     f"init_state: {_signature(new_state)} after {_signature(state)}")
+  return context, weights, new_state
+
+
+def _signature(tree: Any) -> tuple:
+  leaves, structure = jax.tree.flatten(tree)
+  return structure, [(jnp.shape(x), jnp.result_type(x)) for x in leaves]
+
+
+TABLE_BEGIN = "<!-- attention-table:begin -->"
+TABLE_END = "<!-- attention-table:end -->"
+
+
+def table_markdown() -> str:
+  """The README's table of attentions, made from the rows of `ATTENTIONS`: name, what the
+  decoder sees, reference. Neighbouring rows with the same two cells share a line."""
+  lines = ["| `config.model.attention` | what the decoder sees | reference |", "|---|---|---|"]
+  same_cells = lambda item: (item[1].description, item[1].reference)
+  for (description, reference), rows in itertools.groupby(ATTENTIONS.items(), same_cells):
+    names = ", ".join(f"`{name}`" for name, _ in rows)
+    lines.append(f"| {names} | {description} | {reference} |")
+  return "\n".join(lines) + "\n"
+
+
+def with_table(text: str) -> str:
+  """text (the README) with `table_markdown()` between its two table markers; ValueError
+  when they are missing or out of order."""
+  begin, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+  if begin < 0 or end < begin:
+    raise ValueError(f"the text needs the lines {TABLE_BEGIN} and then {TABLE_END}")
+  head = text[:begin + len(TABLE_BEGIN)]
+  return f"{head}\n{table_markdown()}{text[end:]}"
+
+
+def main(argv: list[str]) -> int:
+  """python -m jaxseq.attention [--readme=README.md]: prints the table, or rewrites it in
+  the README between its markers."""
+  parser = argparse.ArgumentParser(prog="python -m jaxseq.attention",
+                                   description="The README table of attentions.")
+  parser.add_argument("--readme", default="", help="rewrite the table in this file")
+  args = parser.parse_args(argv)
+  if not args.readme:
+    print(table_markdown(), end="")
+    return 0
+  with open(args.readme, encoding="utf-8") as f:
+    text = f.read()
+  with open(args.readme, "w", encoding="utf-8") as f:
+    f.write(with_table(text))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

@@ -40,7 +40,7 @@ class _Loop(NamedTuple):
   alive_tokens: Array     # [beam, max_len]
   alive_log_probs: Array  # [beam]
   alive_attn: Array       # [beam, max_len, src_len]
-  alive_state: tuple      # DecoderState with a leading [beam] axis
+  alive_state: tuple      # DecoderState with a leading [beam] axis (attention state too)
   fin_tokens: Array       # [beam, max_len]
   fin_scores: Array       # [beam] penalised scores, NEG_INF on empty slots
   fin_log_probs: Array    # [beam]

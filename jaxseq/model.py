@@ -35,9 +35,10 @@ Memory = attention_lib.Memory
 
 
 class DecoderState(NamedTuple):
-  """The scan carry of the decoder."""
+  """The scan carry of the decoder; every search carries (and beam search reorders) it whole."""
   cells: tuple       # one carry per layer (GRU: h; LSTM: (c, h)), each [hidden]
   attentional: Array  # [hidden] h~_{t-1}, fed back when input feeding is on
+  attention: Any = ()  # the attention's own state (attention.initial_state); () if it has none
 
 
 def run_rnns(layer_cells: Sequence[cells.RecurrentCell], kind: str, x: Array, mask: Array,
@@ -229,8 +230,10 @@ class Seq2Seq(nn.Module):
       values = self.memory_proj(values) * mask[:, None]  # [src_len, hidden]
     init = tuple(self._bridge(i, f) for i, f in enumerate(finals))
     context = cells.carry_output(self.cell, init[-1])  # C: the top layer's final state
-    state = DecoderState(init, jnp.zeros((self.hidden_size,), values.dtype))
-    return Memory(values, self.attn.keys(values), mask, context), state
+    memory = Memory(values, self.attn.keys(values), mask, context)
+    state = DecoderState(init, jnp.zeros((self.hidden_size,), values.dtype),
+                         attention_lib.initial_state(self.attn, memory))
+    return memory, state
 
   def _cells(self, carries: tuple, x: Array, train: bool) -> tuple[tuple, Array]:
     new = []
@@ -271,36 +274,39 @@ class Seq2Seq(nn.Module):
 
     Follows the attention's `Wiring`: the query is h_{t-1} (or [x_t; h_{t-1}]) before
     the cell, whose input the context may join, or h_t after it (and with a second cell,
-    that cell reads c_t and makes the step's h_t from it). `out` is what `logits`
-    reads: the readout of (c_t, h_t), h~_t for the attentional one. With readout=False
-    (allowed when `readout_outside_recurrence`) `out` is the pair (c_t, h_t) itself,
-    and `logits(out, readout=True)` applies the readout.
+    that cell reads c_t and makes the step's h_t from it). A stateful attention reads its
+    state from `state.attention` and its new state goes into the returned one. `out` is
+    what `logits` reads: the readout of (c_t, h_t), h~_t for the attentional one. With
+    readout=False (allowed when `readout_outside_recurrence`) `out` is the pair (c_t, h_t)
+    itself, and `logits(out, readout=True)` applies the readout.
     """
     if not readout and not self.readout_outside_recurrence:
       raise ValueError("readout=False needs input_feeding=False: h~ feeds the next step")
-    wiring = self.wiring
+    wiring, attention_state = self.wiring, state.attention
     x = emb
     if self.input_feeding:
       x = jnp.concatenate([x, state.attentional])  # Luong 3.3
     if not wiring.query_after_cell:
       top = cells.carry_output(self.cell, state.cells[-1])  # h_{t-1} of the top layer
       query = jnp.concatenate([x, top]) if wiring.query_with_input else top
-      context, weights = self.attn(query, memory)
+      context, weights, attention_state = attention_lib.call(self.attn, query, memory,
+                                                             attention_state)
       if wiring.feeds_cell:
         x = jnp.concatenate([x, context])
       if wiring.combine:
         x = nn.relu(self.combine(x))
     carries, h = self._cells(state.cells, x, train)
     if wiring.query_after_cell:
-      context, weights = self.attn(h, memory)
+      context, weights, attention_state = attention_lib.call(self.attn, h, memory,
+                                                             attention_state)
     if wiring.second_cell:
       top = self.second_cell.step(carries[-1], self.second_cell.project(context))
       carries = carries[:-1] + (top,)
       h = cells.carry_output(self.cell, top)
     if not readout:
-      return DecoderState(carries, state.attentional), (context, h), weights
+      return DecoderState(carries, state.attentional, attention_state), (context, h), weights
     out = READOUTS[self.readout].fn(self, context, h)
-    return DecoderState(carries, out), out, weights
+    return DecoderState(carries, out, attention_state), out, weights
 
   def logits(self, out: Array | tuple, *, train: bool = False, readout: bool = False
              ) -> Array:

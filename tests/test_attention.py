@@ -1,13 +1,18 @@
+import pathlib
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxseq import attention
-from tests.conftest import init_params, tiny_model
+from tests import attention_checks as checks
+from tests.conftest import REPO, init_params, tiny_model
 
 # That every attention of the table is a distribution over the real positions, with
-# exactly zero weight on padding, is checked for each row in tests/test_model.py.
+# exactly zero weight on padding and gradients that padding does not change, is checked
+# for each row in tests/test_model.py (the checks are in tests/attention_checks.py).
 
 
 def test_masked_softmax_is_a_distribution_over_real_positions():
@@ -58,10 +63,7 @@ def test_a_wiring_that_cannot_run_is_refused(fields):
 
 @pytest.mark.parametrize("name", list(attention.ATTENTIONS))
 def test_every_table_row_builds_an_attention_with_keys(name):
-  entry = attention.ATTENTIONS[name]
-  assert isinstance(entry.wiring, attention.Wiring) and entry.reference
-  module = entry.build(tiny_model(attention=name))
-  assert callable(module.keys)
+  checks.check_builds(name, tiny_model(attention=name))
 
 
 def test_scaled_dot_divides_the_dot_score_by_the_root_of_the_size():
@@ -80,3 +82,57 @@ def test_attention_rejects_a_batched_call():
   memory = attention.Memory(values, values, jnp.ones((2, 5), bool), jnp.ones(4))
   with pytest.raises(ValueError, match="one example"):
     module.apply({}, jnp.ones(4), memory)
+
+
+def test_the_readme_table_is_the_one_made_from_the_rows():
+  """README.md's attention table is `table_markdown()`; `python -m jaxseq.attention
+  --readme=README.md` rewrites it after a row changes."""
+  readme = (pathlib.Path(REPO) / "README.md").read_text(encoding="utf-8")
+  assert attention.with_table(readme) == readme
+  for name, row in attention.ATTENTIONS.items():
+    line = next(l for l in attention.table_markdown().splitlines() if f"`{name}`" in l)
+    assert line.endswith(f"| {row.description} | {row.reference} |")
+
+
+def test_the_table_command_rewrites_only_what_lies_between_the_markers(tmp_path):
+  readme = tmp_path / "README.md"
+  readme.write_text(f"intro\n{attention.TABLE_BEGIN}\n| old |\n{attention.TABLE_END}\nrest\n")
+  assert attention.main([f"--readme={readme}"]) == 0
+  assert readme.read_text() == (f"intro\n{attention.TABLE_BEGIN}\n{attention.table_markdown()}"
+                                f"{attention.TABLE_END}\nrest\n")
+  with pytest.raises(ValueError, match="attention-table:begin"):
+    attention.with_table("no markers here")
+
+
+class _GrowingState(nn.Module):
+  """A stateful attention whose new state is longer than its first: not a loop carry."""
+
+  def keys(self, values):
+    return values
+
+  def init_state(self, memory):
+    return jnp.zeros(memory.mask.shape)
+
+  def __call__(self, query, memory, state):
+    context, weights = attention.attend(memory.keys @ query, memory)
+    return context, weights, jnp.concatenate([state, weights])
+
+
+def test_the_state_slot_passes_stateless_rows_through_and_checks_a_new_state():
+  values = jax.random.normal(jax.random.key(0), (5, 4))
+  memory = attention.Memory(values, values, jnp.ones(5, bool), values[0])
+  query = jnp.ones(4)
+  step = lambda module, state: module.apply(
+      {}, method=lambda m: attention.call(m, query, memory, state))
+  dot = attention.DotAttention()
+  assert not attention.is_stateful(dot)
+  assert dot.apply({}, memory, method=attention.initial_state) == ()
+  context, weights, state = step(dot, ())
+  expected_context, expected_weights = dot.apply({}, query, memory)
+  np.testing.assert_array_equal(context, expected_context)
+  np.testing.assert_array_equal(weights, expected_weights)
+  assert state == ()
+  growing = _GrowingState()
+  assert attention.is_stateful(growing)
+  with pytest.raises(ValueError, match="_GrowingState returned a state that is not shaped"):
+    step(growing, jnp.zeros(5))

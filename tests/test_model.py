@@ -8,6 +8,8 @@ import pytest
 from jaxseq import attention, decode
 from jaxseq.model import Seq2Seq
 from jaxseq.vocab import BOS, EOS
+from tests import attention_checks as checks
+from tests.attention_checks import SRC, TGT
 from tests.conftest import init_params, tiny_model
 
 FED_LSTM = dict(attention="luong_general", input_feeding=True, cell="lstm", num_layers=2)
@@ -19,24 +21,16 @@ VARIANTS = [dict(attention=a, bidirectional=True) for a in attention.ATTENTIONS]
 ]
 IDS = [f"{v['attention']}-{v.get('cell', 'gru')}{'-l2' if v.get('num_layers') else ''}"
        f"{'-' + v['readout'] if 'readout' in v else ''}" for v in VARIANTS]
-SRC = jnp.array([[4, 7, 5, 9, 0, 0], [6, 0, 0, 0, 0, 0], [3, 8, 8, 4, 5, 10]], jnp.int32)
-TGT = jnp.array([[BOS, 5, 6, 7, 0], [BOS, 8, 0, 0, 0], [BOS, 4, 4, 9, 12]], jnp.int32)
 
-
-_teacher_forced = jax.jit(decode.teacher_forced,
-                          static_argnames=("model", "teacher_forcing_ratio", "train"))
-_batch_teacher_forced = jax.jit(decode.batch_teacher_forced, static_argnames=("model",))
+_tf = checks.teacher_forced
 _greedy = jax.jit(decode.greedy, static_argnames=("model", "max_len"))
-
-
-def _tf(model, params, src, tgt, key=jax.random.key(0), **kw):
-  return _teacher_forced(model, params, src, tgt, key, **kw)
 
 
 # Compiling is most of a test's cost on CPU: the batch and loop properties are checked on
 # three variants that together cover every wiring of decode_step (a query before the cell
 # with the readout, Luong's after it with input feeding and stacked LSTMs, the tutorial's
-# query with input and combine layer without a readout); padding on all of them.
+# query with input and combine layer without a readout); padding, with its gradients, on
+# every row of the table and every variant.
 FEW = [dict(attention="bahdanau", bidirectional=True), FED_LSTM,
        dict(attention="tutorial", readout="none")]
 FEW_IDS = [IDS[VARIANTS.index(v)] for v in FEW]
@@ -45,64 +39,22 @@ FEW_IDS = [IDS[VARIANTS.index(v)] for v in FEW]
 @pytest.mark.parametrize("fields", FEW, ids=FEW_IDS)
 def test_vmapped_batch_equals_a_loop_over_examples(fields):
   model = tiny_model(**fields)
-  params = init_params(model)
-  keys = jax.random.split(jax.random.key(3), SRC.shape[0])
-  logits, weights = _batch_teacher_forced(model, params, SRC, TGT, keys)
-  for i in range(SRC.shape[0]):
-    one_logits, one_weights = _tf(model, params, SRC[i], TGT[i], keys[i])
-    np.testing.assert_allclose(logits[i], one_logits, atol=1e-5)
-    np.testing.assert_allclose(weights[i], one_weights, atol=1e-6)
-
-
-PADDED = jnp.array([4, 7, 5, 0, 0, 0, 0], jnp.int32)  # 3 real tokens, then padding
+  checks.check_batch_equals_loop(model, init_params(model))
 
 
 @pytest.mark.parametrize("fields", VARIANTS, ids=IDS)
-def test_padding_changes_no_output_and_gets_no_attention(fields):
-  """Every row of the attention table: the padded source gives the same logits, and the
-  weights are a distribution over the real positions (all zero for the fixed context)."""
+def test_padding_changes_no_output_no_gradient_and_gets_no_attention(fields):
+  """Every row of the attention table: the padded source gives the same logits, loss and
+  gradients, and the weights are a distribution over the real positions (all zero for the
+  fixed context)."""
   model = tiny_model(**fields)
-  params = init_params(model)
-  lg1, w1 = _tf(model, params, PADDED[:3], TGT[0], train=True)  # dropout on, same keys
-  lg2, w2 = _tf(model, params, PADDED, TGT[0], train=True)
-  np.testing.assert_allclose(lg1, lg2, atol=1e-5)
-  np.testing.assert_allclose(w1, w2[:, :3], atol=1e-6)
-  np.testing.assert_array_equal(w2[:, 3:], 0.0)
-  if isinstance(attention.entry(model.attention).build(model), attention.FixedContext):
-    np.testing.assert_array_equal(w2, 0.0)
-  else:
-    np.testing.assert_allclose(w2.sum(-1), 1.0, rtol=1e-5)
-    assert (w2[:, :3] > 0).all()
-
-
-@pytest.mark.parametrize("fields", FEW, ids=FEW_IDS)
-def test_padding_changes_no_gradient(fields):
-  model = tiny_model(**fields)
-  params = init_params(model)
-
-  def loss(p, s):
-    logits, _ = _tf(model, p, s, TGT[0], train=True)
-    return jnp.sum(jax.nn.log_softmax(logits)[:, 2])
-
-  grad_fn = jax.jit(jax.value_and_grad(loss))
-  l1, g1 = grad_fn(params, PADDED[:3])
-  l2, g2 = grad_fn(params, PADDED)
-  np.testing.assert_allclose(l1, l2, rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), g1, g2)
+  checks.check_padding(model, init_params(model))
 
 
 @pytest.mark.parametrize("fields", FEW, ids=FEW_IDS)
 def test_scan_equals_a_python_loop(fields):
   model = tiny_model(**fields)
-  params = init_params(model)
-  src, tgt = SRC[0], TGT[2]
-  logits, weights = _tf(model, params, src, tgt)
-  memory, state = jax.jit(lambda p, s: model.apply(p, s, method=Seq2Seq.encode))(params, src)
-  step = jax.jit(lambda p, m, st, tok: model.apply(p, m, st, tok, method=Seq2Seq.decode_step))
-  for t in range(tgt.shape[0]):  # a plain Python loop over decode_step
-    state, step_logits, step_weights = step(params, memory, state, tgt[t])
-    np.testing.assert_allclose(logits[t], step_logits, atol=1e-5)
-    np.testing.assert_allclose(weights[t], step_weights, atol=1e-6)
+  checks.check_scan_equals_loop(model, init_params(model))
 
 
 def test_teacher_forcing_one_always_feeds_the_reference():
