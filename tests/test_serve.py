@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from jaxseq import serve
+from tests import runs
 from tests.conftest import REPO, subprocess_env
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -80,9 +81,10 @@ def server(trained_workdir):
   s.stop()
 
 
-def test_translations_with_nbest_and_attention_and_health(server):
+def test_translations_with_nbest_and_attention_and_health(server, trained_workdir):
   status, health = server.get("/health")
   assert status == 200 and json.loads(health)["status"] == "ok"
+  assert json.loads(health)["step"] == runs.checkpoint_steps(trained_workdir)[-1]
   status, one = server.post({"text": "forty one"})
   assert status == 200 and set(one["translations"][0]) == {"translation", "score"}
   status, many = server.post({"text": ["seven", "forty one"], "nbest": 3, "attention": True})
@@ -129,6 +131,11 @@ BAD = [
     (b'{"text": "forty", "attention": "yes"}', 400, "must be true or false"),
     (json.dumps({"text": ["seven"] * 5}).encode(), 413, "5 texts in one request; at most 4"),
     (json.dumps({"text": "seven " * 20}).encode(), 413, "has 120 characters; at most 60"),
+    (b'{"text": ["seven", "\\ud800"]}', 400, "text 1 is not valid Unicode"),
+    (b"[" * 600 + b"]" * 600, 400, "nested too deeply; at most 32 levels"),
+    (b'{"text": ' + b"[" * 500 + b"]" * 500 + b"}", 400, "nested too deeply"),
+    (b'{"text": "one", "beam_size": ' + b"9" * 5000 + b"}", 400, "a number of 5000 characters"),
+    (b'{"text": "forty", "' + b"x" * 2000 + b'": 1}', 400, "unknown field 'xxxxxxx"),
 ]
 
 
@@ -138,6 +145,7 @@ def test_bad_input_gets_one_message_and_the_service_stays_up(server, body, statu
   assert got == status
   assert list(answer) == ["error"] and says in answer["error"]
   assert "\n" not in answer["error"] and "Traceback" not in answer["error"]
+  assert len(answer["error"]) < 300
   assert server.post({"text": "forty one"})[0] == 200
 
 
@@ -236,3 +244,4 @@ def test_flag_mistakes_are_one_line(trained_workdir):
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [
       "error: --max_batch=0 is not allowed; expected an integer >= 1 (see jaxseq-serve --help)"]
+
