@@ -15,7 +15,10 @@ status, never a 500: JSON parsed within bounds (jaxseq/jsontext.py), texts that 
 Unicode (lone surrogates) refused before they reach a batch, a body past --max_body
 refused as soon as that many bytes have come (chunked or not). When a batch fails, its
 halves are translated apart until the texts that fail alone are found: their requests get
-a 422, every other text of the batch its translation.
+a 422, every other text of the batch its translation. A client cannot hold the service
+either (jaxseq/connections.py): each request must arrive whole within --read_timeout
+seconds, an idle connection is closed after --keepalive_timeout seconds, and a connection
+past --max_connections gets a 503.
 
 Built on Starlette (the ASGI toolkit under FastAPI, small enough that every request is
 validated here, so that each mistake gets one readable message) and uvicorn (the reference
@@ -409,15 +412,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                       help="bytes of a request body, counted while it is read (chunked or "
                       "not): past them a 413 (default: what --max_texts texts of --max_chars "
                       "characters can need, 132608 with the defaults)")
+  parser.add_argument("--read_timeout", type=float, default=10.0,
+                      help="seconds a client has to send a whole request (headers and body) "
+                      "from its first byte, or from the connection's opening; past them the "
+                      "connection is closed (408 when part of a request came)")
+  parser.add_argument("--keepalive_timeout", type=float, default=5.0,
+                      help="seconds an idle connection is kept open after a response")
+  parser.add_argument("--max_connections", type=int, default=2048,
+                      help="open connections; one more gets a 503 and is closed")
   args = parser.parse_args(argv)
   if bool(args.workdir) == bool(args.artifact):
     parser.error("give --workdir or --artifact, exactly one of the two")
-  for name in ("max_batch", "workers", "max_texts", "max_chars", "max_body"):
+  for name in ("max_batch", "workers", "max_texts", "max_chars", "max_body", "max_connections"):
     value = getattr(args, name)
     if value is not None and value < 1:
       parser.error(f"--{name}={value} is not allowed; expected an integer >= 1")
   if args.max_wait_ms < 0:
     parser.error(f"--max_wait_ms={args.max_wait_ms} is not allowed; expected a number >= 0")
+  for name in ("read_timeout", "keepalive_timeout"):
+    value = getattr(args, name)
+    if not 0 < value < float("inf"):
+      parser.error(f"--{name}={value} is not allowed; expected a number of seconds > 0")
   if not 0 <= args.port < 65536:
     parser.error(f"--port={args.port} is not allowed; expected 0..65535")
   args.beam_sizes = beam_sizes_flag(parser, args.beam_sizes)
@@ -428,9 +443,13 @@ def run(argv: list[str]) -> int:
   args = parse_args(argv)
   import uvicorn
 
-  from jaxseq import artifact
+  from jaxseq import artifact, connections
   from jaxseq.errors import ArtifactError, CheckpointError
   from jaxseq.translate import Translator
+  problem = connections.open_files_for(args.max_connections)
+  if problem:
+    print(f"error: {problem}", file=sys.stderr)
+    return EXIT_BAD_INPUT
   started = time.perf_counter()
   artifact.use_compilation_cache()  # later starts load the compiled shapes
   try:
@@ -460,8 +479,13 @@ def run(argv: list[str]) -> int:
   # as the service: kept out of the collector's view, a full collection no longer walks
   # them all, which otherwise stalls every request in flight.
   gc.freeze()
+  # The guarded protocol adds what uvicorn lacks: a read deadline per request and a cap on
+  # open connections (jaxseq/connections.py). No WebSocket upgrades: the service has no
+  # WebSocket route, and an upgraded connection would leave the guards behind.
   config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                          access_log=False, timeout_graceful_shutdown=60)
+                          access_log=False, timeout_graceful_shutdown=60,
+                          http=connections.protocol(args.read_timeout, args.max_connections),
+                          timeout_keep_alive=args.keepalive_timeout, ws="none")
   server = type("Server", (uvicorn.Server,),
                 {"capture_signals": contextlib.contextmanager(_graceful)})(config)
   server.run()
