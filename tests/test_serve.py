@@ -399,6 +399,43 @@ def test_a_chunked_body_past_max_body_gets_413_before_it_ends(guarded):
   assert status == 413 and "at most 4096" in answer["error"]
 
 
+def _request(text: str, close: bool = False) -> bytes:
+  body = json.dumps({"text": text}).encode()
+  return (b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n%s"
+          % (len(body), b"Connection: close\r\n" if close else b"", body))
+
+
+def test_a_few_pipelined_requests_are_answered_in_order_and_a_flood_gets_429(guarded):
+  texts = ["seven", "forty one", "twelve"]
+  with _connect(guarded.port) as sock:
+    sock.sendall(b"".join(_request(t, close=t == texts[-1]) for t in texts))
+    response, _ = _until_closed(sock, within=60)
+  answers = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])
+             for part in response.split(b"HTTP/1.1 200 OK")[1:]]
+  assert len(answers) == 3
+  alone = [guarded.post({"text": t})[1]["translations"] for t in texts]
+  assert [a["translations"] for a in answers] == alone
+  with _connect(guarded.port) as sock:
+    sock.sendall(_request("seven") * 20)  # one segment, read at once: none is left unread
+    response, _ = _until_closed(sock, within=60)
+  assert "more than 8 requests sent ahead of their answers" in \
+      _json_error(response[response.index(b"HTTP/1.1 429 "):], 429)
+  assert guarded.post({"text": "seven"})[0] == 200
+
+
+@pytest.mark.parametrize("sent", [
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)),  # TLS hello
+    b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n{\"text\": \"seven\"}",  # smuggling's ambiguity
+    b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+], ids=["tls", "length-and-chunked", "negative-length"])
+def test_what_is_not_http_gets_a_json_400(guarded, sent):
+  with _connect(guarded.port) as sock:
+    sock.sendall(sent)
+    response, _ = _until_closed(sock, within=30)
+  assert _json_error(response, 400).startswith("not an HTTP/1.1 request")
+
+
 def test_flag_mistakes_are_one_line(trained_workdir):
   proc = subprocess.run([sys.executable, "-m", "jaxseq.serve", "--max_batch=0",
                          f"--workdir={trained_workdir}"], cwd=REPO, env=subprocess_env(),
