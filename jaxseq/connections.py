@@ -21,6 +21,10 @@ one client sending them without reading grew the service by 400 MB in 8 seconds.
 Every refusal is a one-line JSON error, like the application's own, and closes the
 connection. A closed connection's request still being answered is told it was closed, so
 that its answer is dropped, not written to the closed transport (uvloop raises there).
+
+The subclass reads and extends HttpToolsProtocol's own state (cycle, pipeline, the parser
+callbacks, _start_asgi_task) as uvicorn 0.54 has it: constraints.txt pins that version,
+and tests/test_serve.py checks every guard against a real server.
 """
 
 import json

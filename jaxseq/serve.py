@@ -58,7 +58,7 @@ class TextFailed(Exception):
 
   def __init__(self, index: int, cause: BaseException):
     super().__init__(f"text {index} could not be translated ({type(cause).__name__}); "
-                     "the other texts of the batch were answered")
+                     "send the others without it")
     self.index, self.cause = index, cause
 
 
@@ -140,7 +140,7 @@ def parse_request(body: bytes, limits: Limits) -> Job:
   try:
     item = jsontext.loads(text)
   except jsontext.JsonError as e:
-    raise RequestError(400, f"the body is {e}") from None
+    raise RequestError(400, f"the body: {e}") from None
   if not isinstance(item, dict):
     raise RequestError(400, 'the body must be a JSON object like {"text": "..."}')
   unknown = sorted(set(item) - set(FIELDS))
