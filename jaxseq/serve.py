@@ -10,6 +10,16 @@ one object per text: translation, score, and when asked nbest and attention. GET
 says the service is up and which model it serves; GET / is a page that translates and
 draws the attention.
 
+A request the service cannot take gets a one-line JSON error {"error": ...} and a 4xx
+status, never a 500: JSON parsed within bounds (jaxseq/jsontext.py), texts that are not
+Unicode (lone surrogates) refused before they reach a batch, a body past --max_body
+refused as soon as that many bytes have come (chunked or not). When a batch fails, its
+halves are translated apart until the texts that fail alone are found: their requests get
+a 422, every other text of the batch its translation. A client cannot hold the service
+either (jaxseq/connections.py): each request must arrive whole within --read_timeout
+seconds, an idle connection is closed after --keepalive_timeout seconds, and a connection
+past --max_connections gets a 503.
+
 Built on Starlette (the ASGI toolkit under FastAPI, small enough that every request is
 validated here, so that each mistake gets one readable message) and uvicorn (the reference
 ASGI server; on SIGTERM it stops accepting connections, lets the requests in flight
@@ -29,6 +39,7 @@ import sys
 import time
 from typing import NamedTuple
 
+from jaxseq import jsontext
 from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser, beam_sizes_flag
 
 FIELDS = ("text", "beam_size", "nbest", "attention")
@@ -40,6 +51,15 @@ class RequestError(Exception):
   def __init__(self, status: int, message: str):
     super().__init__(message)
     self.status = status
+
+
+class TextFailed(Exception):
+  """Translating one text of a request raised (alone: the other texts were answered)."""
+
+  def __init__(self, index: int, cause: BaseException):
+    super().__init__(f"text {index} could not be translated ({type(cause).__name__}); "
+                     "send the others without it")
+    self.index, self.cause = index, cause
 
 
 class Limits(NamedTuple):
@@ -65,32 +85,32 @@ class Job(NamedTuple):
   attention: bool
 
 
+def shown(value, limit: int = 40) -> str:
+  """A client's value in a message, cut to about limit characters: a string as Python
+  writes it (quoted, unprintable characters escaped), anything else as JSON."""
+  text = repr(value) if isinstance(value, str) else json.dumps(value)
+  return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _int_field(item: dict, name: str, default: int) -> int:
   value = item.get(name, default)
   if isinstance(value, bool) or not isinstance(value, int):
-    raise RequestError(400, f"{name!r} must be an integer, not {json.dumps(value)}")
+    raise RequestError(400, f"{name!r} must be an integer, not {shown(value)}")
   return value
 
 
-def parse_request(body: bytes, limits: Limits) -> Job:
-  """The translation job of a POST /translate body; RequestError says what is wrong."""
+def unicode_problem(text: str) -> str | None:
+  """What makes text not Unicode (a lone surrogate, which JSON's \\uXXXX escapes can
+  write and no tokenizer can take), or None."""
   try:
-    text = body.decode("utf-8")
-  except UnicodeDecodeError as e:
-    raise RequestError(400, f"the body is not valid UTF-8 (byte 0x{body[e.start]:02x} at "
-                       f"offset {e.start})") from None
-  try:
-    item = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise RequestError(400, f"the body is not valid JSON ({e.msg} at line {e.lineno}, "
-                       f"column {e.colno})") from None
-  if not isinstance(item, dict):
-    raise RequestError(400, 'the body must be a JSON object like {"text": "..."}')
-  unknown = sorted(set(item) - set(FIELDS))
-  if unknown:
-    raise RequestError(400, f"unknown field {unknown[0]!r}; allowed: {', '.join(FIELDS)}")
-  if "text" not in item:
-    raise RequestError(400, '"text" is missing: give a string or a list of strings')
+    text.encode("utf-8")
+  except UnicodeEncodeError as e:
+    return f"a lone surrogate U+{ord(text[e.start]):04X} at character {e.start}"
+  return None
+
+
+def _texts(item: dict, limits: Limits) -> list[str]:
+  """The texts of a request object, each valid Unicode within the limits."""
   texts = item["text"]
   if isinstance(texts, str):
     texts = [texts]
@@ -103,6 +123,32 @@ def parse_request(body: bytes, limits: Limits) -> Job:
   for i, t in enumerate(texts):
     if len(t) > limits.max_chars:
       raise RequestError(413, f"text {i} has {len(t)} characters; at most {limits.max_chars}")
+    problem = unicode_problem(t)
+    if problem:
+      raise RequestError(400, f"text {i} is not valid Unicode ({problem}); give Unicode "
+                         "text, with \\uD800-\\uDFFF escapes only in surrogate pairs")
+  return texts
+
+
+def parse_request(body: bytes, limits: Limits) -> Job:
+  """The translation job of a POST /translate body; RequestError says what is wrong."""
+  try:
+    text = body.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise RequestError(400, f"the body is not valid UTF-8 (byte 0x{body[e.start]:02x} at "
+                       f"offset {e.start})") from None
+  try:
+    item = jsontext.loads(text)
+  except jsontext.JsonError as e:
+    raise RequestError(400, f"the body: {e}") from None
+  if not isinstance(item, dict):
+    raise RequestError(400, 'the body must be a JSON object like {"text": "..."}')
+  unknown = sorted(set(item) - set(FIELDS))
+  if unknown:
+    raise RequestError(400, f"unknown field {shown(unknown[0])}; allowed: {', '.join(FIELDS)}")
+  if "text" not in item:
+    raise RequestError(400, '"text" is missing: give a string or a list of strings')
+  texts = _texts(item, limits)
   beam_size = _int_field(item, "beam_size", limits.beam_size)
   if beam_size not in limits.beam_sizes:
     raise RequestError(400, f"beam_size {beam_size} is not served; allowed: "
@@ -112,7 +158,7 @@ def parse_request(body: bytes, limits: Limits) -> Job:
     raise RequestError(400, f"nbest {nbest} must be between 1 and the beam size ({beam_size})")
   attention = item.get("attention", False)
   if not isinstance(attention, bool):
-    raise RequestError(400, f"'attention' must be true or false, not {json.dumps(attention)}")
+    raise RequestError(400, f"'attention' must be true or false, not {shown(attention)}")
   return Job(texts, beam_size, nbest, attention)
 
 
@@ -167,17 +213,39 @@ class Batcher:
           count += 1
     return count
 
+  def translate_apart(self, texts: list[str], beam_size: int, nbest: int,
+                      attention: bool) -> list:
+    """translate_now, and when it raises for several texts, each half apart, down to the
+    texts that fail on their own: one result per text, a dict or the exception that text
+    raised alone (so that one bad text never fails the others)."""
+    try:
+      return self.translate_now(texts, beam_size, nbest, attention)
+    except Exception as e:  # noqa: BLE001  (whatever the tokenizer or the search raises)
+      if len(texts) == 1:
+        print(f"jaxseq-serve: a text could not be translated: {type(e).__name__}: "
+              f"{str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr, flush=True)
+        return [e]
+    half = len(texts) // 2
+    return (self.translate_apart(texts[:half], beam_size, nbest, attention)
+            + self.translate_apart(texts[half:], beam_size, nbest, attention))
+
   async def submit(self, texts: list[str], beam_size: int, nbest: int = 1,
                    attention: bool = False) -> list[dict]:
+    """The results of texts, once their batches have run; TextFailed names the first text
+    that failed."""
     loop = asyncio.get_running_loop()
     futures = [loop.create_future() for _ in texts]
     for text, future in zip(texts, futures):
       self.queue.put_nowait(Waiting(text, beam_size, nbest, attention, future))
     self.in_flight += 1
     try:
-      return list(await asyncio.gather(*futures))
+      results = await asyncio.gather(*futures, return_exceptions=True)
     finally:
       self.in_flight -= 1
+    for index, result in enumerate(results):
+      if isinstance(result, BaseException):
+        raise TextFailed(index, result)
+    return list(results)
 
   async def run(self):
     """Forms batches for ever; up to `workers` of them run at once (JAX releases the GIL
@@ -209,22 +277,26 @@ class Batcher:
     try:
       for beam_size in sorted({w.beam_size for w in waiting}):
         group = [w for w in waiting if w.beam_size == beam_size]
-        try:
-          results = await loop.run_in_executor(
-              self.executor, self.translate_now, [w.text for w in group], beam_size,
-              max(w.nbest for w in group), any(w.attention for w in group))
-        except Exception as e:  # noqa: BLE001  (reported to every request of the batch)
-          results = [e] * len(group)
+        results = await loop.run_in_executor(
+            self.executor, self.translate_apart, [w.text for w in group], beam_size,
+            max(w.nbest for w in group), any(w.attention for w in group))
         self.batches += 1
-        for future, result in zip((w.future for w in group), results):
-          if future.done():  # its client went away
-            continue
-          if isinstance(result, Exception):
-            future.set_exception(result)
-          else:
-            future.set_result(result)
+        for w, result in zip(group, results):
+          settle(w.future, result)
     finally:
       slots.release()
+      for w in waiting:  # none is left waiting, whatever happened above
+        settle(w.future, RuntimeError("the batch ended without a result for this text"))
+
+
+def settle(future: asyncio.Future, result):
+  """Gives a waiting text its result or exception, unless its client went away."""
+  if future.done():
+    return
+  if isinstance(result, BaseException):
+    future.set_exception(result)
+  else:
+    future.set_result(result)
 
 
 def answer(result: dict, job: Job) -> dict:
@@ -238,8 +310,30 @@ def answer(result: dict, job: Job) -> dict:
   return out
 
 
-def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict):
-  """The Starlette application (the batcher's worker starts with it)."""
+def body_limit(limits: Limits) -> int:
+  """The largest body the texts within limits can need (UTF-8, JSON quoting, the other
+  fields): --max_body's default."""
+  return limits.max_texts * (limits.max_chars * 4 + 16) + 4096
+
+
+async def read_body(request, max_body: int) -> bytes:
+  """The request body, read as it arrives (Content-Length or chunked); RequestError 413 as
+  soon as more than max_body bytes have come, without reading the rest."""
+  length = request.headers.get("content-length")
+  if length is not None and length.isdigit() and int(length) > max_body:
+    raise RequestError(413, f"the body has {length} bytes; at most {max_body}")
+  body = bytearray()
+  async for chunk in request.stream():
+    body += chunk
+    if len(body) > max_body:
+      raise RequestError(413, f"the body has more than {max_body} bytes; at most {max_body}")
+  return bytes(body)
+
+
+def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict,
+             max_body: int | None = None):
+  """The Starlette application (the batcher's worker starts with it); max_body: the
+  largest request body (default `body_limit(limits)`)."""
   from starlette.applications import Starlette
   from starlette.exceptions import HTTPException
   from starlette.requests import ClientDisconnect, Request
@@ -247,27 +341,24 @@ def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict):
   from starlette.routing import Route
 
   from jaxseq import page
-  body_limit = limits.max_texts * (limits.max_chars * 4 + 16) + 4096  # UTF-8, JSON quoting
+  max_body = body_limit(limits) if max_body is None else max_body
 
-  def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+  def error(status: int, message: str, **headers) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
   async def translate(request: Request) -> Response:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > body_limit:
-      return error(413, f"the body has {length} bytes; at most {body_limit}")
     try:
-      body = await request.body()
+      job = parse_request(await read_body(request, max_body), limits)
     except ClientDisconnect:
       return Response(status_code=499)  # nobody reads it
-    if len(body) > body_limit:
-      return error(413, f"the body has {len(body)} bytes; at most {body_limit}")
-    try:
-      job = parse_request(body, limits)
     except RequestError as e:
-      return error(e.status, str(e))
+      # the rest of a body too long is not read: the connection cannot serve another request
+      return error(e.status, str(e), **({"connection": "close"} if e.status == 413 else {}))
     started = time.perf_counter()
-    results = await batcher.submit(job.texts, job.beam_size, job.nbest, job.attention)
+    try:
+      results = await batcher.submit(job.texts, job.beam_size, job.nbest, job.attention)
+    except TextFailed as e:
+      return error(422, str(e))
     return JSONResponse({"translations": [answer(r, job) for r in results],
                          "seconds": round(time.perf_counter() - started, 4)})
 
@@ -279,9 +370,12 @@ def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict):
     return HTMLResponse(page.HTML)
 
   async def http_error(request: Request, exc: HTTPException) -> Response:
-    message = {404: f"no such path {request.url.path!r}; paths: /, /health, /translate",
+    message = {404: f"no such path {shown(request.url.path)}; paths: /, /health, /translate",
                405: f"{request.method} is not allowed on {request.url.path}"}
     return error(exc.status_code, message.get(exc.status_code, exc.detail))
+
+  async def internal_error(request: Request, exc: Exception) -> Response:
+    return error(500, f"internal error ({type(exc).__name__}); the service goes on")
 
   @contextlib.asynccontextmanager
   async def lifespan(app):
@@ -291,7 +385,8 @@ def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict):
 
   return Starlette(routes=[Route("/", index), Route("/health", health),
                            Route("/translate", translate, methods=["POST"])],
-                   exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+                   exception_handlers={HTTPException: http_error, Exception: internal_error},
+                   lifespan=lifespan)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -313,14 +408,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                       help="batches computed at once (each in its own thread)")
   parser.add_argument("--max_texts", type=int, default=32, help="texts per request")
   parser.add_argument("--max_chars", type=int, default=1000, help="characters per text")
+  parser.add_argument("--max_body", type=int,
+                      help="bytes of a request body, counted while it is read (chunked or "
+                      "not): past them a 413 (default: what --max_texts texts of --max_chars "
+                      "characters can need, 132608 with the defaults)")
+  parser.add_argument("--read_timeout", type=float, default=10.0,
+                      help="seconds a client has to send a whole request (headers and body) "
+                      "from its first byte, or from the connection's opening; past them the "
+                      "connection is closed (408 when part of a request came)")
+  parser.add_argument("--keepalive_timeout", type=float, default=5.0,
+                      help="seconds an idle connection is kept open after a response")
+  parser.add_argument("--max_connections", type=int, default=2048,
+                      help="open connections; one more gets a 503 and is closed")
   args = parser.parse_args(argv)
   if bool(args.workdir) == bool(args.artifact):
     parser.error("give --workdir or --artifact, exactly one of the two")
-  for name in ("max_batch", "workers", "max_texts", "max_chars"):
-    if getattr(args, name) < 1:
-      parser.error(f"--{name}={getattr(args, name)} is not allowed; expected an integer >= 1")
+  for name in ("max_batch", "workers", "max_texts", "max_chars", "max_body", "max_connections"):
+    value = getattr(args, name)
+    if value is not None and value < 1:
+      parser.error(f"--{name}={value} is not allowed; expected an integer >= 1")
   if args.max_wait_ms < 0:
     parser.error(f"--max_wait_ms={args.max_wait_ms} is not allowed; expected a number >= 0")
+  for name in ("read_timeout", "keepalive_timeout"):
+    value = getattr(args, name)
+    if not 0 < value < float("inf"):
+      parser.error(f"--{name}={value} is not allowed; expected a number of seconds > 0")
   if not 0 <= args.port < 65536:
     parser.error(f"--port={args.port} is not allowed; expected 0..65535")
   args.beam_sizes = beam_sizes_flag(parser, args.beam_sizes)
@@ -331,9 +443,13 @@ def run(argv: list[str]) -> int:
   args = parse_args(argv)
   import uvicorn
 
-  from jaxseq import artifact
+  from jaxseq import artifact, connections
   from jaxseq.errors import ArtifactError, CheckpointError
   from jaxseq.translate import Translator
+  problem = connections.open_files_for(args.max_connections)
+  if problem:
+    print(f"error: {problem}", file=sys.stderr)
+    return EXIT_BAD_INPUT
   started = time.perf_counter()
   artifact.use_compilation_cache()  # later starts load the compiled shapes
   try:
@@ -358,13 +474,18 @@ def run(argv: list[str]) -> int:
         file=sys.stderr, flush=True)
   info = {"model": args.artifact or args.workdir, "step": translator.step,
           "beam_sizes": list(beam_sizes), "max_batch": args.max_batch}
-  app = make_app(translator, limits, batcher, info)
+  app = make_app(translator, limits, batcher, info, args.max_body)
   # The objects made so far (the libraries, the model, the compiled searches) live as long
   # as the service: kept out of the collector's view, a full collection no longer walks
   # them all, which otherwise stalls every request in flight.
   gc.freeze()
+  # The guarded protocol adds what uvicorn lacks: a read deadline per request and a cap on
+  # open connections (jaxseq/connections.py). No WebSocket upgrades: the service has no
+  # WebSocket route, and an upgraded connection would leave the guards behind.
   config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                          access_log=False, timeout_graceful_shutdown=60)
+                          access_log=False, timeout_graceful_shutdown=60,
+                          http=connections.protocol(args.read_timeout, args.max_connections),
+                          timeout_keep_alive=args.keepalive_timeout, ws="none")
   server = type("Server", (uvicorn.Server,),
                 {"capture_signals": contextlib.contextmanager(_graceful)})(config)
   server.run()

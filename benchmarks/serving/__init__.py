@@ -1,0 +1,1 @@
+"""Benchmarks of jaxseq-serve run as modules: python -m benchmarks.serving.<name>."""
