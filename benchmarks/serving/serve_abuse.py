@@ -34,12 +34,11 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
+from benchmarks import common
 
-from benchmarks import common, quality  # noqa: E402
+ROOT = common.ROOT
 
-OUT = os.path.join(quality.RESULTS, "serving", "serve_abuse.json")
+OUT = os.path.join(common.RESULTS, "serving", "serve_abuse.json")
 TRAIN_FLAGS = ["--config.num_train_steps=300", "--config.data.num_eval=200",
                "--config.eval_every_steps=300", "--config.checkpoint_every_steps=300",
                "--config.num_samples=0", "--config.num_attention_plots=0"]
