@@ -242,10 +242,12 @@ class Batcher:
       results = await asyncio.gather(*futures, return_exceptions=True)
     finally:
       self.in_flight -= 1
+    answers = []
     for index, result in enumerate(results):
       if isinstance(result, BaseException):
         raise TextFailed(index, result)
-    return list(results)
+      answers.append(result)
+    return answers
 
   async def run(self):
     """Forms batches for ever; up to `workers` of them run at once (JAX releases the GIL
@@ -369,7 +371,8 @@ def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict,
   async def index(request: Request) -> Response:
     return HTMLResponse(page.HTML)
 
-  async def http_error(request: Request, exc: HTTPException) -> Response:
+  async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)  # the handler of HTTPException only
     message = {404: f"no such path {shown(request.url.path)}; paths: /, /health, /translate",
                405: f"{request.method} is not allowed on {request.url.path}"}
     return error(exc.status_code, message.get(exc.status_code, exc.detail))
