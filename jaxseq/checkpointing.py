@@ -165,10 +165,14 @@ def make_manager(workdir: str, config) -> ocp.CheckpointManager:
   ])
   # best_fn only makes orbax write each checkpoint's metrics, so that the best one is
   # still known after a restart; the policy above decides what is deleted.
-  options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=_quality,
-                                         best_mode="max", create=True,
-                                         cleanup_tmp_directories=True,
-                                         enable_async_checkpointing=True)
+  # The step's directories are made in save() itself, before the arrays are written in
+  # the background: made asynchronously, a directory that cannot be made (a folder that
+  # cannot be written, a vanished workdir) leaves orbax's commit threads waiting for its
+  # "directory created" signal for minutes, and the process cannot exit until they give up.
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=policy, best_fn=_quality, best_mode="max", create=True,
+      cleanup_tmp_directories=True, enable_async_checkpointing=True,
+      async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
   try:
     return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)),
                                  options=options)
@@ -180,10 +184,14 @@ def save(manager: ocp.CheckpointManager, state, data_state: dict, *,
          metrics: dict | None = None, force: bool = False):
   """Saves (asynchronously) the train state and the input iterator's state.
 
-  Raises CheckpointError, writing nothing, when the state holds NaN or Inf, and when
-  the previous asynchronous save failed (e.g. a full disk).
+  Raises CheckpointError, writing nothing, when the state holds NaN or Inf, when the
+  checkpoint folder is gone (the workdir was moved or deleted), and when the previous
+  asynchronous save failed (e.g. a full disk).
   """
   step = int(jax.device_get(state.step))
+  if not os.path.isdir(manager.directory):  # orbax would make it again, workdir and all
+    raise CheckpointError(f"saving a checkpoint into {manager.directory} failed (the folder "
+                          "is gone: the workdir was moved or deleted during the run)")
   if not bool(_all_finite(state)):
     raise CheckpointError(f"the train state of step {step} holds NaN or Inf; it was not saved "
                           f"(kept: steps {manager.all_steps()})")
