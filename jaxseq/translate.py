@@ -18,12 +18,15 @@ of them) are one line on stderr and exit status 2.
 """
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
+
+from jaxseq import jsontext
 
 EXIT_BAD_INPUT = 2
 
@@ -135,27 +138,42 @@ class Request(NamedTuple):
   prefix: str = ""
 
 
-def parse_json_lines(lines: list[str], name: str) -> list[Request]:
+def check_unicode(request: Request, where: str) -> Request:
+  """The request, when its text and prefix are valid Unicode; InputError names the first
+  lone surrogate (a JSON escape such as "\\ud800", or an argument that is not UTF-8)."""
+  for field, value in zip(Request._fields, request):
+    try:
+      value.encode("utf-8")
+    except UnicodeEncodeError as e:
+      raise InputError(f"{where} is not valid Unicode: its {field} holds the lone surrogate "
+                       f"U+{ord(value[e.start]):04X} at character {e.start + 1}; give UTF-8 "
+                       "text") from None
+  return request
+
+
+def parse_json_lines(lines: list[str], name: str, first: int = 1) -> list[Request]:
   """--json input: a line that starts with "{" is an object {"text": ..., "prefix": ...}
-  ("prefix" optional); any other line is plain text. InputError names the bad line."""
+  ("prefix" optional); any other line is plain text. The lines are numbered from first.
+  InputError (one line) names the bad line: not JSON, nested or numbered beyond
+  jsontext's bounds, not such an object, or text that is not valid Unicode."""
   requests = []
-  for number, line in enumerate(lines, 1):
+  for number, line in enumerate(lines, first):
+    where = f"{name} line {number}"
     if not line.lstrip().startswith("{"):
-      requests.append(Request(line))
+      requests.append(check_unicode(Request(line), where))
       continue
     try:
-      item = json.loads(line)
-    except json.JSONDecodeError as e:
-      raise InputError(f"{name} line {number} starts with '{{' but is not a JSON object "
-                       f"({e.msg} at column {e.colno}); give {{\"text\": ..., \"prefix\": "
-                       "...} or plain text") from None
+      item = jsontext.loads(line)
+    except jsontext.JsonError as e:
+      raise InputError(f"{where} starts with '{{' but is not a JSON object ({e}); give "
+                       "{\"text\": ..., \"prefix\": ...} or plain text") from None
     unknown = set(item) - set(Request._fields) if isinstance(item, dict) else set()
     if (not isinstance(item, dict) or not isinstance(item.get("text"), str)
         or not isinstance(item.get("prefix", ""), str) or unknown):
-      raise InputError(f"{name} line {number} is not a translation request: expected a JSON "
+      raise InputError(f"{where} is not a translation request: expected a JSON "
                        "object with a string \"text\" and an optional string \"prefix\""
                        + (f" (unknown field {sorted(unknown)[0]!r})" if unknown else ""))
-    requests.append(Request(item["text"], item.get("prefix", "")))
+    requests.append(check_unicode(Request(item["text"], item.get("prefix", "")), where))
   return requests
 
 
@@ -270,15 +288,20 @@ def _interactive(translator: Translator, args) -> Iterator[str]:
   print(f"jaxseq-translate: model of step {translator.step}; one sentence per line, "
         "Ctrl-D to quit", file=sys.stderr)
   index = 0
-  while True:
+  for number in itertools.count(1):
     try:
       print("> ", end="", file=sys.stderr, flush=True)  # stdout carries translations only
       line = input()
     except EOFError:
       print(file=sys.stderr)
       return
+    except UnicodeDecodeError as e:  # the terminal sent bytes that are not UTF-8
+      print(f"error: input line {number} is not valid UTF-8 (byte 0x{e.object[e.start]:02x}); "
+            "give UTF-8 text", file=sys.stderr)
+      continue
     try:
-      request = (parse_json_lines([line], "input") if args.json else [Request(line)])[0]
+      request = (parse_json_lines([line], "input", number) if args.json
+                 else [check_unicode(Request(line), f"input line {number}")])[0]
       request = request._replace(prefix=request.prefix or args.prefix)
       result = translator.translate([request], nbest=args.nbest, batch_size=1,
                                     alignments=args.alignments)[0]
@@ -292,7 +315,7 @@ def _interactive(translator: Translator, args) -> Iterator[str]:
 
 def _read_requests(args) -> list[Request] | None:
   """The lines to translate (None: an interactive session), each with its prefix."""
-  if args.texts:
+  if args.texts:  # bytes that are not UTF-8 arrive as lone surrogates (check_unicode)
     lines = list(args.texts)
   elif args.input:
     try:
@@ -304,8 +327,11 @@ def _read_requests(args) -> list[Request] | None:
     return None
   else:
     lines = read_lines(sys.stdin.buffer, "stdin")
+  check_unicode(Request("", args.prefix), "--prefix")
   name = args.input or ("arguments" if args.texts else "stdin")
-  requests = parse_json_lines(lines, name) if args.json else [Request(line) for line in lines]
+  requests = (parse_json_lines(lines, name) if args.json else
+              [check_unicode(Request(line), f"{name} line {n}") for n, line in
+               enumerate(lines, 1)])
   return [r._replace(prefix=r.prefix or args.prefix) for r in requests]
 
 

@@ -259,3 +259,57 @@ def test_ensemble_of_a_model_with_itself_and_a_vocabulary_mismatch(trained_workd
   (other / "tgt_vocab.json").write_text(json.dumps(vocab))
   line = _one_error_line(*translate(trained_workdir, f"--workdir={other}", "forty one"))
   assert "one target vocabulary" in line and str(other) in line and "'zebra'" in line
+
+
+@pytest.mark.parametrize("line, says", [
+    ('{"text": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+    ('{"text": "one", "x": ' + "9" * 5000 + "}", "a number of 5000 characters"),
+    ('{"text": "\\ud800 x"}', "not valid Unicode"),
+])
+def test_json_lines_past_the_bounds_or_not_unicode_are_one_line(trained_workdir, translate,
+                                                                 line, says):
+  stdin = ("forty one\n" + line + "\n").encode()
+  message = _one_error_line(*translate(trained_workdir, "--json", stdin=stdin))
+  assert message.startswith("error: stdin line 2 ") and says in message
+
+
+def test_an_argument_that_is_not_utf8_is_one_line(trained_workdir, translate):
+  # What Python makes of the bytes "vier\xffzig" in sys.argv.
+  argument = b"vier\xffzig".decode("utf-8", "surrogateescape")
+  message = _one_error_line(*translate(trained_workdir, "forty one", argument))
+  assert "arguments line 2 is not valid Unicode" in message and "U+DCFF" in message
+
+
+def test_nul_and_control_characters_are_translated(trained_workdir, translate):
+  lines = ["vier\x00zig one", "\x1b[31mforty\u0301 one\u200b"]
+  rc, out, err = translate(trained_workdir, "--json", stdin="\n".join(lines).encode())
+  assert rc == 0, err
+  assert [json.loads(line)["source"] for line in out.splitlines()] == lines
+
+
+class _EchoTranslator:
+  """Stands in for a Translator in the interactive loop: echoes each request."""
+  step = 1
+
+  def translate(self, requests, **options):
+    return [{"translation": r.text, "prefix": r.prefix} for r in requests]
+
+
+def test_interactive_json_lines_report_each_bad_line_and_go_on(monkeypatch, capsys):
+  lines = iter(["one", '{"text": ' + "[" * 5000 + "]" * 5000 + "}",
+                '{"text": "\\udc00"}', '{"text": "two", "prefix": "zwei"}'])
+
+  def type_line(prompt=""):
+    try:
+      return next(lines)
+    except StopIteration:
+      raise EOFError from None
+
+  monkeypatch.setattr("builtins.input", type_line)
+  args = translate_cli.parse_args(["--workdir=unused", "--json"])
+  outputs = [json.loads(o) for o in translate_cli._interactive(_EchoTranslator(), args)]
+  assert [(o["translation"], o["prefix"]) for o in outputs] == [("one", ""), ("two", "zwei")]
+  errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+  assert len(errors) == 2
+  assert "input line 2 " in errors[0] and "nested too deeply" in errors[0]
+  assert "input line 3 " in errors[1] and "not valid Unicode" in errors[1]
