@@ -276,3 +276,17 @@ def test_a_workdir_that_vanishes_ends_the_run(tmp_path):
   errors = runs.error_lines(result)
   assert len(errors) == 1 and "saving a checkpoint" in errors[0], result.stderr
   assert "Traceback" not in result.stderr
+
+
+def test_a_resume_refused_part_way_leaves_config_json_as_it_was(capfd, reference, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  for step in runs.checkpoint_steps(workdir):
+    _truncate(workdir / "checkpoints" / str(step) / "state")
+  saved = (workdir / "config.json").read_bytes()
+  # learning_rate may change on resume; the run is refused only once its checkpoints fail.
+  result = runs.train_here(capfd, workdir, learning_rate=0.5)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "can be restored" in errors[0], result.stderr
+  assert (workdir / "config.json").read_bytes() == saved
