@@ -328,13 +328,16 @@ def params_mismatch(step_dir: str, abstract_params) -> str | None:
   return None
 
 
-def restore_for_inference(workdir: str, abstract_state):
+def restore_for_inference(workdir: str, abstract_state,
+                          log: Callable[[str], None] | None = None):
   """(state, step) of the workdir's newest checkpoint that restores and verifies.
 
-  A checkpoint whose parameter shapes do not fit the model of abstract_state is
-  refused with a CheckpointError saying which parameter differs. The arrays come back
-  on this process's first device, whatever devices the training run saved them from
-  (orbax would otherwise ask for the saved topology, e.g. two CPU devices).
+  Each newer checkpoint that was skipped as damaged is reported to log (one line naming
+  its path; nothing is moved: inference only reads the workdir). A checkpoint whose
+  parameter shapes do not fit the model of abstract_state is refused with a
+  CheckpointError saying which parameter differs. The arrays come back on this
+  process's first device, whatever devices the training run saved them from (orbax
+  would otherwise ask for the saved topology, e.g. two CPU devices).
   """
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   abstract_state = jax.tree.map(
@@ -356,9 +359,14 @@ def restore_for_inference(workdir: str, abstract_state):
       try:
         restored = _restore_verified(manager, step, abstract_state, with_data=False)
       except Exception as e:  # as in restore_latest
-        errors.append(f"step {step}: {_why(e)}")
+        errors.append((step, _why(e)))
         continue
+      for bad_step, why in errors:
+        if log is not None:
+          log(f"the checkpoint of step {bad_step} ({os.path.join(directory, str(bad_step))}) "
+              f"is damaged ({why}); using step {step}")
       return restored.state, step
   if errors:
-    raise CheckpointError(f"no checkpoint in {directory} can be restored ({errors[0]})")
+    raise CheckpointError(f"no checkpoint in {directory} can be restored "
+                          f"(step {errors[0][0]}: {errors[0][1]})")
   raise CheckpointError(f"{directory} holds no checkpoint")

@@ -66,7 +66,7 @@ def run(argv: list[str]) -> int:
   logging.set_verbosity(logging.ERROR)
   started = time.time()
   try:
-    loaded = trained.Loaded(args.workdir)
+    loaded = trained.Loaded(args.workdir, command="jaxseq-evaluate")
     members, first = loaded.members, loaded.members[0]
     corpus = data.load_corpus(first.config, first.workdir)
     splits = select_splits(corpus, args.split)

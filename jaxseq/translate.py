@@ -179,9 +179,11 @@ def parse_json_lines(lines: list[str], name: str, first: int = 1) -> list[Reques
 
 class Translator:
   """Text in, translations out, over a trained workdir (`trained.Loaded`: one model or an
-  ensemble) or an exported artifact (`artifact.Artifact`)."""
+  ensemble) or an exported artifact (`artifact.Artifact`). command: the name that leads
+  the stderr line saying which checkpoint of a workdir was loaded."""
 
-  def __init__(self, workdirs: list[str] | None = None, artifact: str | None = None):
+  def __init__(self, workdirs: list[str] | None = None, artifact: str | None = None,
+               command: str = "jaxseq"):
     # Imported here so that `--help` and flag mistakes answer before JAX starts.
     if artifact is not None:
       from jaxseq import artifact as artifact_lib
@@ -191,7 +193,7 @@ class Translator:
 
       from jaxseq import trained
       logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only restores
-      self.backend = trained.Loaded(workdirs)
+      self.backend = trained.Loaded(workdirs, command)
     backend = self.backend
     self.src_vocab, self.tgt_vocab = backend.src_vocab, backend.tgt_vocab
     self.step, self.max_length = backend.step, backend.max_length
@@ -359,7 +361,7 @@ def run(argv: list[str]) -> int:
     if args.attention_plot and (requests is None or len(requests) != 1):
       raise InputError("--attention_plot draws one sentence; give exactly one "
                        f"(got {'an interactive session' if requests is None else len(requests)})")
-    translator = Translator(args.workdir, args.artifact)
+    translator = Translator(args.workdir, args.artifact, command="jaxseq-translate")
     _apply_flags(translator, args)
     if requests is None:
       for text in _interactive(translator, args):

@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -17,9 +18,11 @@ import sys
 import pytest
 
 from jaxseq import translate as translate_cli
+from tests import runs
 from tests.conftest import REPO, subprocess_env
 
 SENTENCES = ["seven hundred and twelve", "forty one", "three thousand and six"]
+LOADED = re.compile(r"^jaxseq-\w+: workdir .+, checkpoint step \d+$")
 
 
 def translate_process(workdir, *args, stdin: bytes | None = b""):
@@ -46,10 +49,17 @@ def translate(capsys, monkeypatch):
   return run
 
 
+def loaded_lines(err: str) -> list[str]:
+  """The stderr lines in which a command names the workdir checkpoint it loaded."""
+  return [line for line in err.splitlines() if LOADED.match(line)]
+
+
 def _one_error_line(rc, out, err):
+  """The one error line of a refused command; the lines naming a checkpoint that was
+  loaded before the mistake was found are left aside."""
   assert rc == 2
   assert out == ""
-  lines = err.strip().splitlines()
+  lines = [line for line in err.strip().splitlines() if not LOADED.match(line)]
   assert len(lines) == 1 and lines[0].startswith("error: "), err
   assert "Traceback" not in err
   return lines[0]
@@ -313,3 +323,28 @@ def test_interactive_json_lines_report_each_bad_line_and_go_on(monkeypatch, caps
   assert len(errors) == 2
   assert "input line 2 " in errors[0] and "nested too deeply" in errors[0]
   assert "input line 3 " in errors[1] and "not valid Unicode" in errors[1]
+
+
+def test_the_loaded_checkpoint_is_named_and_a_damaged_newest_one_is_warned(
+    trained_workdir, tmp_path, translate):
+  rc, expected, err = translate(trained_workdir, "forty one")
+  assert rc == 0, err
+  newest, previous = max(runs.checkpoint_steps(trained_workdir)), min(
+      runs.checkpoint_steps(trained_workdir))
+  assert loaded_lines(err) == [
+      f"jaxseq-translate: workdir {trained_workdir}, checkpoint step {newest}"]
+  copy = tmp_path / "damaged"
+  shutil.copytree(trained_workdir, copy)
+  state = copy / "checkpoints" / str(newest) / "state"
+  largest = sorted(state.rglob("d/*"), key=lambda p: p.stat().st_size)[-1]
+  largest.write_bytes(largest.read_bytes()[:largest.stat().st_size // 2])
+  rc, out, err = translate(str(copy), "forty one")
+  assert rc == 0, err
+  warnings = [line for line in err.splitlines() if "warning:" in line]
+  assert len(warnings) == 1, err
+  assert warnings[0].startswith("jaxseq-translate: warning: the checkpoint of step "
+                                f"{newest} ({copy / 'checkpoints' / str(newest)}) is damaged")
+  assert warnings[0].endswith(f"using step {previous}")
+  assert loaded_lines(err) == [f"jaxseq-translate: workdir {copy}, checkpoint step {previous}"]
+  assert "Traceback" not in err
+  assert (copy / "checkpoints" / str(newest)).is_dir()  # inference moves nothing
