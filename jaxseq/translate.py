@@ -12,9 +12,13 @@ One output line per input line, in order (with --nbest N: N lines `i ||| text ||
 score`; with --alignments ` ||| 0-0 1-2 ...` added; with --json: one JSON object per
 line, and input lines may be objects {"text": ..., "prefix": ...}). An empty line gives
 an empty line; a source longer than the model's max_length is cut, with a warning on
-stderr. Mistakes (missing or mismatched checkpoint, models with different vocabularies,
-invalid UTF-8, a prefix the target vocabulary cannot write, bad flags or combinations
-of them) are one line on stderr and exit status 2.
+stderr. stderr also names the checkpoint step loaded from each workdir, after a warning
+for a damaged newer one that was skipped. Mistakes (missing or mismatched checkpoint,
+models with different vocabularies, invalid UTF-8, text that is not valid Unicode such
+as a lone surrogate, a --json line starting with "{" that is not JSON within
+`jsontext`'s bounds, a prefix the target vocabulary cannot write, bad flags or
+combinations of them) are one line on stderr and exit status 2; at the interactive
+prompt a bad line is reported and the session goes on.
 """
 
 import argparse
