@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser
+from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser, print_lines
 
 HELDOUT = "heldout"
 
@@ -88,14 +88,22 @@ def run(argv: list[str]) -> int:
             "dataset": first.config.dataset,
             "search": args.search, "settings": settings, "load_seconds": time.time() - started,
             "splits": {}}
-  for name, metrics in score_splits(loaded, corpus, splits, settings, search=args.search,
-                                    batch_size=batch_size, out=args.out):
-    report["splits"][name] = metrics
-    print(json.dumps({"split": name, **metrics}), flush=True)
+  status = print_lines(_report_lines(
+      report, score_splits(loaded, corpus, splits, settings, search=args.search,
+                           batch_size=batch_size, out=args.out)))
+  if status:
+    return status
   if args.out:
     with open(os.path.join(args.out, "evaluation.json"), "w") as f:
       json.dump(report, f, indent=2)
   return 0
+
+
+def _report_lines(report: dict, scores):
+  """Adds each (split, metrics) of scores to report["splits"] and yields its JSON line."""
+  for name, metrics in scores:
+    report["splits"][name] = metrics
+    yield json.dumps({"split": name, **metrics})
 
 
 def score_splits(loaded, corpus, splits: dict, settings: dict, *, search: str,

@@ -18,14 +18,18 @@ models with different vocabularies, invalid UTF-8, text that is not valid Unicod
 as a lone surrogate, a --json line starting with "{" that is not JSON within
 `jsontext`'s bounds, a prefix the target vocabulary cannot write, bad flags or
 combinations of them) are one line on stderr and exit status 2; at the interactive
-prompt a bad line is reported and the session goes on.
+prompt a bad line is reported and the session goes on. Output that cannot be written
+(a full disk) is one line and exit status 2 as well; a reader that stops reading (`|
+head`) ends the command quietly with exit status 1.
 """
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +37,7 @@ import numpy as np
 from jaxseq import jsontext
 
 EXIT_BAD_INPUT = 2
+EXIT_READER_GONE = 1  # stdout's reader closed the pipe; nothing is said about it
 
 
 class InputError(ValueError):
@@ -290,6 +295,30 @@ def format_result(index: int, result: dict, *, as_json: bool, nbest: int,
   return "\n".join(rows) or f"{index} |||  ||| "
 
 
+def print_lines(lines: Iterable[str]) -> int:
+  """Prints each line to stdout as it comes; returns the exit status: 0; 1 when the reader
+  closed the pipe (e.g. `| head`: the rest is dropped without a word); 2, after one line
+  on stderr, when stdout cannot be written (e.g. a full disk)."""
+  try:
+    for line in lines:
+      print(line, flush=True)
+  except BrokenPipeError:
+    _drop_stdout()
+    return EXIT_READER_GONE
+  except OSError as e:
+    _drop_stdout()
+    print(f"error: the output cannot be written: {e.strerror or e}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  return 0
+
+
+def _drop_stdout():
+  """Points stdout at /dev/null, so that the interpreter's last flush of what is still
+  buffered does not fail again (with a traceback) at exit."""
+  with contextlib.suppress(OSError, ValueError):  # no file descriptor (a test's capture)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _interactive(translator: Translator, args) -> Iterator[str]:
   print(f"jaxseq-translate: model of step {translator.step}; one sentence per line, "
         "Ctrl-D to quit", file=sys.stderr)
@@ -368,18 +397,18 @@ def run(argv: list[str]) -> int:
     translator = Translator(args.workdir, args.artifact, command="jaxseq-translate")
     _apply_flags(translator, args)
     if requests is None:
-      for text in _interactive(translator, args):
-        print(text, flush=True)
-      return 0
+      return print_lines(_interactive(translator, args))
     results = translator.translate(requests, nbest=args.nbest, batch_size=args.batch_size,
                                    alignments=args.alignments,
                                    progress=len(requests) > args.batch_size)
   except (InputError, CheckpointError, ArtifactError) as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
-  for index, result in enumerate(results):
-    print(format_result(index, result, as_json=args.json, nbest=args.nbest,
-                        alignments=args.alignments))
+  status = print_lines(format_result(index, result, as_json=args.json, nbest=args.nbest,
+                                     alignments=args.alignments)
+                       for index, result in enumerate(results))
+  if status:
+    return status
   if args.attention_plot:
     from jaxseq import plots
     result = results[0]

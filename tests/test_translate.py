@@ -348,3 +348,19 @@ def test_the_loaded_checkpoint_is_named_and_a_damaged_newest_one_is_warned(
   assert loaded_lines(err) == [f"jaxseq-translate: workdir {copy}, checkpoint step {previous}"]
   assert "Traceback" not in err
   assert (copy / "checkpoints" / str(newest)).is_dir()  # inference moves nothing
+
+
+def test_output_that_cannot_be_written_is_one_line_and_a_reader_that_leaves_is_quiet(
+    trained_workdir):
+  command = [sys.executable, "-m", "jaxseq.translate", f"--workdir={trained_workdir}",
+             *SENTENCES]
+  with open("/dev/full", "w") as full:  # every write: "No space left on device"
+    proc = subprocess.run(command, cwd=REPO, env=subprocess_env(), stdout=full,
+                          stderr=subprocess.PIPE, text=True, timeout=300)
+  assert "No space left on device" in _one_error_line(proc.returncode, "", proc.stderr)
+  reader = subprocess.Popen(command, cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+  reader.stdout.close()  # as `| head -0` would, before the first translation
+  err = reader.stderr.read()
+  assert reader.wait(timeout=300) == 1
+  assert "Traceback" not in err and "Exception" not in err, err
