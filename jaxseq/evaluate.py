@@ -88,14 +88,19 @@ def run(argv: list[str]) -> int:
             "dataset": first.config.dataset,
             "search": args.search, "settings": settings, "load_seconds": time.time() - started,
             "splits": {}}
-  status = print_lines(_report_lines(
-      report, score_splits(loaded, corpus, splits, settings, search=args.search,
-                           batch_size=batch_size, out=args.out)))
-  if status:
-    return status
-  if args.out:
-    with open(os.path.join(args.out, "evaluation.json"), "w") as f:
-      json.dump(report, f, indent=2)
+  try:
+    status = print_lines(_report_lines(
+        report, score_splits(loaded, corpus, splits, settings, search=args.search,
+                             batch_size=batch_size, out=args.out)))
+    if status:
+      return status
+    if args.out:
+      with open(os.path.join(args.out, "evaluation.json"), "w") as f:
+        json.dump(report, f, indent=2)
+  except OSError as e:  # the files of --out (stdout's own errors are print_lines')
+    print(f"error: --out {args.out!r} cannot be written: {e.strerror or e}; give a "
+          "writable directory", file=sys.stderr)
+    return EXIT_BAD_INPUT
   return 0
 
 

@@ -298,17 +298,18 @@ def format_result(index: int, result: dict, *, as_json: bool, nbest: int,
 def print_lines(lines: Iterable[str]) -> int:
   """Prints each line to stdout as it comes; returns the exit status: 0; 1 when the reader
   closed the pipe (e.g. `| head`: the rest is dropped without a word); 2, after one line
-  on stderr, when stdout cannot be written (e.g. a full disk)."""
-  try:
-    for line in lines:
+  on stderr, when stdout cannot be written (e.g. a full disk). What making the lines
+  raises is raised."""
+  for line in lines:
+    try:
       print(line, flush=True)
-  except BrokenPipeError:
-    _drop_stdout()
-    return EXIT_READER_GONE
-  except OSError as e:
-    _drop_stdout()
-    print(f"error: the output cannot be written: {e.strerror or e}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    except BrokenPipeError:
+      _drop_stdout()
+      return EXIT_READER_GONE
+    except OSError as e:
+      _drop_stdout()
+      print(f"error: the output cannot be written: {e.strerror or e}", file=sys.stderr)
+      return EXIT_BAD_INPUT
   return 0
 
 
@@ -412,8 +413,13 @@ def run(argv: list[str]) -> int:
   if args.attention_plot:
     from jaxseq import plots
     result = results[0]
-    plots.save_attention(args.attention_plot, result["attention"], result["source_tokens"],
-                         result["output_tokens"])
+    try:
+      plots.save_attention(args.attention_plot, result["attention"], result["source_tokens"],
+                           result["output_tokens"])
+    except OSError as e:
+      print(f"error: --attention_plot {args.attention_plot!r} cannot be written: "
+            f"{e.strerror or e}; give a file in a writable folder", file=sys.stderr)
+      return EXIT_BAD_INPUT
   return 0
 
 

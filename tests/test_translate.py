@@ -364,3 +364,14 @@ def test_output_that_cannot_be_written_is_one_line_and_a_reader_that_leaves_is_q
   err = reader.stderr.read()
   assert reader.wait(timeout=300) == 1
   assert "Traceback" not in err and "Exception" not in err, err
+
+
+def test_an_attention_plot_that_cannot_be_written_is_one_line(trained_workdir, tmp_path,
+                                                              translate):
+  path = tmp_path / "missing" / "attention.png"
+  rc, out, err = translate(trained_workdir, f"--attention_plot={path}", SENTENCES[0])
+  assert rc == 2
+  assert len(out.splitlines()) == 1  # the translation was printed before
+  errors = [line for line in err.splitlines() if not LOADED.match(line)]
+  assert len(errors) == 1 and errors[0].startswith(f"error: --attention_plot '{path}'"), err
+  assert "No such file or directory" in errors[0]
