@@ -1,7 +1,13 @@
 """`jaxseq-translate --json` input lines, fuzzed: each line is read as a request or refused
-with one InputError line, whatever it holds (no model is loaded: the lines are read first)."""
+with one InputError line, whatever it holds; through the command, any bytes on stdin end
+in one error line and exit status 2 (no model is loaded: the lines are read first, and the
+workdir given does not exist)."""
 
+import contextlib
+import io
 import json
+import sys
+from unittest import mock
 
 import pytest
 from hypothesis import example, given, settings
@@ -92,3 +98,28 @@ def test_plain_lines_keep_nul_control_and_combining_characters():
   lines = ["vier\x00zig", "e\u0301\x1b[31m\u200b", '[' * 60000 + ']' * 60000]
   assert translate_cli.parse_json_lines(lines, "stdin") == [
       translate_cli.Request(line) for line in lines]
+
+
+def _run_command(stdin: bytes) -> tuple[int, str, str]:
+  """jaxseq-translate --json over a workdir that does not exist, stdin given as bytes."""
+  out, err = io.StringIO(), io.StringIO()
+  with mock.patch.object(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")), \
+      contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    status = translate_cli.run(["--workdir=/nonexistent/jaxseq-workdir", "--json"])
+  return status, out.getvalue(), err.getvalue()
+
+
+LINE_BYTES = st.one_of(st.binary(max_size=40),
+                       ADVERSARIAL.map(lambda line: line.encode("utf-8", "surrogatepass")),
+                       TEXT.map(lambda text: text.encode("utf-8", "surrogatepass")))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(LINE_BYTES, min_size=1, max_size=3))
+def test_any_bytes_through_the_command_are_one_error_line(lines):
+  status, out, err = _run_command(b"\n".join(lines) + b"\n")
+  assert status == 2 and out == ""
+  lines = err.splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: "), err
+  # A bad line is named before the missing workdir is noticed.
+  assert "stdin line " in lines[0] or "config.json is missing" in lines[0], lines[0]
