@@ -250,8 +250,9 @@ def _owned_by_unprivileged(path: pathlib.Path) -> pathlib.Path:
 
 
 def test_a_checkpoints_folder_that_cannot_be_written_ends_the_run(tmp_path):
-  if os.geteuid() != 0:
-    pytest.skip("dropping to another user needs root")
+  dropped = subprocess.run([*UNPRIVILEGED, "true"], capture_output=True, text=True)
+  if os.geteuid() != 0 or dropped.returncode:
+    pytest.skip(f"cannot drop to another user here: {dropped.stderr.strip() or 'not root'}")
   workdir = _owned_by_unprivileged(tmp_path / "run")
   cache = _owned_by_unprivileged(tmp_path / "xla")  # the session's cache is root's
   # Before the fix the error line came, then the process waited for orbax's threads
