@@ -20,7 +20,8 @@ as a lone surrogate, a --json line starting with "{" that is not JSON within
 combinations of them) are one line on stderr and exit status 2; at the interactive
 prompt a bad line is reported and the session goes on. Output that cannot be written
 (a full disk) is one line and exit status 2 as well; a reader that stops reading (`|
-head`) ends the command quietly with exit status 1.
+head`) ends the command quietly with exit status 1, and Ctrl-C ends it at once (the
+lines printed so far are complete).
 """
 
 import argparse
@@ -28,6 +29,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -424,6 +426,11 @@ def run(argv: list[str]) -> int:
 
 
 def main() -> int:
+  # Ctrl-C ends the command at once, as the signal's default does: Python's own handler
+  # raises KeyboardInterrupt wherever the main thread is, and where that is one of JAX's
+  # garbage-collection callbacks, the interpreter prints it as ignored and the command
+  # goes on. Nothing is lost: every line printed so far was flushed.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
   return run(sys.argv[1:])
 
 

@@ -12,8 +12,10 @@ import pty
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -375,3 +377,23 @@ def test_an_attention_plot_that_cannot_be_written_is_one_line(trained_workdir, t
   errors = [line for line in err.splitlines() if not LOADED.match(line)]
   assert len(errors) == 1 and errors[0].startswith(f"error: --attention_plot '{path}'"), err
   assert "No such file or directory" in errors[0]
+
+
+def test_ctrl_c_ends_the_command_at_once(trained_workdir):
+  proc = subprocess.Popen([sys.executable, "-m", "jaxseq.translate",
+                           f"--workdir={trained_workdir}"], cwd=REPO, env=subprocess_env(),
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  try:
+    # Once it waits for its input (its stdin stays open and empty), as a user's Ctrl-C
+    # finds a command that reads a slow pipe.
+    wchan = pathlib.Path(f"/proc/{proc.pid}/wchan")  # where the kernel holds it
+    for _ in range(30000):
+      if proc.poll() is not None or "pipe_read" in wchan.read_text():
+        break
+      time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+  finally:
+    proc.kill()
+  assert proc.returncode == -signal.SIGINT, err
+  assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
