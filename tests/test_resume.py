@@ -17,6 +17,7 @@ import subprocess
 
 import pytest
 
+from jaxseq import trained
 from tests import runs
 
 
@@ -266,7 +267,6 @@ def test_a_checkpoints_folder_that_cannot_be_written_ends_the_run(tmp_path):
   assert "Traceback" not in result.stderr
   # What was saved before is still there and restores.
   assert runs.checkpoint_steps(workdir) == [7]
-  from jaxseq import trained
   assert trained.load(str(workdir)).step == 7
 
 
