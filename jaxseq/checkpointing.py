@@ -165,10 +165,14 @@ def make_manager(workdir: str, config) -> ocp.CheckpointManager:
   ])
   # best_fn only makes orbax write each checkpoint's metrics, so that the best one is
   # still known after a restart; the policy above decides what is deleted.
-  options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=_quality,
-                                         best_mode="max", create=True,
-                                         cleanup_tmp_directories=True,
-                                         enable_async_checkpointing=True)
+  # The step's directories are made in save() itself, before the arrays are written in
+  # the background: made asynchronously, a directory that cannot be made (a folder that
+  # cannot be written, a vanished workdir) leaves orbax's commit threads waiting for its
+  # "directory created" signal for minutes, and the process cannot exit until they give up.
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=policy, best_fn=_quality, best_mode="max", create=True,
+      cleanup_tmp_directories=True, enable_async_checkpointing=True,
+      async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
   try:
     return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)),
                                  options=options)
@@ -180,10 +184,14 @@ def save(manager: ocp.CheckpointManager, state, data_state: dict, *,
          metrics: dict | None = None, force: bool = False):
   """Saves (asynchronously) the train state and the input iterator's state.
 
-  Raises CheckpointError, writing nothing, when the state holds NaN or Inf, and when
-  the previous asynchronous save failed (e.g. a full disk).
+  Raises CheckpointError, writing nothing, when the state holds NaN or Inf, when the
+  checkpoint folder is gone (the workdir was moved or deleted), and when the previous
+  asynchronous save failed (e.g. a full disk).
   """
   step = int(jax.device_get(state.step))
+  if not os.path.isdir(manager.directory):  # orbax would make it again, workdir and all
+    raise CheckpointError(f"saving a checkpoint into {manager.directory} failed (the folder "
+                          "is gone: the workdir was moved or deleted during the run)")
   if not bool(_all_finite(state)):
     raise CheckpointError(f"the train state of step {step} holds NaN or Inf; it was not saved "
                           f"(kept: steps {manager.all_steps()})")
@@ -320,13 +328,16 @@ def params_mismatch(step_dir: str, abstract_params) -> str | None:
   return None
 
 
-def restore_for_inference(workdir: str, abstract_state):
+def restore_for_inference(workdir: str, abstract_state,
+                          log: Callable[[str], None] | None = None):
   """(state, step) of the workdir's newest checkpoint that restores and verifies.
 
-  A checkpoint whose parameter shapes do not fit the model of abstract_state is
-  refused with a CheckpointError saying which parameter differs. The arrays come back
-  on this process's first device, whatever devices the training run saved them from
-  (orbax would otherwise ask for the saved topology, e.g. two CPU devices).
+  Each newer checkpoint that was skipped as damaged is reported to log (one line naming
+  its path; nothing is moved: inference only reads the workdir). A checkpoint whose
+  parameter shapes do not fit the model of abstract_state is refused with a
+  CheckpointError saying which parameter differs. The arrays come back on this
+  process's first device, whatever devices the training run saved them from (orbax
+  would otherwise ask for the saved topology, e.g. two CPU devices).
   """
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   abstract_state = jax.tree.map(
@@ -348,9 +359,14 @@ def restore_for_inference(workdir: str, abstract_state):
       try:
         restored = _restore_verified(manager, step, abstract_state, with_data=False)
       except Exception as e:  # as in restore_latest
-        errors.append(f"step {step}: {_why(e)}")
+        errors.append((step, _why(e)))
         continue
+      for bad_step, why in errors:
+        if log is not None:
+          log(f"the checkpoint of step {bad_step} ({os.path.join(directory, str(bad_step))}) "
+              f"is damaged ({why}); using step {step}")
       return restored.state, step
   if errors:
-    raise CheckpointError(f"no checkpoint in {directory} can be restored ({errors[0]})")
+    raise CheckpointError(f"no checkpoint in {directory} can be restored "
+                          f"(step {errors[0][0]}: {errors[0][1]})")
   raise CheckpointError(f"{directory} holds no checkpoint")

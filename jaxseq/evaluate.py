@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser
+from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser, print_lines
 
 HELDOUT = "heldout"
 
@@ -66,7 +66,7 @@ def run(argv: list[str]) -> int:
   logging.set_verbosity(logging.ERROR)
   started = time.time()
   try:
-    loaded = trained.Loaded(args.workdir)
+    loaded = trained.Loaded(args.workdir, command="jaxseq-evaluate")
     members, first = loaded.members, loaded.members[0]
     corpus = data.load_corpus(first.config, first.workdir)
     splits = select_splits(corpus, args.split)
@@ -88,14 +88,27 @@ def run(argv: list[str]) -> int:
             "dataset": first.config.dataset,
             "search": args.search, "settings": settings, "load_seconds": time.time() - started,
             "splits": {}}
-  for name, metrics in score_splits(loaded, corpus, splits, settings, search=args.search,
-                                    batch_size=batch_size, out=args.out):
-    report["splits"][name] = metrics
-    print(json.dumps({"split": name, **metrics}), flush=True)
-  if args.out:
-    with open(os.path.join(args.out, "evaluation.json"), "w") as f:
-      json.dump(report, f, indent=2)
+  try:
+    status = print_lines(_report_lines(
+        report, score_splits(loaded, corpus, splits, settings, search=args.search,
+                             batch_size=batch_size, out=args.out)))
+    if status:
+      return status
+    if args.out:
+      with open(os.path.join(args.out, "evaluation.json"), "w") as f:
+        json.dump(report, f, indent=2)
+  except OSError as e:  # the files of --out (stdout's own errors are print_lines')
+    print(f"error: --out {args.out!r} cannot be written: {e.strerror or e}; give a "
+          "writable directory", file=sys.stderr)
+    return EXIT_BAD_INPUT
   return 0
+
+
+def _report_lines(report: dict, scores):
+  """Adds each (split, metrics) of scores to report["splits"] and yields its JSON line."""
+  for name, metrics in scores:
+    report["splits"][name] = metrics
+    yield json.dumps({"split": name, **metrics})
 
 
 def score_splits(loaded, corpus, splits: dict, settings: dict, *, search: str,

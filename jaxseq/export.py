@@ -138,7 +138,7 @@ def run(argv: list[str]) -> int:
   from jaxseq import trained
   logging.set_verbosity(logging.ERROR)
   try:
-    loaded = trained.load(args.workdir)
+    loaded = trained.load(args.workdir, command="jaxseq-export")
   except trained.CheckpointError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT

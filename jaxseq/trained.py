@@ -1,11 +1,15 @@
 """A trained workdir, restored for inference; several of them as one ensemble.
 
 `load(workdir)` reads config.json, the tokenizers and the newest good checkpoint, and turns
-every way that can fail into a `CheckpointError` with one line. `load_ensemble` loads
-several and checks that they can decode together (`jaxseq/ensemble.py`): the same source
-and target vocabulary, token for token.
+every way that can fail into a `CheckpointError` with one line. It says on stderr which
+checkpoint step it loaded, after a warning (with the path) for each newer checkpoint it
+skipped as damaged, so that every command that loads a workdir (translate, evaluate,
+export, serve) tells which model answers. `load_ensemble` loads several and checks that
+they can decode together (`jaxseq/ensemble.py`): the same source and target vocabulary,
+token for token.
 """
 
+import sys
 from typing import Any, NamedTuple
 
 import jax
@@ -27,8 +31,14 @@ class Trained(NamedTuple):
   step: int       # the training step of the restored checkpoint
 
 
-def load(workdir: str) -> Trained:
-  """The workdir's config, tokenizers and newest checkpoint that restores and verifies."""
+def announce(command: str, message: str):
+  """One line on stderr, led by the command's name (stdout carries the command's output)."""
+  print(f"{command}: {message}", file=sys.stderr, flush=True)
+
+
+def load(workdir: str, command: str = "jaxseq") -> Trained:
+  """The workdir's config, tokenizers and newest checkpoint that restores and verifies;
+  says on stderr (lines led by command) which step that is and which it skipped."""
   try:
     config = checkpointing.load_config(workdir)
   except ValueError as e:  # json.JSONDecodeError included
@@ -48,7 +58,8 @@ def load(workdir: str) -> Trained:
   create = lambda key: steps.create_train_state(model, config, key)
   abstract = jax.eval_shape(create, jax.random.key(0))
   try:
-    state, step = checkpointing.restore_for_inference(workdir, abstract)
+    state, step = checkpointing.restore_for_inference(
+        workdir, abstract, log=lambda message: announce(command, f"warning: {message}"))
   except CheckpointError:
     raise
   except (ValueError, KeyError, TypeError, OSError) as e:
@@ -58,6 +69,7 @@ def load(workdir: str) -> Trained:
         f"the checkpoint in {workdir!r} does not fit its config.json and vocabulary files "
         f"(source vocab {len(src_vocab)}, target vocab {len(tgt_vocab)}, "
         f"hidden_size {config.model.hidden_size}): {first}") from None
+  announce(command, f"workdir {workdir}, checkpoint step {step}")
   return Trained(workdir, config, src_vocab, tgt_vocab, model, state.params, step)
 
 
@@ -74,9 +86,10 @@ def vocabulary_difference(a, b) -> str | None:
   return None
 
 
-def load_ensemble(workdirs: list[str]) -> list[Trained]:
-  """Every workdir loaded; CheckpointError when two do not share both vocabularies."""
-  members = [load(w) for w in workdirs]
+def load_ensemble(workdirs: list[str], command: str = "jaxseq") -> list[Trained]:
+  """Every workdir loaded (see `load`); CheckpointError when two do not share both
+  vocabularies."""
+  members = [load(w, command) for w in workdirs]
   first = members[0]
   for other in members[1:]:
     for side in ("target", "source"):
@@ -92,10 +105,11 @@ def load_ensemble(workdirs: list[str]) -> list[Trained]:
 
 class Loaded:
   """One workdir's model, or several as an ensemble, behind `translate_ids` (the interface
-  `artifact.Artifact` shares): the first workdir's tokenizers and config.decode."""
+  `artifact.Artifact` shares): the first workdir's tokenizers and config.decode. command:
+  the name that leads the lines saying which checkpoints were loaded (see `load`)."""
 
-  def __init__(self, workdirs: list[str]):
-    self.members = load_ensemble(workdirs)
+  def __init__(self, workdirs: list[str], command: str = "jaxseq"):
+    self.members = load_ensemble(workdirs, command)
     first = self.members[0]
     self.src_vocab, self.tgt_vocab, self.step = first.src_vocab, first.tgt_vocab, first.step
     self.settings = dict(first.config.decode.to_dict(), search="beam")

@@ -92,8 +92,9 @@ def _jit_train_step(model, config, mesh):
 def start(config, workdir: str):
   """Everything before the first step: the corpus, tokenizers, model, train state (restored
   from the workdir's newest checkpoint if there is one), the input iterator (at the saved
-  position) and the jitted step. Returns (run, state, batches, train_step); the caller
-  closes run.writer and run.manager."""
+  position) and the jitted step; config.json is written last, once all of that worked.
+  Returns (run, state, batches, train_step); the caller closes run.writer and
+  run.manager."""
   parallel.initialize_distributed(config)  # before anything touches a device
   configuration.validate(config, num_devices=jax.device_count())
   checkpointing.prepare_workdir(workdir)
@@ -108,7 +109,6 @@ def start(config, workdir: str):
   _log(f"data: {len(train_examples)} training pairs (encoded as read; those longer than "
        f"model.max_length={config.model.max_length} are skipped), {len(corpus.eval)} "
        f"held-out; vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
-  checkpointing.save_config(workdir, config)
 
   model = model_lib.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
   mesh = parallel.make_mesh()
@@ -135,6 +135,9 @@ def start(config, workdir: str):
             f"cannot be restored ({e}); resume with the jaxseq version that wrote it, or "
             "start a new workdir") from None
       _log(f"resumed from step {restored.step} in {run.manager.directory}")
+    # Written once the run is known to start: a resume refused above leaves the saved
+    # config.json as it was.
+    checkpointing.save_config(workdir, config)
   except BaseException:
     close_run(run)
     raise

@@ -12,20 +12,34 @@ One output line per input line, in order (with --nbest N: N lines `i ||| text ||
 score`; with --alignments ` ||| 0-0 1-2 ...` added; with --json: one JSON object per
 line, and input lines may be objects {"text": ..., "prefix": ...}). An empty line gives
 an empty line; a source longer than the model's max_length is cut, with a warning on
-stderr. Mistakes (missing or mismatched checkpoint, models with different vocabularies,
-invalid UTF-8, a prefix the target vocabulary cannot write, bad flags or combinations
-of them) are one line on stderr and exit status 2.
+stderr. stderr also names the checkpoint step loaded from each workdir, after a warning
+for a damaged newer one that was skipped. Mistakes (missing or mismatched checkpoint,
+models with different vocabularies, invalid UTF-8, text that is not valid Unicode such
+as a lone surrogate, a --json line starting with "{" that is not JSON within
+`jsontext`'s bounds, a prefix the target vocabulary cannot write, bad flags or
+combinations of them) are one line on stderr and exit status 2; at the interactive
+prompt a bad line is reported and the session goes on. Output that cannot be written
+(a full disk) is one line and exit status 2 as well; a reader that stops reading (`|
+head`) ends the command quietly with exit status 1, and Ctrl-C ends it at once (the
+lines printed so far are complete).
 """
 
 import argparse
+import contextlib
+import itertools
 import json
+import os
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
 
+from jaxseq import jsontext
+
 EXIT_BAD_INPUT = 2
+EXIT_READER_GONE = 1  # stdout's reader closed the pipe; nothing is said about it
 
 
 class InputError(ValueError):
@@ -135,35 +149,52 @@ class Request(NamedTuple):
   prefix: str = ""
 
 
-def parse_json_lines(lines: list[str], name: str) -> list[Request]:
+def check_unicode(request: Request, where: str) -> Request:
+  """The request, when its text and prefix are valid Unicode; InputError names the first
+  lone surrogate (a JSON escape such as "\\ud800", or an argument that is not UTF-8)."""
+  for field, value in zip(Request._fields, request):
+    try:
+      value.encode("utf-8")
+    except UnicodeEncodeError as e:
+      raise InputError(f"{where} is not valid Unicode: its {field} holds the lone surrogate "
+                       f"U+{ord(value[e.start]):04X} at character {e.start + 1}; give UTF-8 "
+                       "text") from None
+  return request
+
+
+def parse_json_lines(lines: list[str], name: str, first: int = 1) -> list[Request]:
   """--json input: a line that starts with "{" is an object {"text": ..., "prefix": ...}
-  ("prefix" optional); any other line is plain text. InputError names the bad line."""
+  ("prefix" optional); any other line is plain text. The lines are numbered from first.
+  InputError (one line) names the bad line: not JSON, nested or numbered beyond
+  jsontext's bounds, not such an object, or text that is not valid Unicode."""
   requests = []
-  for number, line in enumerate(lines, 1):
+  for number, line in enumerate(lines, first):
+    where = f"{name} line {number}"
     if not line.lstrip().startswith("{"):
-      requests.append(Request(line))
+      requests.append(check_unicode(Request(line), where))
       continue
     try:
-      item = json.loads(line)
-    except json.JSONDecodeError as e:
-      raise InputError(f"{name} line {number} starts with '{{' but is not a JSON object "
-                       f"({e.msg} at column {e.colno}); give {{\"text\": ..., \"prefix\": "
-                       "...} or plain text") from None
+      item = jsontext.loads(line)
+    except jsontext.JsonError as e:
+      raise InputError(f"{where} starts with '{{' but is not a JSON object ({e}); give "
+                       "{\"text\": ..., \"prefix\": ...} or plain text") from None
     unknown = set(item) - set(Request._fields) if isinstance(item, dict) else set()
     if (not isinstance(item, dict) or not isinstance(item.get("text"), str)
         or not isinstance(item.get("prefix", ""), str) or unknown):
-      raise InputError(f"{name} line {number} is not a translation request: expected a JSON "
+      raise InputError(f"{where} is not a translation request: expected a JSON "
                        "object with a string \"text\" and an optional string \"prefix\""
                        + (f" (unknown field {sorted(unknown)[0]!r})" if unknown else ""))
-    requests.append(Request(item["text"], item.get("prefix", "")))
+    requests.append(check_unicode(Request(item["text"], item.get("prefix", "")), where))
   return requests
 
 
 class Translator:
   """Text in, translations out, over a trained workdir (`trained.Loaded`: one model or an
-  ensemble) or an exported artifact (`artifact.Artifact`)."""
+  ensemble) or an exported artifact (`artifact.Artifact`). command: the name that leads
+  the stderr line saying which checkpoint of a workdir was loaded."""
 
-  def __init__(self, workdirs: list[str] | None = None, artifact: str | None = None):
+  def __init__(self, workdirs: list[str] | None = None, artifact: str | None = None,
+               command: str = "jaxseq"):
     # Imported here so that `--help` and flag mistakes answer before JAX starts.
     if artifact is not None:
       from jaxseq import artifact as artifact_lib
@@ -173,7 +204,7 @@ class Translator:
 
       from jaxseq import trained
       logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only restores
-      self.backend = trained.Loaded(workdirs)
+      self.backend = trained.Loaded(workdirs, command)
     backend = self.backend
     self.src_vocab, self.tgt_vocab = backend.src_vocab, backend.tgt_vocab
     self.step, self.max_length = backend.step, backend.max_length
@@ -266,19 +297,49 @@ def format_result(index: int, result: dict, *, as_json: bool, nbest: int,
   return "\n".join(rows) or f"{index} |||  ||| "
 
 
+def print_lines(lines: Iterable[str]) -> int:
+  """Prints each line to stdout as it comes; returns the exit status: 0; 1 when the reader
+  closed the pipe (e.g. `| head`: the rest is dropped without a word); 2, after one line
+  on stderr, when stdout cannot be written (e.g. a full disk). What making the lines
+  raises is raised."""
+  for line in lines:
+    try:
+      print(line, flush=True)
+    except BrokenPipeError:
+      _drop_stdout()
+      return EXIT_READER_GONE
+    except OSError as e:
+      _drop_stdout()
+      print(f"error: the output cannot be written: {e.strerror or e}", file=sys.stderr)
+      return EXIT_BAD_INPUT
+  return 0
+
+
+def _drop_stdout():
+  """Points stdout at /dev/null, so that the interpreter's last flush of what is still
+  buffered does not fail again (with a traceback) at exit."""
+  with contextlib.suppress(OSError, ValueError):  # no file descriptor (a test's capture)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _interactive(translator: Translator, args) -> Iterator[str]:
   print(f"jaxseq-translate: model of step {translator.step}; one sentence per line, "
         "Ctrl-D to quit", file=sys.stderr)
   index = 0
-  while True:
+  for number in itertools.count(1):
     try:
       print("> ", end="", file=sys.stderr, flush=True)  # stdout carries translations only
       line = input()
     except EOFError:
       print(file=sys.stderr)
       return
+    except UnicodeDecodeError as e:  # the terminal sent bytes that are not UTF-8
+      print(f"error: input line {number} is not valid UTF-8 (byte 0x{e.object[e.start]:02x}); "
+            "give UTF-8 text", file=sys.stderr)
+      continue
     try:
-      request = (parse_json_lines([line], "input") if args.json else [Request(line)])[0]
+      request = (parse_json_lines([line], "input", number) if args.json
+                 else [check_unicode(Request(line), f"input line {number}")])[0]
       request = request._replace(prefix=request.prefix or args.prefix)
       result = translator.translate([request], nbest=args.nbest, batch_size=1,
                                     alignments=args.alignments)[0]
@@ -292,7 +353,7 @@ def _interactive(translator: Translator, args) -> Iterator[str]:
 
 def _read_requests(args) -> list[Request] | None:
   """The lines to translate (None: an interactive session), each with its prefix."""
-  if args.texts:
+  if args.texts:  # bytes that are not UTF-8 arrive as lone surrogates (check_unicode)
     lines = list(args.texts)
   elif args.input:
     try:
@@ -304,8 +365,11 @@ def _read_requests(args) -> list[Request] | None:
     return None
   else:
     lines = read_lines(sys.stdin.buffer, "stdin")
+  check_unicode(Request("", args.prefix), "--prefix")
   name = args.input or ("arguments" if args.texts else "stdin")
-  requests = parse_json_lines(lines, name) if args.json else [Request(line) for line in lines]
+  requests = (parse_json_lines(lines, name) if args.json else
+              [check_unicode(Request(line), f"{name} line {n}") for n, line in
+               enumerate(lines, 1)])
   return [r._replace(prefix=r.prefix or args.prefix) for r in requests]
 
 
@@ -333,30 +397,40 @@ def run(argv: list[str]) -> int:
     if args.attention_plot and (requests is None or len(requests) != 1):
       raise InputError("--attention_plot draws one sentence; give exactly one "
                        f"(got {'an interactive session' if requests is None else len(requests)})")
-    translator = Translator(args.workdir, args.artifact)
+    translator = Translator(args.workdir, args.artifact, command="jaxseq-translate")
     _apply_flags(translator, args)
     if requests is None:
-      for text in _interactive(translator, args):
-        print(text, flush=True)
-      return 0
+      return print_lines(_interactive(translator, args))
     results = translator.translate(requests, nbest=args.nbest, batch_size=args.batch_size,
                                    alignments=args.alignments,
                                    progress=len(requests) > args.batch_size)
   except (InputError, CheckpointError, ArtifactError) as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
-  for index, result in enumerate(results):
-    print(format_result(index, result, as_json=args.json, nbest=args.nbest,
-                        alignments=args.alignments))
+  status = print_lines(format_result(index, result, as_json=args.json, nbest=args.nbest,
+                                     alignments=args.alignments)
+                       for index, result in enumerate(results))
+  if status:
+    return status
   if args.attention_plot:
     from jaxseq import plots
     result = results[0]
-    plots.save_attention(args.attention_plot, result["attention"], result["source_tokens"],
-                         result["output_tokens"])
+    try:
+      plots.save_attention(args.attention_plot, result["attention"], result["source_tokens"],
+                           result["output_tokens"])
+    except OSError as e:
+      print(f"error: --attention_plot {args.attention_plot!r} cannot be written: "
+            f"{e.strerror or e}; give a file in a writable folder", file=sys.stderr)
+      return EXIT_BAD_INPUT
   return 0
 
 
 def main() -> int:
+  # Ctrl-C ends the command at once, as the signal's default does: Python's own handler
+  # raises KeyboardInterrupt wherever the main thread is, and where that is one of JAX's
+  # garbage-collection callbacks, the interpreter prints it as ignored and the command
+  # goes on. Nothing is lost: every line printed so far was flushed.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
   return run(sys.argv[1:])
 
 

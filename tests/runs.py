@@ -96,3 +96,16 @@ def digest(workdir, step: int) -> str:
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:
   return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def train_breaking_a_save(workdir, action: str, step: int, *, prefix: tuple = (),
+                          env: dict | None = None, timeout: int = 200,
+                          **overrides) -> subprocess.CompletedProcess:
+  """tests/save_faults.py: train.py whose save of `step` meets a workdir broken by
+  `action` ("unwritable" or "vanished"), in a subprocess started with the command
+  prefix (e.g. setpriv). The timeout is below orbax's 300 s wait for a step directory
+  that was never made: a run that hangs until then fails with TimeoutExpired."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", **(env or {}))
+  return subprocess.run([*prefix, sys.executable, "-m", "tests.save_faults", action, str(step),
+                         *_argv(workdir, overrides)], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout)

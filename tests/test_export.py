@@ -84,6 +84,14 @@ def test_export_refuses_a_used_directory_and_a_missing_workdir(trained_workdir, 
   assert export.run([f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'new'}"]) == 2
   assert "config.json is missing" in capsys.readouterr().err
   assert not (tmp_path / "new").exists()
+  # An --out that cannot be made is found once the model is loaded; the line naming its
+  # checkpoint comes first.
+  (tmp_path / "file.txt").write_text("x")
+  assert export.run([f"--workdir={trained_workdir}",
+                     f"--out={tmp_path / 'file.txt' / 'out'}"]) == 2
+  lines = capsys.readouterr().err.splitlines()
+  assert lines[0] == f"jaxseq-export: workdir {trained_workdir}, checkpoint step 30"
+  assert len(lines) == 2 and lines[1].startswith("error: --out"), lines
 
 
 def test_an_artifact_for_cpu_and_cuda_runs_here(trained_workdir, tmp_path, translate):

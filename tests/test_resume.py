@@ -9,6 +9,7 @@ this process (runs.train_here); the others are real processes.
 
 import contextlib
 import json
+import os
 import pathlib
 import shutil
 import signal
@@ -16,6 +17,7 @@ import subprocess
 
 import pytest
 
+from jaxseq import trained
 from tests import runs
 
 
@@ -234,3 +236,58 @@ def test_a_disk_that_fills_during_a_save_loses_no_good_checkpoint(capfd, referen
   assert resumed.returncode == 0, resumed.stderr
   assert f"resumed from step {max(saved)}" in resumed.stdout
   assert runs.digest(tmp_path / "copy", 30) == runs.digest(reference, 30)
+
+
+# A user that file permissions bind, who may still read and search every folder (the
+# interpreter and the libraries may live in a folder only root can enter).
+UNPRIVILEGED = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search")
+
+
+def _owned_by_unprivileged(path: pathlib.Path) -> pathlib.Path:
+  path.mkdir()
+  os.chown(path, 65534, 65534)
+  return path
+
+
+def test_a_checkpoints_folder_that_cannot_be_written_ends_the_run(tmp_path):
+  dropped = subprocess.run([*UNPRIVILEGED, "true"], capture_output=True, text=True)
+  if os.geteuid() != 0 or dropped.returncode:
+    pytest.skip(f"cannot drop to another user here: {dropped.stderr.strip() or 'not root'}")
+  workdir = _owned_by_unprivileged(tmp_path / "run")
+  cache = _owned_by_unprivileged(tmp_path / "xla")  # the session's cache is root's
+  # Before the fix the error line came, then the process waited for orbax's threads
+  # (300 s) and the subprocess timed out.
+  result = runs.train_breaking_a_save(workdir, "unwritable", 10, prefix=UNPRIVILEGED,
+                                      env={"JAX_COMPILATION_CACHE_DIR": str(cache)})
+  assert result.returncode == 2, result.stderr
+  errors = runs.error_lines(result)
+  assert len(errors) == 1, result.stderr
+  assert "saving a checkpoint" in errors[0] and "Permission denied" in errors[0]
+  assert "Traceback" not in result.stderr
+  # What was saved before is still there and restores.
+  assert runs.checkpoint_steps(workdir) == [7]
+  assert trained.load(str(workdir)).step == 7
+
+
+def test_a_workdir_that_vanishes_ends_the_run(tmp_path):
+  workdir = tmp_path / "run"
+  result = runs.train_breaking_a_save(workdir, "vanished", 10)
+  assert result.returncode == 2, result.stderr
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "saving a checkpoint" in errors[0], result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_a_resume_refused_part_way_leaves_config_json_as_it_was(capfd, reference, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  for step in runs.checkpoint_steps(workdir):
+    _truncate(workdir / "checkpoints" / str(step) / "state")
+  saved = (workdir / "config.json").read_bytes()
+  # learning_rate may change on resume; the run is refused only once its checkpoints fail.
+  result = runs.train_here(capfd, workdir, learning_rate=0.5)
+  assert result.returncode == 2
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "can be restored" in errors[0], result.stderr
+  assert (workdir / "config.json").read_bytes() == saved

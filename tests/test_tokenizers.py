@@ -66,3 +66,15 @@ def test_tokenizers_learn_from_a_bounded_reproducible_sample():
   src, tgt = tokenizers.build_or_load("word", pairs, None, max_pairs=100)
   assert set(src.words) - set(vocab.SPECIALS) == {"quelle"} | {s.split()[1] for s, _ in sample}
   assert len(tgt) == len(src)
+
+
+def test_nul_control_and_combining_characters_encode_with_both_kinds():
+  # What jaxseq-translate passes on from a plain or --json line (only text that is not
+  # valid Unicode is refused before it reaches a tokenizer).
+  text = "Ein\x00 Hund\x1b[31m läuft\u0301\u200b"
+  tok = tokenizers.SentencePieceTokenizer.train(SENTENCES, vocab_size=320, model_type="bpe")
+  ids = tok.encode(text)
+  assert min(ids) > UNK and tok.decode(ids) == text  # byte fallback: exact
+  words = vocab.WordVocab.build(SENTENCES)
+  assert UNK not in words.encode("Ein Hund läuft")
+  assert words.encode(text) == [UNK, UNK, UNK]  # each word with such a character is unknown

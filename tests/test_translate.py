@@ -10,16 +10,21 @@ import json
 import os
 import pty
 import pathlib
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from jaxseq import translate as translate_cli
+from tests import runs
 from tests.conftest import REPO, subprocess_env
 
 SENTENCES = ["seven hundred and twelve", "forty one", "three thousand and six"]
+LOADED = re.compile(r"^jaxseq-\w+: workdir .+, checkpoint step \d+$")
 
 
 def translate_process(workdir, *args, stdin: bytes | None = b""):
@@ -46,10 +51,17 @@ def translate(capsys, monkeypatch):
   return run
 
 
+def loaded_lines(err: str) -> list[str]:
+  """The stderr lines in which a command names the workdir checkpoint it loaded."""
+  return [line for line in err.splitlines() if LOADED.match(line)]
+
+
 def _one_error_line(rc, out, err):
+  """The one error line of a refused command; the lines naming a checkpoint that was
+  loaded before the mistake was found are left aside."""
   assert rc == 2
   assert out == ""
-  lines = err.strip().splitlines()
+  lines = [line for line in err.strip().splitlines() if not LOADED.match(line)]
   assert len(lines) == 1 and lines[0].startswith("error: "), err
   assert "Traceback" not in err
   return lines[0]
@@ -259,3 +271,129 @@ def test_ensemble_of_a_model_with_itself_and_a_vocabulary_mismatch(trained_workd
   (other / "tgt_vocab.json").write_text(json.dumps(vocab))
   line = _one_error_line(*translate(trained_workdir, f"--workdir={other}", "forty one"))
   assert "one target vocabulary" in line and str(other) in line and "'zebra'" in line
+
+
+@pytest.mark.parametrize("line, says", [
+    ('{"text": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+    ('{"text": "one", "x": ' + "9" * 5000 + "}", "a number of 5000 characters"),
+    ('{"text": "\\ud800 x"}', "not valid Unicode"),
+])
+def test_json_lines_past_the_bounds_or_not_unicode_are_one_line(trained_workdir, translate,
+                                                                 line, says):
+  stdin = ("forty one\n" + line + "\n").encode()
+  message = _one_error_line(*translate(trained_workdir, "--json", stdin=stdin))
+  assert message.startswith("error: stdin line 2 ") and says in message
+
+
+def test_an_argument_that_is_not_utf8_is_one_line(trained_workdir, translate):
+  # What Python makes of the bytes "vier\xffzig" in sys.argv.
+  argument = b"vier\xffzig".decode("utf-8", "surrogateescape")
+  message = _one_error_line(*translate(trained_workdir, "forty one", argument))
+  assert "arguments line 2 is not valid Unicode" in message and "U+DCFF" in message
+
+
+def test_nul_and_control_characters_are_translated(trained_workdir, translate):
+  lines = ["vier\x00zig one", "\x1b[31mforty\u0301 one\u200b"]
+  rc, out, err = translate(trained_workdir, "--json", stdin="\n".join(lines).encode())
+  assert rc == 0, err
+  assert [json.loads(line)["source"] for line in out.splitlines()] == lines
+
+
+class _EchoTranslator:
+  """Stands in for a Translator in the interactive loop: echoes each request."""
+  step = 1
+
+  def translate(self, requests, **options):
+    return [{"translation": r.text, "prefix": r.prefix} for r in requests]
+
+
+def test_interactive_json_lines_report_each_bad_line_and_go_on(monkeypatch, capsys):
+  lines = iter(["one", '{"text": ' + "[" * 5000 + "]" * 5000 + "}",
+                '{"text": "\\udc00"}', '{"text": "two", "prefix": "zwei"}'])
+
+  def type_line(prompt=""):
+    try:
+      return next(lines)
+    except StopIteration:
+      raise EOFError from None
+
+  monkeypatch.setattr("builtins.input", type_line)
+  args = translate_cli.parse_args(["--workdir=unused", "--json"])
+  outputs = [json.loads(o) for o in translate_cli._interactive(_EchoTranslator(), args)]
+  assert [(o["translation"], o["prefix"]) for o in outputs] == [("one", ""), ("two", "zwei")]
+  errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+  assert len(errors) == 2
+  assert "input line 2 " in errors[0] and "nested too deeply" in errors[0]
+  assert "input line 3 " in errors[1] and "not valid Unicode" in errors[1]
+
+
+def test_the_loaded_checkpoint_is_named_and_a_damaged_newest_one_is_warned(
+    trained_workdir, tmp_path, translate):
+  rc, expected, err = translate(trained_workdir, "forty one")
+  assert rc == 0, err
+  newest, previous = max(runs.checkpoint_steps(trained_workdir)), min(
+      runs.checkpoint_steps(trained_workdir))
+  assert loaded_lines(err) == [
+      f"jaxseq-translate: workdir {trained_workdir}, checkpoint step {newest}"]
+  copy = tmp_path / "damaged"
+  shutil.copytree(trained_workdir, copy)
+  state = copy / "checkpoints" / str(newest) / "state"
+  largest = sorted(state.rglob("d/*"), key=lambda p: p.stat().st_size)[-1]
+  largest.write_bytes(largest.read_bytes()[:largest.stat().st_size // 2])
+  rc, out, err = translate(str(copy), "forty one")
+  assert rc == 0, err
+  warnings = [line for line in err.splitlines() if "warning:" in line]
+  assert len(warnings) == 1, err
+  assert warnings[0].startswith("jaxseq-translate: warning: the checkpoint of step "
+                                f"{newest} ({copy / 'checkpoints' / str(newest)}) is damaged")
+  assert warnings[0].endswith(f"using step {previous}")
+  assert loaded_lines(err) == [f"jaxseq-translate: workdir {copy}, checkpoint step {previous}"]
+  assert "Traceback" not in err
+  assert (copy / "checkpoints" / str(newest)).is_dir()  # inference moves nothing
+
+
+def test_output_that_cannot_be_written_is_one_line_and_a_reader_that_leaves_is_quiet(
+    trained_workdir):
+  command = [sys.executable, "-m", "jaxseq.translate", f"--workdir={trained_workdir}",
+             *SENTENCES]
+  with open("/dev/full", "w") as full:  # every write: "No space left on device"
+    proc = subprocess.run(command, cwd=REPO, env=subprocess_env(), stdout=full,
+                          stderr=subprocess.PIPE, text=True, timeout=300)
+  assert "No space left on device" in _one_error_line(proc.returncode, "", proc.stderr)
+  reader = subprocess.Popen(command, cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+  reader.stdout.close()  # as `| head -0` would, before the first translation
+  err = reader.stderr.read()
+  assert reader.wait(timeout=300) == 1
+  assert "Traceback" not in err and "Exception" not in err, err
+
+
+def test_an_attention_plot_that_cannot_be_written_is_one_line(trained_workdir, tmp_path,
+                                                              translate):
+  path = tmp_path / "missing" / "attention.png"
+  rc, out, err = translate(trained_workdir, f"--attention_plot={path}", SENTENCES[0])
+  assert rc == 2
+  assert len(out.splitlines()) == 1  # the translation was printed before
+  errors = [line for line in err.splitlines() if not LOADED.match(line)]
+  assert len(errors) == 1 and errors[0].startswith(f"error: --attention_plot '{path}'"), err
+  assert "No such file or directory" in errors[0]
+
+
+def test_ctrl_c_ends_the_command_at_once(trained_workdir):
+  proc = subprocess.Popen([sys.executable, "-m", "jaxseq.translate",
+                           f"--workdir={trained_workdir}"], cwd=REPO, env=subprocess_env(),
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  try:
+    # Once it waits for its input (its stdin stays open and empty), as a user's Ctrl-C
+    # finds a command that reads a slow pipe.
+    wchan = pathlib.Path(f"/proc/{proc.pid}/wchan")  # where the kernel holds it
+    for _ in range(30000):
+      if proc.poll() is not None or "pipe_read" in wchan.read_text():
+        break
+      time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+  finally:
+    proc.kill()
+  assert proc.returncode == -signal.SIGINT, err
+  assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
