@@ -16,6 +16,17 @@ class JsonError(ValueError):
   """Text that is not JSON within the bounds; the message is one line."""
 
 
+def unicode_problem(text: str) -> str | None:
+  """What makes text not Unicode (a lone surrogate, which JSON's \\uXXXX escapes and
+  undecodable arguments can hold and no tokenizer can take), or None. Positions count
+  characters from 1."""
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError as e:
+    return f"the lone surrogate U+{ord(text[e.start]):04X} at character {e.start + 1}"
+  return None
+
+
 def _number(text: str, kind):
   if len(text) > MAX_DIGITS:
     raise JsonError(f"a number of {len(text)} characters; at most {MAX_DIGITS}")

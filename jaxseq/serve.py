@@ -99,16 +99,6 @@ def _int_field(item: dict, name: str, default: int) -> int:
   return value
 
 
-def unicode_problem(text: str) -> str | None:
-  """What makes text not Unicode (a lone surrogate, which JSON's \\uXXXX escapes can
-  write and no tokenizer can take), or None."""
-  try:
-    text.encode("utf-8")
-  except UnicodeEncodeError as e:
-    return f"a lone surrogate U+{ord(text[e.start]):04X} at character {e.start}"
-  return None
-
-
 def _texts(item: dict, limits: Limits) -> list[str]:
   """The texts of a request object, each valid Unicode within the limits."""
   texts = item["text"]
@@ -123,7 +113,7 @@ def _texts(item: dict, limits: Limits) -> list[str]:
   for i, t in enumerate(texts):
     if len(t) > limits.max_chars:
       raise RequestError(413, f"text {i} has {len(t)} characters; at most {limits.max_chars}")
-    problem = unicode_problem(t)
+    problem = jsontext.unicode_problem(t)
     if problem:
       raise RequestError(400, f"text {i} is not valid Unicode ({problem}); give Unicode "
                          "text, with \\uD800-\\uDFFF escapes only in surrogate pairs")
@@ -456,7 +446,8 @@ def run(argv: list[str]) -> int:
   started = time.perf_counter()
   artifact.use_compilation_cache()  # later starts load the compiled shapes
   try:
-    translator = Translator([args.workdir] if args.workdir else None, args.artifact)
+    translator = Translator([args.workdir] if args.workdir else None, args.artifact,
+                            command="jaxseq-serve")
   except (CheckpointError, ArtifactError) as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT

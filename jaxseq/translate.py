@@ -153,12 +153,9 @@ def check_unicode(request: Request, where: str) -> Request:
   """The request, when its text and prefix are valid Unicode; InputError names the first
   lone surrogate (a JSON escape such as "\\ud800", or an argument that is not UTF-8)."""
   for field, value in zip(Request._fields, request):
-    try:
-      value.encode("utf-8")
-    except UnicodeEncodeError as e:
-      raise InputError(f"{where} is not valid Unicode: its {field} holds the lone surrogate "
-                       f"U+{ord(value[e.start]):04X} at character {e.start + 1}; give UTF-8 "
-                       "text") from None
+    if problem := jsontext.unicode_problem(value):
+      raise InputError(f"{where} is not valid Unicode: its {field} holds {problem}; give "
+                       "UTF-8 text")
   return request
 
 

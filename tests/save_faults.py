@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
       checkpointing.wait(manager)
       break_workdir(action, workdir)
       print(f"save_faults: workdir {action} before the save of step {step}", file=sys.stderr,
-            flush=True)  # from here, benchmarks/failed_save.py times the exit
+            flush=True)  # from here, benchmarks/robustness/failed_save.py times the exit
     return save(manager, state, *args, **kwargs)
 
   checkpointing.save = save_then_break

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from jaxseq import serve, tokenizers
+from jaxseq import jsontext, serve, tokenizers
 from jaxseq.translate import Request, Translator
 
 LIMITS = serve.Limits(max_texts=4, max_chars=60, beam_sizes=(1, 4), beam_size=4)
@@ -131,7 +131,7 @@ def one_line_error(response) -> str:
 def test_invalid_unicode_is_refused_per_text_and_nul_is_translated(client):
   refused = client.post("/translate", content=b'{"text": ["fine", "\\ud800 x"]}')
   assert refused.status_code == 400
-  assert "text 1 is not valid Unicode (a lone surrogate U+D800 at character 0)" in \
+  assert "text 1 is not valid Unicode (the lone surrogate U+D800 at character 1)" in \
       one_line_error(refused)
   nul = client.post("/translate", json={"text": "a\x00b"})
   assert nul.status_code == 200 and nul.json()["translations"][0]["translation"] == "a\x00b"
@@ -223,7 +223,7 @@ def check_parsed(body: bytes):
     assert e.status in (400, 413) and "\n" not in str(e) and len(str(e)) < 300
     return None
   assert 1 <= len(job.texts) <= LIMITS.max_texts
-  assert all(serve.unicode_problem(t) is None and len(t) <= LIMITS.max_chars
+  assert all(jsontext.unicode_problem(t) is None and len(t) <= LIMITS.max_chars
              for t in job.texts)
   assert job.beam_size in LIMITS.beam_sizes and 1 <= job.nbest <= job.beam_size
   return job

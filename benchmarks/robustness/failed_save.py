@@ -1,6 +1,6 @@
 """How soon train.py ends after a checkpoint save fails, and what it says.
 
-    python benchmarks/failed_save.py     # as root: it drops to another user and mounts a tmpfs
+    python -m benchmarks.robustness.failed_save   # as root: it drops to another user and mounts a tmpfs
 
 Three tiny runs (tests/runs.py's TINY config), each in a new process: the checkpoints
 folder made unwritable before the save of step 10 (the run drops to user 65534 with
@@ -18,15 +18,14 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from benchmarks import common
+from tests import runs
 
-from benchmarks import quality  # noqa: E402
-from tests import runs  # noqa: E402
+ROOT = common.ROOT
 
 UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                 "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
-OUT = os.path.join(quality.RESULTS, "robustness", "failed_save.json")
+OUT = os.path.join(common.RESULTS, "robustness", "failed_save.json")
 
 
 def timed_run(argv: list[str], env: dict) -> dict:
@@ -58,7 +57,7 @@ def owned_folder(parent: str, name: str) -> str:
 
 def main() -> int:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-  record = {"command": "python benchmarks/failed_save.py", "runs": {}}
+  record = {"runs": {}}
   with tempfile.TemporaryDirectory() as base:
     os.chmod(base, 0o755)
     workdir = owned_folder(base, "unwritable")
@@ -78,10 +77,8 @@ def main() -> int:
           env)
     finally:
       subprocess.run(["umount", disk], check=True)
-  record["hardware"] = quality.hardware()
-  os.makedirs(os.path.dirname(OUT), exist_ok=True)
-  with open(OUT, "w") as f:
-    json.dump(record, f, indent=2)
+  record["hardware"] = common.hardware()
+  common.write_json(OUT, record)
   print(json.dumps(record["runs"], indent=1))
   return 0
 
