@@ -55,4 +55,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+  # As a program, the quiet scope lasts to the end of the process: the tasks that a failed
+  # asynchronous save abandoned report when the interpreter collects them at exit, after
+  # main has returned (and reported that failure in its one line).
+  from jaxseq import quiet
+  quiet.quiet_training().__enter__()
   sys.exit(main(sys.argv))

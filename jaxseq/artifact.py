@@ -61,12 +61,10 @@ def use_compilation_cache():
 class Artifact:
   """An exported translator: tokenizers, parameters and one beam search per (beam size,
   source width), each compiled on its first call for a batch size (and kept in the
-  persistent compilation cache, see `use_compilation_cache`)."""
+  persistent compilation cache where the command turned it on, see `use_compilation_cache`)."""
 
-  def __init__(self, directory: str, *, cache: bool = True):
+  def __init__(self, directory: str):
     from jax import export
-    if cache:
-      use_compilation_cache()
     manifest = _read_manifest(directory)
     for name, expected in manifest["sha256"].items():
       path = os.path.join(directory, name)

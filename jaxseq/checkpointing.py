@@ -33,7 +33,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from jaxseq import quiet_restore
+from jaxseq import quiet
 from jaxseq.errors import CheckpointError  # noqa: F401  (raised here, caught by the commands)
 
 CONFIG_FILE = "config.json"
@@ -250,7 +250,7 @@ def _restore_verified(manager, step: int, abstract_state, with_data: bool = True
            "digest": ocp.args.JsonRestore()}
   if with_data:
     items["data"] = ocp.args.JsonRestore()
-  with quiet_restore.quiet_restore():
+  with quiet.quiet_restore():
     restored = manager.restore(step, args=ocp.args.Composite(**items))
   if restored.digest.get("sha256") != state_digest(restored.state):
     raise CheckpointError("its arrays do not match the digest written with them")
@@ -312,7 +312,7 @@ def params_mismatch(step_dir: str, abstract_params) -> str | None:
   Read from the checkpoint's metadata, without restoring any array.
   """
   try:
-    with quiet_restore.quiet_restore():
+    with quiet.quiet_restore():
       saved = ocp.StandardCheckpointer().metadata(os.path.join(step_dir, "state"))
     saved = saved.item_metadata
     saved = {jax.tree_util.keystr(p): tuple(x.shape)

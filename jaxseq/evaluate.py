@@ -60,13 +60,11 @@ def select_splits(corpus, wanted: list[str] | None) -> dict:
 
 def run(argv: list[str]) -> int:
   args = parse_args(argv)
-  from absl import logging
-
-  from jaxseq import checkpointing, data, trained
-  logging.set_verbosity(logging.ERROR)
+  from jaxseq import checkpointing, data, quiet, trained
   started = time.time()
   try:
-    loaded = trained.Loaded(args.workdir, command="jaxseq-evaluate")
+    with quiet.absl_errors_only():  # orbax's notes on read-only restores
+      loaded = trained.Loaded(args.workdir, command="jaxseq-evaluate")
     members, first = loaded.members, loaded.members[0]
     corpus = data.load_corpus(first.config, first.workdir)
     splits = select_splits(corpus, args.split)

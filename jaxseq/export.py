@@ -133,12 +133,10 @@ def write_artifact(loaded, out: str, beam_sizes: list[int], platforms: list[str]
 
 def run(argv: list[str]) -> int:
   args = parse_args(argv)
-  from absl import logging
-
-  from jaxseq import trained
-  logging.set_verbosity(logging.ERROR)
+  from jaxseq import quiet, trained
   try:
-    loaded = trained.load(args.workdir, command="jaxseq-export")
+    with quiet.absl_errors_only():  # orbax's notes on read-only restores
+      loaded = trained.load(args.workdir, command="jaxseq-export")
   except trained.CheckpointError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT

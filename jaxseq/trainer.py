@@ -17,6 +17,7 @@ from jaxseq import averaging, checkpointing, configuration, data, early_stopping
 from jaxseq import input_pipeline, metrics_writer
 from jaxseq import model as model_lib
 from jaxseq import parallel, plots, preemption, steps, tokenizers
+from jaxseq.errors import ConfigError
 
 STEP_LOG = "steps.jsonl"  # per-step losses when config.step_log is on
 
@@ -118,6 +119,9 @@ def start(config, workdir: str):
   _log(f"model: {config.model.cell} {config.model.attention}, {num_params:,} parameters, "
        f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
 
+  if len(train_examples) < config.batch_size:
+    raise ConfigError("batch_size", config.batch_size,
+                      f"at most the {len(train_examples)} training pairs of the corpus")
   batches = input_pipeline.TrainIterator(
       train_examples, config.batch_size, config.model.max_length, seed=config.seed,
       lengths=input_pipeline.train_lengths(config.bucket_lengths, config.model.max_length))

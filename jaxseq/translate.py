@@ -197,11 +197,9 @@ class Translator:
       from jaxseq import artifact as artifact_lib
       self.backend = artifact_lib.Artifact(artifact)
     else:
-      from absl import logging
-
-      from jaxseq import trained
-      logging.set_verbosity(logging.ERROR)  # orbax's notes on read-only restores
-      self.backend = trained.Loaded(workdirs, command)
+      from jaxseq import quiet, trained
+      with quiet.absl_errors_only():  # orbax's notes on read-only restores
+        self.backend = trained.Loaded(workdirs, command)
     backend = self.backend
     self.src_vocab, self.tgt_vocab = backend.src_vocab, backend.tgt_vocab
     self.step, self.max_length = backend.step, backend.max_length
@@ -388,7 +386,10 @@ def _apply_flags(translator: Translator, args):
 
 def run(argv: list[str]) -> int:
   args = parse_args(argv)
+  from jaxseq import artifact
   from jaxseq.errors import ArtifactError, CheckpointError
+  if args.artifact:
+    artifact.use_compilation_cache()  # later starts load the artifact's compiled searches
   try:
     requests = _read_requests(args)
     if args.attention_plot and (requests is None or len(requests) != 1):

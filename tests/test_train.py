@@ -5,6 +5,7 @@ import json
 import pytest
 
 import train
+from tests import runs
 
 
 def test_train_py_runs_and_fills_the_workdir(reference_run):
@@ -45,3 +46,11 @@ def test_a_bad_config_is_one_line_and_exit_status_2(tmp_path, capsys, flag, word
   for word in words:
     assert word in lines[0]
   assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_batch_larger_than_the_corpus_is_one_line(capfd, tmp_path):
+  result = runs.train_here(capfd, tmp_path, data__num_train=20, batch_size=32)
+  assert result.returncode == 2, result.stderr
+  errors = runs.error_lines(result)
+  assert len(errors) == 1 and "config.batch_size=32" in errors[0]
+  assert "at most the" in errors[0] and "Traceback" not in result.stderr

@@ -153,8 +153,7 @@ def utilisation(args) -> dict:
   no periodic evaluation, and a final evaluation cut to one output token (the limit is a
   traced argument: the compiled search is the Multi30k run's), so that the runs are the
   step loop and little else."""
-  from jaxseq import cli, tokenizers, trainer
-  cli.quiet_library_logs()
+  from jaxseq import quiet, tokenizers, trainer
   num_steps = args.steps
   save_every = max(num_steps // 4, 5)
   record = {"benchmark": "utilisation", "config_file": args.config, "num_steps": num_steps,
@@ -180,7 +179,7 @@ def utilisation(args) -> dict:
     print(f"utilisation: log_every_steps={log_every}, {num_steps} steps ...", flush=True)
     start = time.perf_counter()
     with mock.patch.object(trainer, "_jit_train_step",
-                           _stamping(trainer._jit_train_step, stamps)):
+                           _stamping(trainer._jit_train_step, stamps)), quiet.quiet_training():
       summary = trainer.train_and_evaluate(config, workdir)
     run = {"log_every_steps": log_every,
            "checkpoint_every_steps": config.checkpoint_every_steps,

@@ -79,10 +79,10 @@ def train(config, workdir: str) -> dict | None:
   """The summary that training config in workdir returns, or None after one error line
   (a bad config, corpus or checkpoint, a stopped or interrupted run, an unwritable
   workdir; an interrupted run resumes with the same command)."""
-  from jaxseq import checkpointing, cli, configuration, data, trainer
-  cli.quiet_library_logs()
+  from jaxseq import checkpointing, configuration, data, quiet, trainer
   try:
-    return trainer.train_and_evaluate(config, workdir)
+    with quiet.quiet_training():
+      return trainer.train_and_evaluate(config, workdir)
   except (configuration.ConfigError, checkpointing.CheckpointError, data.DataError,
           trainer.TrainingStopped, trainer.TrainingInterrupted, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
@@ -136,10 +136,10 @@ def train_from_flags(module: str, argv: list[str], flag_values: flags.FlagValues
 def load(workdirs: list[str]):
   """(trained.Loaded of the workdirs, several being their ensemble; the corpus of the first),
   or None after one error line."""
-  from jaxseq import checkpointing, cli, data, trained
-  cli.quiet_library_logs()
+  from jaxseq import checkpointing, data, quiet, trained
   try:
-    loaded = trained.Loaded(workdirs)
+    with quiet.absl_errors_only():
+      loaded = trained.Loaded(workdirs)
     first = loaded.members[0]
     return loaded, data.load_corpus(first.config, first.workdir)
   except (checkpointing.CheckpointError, data.DataError) as e:
