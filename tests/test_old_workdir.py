@@ -14,6 +14,8 @@ import pytest
 
 from jaxseq import checkpointing, configuration, steps, tokenizers
 from jaxseq import model as model_lib
+from jaxseq import translate as translate_cli
+from tests import runs
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "workdir_0.1.0"
 
@@ -83,3 +85,34 @@ def test_a_run_with_the_saved_values_resumes_an_older_workdir(tmp_path):
   changed = dataclasses.replace(now, model=dataclasses.replace(now.model, hidden_size=24))
   with pytest.raises(checkpointing.CheckpointError, match=r"config.model.hidden_size=24"):
     checkpointing.check_same_run(str(workdir), changed)
+
+
+def _as_release_wrote_it(workdir: pathlib.Path):
+  """Rewrites workdir's config.json with exactly the fields of the fixture's (release
+  0.1.0's layout, its fault_* fields included), keeping the workdir's own values."""
+  current = json.loads((workdir / "config.json").read_text())
+  release = json.loads((FIXTURE / "config.json").read_text())
+  old = {key: ({k: current[key][k] for k in value} if isinstance(value, dict)
+               else current.get(key, value)) for key, value in release.items()}
+  (workdir / "config.json").write_text(json.dumps(old))
+
+
+def test_a_trained_workdir_in_the_release_layout_translates_and_resumes(
+    reference, tmp_path, capfd):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  _as_release_wrote_it(workdir)
+  assert set(json.loads((workdir / "config.json").read_text())) != set(
+      json.loads((reference / "config.json").read_text()))  # a layout of its own
+
+  outputs = []
+  for w in (reference, workdir):
+    capfd.readouterr()
+    assert translate_cli.run([f"--workdir={w}", "forty one", "seven"]) == 0
+    outputs.append(capfd.readouterr().out)
+  assert outputs[0] == outputs[1] and len(outputs[0].splitlines()) == 2
+
+  resumed = runs.train_here(capfd, workdir, num_train_steps=32)
+  assert resumed.returncode == 0, resumed.stderr
+  assert "resumed from step 30" in resumed.stdout
+  assert 32 in runs.checkpoint_steps(workdir)
