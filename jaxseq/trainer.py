@@ -89,7 +89,8 @@ def _jit_train_step(model, config, mesh):
 
 
 def start(config, workdir: str):
-  """Everything before the first step (config: a ConfigDict or a TrainConfig): the corpus, tokenizers, model, train state (restored
+  """Everything before the first step: the checked config (configuration.validate of a
+  ConfigDict or TrainConfig), the corpus, tokenizers, model, train state (restored
   from the workdir's newest checkpoint if there is one), the input iterator (at the saved
   position) and the jitted step. Returns (run, state, batches, train_step); the caller
   closes run.writer and run.manager."""
