@@ -216,7 +216,7 @@ class Wiring:
 class Entry(NamedTuple):
   """One attention: its module (built from the model's sizes), its wiring, and the two
   cells of its line in the README's table."""
-  build: Callable[..., nn.Module]  # (model) -> module; reads model.attention_size etc.
+  build: Callable[..., nn.Module]  # (config.model, a ModelConfig) -> module; reads its sizes
   wiring: Wiring
   reference: str    # the paper or source
   description: str  # what the decoder sees, in a few words

@@ -1,7 +1,7 @@
 """Checkpoints in the workdir through orbax-checkpoint.
 
 Layout of a workdir:
-  config.json          the run's config (ConfigDict.to_json)
+  config.json          the run's config (configuration.TrainConfig.to_dict, as JSON)
   src_vocab.json ...   the tokenizers (see jaxseq/vocab.py); a resumed run reads these
   checkpoints/<step>/  orbax items: `state` (TrainState arrays), `data` (iterator state,
                        JSON), `digest` (SHA-256 of the state's bytes, JSON)
@@ -28,12 +28,11 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from jaxseq import quiet
+from jaxseq import configuration, quiet
 from jaxseq.errors import CheckpointError  # noqa: F401  (raised here, caught by the commands)
 
 CONFIG_FILE = "config.json"
@@ -70,23 +69,29 @@ def has_checkpoints(workdir: str) -> bool:
   return os.path.isdir(directory) and bool(os.listdir(directory))
 
 
-def save_config(workdir: str, config: ml_collections.ConfigDict):
+def save_config(workdir: str, config: configuration.TrainConfig):
   """Writes config.json atomically (a killed run never leaves half a file)."""
   path = os.path.join(workdir, CONFIG_FILE)
   with open(path + ".tmp", "w") as f:
-    f.write(config.to_json(indent=2))
+    json.dump(config.to_dict(), f, indent=2)
   os.replace(path + ".tmp", path)
 
 
-def load_config(workdir: str) -> ml_collections.ConfigDict:
+def load_config(workdir: str) -> configuration.TrainConfig:
+  """The workdir's config.json as a TrainConfig: a field it lacks (added by a later
+  version) takes its default, a field this version no longer has is ignored."""
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.isfile(path):
     raise CheckpointError(f"{path} is missing: {workdir!r} holds no jaxseq run")
   try:
     with open(path) as f:
-      return ml_collections.ConfigDict(json.load(f))
+      saved = json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise CheckpointError(f"{path} is not a jaxseq config: {e}") from None
+  try:
+    return configuration.TrainConfig.from_dict(saved, strict=False)
+  except configuration.ConfigError as e:
+    raise CheckpointError(f"{path} holds a value this version does not allow: {e}") from None
 
 
 def _flatten(tree, prefix: str = "") -> dict:
@@ -98,7 +103,7 @@ def _flatten(tree, prefix: str = "") -> dict:
   return {prefix[:-1]: list(tree) if isinstance(tree, tuple) else tree}
 
 
-def check_same_run(workdir: str, config: ml_collections.ConfigDict):
+def check_same_run(workdir: str, config: configuration.TrainConfig):
   """Raises CheckpointError naming every RESUME_FIELDS field that differs from the saved run."""
   if not os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
     raise CheckpointError(

@@ -1,165 +1,120 @@
-"""Checks a config before anything runs, with one message per mistake."""
+"""The run's config: `TrainConfig`, its top-level fields, and the parts it nests.
 
-import ml_collections
+Every field is defined once, with its type, default, meaning and check (jaxseq/fields.py):
+the top-level ones here, config.model in `model.ModelConfig`, config.data in
+`data.DataConfig`, config.decode in `evaluation.DecodeConfig`. Config files under configs/
+start from `fields.config_dict(TrainConfig())` and only set values; `validate` turns what
+they give (with the `--config.FIELD=VALUE` overrides) into a checked TrainConfig.
 
-from jaxseq import attention, cells, data, evaluation, input_pipeline, steps, synthetic
-from jaxseq import tokenizers
+    python -m jaxseq.configuration      # every field, its type, default and meaning
+"""
+
+import dataclasses
+import sys
+from typing import ClassVar
+
+from jaxseq import data as data_lib
+from jaxseq import evaluation, fields, input_pipeline, steps
 from jaxseq import model as model_lib
-from jaxseq.datasets import tatoeba, wmt14
 from jaxseq.errors import ConfigError  # noqa: F401  (raised here; cli.py reports it)
 
-def _get(config, dotted: str):
-  node = config
-  for part in dotted.split("."):
-    node = node[part]
-  return node
+_field = fields.field
 
 
-def _choice(config, field: str, allowed):
-  value = _get(config, field)
-  if value not in allowed:
-    raise ConfigError(field, value, "one of " + ", ".join(map(str, allowed)))
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(fields.Config):
+  """The whole config of a training run, as config.json saves it."""
+
+  section: ClassVar[str] = ""
+
+  seed: int = _field(0, "root of every random stream (data order, init, dropout)",
+                     fields.at_least(0))
+  dataset: str = _field("numbers", "a row of data.LOADERS: numbers (generated in-process), "
+                        "multi30k, tatoeba, wmt14", fields.one_of(data_lib.LOADERS))
+  distributed: bool = _field(False, "start jax.distributed first (or JAXSEQ_DISTRIBUTED=1)")
+  data_dir: str = _field("", "raw corpora; \"\" = $JAXSEQ_DATA_DIR or <repo>/../shared/data")
+  tfds_dir: str = _field("", "prepared TFDS data; \"\" = $JAXSEQ_TFDS_DIR or "
+                         "~/.cache/jaxseq/tfds")
+  data: data_lib.DataConfig = _field(data_lib.DataConfig(), "the corpus (config.data)")
+  model: model_lib.ModelConfig = _field(model_lib.ModelConfig(), "the model (config.model)")
+
+  batch_size: int = _field(64, "sentence pairs per step (global, over all devices)",
+                           fields.at_least(1))
+  bucket_lengths: str = _field("", "padded lengths of training batches, e.g. "
+                               "\"8,12,16,24,32\"; \"\" = 8, 16, 32, ... up to "
+                               "model.max_length")
+  num_train_steps: int = _field(1_000, "optimizer steps", fields.at_least(0))
+  learning_rate: float = _field(3e-3, "peak learning rate", fields.in_range(0.0, low_open=True))
+  lr_schedule: str = _field("warmup_cosine", "a row of steps.SCHEDULES",
+                            fields.one_of(steps.SCHEDULES))
+  warmup_steps: int = _field(100, "linear warmup from 0 to the peak", fields.at_least(0))
+  grad_clip_norm: float = _field(1.0, "clip gradients to this global norm (0 disables)",
+                                 fields.in_range(0.0))
+  label_smoothing: float = _field(0.0, "mass spread uniformly over the target vocabulary",
+                                  fields.in_range(0, 1, high_open=True))
+  teacher_forcing_ratio: float = _field(1.0, "chance per step to feed the reference token "
+                                        "(else own argmax)", fields.in_range(0.0, 1.0))
+  max_bad_steps: int = _field(20, "stop after this many non-finite steps in a row",
+                              fields.at_least(1))
+  lr_plateau_factor: float = _field(
+      0.0, "rate *= this when held-out loss stalls; 0 = off",
+      fields.in_range(0, 1, high_open=True, note="0 turns reduce-on-plateau off"))
+  lr_plateau_patience: int = _field(2, "... after this many evaluations without improvement",
+                                    fields.at_least(1))
+  early_stopping_patience: int = _field(0, "stop after N evals without better BLEU; 0 = off",
+                                        fields.at_least(0))
+  average_last_checkpoints: int = _field(0, "also score the mean params of the newest K "
+                                         "(2 <= K <= keep_checkpoints); 0 = off",
+                                         fields.at_least(0))
+
+  checkpoint_every_steps: int = _field(250, "save train state and data position this often",
+                                       fields.at_least(1))
+  keep_checkpoints: int = _field(3, "newest checkpoints kept, plus the best by held-out loss",
+                                 fields.at_least(1))
+  step_log: bool = _field(False, "append each step's loss to <workdir>/steps.jsonl")
+
+  log_every_steps: int = _field(100, "loss / tokens-per-second reporting interval",
+                                fields.at_least(1))
+  eval_every_steps: int = _field(500, "held-out loss and BLEU interval", fields.at_least(1))
+  num_samples: int = _field(5, "translations printed at the end", fields.at_least(0))
+  num_attention_plots: int = _field(3, "attention_*.png written at the end",
+                                    fields.at_least(0))
+
+  decode: evaluation.DecodeConfig = _field(evaluation.DecodeConfig(),
+                                           "decoding (config.decode)")
+
+  def check(self):
+    """The rules between fields: data for the dataset, buckets, checkpoint averaging."""
+    self.data.check_for(self.dataset)
+    try:
+      input_pipeline.train_lengths(self.bucket_lengths, self.model.max_length)
+    except ValueError as e:
+      raise ConfigError("bucket_lengths", self.bucket_lengths, str(e)) from None
+    k = self.average_last_checkpoints
+    if k == 1 or k > self.keep_checkpoints:
+      raise ConfigError("average_last_checkpoints", k,
+                        f"0 (off) or an integer in [2, keep_checkpoints="
+                        f"{self.keep_checkpoints}] (only that many are kept)")
 
 
-def _int(config, field: str, minimum: int):
-  value = _get(config, field)
-  if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-    raise ConfigError(field, value, f"an integer >= {minimum}")
-
-
-def _float(config, field: str, low: float, high: float | None = None, *,
-           low_open: bool = False):
-  value = _get(config, field)
-  ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-  if ok:
-    ok = (value > low if low_open else value >= low) and (high is None or value <= high)
-  if not ok:
-    bracket = "(" if low_open else "["
-    upper = f"{high}]" if high is not None else "inf)"
-    raise ConfigError(field, value, f"a number in {bracket}{low}, {upper}")
-
-
-def _bool(config, field: str):
-  value = _get(config, field)
-  if not isinstance(value, bool):
-    raise ConfigError(field, value, "True or False")
-
-
-def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1):
-  """Raises ConfigError naming the first field whose value is not allowed.
-
-  Allowed names come from the library's own tables (attention.ATTENTIONS, cells.CELLS,
-  model.READOUTS, steps.SCHEDULES, data.LOADERS, ...), so a new table row is allowed
-  here without an edit.
-  """
-  _int(config, "seed", 0)
-  _bool(config, "distributed")
-  _choice(config, "dataset", tuple(data.LOADERS))
-  validate_model_fields(config)
-  _int(config, "batch_size", 1)
+def validate(config, *, num_devices: int = 1) -> TrainConfig:
+  """The checked TrainConfig of a config (a ConfigDict from a config file, a mapping, or a
+  TrainConfig); ConfigError names the first field whose value is not allowed, an unknown
+  field included. batch_size must split evenly over num_devices."""
+  if not isinstance(config, TrainConfig):
+    config = TrainConfig.from_dict(config)
   if config.batch_size % num_devices:
     raise ConfigError("batch_size", config.batch_size,
                       f"a multiple of the device count ({num_devices})")
-  try:
-    input_pipeline.train_lengths(config.bucket_lengths, config.model.max_length)
-  except ValueError as e:
-    raise ConfigError("bucket_lengths", config.bucket_lengths, str(e)) from None
-  _int(config, "num_train_steps", 0)
-  _float(config, "learning_rate", 0.0, low_open=True)
-  _choice(config, "lr_schedule", tuple(steps.SCHEDULES))
-  _int(config, "warmup_steps", 0)
-  _float(config, "grad_clip_norm", 0.0)
-  _float(config, "label_smoothing", 0.0, 1.0)
-  if config.label_smoothing >= 1.0:
-    raise ConfigError("label_smoothing", config.label_smoothing, "a number in [0, 1)")
-  _float(config, "teacher_forcing_ratio", 0.0, 1.0)
-  _int(config, "max_bad_steps", 1)
-  _int(config, "checkpoint_every_steps", 1)
-  _int(config, "keep_checkpoints", 1)
-  validate_quality_fields(config)
-  _bool(config, "step_log")
-  _int(config, "log_every_steps", 1)
-  _int(config, "eval_every_steps", 1)
-  _int(config, "num_samples", 0)
-  _int(config, "num_attention_plots", 0)
-  validate_decode_fields(config)
-  if config.dataset == "numbers":
-    _choice(config, "data.language", synthetic.LANGUAGES)
-    _int(config, "data.num_train", 1)
-    _int(config, "data.num_eval", 1)
-  else:
-    validate_corpus_fields(config)
+  return config
 
 
-def validate_model_fields(config):
-  """Checks config.model: names from the library's tables, sizes, and that the attention,
-  readout and input feeding fit together (model.wiring_problem)."""
-  _choice(config, "model.cell", tuple(cells.CELLS))
-  _choice(config, "model.attention", tuple(attention.ATTENTIONS))
-  _choice(config, "model.readout", tuple(model_lib.READOUTS))
-  for field in ("embed_size", "hidden_size", "attention_size", "num_layers", "max_length",
-                "scan_unroll"):
-    _int(config, f"model.{field}", 1)
-  for field in ("bidirectional", "input_feeding", "tie_embeddings"):
-    _bool(config, f"model.{field}")
-  _choice(config, "model.dtype", model_lib.DTYPES)
-  _float(config, "model.dropout", 0.0, 1.0)
-  if config.model.dropout >= 1.0:
-    raise ConfigError("model.dropout", config.model.dropout, "a number in [0, 1)")
-  m = config.model
-  if problem := model_lib.wiring_problem(m.attention, m.readout, m.input_feeding):
-    field, allowed = problem
-    raise ConfigError(field, _get(config, field), allowed)
-  if m.tie_embeddings and m.embed_size != m.hidden_size:
-    raise ConfigError("model.tie_embeddings", True,
-                      f"False unless model.embed_size ({m.embed_size}) equals "
-                      f"model.hidden_size ({m.hidden_size}), the size of the "
-                      "vector the output layer reads")
+def main(argv: list[str]) -> int:
+  """python -m jaxseq.configuration: every field with its type, default and meaning."""
+  del argv
+  print("\n".join(fields.describe(TrainConfig)))
+  return 0
 
 
-def validate_decode_fields(config):
-  """Checks config.decode (beam search and the search of periodic evaluation)."""
-  _int(config, "decode.beam_size", 1)
-  _float(config, "decode.alpha", 0.0)
-  _int(config, "decode.nbest", 1)
-  if config.decode.nbest > config.decode.beam_size:
-    raise ConfigError("decode.nbest", config.decode.nbest,
-                      f"an integer in [1, decode.beam_size={config.decode.beam_size}]")
-  _float(config, "decode.max_length_ratio", 0.0)
-  _int(config, "decode.max_length_offset", 1)
-  _choice(config, "decode.eval_search", evaluation.SEARCHES)
-
-
-def validate_corpus_fields(config):
-  """Checks config.data of a real corpus (configs/corpus_fields.py)."""
-  langs = data.LANGUAGES[config.dataset]
-  _choice(config, "data.source_lang", langs)
-  _choice(config, "data.target_lang", tuple(x for x in langs if x != config.data.source_lang))
-  _choice(config, "data.tokenizer", tuple(tokenizers.TOKENIZERS))
-  _int(config, "data.tokenizer_pairs", 1)
-  if config.data.tokenizer == "sentencepiece":
-    _int(config, "data.vocab_size", 300)
-    _choice(config, "data.spm_model_type", tokenizers.MODEL_TYPES)
-  if config.dataset == "tatoeba":
-    _choice(config, "data.variant", tuple(c.name for c in tatoeba.TatoebaEngFra.BUILDER_CONFIGS))
-  if config.dataset == "wmt14":
-    _choice(config, "data.pair", wmt14.PAIRS)
-    if {config.data.source_lang, config.data.target_lang} != set(config.data.pair.split("-")):
-      raise ConfigError("data.pair", config.data.pair,
-                        "the pair of data.source_lang and data.target_lang")
-
-
-def validate_quality_fields(config):
-  """Checks the reduce-on-plateau, early-stopping and checkpoint-averaging fields."""
-  _float(config, "lr_plateau_factor", 0.0, 1.0)
-  if config.lr_plateau_factor >= 1.0:
-    raise ConfigError("lr_plateau_factor", config.lr_plateau_factor,
-                      "a number in [0, 1) (0 turns reduce-on-plateau off)")
-  _int(config, "lr_plateau_patience", 1)
-  _int(config, "early_stopping_patience", 0)
-  _int(config, "average_last_checkpoints", 0)
-  k = config.average_last_checkpoints
-  if k == 1 or k > config.keep_checkpoints:
-    raise ConfigError("average_last_checkpoints", k,
-                      f"0 (off) or an integer in [2, keep_checkpoints="
-                      f"{config.keep_checkpoints}] (only that many are kept)")
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

@@ -7,11 +7,59 @@ the prepared array_record files); the held-out and test splits are small and rea
 import collections
 import dataclasses
 from collections.abc import Sequence
+from typing import ClassVar
 
-from jaxseq import datasets, synthetic, tokenizers
+from jaxseq import datasets, fields, synthetic, tokenizers
 from jaxseq.datasets import DataError  # noqa: F401  (the error cli.py reports)
 from jaxseq.datasets import multi30k, tatoeba, wmt14
+from jaxseq.errors import ConfigError
 from jaxseq.vocab import WordVocab
+
+TATOEBA_VARIANTS = tuple(c.name for c in tatoeba.TatoebaEngFra.BUILDER_CONFIGS)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(fields.Config):
+  """config.data: the fields of every corpus; which of them apply depends on config.dataset
+  (the generated numbers read the first three, the real corpora the others)."""
+
+  section: ClassVar[str] = "data"
+
+  language: str = fields.field("de", "numbers: target language",
+                               fields.one_of(synthetic.LANGUAGES))
+  num_train: int = fields.field(20_000, "numbers: training pairs (drawn with repetition)",
+                                fields.at_least(1))
+  num_eval: int = fields.field(1_000, "numbers: held-out pairs, disjoint from training",
+                               fields.at_least(1))
+  source_lang: str = fields.field("de", "corpora: translate from this side of the corpus")
+  target_lang: str = fields.field("en", "corpora: into this side")
+  tokenizer: str = fields.field("sentencepiece", "corpora: trained on the training split",
+                                fields.one_of(tokenizers.TOKENIZERS))
+  tokenizer_pairs: int = fields.field(
+      100_000, "corpora: tokenizers learn from at most this many training pairs (all of a "
+      "smaller split, else a fixed sample)", fields.at_least(1))
+  vocab_size: int = fields.field(8000, "sentencepiece: pieces per language, ids 0-3 reserved",
+                                 fields.at_least(300))
+  spm_model_type: str = fields.field("bpe", "sentencepiece: model type",
+                                     fields.one_of(tokenizers.MODEL_TYPES))
+  variant: str = fields.field("tutorial", "tatoeba: tutorial (filtered, normalized) | full",
+                              fields.one_of(TATOEBA_VARIANTS))
+  pair: str = fields.field("fr-en", "wmt14: the wmt14_translate config",
+                           fields.one_of(wmt14.PAIRS))
+
+  def check_for(self, dataset: str):
+    """The rules that depend on config.dataset: a corpus' languages, WMT'14's pair."""
+    if dataset not in LANGUAGES:
+      return
+    langs = LANGUAGES[dataset]
+    if self.source_lang not in langs:
+      raise ConfigError("data.source_lang", self.source_lang, "one of " + ", ".join(langs))
+    others = [x for x in langs if x != self.source_lang]
+    if self.target_lang not in others:
+      raise ConfigError("data.target_lang", self.target_lang, "one of " + ", ".join(others))
+    if dataset == "wmt14" and {self.source_lang, self.target_lang} != set(self.pair.split("-")):
+      raise ConfigError("data.pair", self.pair,
+                        "the pair of data.source_lang and data.target_lang")
 
 
 @dataclasses.dataclass
@@ -39,7 +87,7 @@ def load_numbers(config, workdir: str | None = None) -> Corpus:
 
 def _tokenizers(config, train, workdir):
   return tokenizers.build_or_load(
-      config.data.tokenizer, train, workdir, max_pairs=config.data.get("tokenizer_pairs"),
+      config.data.tokenizer, train, workdir, max_pairs=config.data.tokenizer_pairs,
       **({} if config.data.tokenizer == "word" else
          {"vocab_size": config.data.vocab_size, "model_type": config.data.spm_model_type}))
 
@@ -96,5 +144,4 @@ def load_corpus(config, workdir: str | None = None) -> Corpus:
 
 def target_language(config) -> str:
   """The language code of the translations (the generated numbers: config.data.language)."""
-  data = config.data
-  return data.target_lang if "target_lang" in data else data.language
+  return config.data.language if config.dataset == "numbers" else config.data.target_lang

@@ -72,7 +72,8 @@ def _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out
                                       rngs={"dropout": k})
     return state, (out, weights)
 
-  _, (outs, weights) = lax.scan(body, state, (embedded, step_keys), unroll=model.scan_unroll)
+  _, (outs, weights) = lax.scan(body, state, (embedded, step_keys),
+                               unroll=model.config.scan_unroll)
   logits = model.apply(params, outs, train=train, readout=hoist, method=Seq2Seq.logits,
                        rngs={"dropout": out_key})
   return logits, weights
@@ -93,7 +94,7 @@ def _sometimes_forced(model, params, memory, state, tgt_in, step_keys, ratio, tr
     return (state, jnp.argmax(logits).astype(tgt_in.dtype)), (logits, weights)
 
   _, (logits, weights) = lax.scan(body, (state, tgt_in[0]), (tgt_in, step_keys),
-                                  unroll=model.scan_unroll)
+                                  unroll=model.config.scan_unroll)
   return logits, weights
 
 

@@ -13,20 +13,50 @@ References:
     Reporting BLEU Scores" (sacreBLEU and its signature).
 """
 
+import dataclasses
 import functools
 import os
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import numpy as np
 import sacrebleu
 
-from jaxseq import alignment, batching, beam_search, decode, ensemble, input_pipeline, steps
+from jaxseq import alignment, batching, beam_search, decode, ensemble, fields, input_pipeline
+from jaxseq import steps
 from jaxseq.batching import Output
+from jaxseq.errors import ConfigError
 
 SEARCHES = ("greedy", "beam")  # what config.decode.eval_search takes
 # What translate_ids(search=...) takes: those, and drawing outputs at random (`decode.sample`).
 ALL_SEARCHES = SEARCHES + ("sample",)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig(fields.Config):
+  """config.decode: beam search, and the search of periodic evaluation. `to_dict()` is the
+  `settings` that translate_ids and score_split take."""
+
+  section: ClassVar[str] = "decode"
+
+  beam_size: int = fields.field(4, "hypotheses kept per step by beam search (1 = greedy)",
+                                fields.at_least(1))
+  alpha: float = fields.field(0.6, "GNMT length penalty ((5 + len) / 6) ** alpha; 0 = none",
+                              fields.in_range(0.0))
+  nbest: int = fields.field(1, "hypotheses returned per sentence (at most beam_size)",
+                            fields.at_least(1))
+  max_length_ratio: float = fields.field(
+      2.0, "output length limit: ratio * source tokens + offset, capped by model.max_length",
+      fields.in_range(0.0))
+  max_length_offset: int = fields.field(4, "the offset of that limit", fields.at_least(1))
+  eval_search: str = fields.field("greedy", "search for the BLEU of periodic evaluation",
+                                  fields.one_of(SEARCHES))
+
+  def check(self):
+    """nbest <= beam_size."""
+    if self.nbest > self.beam_size:
+      raise ConfigError("decode.nbest", self.nbest,
+                        f"an integer in [1, decode.beam_size={self.beam_size}]")
 
 
 @functools.partial(jax.jit, static_argnames=("model",))

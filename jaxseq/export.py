@@ -115,7 +115,7 @@ def write_artifact(loaded, out: str, beam_sizes: list[int], platforms: list[str]
         "source": {"workdir": os.path.abspath(loaded.workdir), "step": loaded.step},
         "platforms": platforms or [jax.default_backend()],
         "max_length": max_length, "widths": widths, "beam_sizes": beam_sizes,
-        "decode": config.decode.to_dict(), "config": json.loads(config.to_json()),
+        "decode": config.decode.to_dict(), "config": config.to_dict(),
         "tokenizers": {"source": tokenizers.SRC_FILE, "target": tokenizers.TGT_FILE},
         "params": PARAMS, "num_params": len(leaves), "functions": functions,
         "sha256": {name: sha256(os.path.join(staging, name)) for name in files},

@@ -17,8 +17,9 @@ References:
     tying: W_s is the target embedding matrix).
 """
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -26,7 +27,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxseq import attention as attention_lib
-from jaxseq import cells
+from jaxseq import cells, fields
+from jaxseq.errors import ConfigError
 
 Array = jax.Array
 
@@ -75,17 +77,10 @@ def run_rnns(layer_cells: Sequence[cells.RecurrentCell], kind: str, x: Array, ma
 
 
 class Encoder(nn.Module):
-  """Embedding, then `num_layers` (bi)directional GRU/LSTM layers."""
+  """Embedding, then `config.num_layers` (bi)directional GRU/LSTM layers."""
 
-  vocab_size: int
-  embed_size: int
-  hidden_size: int
-  cell: str
-  num_layers: int
-  bidirectional: bool
-  dropout: float
-  dtype: Any            # compute dtype (parameters stay float32)
-  scan_unroll: int
+  config: "ModelConfig"
+  src_vocab_size: int
 
   @nn.compact
   def __call__(self, src: Array, mask: Array, *, train: bool):
@@ -96,20 +91,21 @@ class Encoder(nn.Module):
     """
     if src.ndim != 1 or mask.shape != src.shape:
       raise ValueError(f"Encoder takes one sentence: src [src_len], got {src.shape}")
-    x = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype, name="embed")(src)
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    c, dtype = self.config, jnp.dtype(self.config.dtype)
+    x = nn.Embed(self.src_vocab_size, c.embed_size, dtype=dtype, name="embed")(src)
+    x = nn.Dropout(c.dropout, deterministic=not train)(x)
     finals = []
-    directions = ("fwd", "bwd") if self.bidirectional else ("fwd",)
-    for layer in range(self.num_layers):
-      layer_cells = [cells.RecurrentCell(self.cell, self.hidden_size, self.dtype,
+    directions = ("fwd", "bwd") if c.bidirectional else ("fwd",)
+    for layer in range(c.num_layers):
+      layer_cells = [cells.RecurrentCell(c.cell, c.hidden_size, dtype,
                                          name=f"layer{layer}_{d}") for d in directions]
-      outs, layer_finals = run_rnns(layer_cells, self.cell, x, mask,
+      outs, layer_finals = run_rnns(layer_cells, c.cell, x, mask,
                                     reverse=[i > 0 for i in range(len(directions))],
-                                    unroll=self.scan_unroll)
+                                    unroll=c.scan_unroll)
       finals.append(layer_finals)
       x = jnp.concatenate(outs, axis=-1)  # [src_len, hidden * directions]
-      if layer < self.num_layers - 1:
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      if layer < c.num_layers - 1:
+        x = nn.Dropout(c.dropout, deterministic=not train)(x)
     return x, tuple(finals)
 
 
@@ -147,76 +143,103 @@ def _context_readouts() -> str:
   return ", ".join(name for name, r in READOUTS.items() if r.reads_context)
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(fields.Config):
+  """config.model: every field of the model, the one place each is defined. Allowed names
+  come from the library's tables (cells.CELLS, attention.ATTENTIONS, READOUTS)."""
+
+  section: ClassVar[str] = "model"
+
+  cell: str = fields.field("gru", "recurrent cell (a row of cells.CELLS)",
+                           fields.one_of(cells.CELLS))
+  attention: str = fields.field(
+      "bahdanau", "a row of attention.ATTENTIONS (`python -m jaxseq.attention` prints them)",
+      fields.one_of(attention_lib.ATTENTIONS))
+  readout: str = fields.field(
+      "attentional", "output vector: attentional (tanh(W [c; h]), Luong) | none (h)",
+      fields.one_of(READOUTS))
+  embed_size: int = fields.field(64, "word embedding size, source and target",
+                                 fields.at_least(1))
+  hidden_size: int = fields.field(128, "recurrent state size of encoder and decoder",
+                                  fields.at_least(1))
+  attention_size: int = fields.field(
+      128, "inner size of additive scores (bahdanau, luong_concat, conditional)",
+      fields.at_least(1))
+  num_layers: int = fields.field(1, "stacked recurrent layers in encoder and decoder",
+                                 fields.at_least(1))
+  bidirectional: bool = fields.field(True, "encoder reads the source in both directions")
+  input_feeding: bool = fields.field(False, "Luong 3.3: feed h~_{t-1} into the next decoder "
+                                     "input")
+  dropout: float = fields.field(0.0, "dropout on embeddings, between layers and before the "
+                                "output", fields.in_range(0, 1, high_open=True))
+  max_length: int = fields.field(16, "longest sentence (tokens, EOS included) the model "
+                                 "handles", fields.at_least(1))
+  dtype: str = fields.field("float32", "compute dtype (params and loss stay float32)",
+                            fields.one_of(DTYPES))
+  scan_unroll: int = fields.field(1, "recurrent time steps per lax.scan iteration (speed "
+                                  "only)", fields.at_least(1))
+  tie_embeddings: bool = fields.field(False, "output layer = target embedding (needs "
+                                      "embed_size == hidden_size)")
+
+  def check(self):
+    """The attention, readout and input feeding fit together; tying needs equal sizes."""
+    if problem := wiring_problem(self.attention, self.readout, self.input_feeding):
+      field, allowed = problem
+      raise ConfigError(field, getattr(self, field.split(".")[-1]), allowed)
+    if self.tie_embeddings and self.embed_size != self.hidden_size:
+      raise ConfigError("model.tie_embeddings", True,
+                        f"False unless model.embed_size ({self.embed_size}) equals "
+                        f"model.hidden_size ({self.hidden_size}), the size of the "
+                        "vector the output layer reads")
+
+
 class Seq2Seq(nn.Module):
   """Encoder plus attention decoder. Use `encode` once, then `decode_step` per token.
 
-  The fields are exactly those of config.model (configs/default.py documents each one;
-  `from_config` builds the model from it) plus the two vocabulary sizes. The attention
-  row of `attention.ATTENTIONS` says how the decoder is wired; `readout` picks the
-  output vector from `READOUTS`.
+  Its fields are config.model (a `ModelConfig`, which defines and documents each model
+  field) and the two vocabulary sizes. The attention row of `attention.ATTENTIONS` says
+  how the decoder is wired; `config.readout` picks the output vector from `READOUTS`.
 
   With dtype=bfloat16 embeddings, cells and projections compute in bfloat16 from
   float32 parameters; attention scores follow their float32 parameters, and the
   logits are returned in float32 so that the loss is computed in float32.
   """
 
+  config: ModelConfig
   src_vocab_size: int
   tgt_vocab_size: int
-  embed_size: int
-  hidden_size: int
-  cell: str
-  num_layers: int
-  bidirectional: bool
-  attention: str
-  attention_size: int
-  readout: str
-  input_feeding: bool
-  dropout: float
-  max_length: int
-  dtype: str            # compute dtype name (parameters stay float32)
-  scan_unroll: int      # encoder and teacher-forced decoder steps per scan iteration
-  tie_embeddings: bool  # output layer = target embedding matrix (+ a bias)
 
   def setup(self):
-    h, dtype = self.hidden_size, jnp.dtype(self.dtype)
-    self.wiring = attention_lib.entry(self.attention).wiring
-    if self.readout not in READOUTS:
-      raise ValueError(f"unknown readout {self.readout!r}; allowed: {', '.join(READOUTS)}")
-    if problem := wiring_problem(self.attention, self.readout, self.input_feeding):
-      raise ValueError(f"{problem[0]} must be {problem[1]}")
-    self.encoder = Encoder(self.src_vocab_size, self.embed_size, h, self.cell,
-                           self.num_layers, self.bidirectional, self.dropout, dtype,
-                           self.scan_unroll)
-    if self.bidirectional:
+    c = self.config
+    h, dtype = c.hidden_size, jnp.dtype(c.dtype)
+    self.wiring = attention_lib.entry(c.attention).wiring
+    self.encoder = Encoder(c, self.src_vocab_size)
+    if c.bidirectional:
       # Both directions are combined into one `hidden`-sized state per position and
       # per layer, so every attention score (dot included) sees equal sizes.
       self.memory_proj = nn.Dense(h, dtype=dtype, name="memory_proj")
-      self.bridges = [nn.Dense(h, dtype=dtype, name=f"bridge{i}") for i in range(self.num_layers)]
+      self.bridges = [nn.Dense(h, dtype=dtype, name=f"bridge{i}") for i in range(c.num_layers)]
     # Built by the table's row; its parameters are named "attention" whatever the row.
-    self.attn = attention_lib.entry(self.attention).build(self).clone(parent=self,
-                                                                      name="attention")
-    self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_size, dtype=dtype,
+    self.attn = attention_lib.entry(c.attention).build(c).clone(parent=self, name="attention")
+    self.tgt_embed = nn.Embed(self.tgt_vocab_size, c.embed_size, dtype=dtype,
                               name="tgt_embed")
-    self.decoder_cells = [cells.RecurrentCell(self.cell, h, dtype, name=f"decoder{i}")
-                          for i in range(self.num_layers)]
+    self.decoder_cells = [cells.RecurrentCell(c.cell, h, dtype, name=f"decoder{i}")
+                          for i in range(c.num_layers)]
     # Layers that only some wirings call; flax creates parameters only for those called.
     # The second cell (the conditional GRU's) reads c_t and advances the top layer.
-    self.second_cell = cells.RecurrentCell(self.cell, h, dtype, name="second_cell")
+    self.second_cell = cells.RecurrentCell(c.cell, h, dtype, name="second_cell")
     self.combine = nn.Dense(h, dtype=dtype, name="combine")
     self.attentional_proj = nn.Dense(h, use_bias=False, dtype=dtype, name="attentional")
-    if self.tie_embeddings:
-      if self.embed_size != h:
-        raise ValueError(f"tie_embeddings needs embed_size ({self.embed_size}) == the size "
-                         f"fed to the output layer (hidden_size {h})")
+    if c.tie_embeddings:
       self.output_bias = self.param("output_bias", nn.initializers.zeros_init(),
                                     (self.tgt_vocab_size,))
     else:
       self.output_proj = nn.Dense(self.tgt_vocab_size, dtype=dtype, name="output")
-    self.drop = nn.Dropout(self.dropout)
+    self.drop = nn.Dropout(c.dropout)
 
   def _bridge(self, layer: int, finals: tuple):
     """Decoder initial carry of one layer from that encoder layer's final carries."""
-    if not self.bidirectional:
+    if not self.config.bidirectional:
       return finals[0]
     fwd, bwd = finals
     merge = lambda f, b: jnp.tanh(self.bridges[layer](jnp.concatenate([f, b], -1)))
@@ -226,12 +249,12 @@ class Seq2Seq(nn.Module):
     """src: [src_len] int (0 = padding) -> the sentence's Memory and the first state."""
     mask = src != 0
     values, finals = self.encoder(src, mask, train=train)
-    if self.bidirectional:
+    if self.config.bidirectional:
       values = self.memory_proj(values) * mask[:, None]  # [src_len, hidden]
     init = tuple(self._bridge(i, f) for i, f in enumerate(finals))
-    context = cells.carry_output(self.cell, init[-1])  # C: the top layer's final state
+    context = cells.carry_output(self.config.cell, init[-1])  # C: the top layer's final state
     memory = Memory(values, self.attn.keys(values), mask, context)
-    state = DecoderState(init, jnp.zeros((self.hidden_size,), values.dtype),
+    state = DecoderState(init, jnp.zeros((self.config.hidden_size,), values.dtype),
                          attention_lib.initial_state(self.attn, memory))
     return memory, state
 
@@ -242,7 +265,7 @@ class Seq2Seq(nn.Module):
         x = self.drop(x, deterministic=not train)
       carry = cell.step(carry, cell.project(x))
       new.append(carry)
-      x = cells.carry_output(self.cell, carry)
+      x = cells.carry_output(self.config.cell, carry)
     return tuple(new), x
 
   def decode_step(self, memory: Memory, state: DecoderState, token: Array, *,
@@ -261,7 +284,7 @@ class Seq2Seq(nn.Module):
   @property
   def readout_outside_recurrence(self) -> bool:
     """True when the readout feeds only the output layer (no input feeding of h~)."""
-    return not self.input_feeding
+    return not self.config.input_feeding
 
   def embed_target(self, tokens: Array, *, train: bool = False) -> Array:
     """tokens [...] int -> embeddings [..., embed] (with dropout when training)."""
@@ -284,10 +307,10 @@ class Seq2Seq(nn.Module):
       raise ValueError("readout=False needs input_feeding=False: h~ feeds the next step")
     wiring, attention_state = self.wiring, state.attention
     x = emb
-    if self.input_feeding:
+    if self.config.input_feeding:
       x = jnp.concatenate([x, state.attentional])  # Luong 3.3
     if not wiring.query_after_cell:
-      top = cells.carry_output(self.cell, state.cells[-1])  # h_{t-1} of the top layer
+      top = cells.carry_output(self.config.cell, state.cells[-1])  # h_{t-1} of the top layer
       query = jnp.concatenate([x, top]) if wiring.query_with_input else top
       context, weights, attention_state = attention_lib.call(self.attn, query, memory,
                                                              attention_state)
@@ -302,10 +325,10 @@ class Seq2Seq(nn.Module):
     if wiring.second_cell:
       top = self.second_cell.step(carries[-1], self.second_cell.project(context))
       carries = carries[:-1] + (top,)
-      h = cells.carry_output(self.cell, top)
+      h = cells.carry_output(self.config.cell, top)
     if not readout:
       return DecoderState(carries, state.attentional, attention_state), (context, h), weights
-    out = READOUTS[self.readout].fn(self, context, h)
+    out = READOUTS[self.config.readout].fn(self, context, h)
     return DecoderState(carries, out, attention_state), out, weights
 
   def logits(self, out: Array | tuple, *, train: bool = False, readout: bool = False
@@ -315,9 +338,9 @@ class Seq2Seq(nn.Module):
     readout=True: out is the pair (context, h) from decode_hidden(readout=False).
     """
     if readout:
-      out = READOUTS[self.readout].fn(self, *out)
+      out = READOUTS[self.config.readout].fn(self, *out)
     h = self.drop(out, deterministic=not train)
-    if self.tie_embeddings:
+    if self.config.tie_embeddings:
       logits = self.tgt_embed.attend(h) + self.output_bias  # E h + b, E: [tgt_vocab, embed]
     else:
       logits = self.output_proj(h)
@@ -330,5 +353,8 @@ class Seq2Seq(nn.Module):
 
 
 def from_config(model_config, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
-  """The Seq2Seq of config.model (a ConfigDict, every field a Seq2Seq field)."""
-  return Seq2Seq(src_vocab_size, tgt_vocab_size, **model_config.to_dict())
+  """The Seq2Seq of config.model: a ModelConfig, or a mapping of its fields (a ConfigDict;
+  a missing field takes its default)."""
+  if not isinstance(model_config, ModelConfig):
+    model_config = ModelConfig.from_dict(model_config)
+  return Seq2Seq(model_config, src_vocab_size, tgt_vocab_size)

@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
-import ml_collections
 from tqdm import tqdm
 
 from jaxseq import averaging, checkpointing, configuration, data, early_stopping, evaluation
@@ -37,7 +36,7 @@ def _log(message: str):
 @dataclasses.dataclass
 class Run:
   """What every part of one training run reads; built once by `train_and_evaluate`."""
-  config: ml_collections.ConfigDict
+  config: configuration.TrainConfig
   workdir: str
   corpus: data.Corpus
   model: model_lib.Seq2Seq
@@ -91,13 +90,14 @@ def _jit_train_step(model, config, mesh):
 
 
 def start(config, workdir: str):
-  """Everything before the first step: the corpus, tokenizers, model, train state (restored
+  """Everything before the first step: the checked config (configuration.validate of a
+  ConfigDict or TrainConfig), the corpus, tokenizers, model, train state (restored
   from the workdir's newest checkpoint if there is one), the input iterator (at the saved
   position) and the jitted step; config.json is written last, once all of that worked.
   Returns (run, state, batches, train_step); the caller closes run.writer and
   run.manager."""
   parallel.initialize_distributed(config)  # before anything touches a device
-  configuration.validate(config, num_devices=jax.device_count())
+  config = configuration.validate(config, num_devices=jax.device_count())
   checkpointing.prepare_workdir(workdir)
   resuming = checkpointing.has_checkpoints(workdir)
   if resuming:

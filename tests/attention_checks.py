@@ -32,14 +32,15 @@ def check_builds(name: str, model: Seq2Seq):
   """The row has a wiring and a reference, and builds a module with `keys`."""
   entry = attention.entry(name)
   assert isinstance(entry.wiring, attention.Wiring) and entry.reference and entry.description
-  assert callable(entry.build(model).keys)
+  assert callable(entry.build(model.config).keys)
 
 
 def check_weights(model: Seq2Seq, weights, real: int):
   """weights [tgt_len, src_len]: a distribution over the first `real` positions, exactly
   zero on the padding after them (all zero for the fixed context, which has none)."""
   np.testing.assert_array_equal(weights[:, real:], 0.0)
-  if isinstance(attention.entry(model.attention).build(model), attention.FixedContext):
+  config = model.config
+  if isinstance(attention.entry(config.attention).build(config), attention.FixedContext):
     np.testing.assert_array_equal(weights, 0.0)
   else:
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)

@@ -35,7 +35,6 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
 
-from configs import default  # noqa: E402
 from jaxseq import model as model_lib  # noqa: E402
 from jaxseq.model import Seq2Seq  # noqa: E402
 from tests import runs  # noqa: E402
@@ -43,12 +42,11 @@ from jaxseq.vocab import BOS  # noqa: E402
 
 
 def tiny_model(src_vocab_size: int = 11, tgt_vocab_size: int = 13, **overrides) -> Seq2Seq:
-  """configs/default.py's model (the one source of its fields) at tiny sizes."""
-  fields = default.get_model_config()
-  fields.update(embed_size=8, hidden_size=12, attention_size=10, max_length=9,
+  """The default model (model.ModelConfig, the one source of its fields) at tiny sizes."""
+  fields = dict(embed_size=8, hidden_size=12, attention_size=10, max_length=9,
                 bidirectional=False)
-  fields.update(overrides)
-  return model_lib.from_config(fields, src_vocab_size, tgt_vocab_size)
+  return Seq2Seq(model_lib.ModelConfig(**{**fields, **overrides}), src_vocab_size,
+                 tgt_vocab_size)
 
 
 def init_params(model: Seq2Seq, seed: int = 0):

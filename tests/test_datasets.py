@@ -1,14 +1,14 @@
 """TFDS builders on tiny corpora in tmp_path, and split sizes of the real shared files."""
 
+import dataclasses
 import fcntl
 import glob
 import os
 import threading
 
-import ml_collections
 import pytest
 
-from jaxseq import data, datasets
+from jaxseq import configuration, data, datasets
 from jaxseq.datasets import multi30k, tatoeba
 from jaxseq.datasets.textfiles import DataError
 
@@ -17,12 +17,9 @@ SHARED = os.environ.get("JAXSEQ_DATA_DIR") or os.path.join(
 
 
 def corpus_config(tmp_path, dataset, source, target, **data_fields):
-  config = ml_collections.ConfigDict()
-  config.dataset, config.seed = dataset, 0
-  config.data_dir, config.tfds_dir = str(tmp_path / "raw"), str(tmp_path / "tfds")
-  config.data = ml_collections.ConfigDict(dict(source_lang=source, target_lang=target,
-                                               tokenizer="word", **data_fields))
-  return config
+  return configuration.TrainConfig.from_dict(dict(
+      dataset=dataset, seed=0, data_dir=str(tmp_path / "raw"), tfds_dir=str(tmp_path / "tfds"),
+      data=dict(source_lang=source, target_lang=target, tokenizer="word", **data_fields)))
 
 
 def write_multi30k(root, sizes):
@@ -177,8 +174,7 @@ def test_tatoeba_missing_tab_is_a_data_error(tmp_path):
 @pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED, "multi30k", "train.de")),
                     reason="the shared Multi30k files are not here")
 def test_real_multi30k_split_sizes(tmp_path):
-  config = corpus_config(tmp_path, "multi30k", "de", "en")
-  config.data_dir = SHARED
+  config = dataclasses.replace(corpus_config(tmp_path, "multi30k", "de", "en"), data_dir=SHARED)
   sizes = {k: len(v) for k, v in datasets.multi30k_splits(config).items()}
   assert sizes == {"train": 29_000, "validation": 1_014, "test2016": 1_000, "test2017": 1_000}
 

@@ -32,9 +32,9 @@ def direction(config: dict) -> str:
   """'source-target' of a trained config (its summary's dict); the generated numbers are
   English number words into config.data.language."""
   data = config.get("data", {})
-  if "target_lang" in data:
-    return f"{data['source_lang']}-{data['target_lang']}"
-  return f"en-{data.get('language', '?')}"
+  if config.get("dataset", "numbers") == "numbers":
+    return f"en-{data.get('language', '?')}"
+  return f"{data['source_lang']}-{data['target_lang']}"
 
 
 def define_run_flags(flag_values: flags.FlagValues, argv: list[str], *, required: bool = True,

@@ -32,13 +32,13 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 def data_dir(config) -> str:
   """The local directory of raw corpora."""
-  return (config.get("data_dir") or os.environ.get("JAXSEQ_DATA_DIR")
+  return (config.data_dir or os.environ.get("JAXSEQ_DATA_DIR")
           or os.path.join(os.path.dirname(REPO_ROOT), "shared", "data"))
 
 
 def tfds_dir(config) -> str:
   """Where prepared TFDS datasets are kept."""
-  return (config.get("tfds_dir") or os.environ.get("JAXSEQ_TFDS_DIR")
+  return (config.tfds_dir or os.environ.get("JAXSEQ_TFDS_DIR")
           or os.path.join(os.path.expanduser("~"), ".cache", "jaxseq", "tfds"))
 
 
