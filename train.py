@@ -59,5 +59,6 @@ if __name__ == "__main__":
   # asynchronous save abandoned report when the interpreter collects them at exit, after
   # main has returned (and reported that failure in its one line).
   from jaxseq import quiet
-  quiet.quiet_training().__enter__()
+  process_scope = quiet.quiet_training()  # held (never exited) while the process lives
+  process_scope.__enter__()
   sys.exit(main(sys.argv))

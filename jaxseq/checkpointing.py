@@ -30,9 +30,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import traverse_util
 from orbax.checkpoint import checkpoint_managers
 
-from jaxseq import configuration, quiet
+from jaxseq import configuration, quiet, tokenizers
 from jaxseq.errors import CheckpointError  # noqa: F401  (raised here, caught by the commands)
 
 CONFIG_FILE = "config.json"
@@ -94,13 +95,10 @@ def load_config(workdir: str) -> configuration.TrainConfig:
     raise CheckpointError(f"{path} holds a value this version does not allow: {e}") from None
 
 
-def _flatten(tree, prefix: str = "") -> dict:
-  if isinstance(tree, dict):
-    out = {}
-    for key, value in tree.items():
-      out.update(_flatten(value, f"{prefix}{key}."))
-    return out
-  return {prefix[:-1]: list(tree) if isinstance(tree, tuple) else tree}
+def _flatten(tree: dict) -> dict:
+  """{"model.hidden_size": 256, ...}; tuples as lists, as JSON gives them back."""
+  return {k: list(v) if isinstance(v, tuple) else v
+          for k, v in traverse_util.flatten_dict(tree, sep=".").items()}
 
 
 def check_same_run(workdir: str, config: configuration.TrainConfig):
@@ -122,12 +120,10 @@ def check_same_run(workdir: str, config: configuration.TrainConfig):
 
 def check_same_vocab(side: str, path: str, saved_words, built_words):
   """Raises CheckpointError when the vocabulary a run builds differs from the saved one."""
-  if list(saved_words) == list(built_words):
+  difference = tokenizers.first_difference(saved_words, built_words)
+  if difference is None:
     return
-  first = next((i for i, (a, b) in enumerate(zip(saved_words, built_words)) if a != b),
-               min(len(saved_words), len(built_words)))
-  saved_word = saved_words[first] if first < len(saved_words) else "<end>"
-  built_word = built_words[first] if first < len(built_words) else "<end>"
+  first, saved_word, built_word = difference
   raise CheckpointError(
       f"the {side} vocabulary differs from {path}: {len(built_words)} words built now, "
       f"{len(saved_words)} saved; first difference at id {first} ({built_word!r} now, "
@@ -262,7 +258,16 @@ def _restore_verified(manager, step: int, abstract_state, with_data: bool = True
   return restored
 
 
-_why = _reason
+def _newest_good(manager, abstract_state, *, with_data: bool):
+  """(the newest checkpoint that restores and verifies, its step, [(step, why)] of the newer
+  ones that did not); (None, None, those) when none does."""
+  damaged: list[tuple[int, str]] = []
+  for step in _step_dirs(manager.directory)[::-1]:
+    try:
+      return _restore_verified(manager, step, abstract_state, with_data), step, damaged
+    except Exception as e:  # any failure to read back means: not a usable checkpoint
+      damaged.append((step, _reason(e)))
+  return None, None, damaged
 
 
 def restore_state(manager: ocp.CheckpointManager, step: int, abstract_state):
@@ -279,13 +284,8 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state, workdir: str,
   Raises CheckpointError when there are checkpoints but none of them restores (e.g. a
   directory written by another program): nothing is moved or deleted then.
   """
-  damaged = []
-  for step in _step_dirs(manager.directory)[::-1]:
-    try:
-      restored = _restore_verified(manager, step, abstract_state)
-    except Exception as e:  # any failure to read back means: not a usable checkpoint
-      damaged.append((step, _why(e)))
-      continue
+  restored, step, damaged = _newest_good(manager, abstract_state, with_data=True)
+  if restored is not None:
     for bad_step, why in damaged:
       target = _move_aside(manager.directory, bad_step, workdir)
       log(f"checkpoint of step {bad_step} is damaged ({why}); moved to {target}")
@@ -358,19 +358,14 @@ def restore_for_inference(workdir: str, abstract_state,
       raise CheckpointError(f"the checkpoint in {directory} does not fit the workdir's "
                             f"config.json and vocabulary files: {mismatch}")
   options = ocp.CheckpointManagerOptions(read_only=True)
-  errors = []
   with ocp.CheckpointManager(directory, options=options) as manager:
-    for step in _step_dirs(directory)[::-1]:
-      try:
-        restored = _restore_verified(manager, step, abstract_state, with_data=False)
-      except Exception as e:  # as in restore_latest
-        errors.append((step, _why(e)))
-        continue
-      for bad_step, why in errors:
-        if log is not None:
-          log(f"the checkpoint of step {bad_step} ({os.path.join(directory, str(bad_step))}) "
-              f"is damaged ({why}); using step {step}")
-      return restored.state, step
+    restored, step, errors = _newest_good(manager, abstract_state, with_data=False)
+  if restored is not None:
+    for bad_step, why in errors:
+      if log is not None:
+        log(f"the checkpoint of step {bad_step} ({os.path.join(directory, str(bad_step))}) "
+            f"is damaged ({why}); using step {step}")
+    return restored.state, step
   if errors:
     raise CheckpointError(f"no checkpoint in {directory} can be restored "
                           f"(step {errors[0][0]}: {errors[0][1]})")

@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 import types
+import warnings
 
 from absl import logging as absl_logging
 
@@ -82,11 +83,15 @@ def _dropped(unraisable, uncaught, thread=None):
 @contextlib.contextmanager
 def quiet_training():
   """A training run's scope: after a failed asynchronous save, tensorstore may still call
-  into orbax's closed event loop and report it through the hooks; a writer thread
-  (TensorBoard's event log) that meets a full disk raises OSError in its thread. The run
-  reports each of these failures itself, once, from the main thread."""
+  into orbax's closed event loop and report it through the hooks (the thread's hook too),
+  and its abandoned writes are collected unawaited; a writer thread (TensorBoard's event
+  log) that meets a full disk raises OSError in its thread. The run reports each of these
+  failures itself, once, from the main thread."""
   with _dropped(lambda info: closed_loop(info.exc_value), closed_loop,
-                lambda args: issubclass(args.exc_type, OSError)):
+                lambda args: issubclass(args.exc_type, OSError) or closed_loop(args.exc_value)
+                ), warnings.catch_warnings():
+    # the abandoned writes' coroutines, collected unawaited
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
     yield
 
 

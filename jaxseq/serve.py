@@ -39,7 +39,7 @@ import sys
 import time
 from typing import NamedTuple
 
-from jaxseq import jsontext
+from jaxseq import batching, jsontext
 from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser, beam_sizes_flag
 
 FIELDS = ("text", "beam_size", "nbest", "attention")
@@ -154,11 +154,7 @@ def parse_request(body: bytes, limits: Limits) -> Job:
 
 def row_buckets(max_batch: int) -> list[int]:
   """The row counts a batch is padded to: 1, 4, 16, ... and max_batch."""
-  rows, n = [], 1
-  while n < max_batch:
-    rows.append(n)
-    n *= 4
-  return rows + [max_batch]
+  return batching.padded_sizes(1, 4, max_batch)
 
 
 class Batcher:

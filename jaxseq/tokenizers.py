@@ -105,6 +105,16 @@ class SentencePieceTokenizer:
 
 
 # config.data.tokenizer -> the class; also the "type" field of a saved tokenizer's JSON.
+def first_difference(a: Sequence[str], b: Sequence[str]) -> tuple[int, str, str] | None:
+  """(id, a's entry, b's entry) where two vocabularies first differ, "<end>" standing for
+  the entry past the shorter one's end; None when they are equal."""
+  if list(a) == list(b):
+    return None
+  i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+  entry = lambda words: words[i] if i < len(words) else "<end>"
+  return i, entry(a), entry(b)
+
+
 TOKENIZERS: dict[str, type[Tokenizer]] = {"word": vocab.WordVocab,
                                           "sentencepiece": SentencePieceTokenizer}
 # Tokenizer files in a workdir.

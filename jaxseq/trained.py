@@ -68,15 +68,12 @@ def load(workdir: str, command: str = "jaxseq") -> Trained:
 
 def vocabulary_difference(a, b) -> str | None:
   """How two tokenizers differ ('N vs M entries', or the first differing id), or None."""
-  words_a, words_b = a.words, b.words
   if type(a) is not type(b):
     return f"{type(a).__name__} vs {type(b).__name__}"
-  if len(words_a) != len(words_b):
-    return f"{len(words_a)} vs {len(words_b)} entries"
-  for i, (x, y) in enumerate(zip(words_a, words_b)):
-    if x != y:
-      return f"id {i} is {x!r} vs {y!r}"
-  return None
+  if len(a.words) != len(b.words):
+    return f"{len(a.words)} vs {len(b.words)} entries"
+  difference = tokenizers.first_difference(a.words, b.words)
+  return None if difference is None else "id {} is {!r} vs {!r}".format(*difference)
 
 
 def load_ensemble(workdirs: list[str], command: str = "jaxseq") -> list[Trained]:
