@@ -22,11 +22,16 @@ def parse(argv: list[str]):
   # one process, as the tests do.
   flag_values = flags.FlagValues()
   config = config_flags.DEFINE_config_file(
-      "config", DEFAULT_CONFIG,
-      "Python config file (get_config()); override fields with --config.FIELD=VALUE.",
-      lock_config=True, flag_values=flag_values, sys_argv=argv)
-  workdir = flags.DEFINE_string("workdir", "workdir", "Directory for everything the run writes.",
-                                flag_values=flag_values)
+    "config",
+    DEFAULT_CONFIG,
+    "Python config file (get_config()); override fields with --config.FIELD=VALUE.",
+    lock_config=True,
+    flag_values=flag_values,
+    sys_argv=argv,
+  )
+  workdir = flags.DEFINE_string(
+    "workdir", "workdir", "Directory for everything the run writes.", flag_values=flag_values
+  )
   flag_values(argv)
   config.value.to_dict()  # a config file that failed to load raises here, not later
   return config.value, workdir.value
@@ -36,10 +41,12 @@ def _describe(error: Exception, argv: list[str]) -> str:
   message = str(error).strip()
   if isinstance(error, (AttributeError, KeyError)):
     name = message.strip("\"'").split("'")[0]
-    flag = next((a.split("=")[0] for a in argv
-                 if a.startswith("--config.") and name in a.split("=")[0]), name)
-    return (f"{flag}: the config has no field {name!r}; see the config file for the "
-            f"fields that exist")
+    flag = next(
+      (a.split("=")[0] for a in argv if a.startswith("--config.") and name in a.split("=")[0]), name
+    )
+    return (
+      f"{flag}: the config has no field {name!r}; see the config file for the fields that exist"
+    )
   return " ".join(message.split())
 
 
@@ -51,6 +58,7 @@ def main(argv: list[str]) -> int:
     return 2
   # Imported after flag parsing, so a bad flag is reported before JAX starts.
   from jaxseq import cli
+
   return cli.run_training(config, workdir)
 
 
@@ -59,6 +67,7 @@ if __name__ == "__main__":
   # asynchronous save abandoned report when the interpreter collects them at exit, after
   # main has returned (and reported that failure in its one line).
   from jaxseq import quiet
+
   process_scope = quiet.quiet_training()  # held (never exited) while the process lives
   process_scope.__enter__()
   sys.exit(main(sys.argv))

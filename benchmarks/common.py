@@ -29,29 +29,41 @@ FIRST_WORD = 4  # ids below are PAD, BOS, EOS, UNK
 @dataclasses.dataclass(frozen=True)
 class Size:
   """One benchmarked model and batch shape."""
+
   name: str
   hidden_size: int
   embed_size: int
   bidirectional: bool
   batch_size: int
-  length: int = 16       # padded source and target length (tokens, EOS included)
+  length: int = 16  # padded source and target length (tokens, EOS included)
   vocab_size: int = 1000  # source and target vocabulary, specials included
 
   def model_config(self, dtype: str = "float32", scan_unroll: int = 1):
     from configs import default
+
     m = default.get_model_config()
-    m.update(cell="gru", attention="bahdanau", embed_size=self.embed_size,
-             hidden_size=self.hidden_size, attention_size=self.hidden_size,
-             num_layers=1, bidirectional=self.bidirectional, input_feeding=False,
-             dropout=0.0, max_length=self.length, dtype=dtype, scan_unroll=scan_unroll)
+    m.update(
+      cell="gru",
+      attention="bahdanau",
+      embed_size=self.embed_size,
+      hidden_size=self.hidden_size,
+      attention_size=self.hidden_size,
+      num_layers=1,
+      bidirectional=self.bidirectional,
+      input_feeding=False,
+      dropout=0.0,
+      max_length=self.length,
+      dtype=dtype,
+      scan_unroll=scan_unroll,
+    )
     return m
 
 
 SIZES = {
-    # The PyTorch tutorial's scale: one GRU layer each side, batch 32.
-    "small": Size("small", hidden_size=128, embed_size=128, bidirectional=False, batch_size=32),
-    "medium": Size("medium", hidden_size=256, embed_size=256, bidirectional=False, batch_size=64),
-    "large": Size("large", hidden_size=512, embed_size=256, bidirectional=True, batch_size=128),
+  # The PyTorch tutorial's scale: one GRU layer each side, batch 32.
+  "small": Size("small", hidden_size=128, embed_size=128, bidirectional=False, batch_size=32),
+  "medium": Size("medium", hidden_size=256, embed_size=256, bidirectional=False, batch_size=64),
+  "large": Size("large", hidden_size=512, embed_size=256, bidirectional=True, batch_size=128),
 }
 
 
@@ -69,7 +81,7 @@ def make_batches(size: Size, count: int, seed: int = 0) -> list[dict[str, np.nda
       target = relabel[words[::-1] - FIRST_WORD]
       src[row, :n] = words
       tgt_in[row, 0] = BOS
-      tgt_in[row, 1:n + 1] = target
+      tgt_in[row, 1 : n + 1] = target
       tgt_out[row, :n] = target
       tgt_out[row, n] = EOS
     batches.append({"src": src, "tgt_in": tgt_in, "tgt_out": tgt_out})
@@ -125,32 +137,39 @@ def cpu_model() -> str:
 def hardware() -> dict:
   """The machine the numbers were taken on."""
   import jax
+
   devices = jax.devices()
   return {
-      "cpu_model": cpu_model(),
-      "cpu_cores": os.cpu_count(),
-      "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-      "platform": platform.platform(),
-      "device_kind": devices[0].device_kind,
-      "device_platform": devices[0].platform,
-      "device_count": len(devices),
-      "load_average_1min": os.getloadavg()[0],  # > cores means the timings were shared
-      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    "cpu_model": cpu_model(),
+    "cpu_cores": os.cpu_count(),
+    "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    "platform": platform.platform(),
+    "device_kind": devices[0].device_kind,
+    "device_platform": devices[0].platform,
+    "device_count": len(devices),
+    "load_average_1min": os.getloadavg()[0],  # > cores means the timings were shared
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
   }
 
 
 def run_hardware() -> dict:
   """The machine of a training, scoring or serving run, in the fields the results tables read."""
   import jax
-  return {"platform": jax.devices()[0].platform, "devices": [d.device_kind for d in jax.devices()],
-          "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-          # the cores this process may run on (taskset), where fewer than cpu_count
-          "cpus_used": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                       else os.cpu_count(),
-          "jax": jax.__version__,
-          "python": platform.python_version(),
-          # other processes on the machine slow a run down: timings are only as good as this
-          "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
+
+  return {
+    "platform": jax.devices()[0].platform,
+    "devices": [d.device_kind for d in jax.devices()],
+    "cpu": cpu_model(),
+    "cpu_count": os.cpu_count(),
+    # the cores this process may run on (taskset), where fewer than cpu_count
+    "cpus_used": len(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity")
+    else os.cpu_count(),
+    "jax": jax.__version__,
+    "python": platform.python_version(),
+    # other processes on the machine slow a run down: timings are only as good as this
+    "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+  }
 
 
 def command_line(module: str, args: list[str]) -> str:
@@ -191,8 +210,10 @@ def write_json(path: str, record: dict):
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
   """rows -> a markdown table; columns are (key, header, format spec)."""
-  lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
-           "|" + "|".join("---" for _ in columns) + "|"]
+  lines = [
+    "| " + " | ".join(h for _, h, _ in columns) + " |",
+    "|" + "|".join("---" for _ in columns) + "|",
+  ]
   for row in rows:
     cells = []
     for key, _, spec in columns:

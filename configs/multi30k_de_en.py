@@ -20,18 +20,18 @@ from configs import corpus_fields
 def get_config(source_lang: str = "de", target_lang: str = "en"):
   config = corpus_fields.get_config("multi30k", source_lang, target_lang)
   m = config.model
-  m.embed_size = 256             # subword embedding size
-  m.hidden_size = 256            # GRU state size
-  m.attention_size = 256         # additive attention inner size
-  m.bidirectional = True         # encoder reads both directions
-  m.dropout = 0.2                # regularizes the 29k-pair training set
-  m.max_length = 64              # subword tokens incl. EOS; buckets 8, 16, 32, 64
-  m.tie_embeddings = True        # output layer = target embedding (embed == hidden)
-  config.batch_size = 128        # sentence pairs per step
+  m.embed_size = 256  # subword embedding size
+  m.hidden_size = 256  # GRU state size
+  m.attention_size = 256  # additive attention inner size
+  m.bidirectional = True  # encoder reads both directions
+  m.dropout = 0.2  # regularizes the 29k-pair training set
+  m.max_length = 64  # subword tokens incl. EOS; buckets 8, 16, 32, 64
+  m.tie_embeddings = True  # output layer = target embedding (embed == hidden)
+  config.batch_size = 128  # sentence pairs per step
   config.num_train_steps = 4_000  # about 17.7 epochs of 29,000 pairs
-  config.learning_rate = 1e-3    # Adam peak, then cosine decay to 1% of it
-  config.warmup_steps = 300      # linear warmup
-  config.label_smoothing = 0.1   # standard for NMT
+  config.learning_rate = 1e-3  # Adam peak, then cosine decay to 1% of it
+  config.warmup_steps = 300  # linear warmup
+  config.label_smoothing = 0.1  # standard for NMT
   config.log_every_steps = 100
   config.eval_every_steps = 500
   config.checkpoint_every_steps = 500

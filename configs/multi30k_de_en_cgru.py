@@ -22,5 +22,5 @@ from configs import multi30k_de_en_fast
 def get_config(source_lang: str = "de", target_lang: str = "en"):
   config = multi30k_de_en_fast.get_config(source_lang, target_lang)
   config.model.attention = "conditional"  # GRU, additive attention on its state, GRU
-  config.model.attention_size = 256       # the additive score's inner size (= hidden)
+  config.model.attention_size = 256  # the additive score's inner size (= hidden)
   return config

@@ -30,16 +30,16 @@ from configs import multi30k_de_en
 
 def get_config(source_lang: str = "de", target_lang: str = "en"):
   config = multi30k_de_en.get_config(source_lang, target_lang)
-  config.data.vocab_size = 4000    # pieces per language (multi30k_de_en: 8,000)
+  config.data.vocab_size = 4000  # pieces per language (multi30k_de_en: 8,000)
   m = config.model
-  m.attention = "luong_general"    # score h_t^T W h_s, asked after the cell
-  m.input_feeding = False          # readout and output layer outside the recurrence
+  m.attention = "luong_general"  # score h_t^T W h_s, asked after the cell
+  m.input_feeding = False  # readout and output layer outside the recurrence
   config.bucket_lengths = "8,12,16,20,24,32,64"  # finer than 8,16,32,64: less padding
-  config.num_train_steps = 2_000   # about 8.8 epochs of 29,000 pairs
-  config.learning_rate = 2e-3      # Adam peak, cosine decay to 1% of it at step 2,000
+  config.num_train_steps = 2_000  # about 8.8 epochs of 29,000 pairs
+  config.learning_rate = 2e-3  # Adam peak, cosine decay to 1% of it at step 2,000
   config.warmup_steps = 200
-  config.eval_every_steps = 250    # greedy held-out BLEU for the time-to-quality curve
-  config.log_every_steps = 50     # every evaluation falls on a logging step
+  config.eval_every_steps = 250  # greedy held-out BLEU for the time-to-quality curve
+  config.log_every_steps = 50  # every evaluation falls on a logging step
   config.checkpoint_every_steps = 500
   config.average_last_checkpoints = 0
   return config

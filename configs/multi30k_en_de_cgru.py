@@ -25,5 +25,5 @@ from configs import multi30k_en_de_fast
 def get_config():
   config = multi30k_en_de_fast.get_config()
   config.model.attention = "conditional"  # GRU, additive attention on its state, GRU
-  config.model.attention_size = 256       # the additive score's inner size (= hidden)
+  config.model.attention_size = 256  # the additive score's inner size (= hidden)
   return config

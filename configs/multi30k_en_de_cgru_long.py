@@ -23,7 +23,7 @@ from configs import multi30k_en_de_cgru
 
 def get_config():
   config = multi30k_en_de_cgru.get_config()
-  config.model.dropout = 0.3              # multi30k_en_de_cgru: 0.2 over 2,000 steps
-  config.num_train_steps = 3_500          # about 15.4 epochs of 29,000 pairs
-  config.average_last_checkpoints = 3     # also score the mean of steps 3,000-3,500
+  config.model.dropout = 0.3  # multi30k_en_de_cgru: 0.2 over 2,000 steps
+  config.num_train_steps = 3_500  # about 15.4 epochs of 29,000 pairs
+  config.average_last_checkpoints = 3  # also score the mean of steps 3,000-3,500
   return config

@@ -12,8 +12,8 @@ from configs import multi30k_de_en
 def get_config(pair: str = "fr-en", source_lang: str = "en", target_lang: str = "fr"):
   config = multi30k_de_en.get_config(source_lang, target_lang)
   config.dataset = "wmt14"
-  config.data.pair = pair           # wmt14_translate config: fr-en | de-en
-  config.data.vocab_size = 32_000   # a larger corpus affords more pieces
-  config.model.max_length = 128     # news sentences are longer; buckets 8 ... 128
+  config.data.pair = pair  # wmt14_translate config: fr-en | de-en
+  config.data.vocab_size = 32_000  # a larger corpus affords more pieces
+  config.model.max_length = 128  # news sentences are longer; buckets 8 ... 128
   config.num_train_steps = 100_000
   return config

@@ -33,15 +33,16 @@ def word_positions(tokenizer, ids: Ids) -> list[int]:
   total = len(tokenizer.decode(ids).split())
   positions = []
   for i in range(len(ids)):
-    text = tokenizer.decode(ids[:i + 1])
+    text = tokenizer.decode(ids[: i + 1])
     words = len(text.split())
     word = words if (not text or text[-1].isspace()) else words - 1
     positions.append(min(word, max(total - 1, 0)))
   return positions
 
 
-def word_links(attention: np.ndarray, src_words: Sequence[int], tgt_words: Sequence[int]
-               ) -> list[tuple[int, int]]:
+def word_links(
+  attention: np.ndarray, src_words: Sequence[int], tgt_words: Sequence[int]
+) -> list[tuple[int, int]]:
   """(source word, target word) links from piece-level attention.
 
   attention: [target pieces (EOS row allowed after them), source pieces];
@@ -49,7 +50,7 @@ def word_links(attention: np.ndarray, src_words: Sequence[int], tgt_words: Seque
   """
   if not len(src_words) or not len(tgt_words):
     return []
-  attention = np.asarray(attention, np.float64)[:len(tgt_words), :len(src_words)]
+  attention = np.asarray(attention, np.float64)[: len(tgt_words), : len(src_words)]
   src_count, tgt_count = max(src_words) + 1, max(tgt_words) + 1
   to_src_words = np.zeros((len(src_words), src_count))
   to_src_words[np.arange(len(src_words)), src_words] = 1.0  # piece -> its word, summed
@@ -67,5 +68,6 @@ def pharaoh(links: Sequence[tuple[int, int]]) -> str:
 
 def align(attention: np.ndarray, src_ids: Ids, out_ids: Ids, src_vocab, tgt_vocab) -> str:
   """The Pharaoh word alignment of one translation (out_ids without EOS) of src_ids."""
-  return pharaoh(word_links(attention, word_positions(src_vocab, src_ids),
-                            word_positions(tgt_vocab, out_ids)))
+  return pharaoh(
+    word_links(attention, word_positions(src_vocab, src_ids), word_positions(tgt_vocab, out_ids))
+  )

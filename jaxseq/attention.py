@@ -52,9 +52,10 @@ Array = jax.Array
 
 class Memory(NamedTuple):
   """What the decoder reads from the encoder; constant over one sentence."""
-  values: Array   # [src_len, hidden] encoder states attended over
-  keys: Array     # [src_len, key_size] their projection for the attention score
-  mask: Array     # [src_len] bool, True on real tokens
+
+  values: Array  # [src_len, hidden] encoder states attended over
+  keys: Array  # [src_len, key_size] their projection for the attention score
+  mask: Array  # [src_len] bool, True on real tokens
   context: Array  # [hidden] the fixed context C, the encoder's final state
 
 
@@ -74,8 +75,9 @@ def check_memory(memory: Memory):
   values, mask = memory.values, memory.mask
   if values.ndim != 2 or mask.shape != values.shape[:1]:
     raise ValueError(
-        f"attention is written for one example: values [src_len, size] and mask "
-        f"[src_len], got {values.shape} and {mask.shape}")
+      f"attention is written for one example: values [src_len, size] and mask "
+      f"[src_len], got {values.shape} and {mask.shape}"
+    )
 
 
 def attend(scores: Array, memory: Memory) -> tuple[Array, Array]:
@@ -126,8 +128,9 @@ class DotAttention(nn.Module):
   def __call__(self, query, memory: Memory):
     check_memory(memory)
     if query.shape[-1] != memory.keys.shape[-1]:
-      raise ValueError(f"dot attention needs equal sizes: query {query.shape}, "
-                       f"keys {memory.keys.shape}")
+      raise ValueError(
+        f"dot attention needs equal sizes: query {query.shape}, keys {memory.keys.shape}"
+      )
     scores = memory.keys @ query
     if self.scaled:
       scores = scores / jnp.sqrt(jnp.asarray(query.shape[-1], scores.dtype))
@@ -171,8 +174,9 @@ class PositionAttention(nn.Module):
     src_len = memory.values.shape[0]
     if src_len > self.max_length:
       raise ValueError(
-          f"tutorial attention covers at most model.max_length={self.max_length} source "
-          f"positions, got a source padded to {src_len}")
+        f"tutorial attention covers at most model.max_length={self.max_length} source "
+        f"positions, got a source padded to {src_len}"
+      )
     return attend(self.position_scores(query)[:src_len], memory)
 
 
@@ -191,6 +195,7 @@ class Wiring:
     then reads the context: h_t = cell2(c_t, h'_t) is the step's state and output (the
     conditional GRU); only for a query after the cell.
   """
+
   query_after_cell: bool = False
   query_with_input: bool = False
   feeds_cell: bool = True
@@ -204,11 +209,14 @@ class Wiring:
 
   def __post_init__(self):
     if self.second_cell and not self.query_after_cell:
-      raise ValueError("second_cell reads the context asked by the first cell's state: it "
-                       "needs query_after_cell")
+      raise ValueError(
+        "second_cell reads the context asked by the first cell's state: it needs query_after_cell"
+      )
     if self.query_after_cell and (self.query_with_input or self.feeds_cell):
-      raise ValueError("a query after the cell has neither x_t in it nor a context for the "
-                       "cell: query_with_input and feeds_cell must be False")
+      raise ValueError(
+        "a query after the cell has neither x_t in it nor a context for the "
+        "cell: query_with_input and feeds_cell must be False"
+      )
     if self.combine and not self.feeds_cell:
       raise ValueError("combine mixes the context into the cell input: it needs feeds_cell")
 
@@ -216,9 +224,10 @@ class Wiring:
 class Entry(NamedTuple):
   """One attention: its module (built from the model's sizes), its wiring, and the two
   cells of its line in the README's table."""
+
   build: Callable[..., nn.Module]  # (config.model, a ModelConfig) -> module; reads its sizes
   wiring: Wiring
-  reference: str    # the paper or source
+  reference: str  # the paper or source
   description: str  # what the decoder sees, in a few words
 
 
@@ -227,31 +236,47 @@ AFTER_CELL = Wiring(query_after_cell=True, feeds_cell=False)  # h_t asks; the co
 _LUONG_SEEN = "score on the new state, after the cell"  # three rows, one README line
 
 ATTENTIONS: dict[str, Entry] = {
-    "none": Entry(lambda m: FixedContext(), BEFORE_CELL, "Cho et al. 2014",
-                  "one fixed context C, the final encoder state, at every step; C feeds the "
-                  "cell"),
-    "tutorial": Entry(lambda m: PositionAttention(m.max_length),
-                      Wiring(query_with_input=True, combine=True),
-                      "the PyTorch tutorial's AttnDecoderRNN",
-                      "softmax(Linear([embedded; hidden])) over fixed positions, then "
-                      "combine + ReLU"),
-    "bahdanau": Entry(lambda m: AdditiveAttention(m.attention_size), BEFORE_CELL,
-                      "Bahdanau et al. 2015, A.1.2",
-                      "additive score on the previous state; the context feeds the cell"),
-    "luong_dot": Entry(lambda m: DotAttention(), AFTER_CELL, "Luong et al. 2015, Eq. 8",
-                       _LUONG_SEEN),
-    "luong_general": Entry(lambda m: GeneralAttention(m.hidden_size), AFTER_CELL,
-                           "Luong et al. 2015, Eq. 8", _LUONG_SEEN),
-    "luong_concat": Entry(lambda m: AdditiveAttention(m.attention_size), AFTER_CELL,
-                          "Luong et al. 2015, Eq. 8", _LUONG_SEEN),
-    "scaled_dot": Entry(lambda m: DotAttention(scaled=True), AFTER_CELL,
-                        "Vaswani et al. 2017, Eq. 1",
-                        "Luong's dot score divided by sqrt(hidden)"),
-    "conditional": Entry(lambda m: AdditiveAttention(m.attention_size),
-                         Wiring(query_after_cell=True, feeds_cell=False, second_cell=True),
-                         "Sennrich et al. 2017 (Nematus), Sec. 2.3",
-                         "additive score on the first cell's new state; a second cell reads "
-                         "the context and makes the step's state (the conditional GRU)"),
+  "none": Entry(
+    lambda m: FixedContext(),
+    BEFORE_CELL,
+    "Cho et al. 2014",
+    "one fixed context C, the final encoder state, at every step; C feeds the cell",
+  ),
+  "tutorial": Entry(
+    lambda m: PositionAttention(m.max_length),
+    Wiring(query_with_input=True, combine=True),
+    "the PyTorch tutorial's AttnDecoderRNN",
+    "softmax(Linear([embedded; hidden])) over fixed positions, then combine + ReLU",
+  ),
+  "bahdanau": Entry(
+    lambda m: AdditiveAttention(m.attention_size),
+    BEFORE_CELL,
+    "Bahdanau et al. 2015, A.1.2",
+    "additive score on the previous state; the context feeds the cell",
+  ),
+  "luong_dot": Entry(lambda m: DotAttention(), AFTER_CELL, "Luong et al. 2015, Eq. 8", _LUONG_SEEN),
+  "luong_general": Entry(
+    lambda m: GeneralAttention(m.hidden_size), AFTER_CELL, "Luong et al. 2015, Eq. 8", _LUONG_SEEN
+  ),
+  "luong_concat": Entry(
+    lambda m: AdditiveAttention(m.attention_size),
+    AFTER_CELL,
+    "Luong et al. 2015, Eq. 8",
+    _LUONG_SEEN,
+  ),
+  "scaled_dot": Entry(
+    lambda m: DotAttention(scaled=True),
+    AFTER_CELL,
+    "Vaswani et al. 2017, Eq. 1",
+    "Luong's dot score divided by sqrt(hidden)",
+  ),
+  "conditional": Entry(
+    lambda m: AdditiveAttention(m.attention_size),
+    Wiring(query_after_cell=True, feeds_cell=False, second_cell=True),
+    "Sennrich et al. 2017 (Nematus), Sec. 2.3",
+    "additive score on the first cell's new state; a second cell reads "
+    "the context and makes the step's state (the conditional GRU)",
+  ),
 }
 
 
@@ -274,8 +299,7 @@ def initial_state(module: nn.Module, memory: Memory) -> Any:
   return module.init_state(memory) if is_stateful(module) else ()
 
 
-def call(module: nn.Module, query: Array, memory: Memory, state: Any
-         ) -> tuple[Array, Array, Any]:
+def call(module: nn.Module, query: Array, memory: Memory, state: Any) -> tuple[Array, Array, Any]:
   """One decoder step of any attention: (context, weights, its new state).
 
   A stateless attention is called as `module(query, memory)` and its state () passes
@@ -286,8 +310,10 @@ def call(module: nn.Module, query: Array, memory: Memory, state: Any
     return (*module(query, memory), state)
   context, weights, new_state = module(query, memory, state)
   if _signature(new_state) != _signature(state):
-    raise ValueError(f"{type(module).__name__} returned a state that is not shaped like its "
-                     f"init_state: {_signature(new_state)} after {_signature(state)}")
+    raise ValueError(
+      f"{type(module).__name__} returned a state that is not shaped like its "
+      f"init_state: {_signature(new_state)} after {_signature(state)}"
+    )
   return context, weights, new_state
 
 
@@ -317,15 +343,16 @@ def with_table(text: str) -> str:
   begin, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
   if begin < 0 or end < begin:
     raise ValueError(f"the text needs the lines {TABLE_BEGIN} and then {TABLE_END}")
-  head = text[:begin + len(TABLE_BEGIN)]
+  head = text[: begin + len(TABLE_BEGIN)]
   return f"{head}\n{table_markdown()}{text[end:]}"
 
 
 def main(argv: list[str]) -> int:
   """python -m jaxseq.attention [--readme=README.md]: prints the table, or rewrites it in
   the README between its markers."""
-  parser = argparse.ArgumentParser(prog="python -m jaxseq.attention",
-                                   description="The README table of attentions.")
+  parser = argparse.ArgumentParser(
+    prog="python -m jaxseq.attention", description="The README table of attentions."
+  )
   parser.add_argument("--readme", default="", help="rewrite the table in this file")
   args = parser.parse_args(argv)
   if not args.readme:

@@ -22,6 +22,7 @@ def average_trees(trees: list):
   def mean(*leaves):
     total = sum(jnp.asarray(x, jnp.float32) for x in leaves)
     return (total / len(leaves)).astype(jnp.asarray(leaves[0]).dtype)
+
   return jax.tree.map(mean, *trees)
 
 
@@ -33,6 +34,5 @@ def last_steps(manager, count: int) -> list[int]:
 def average_last(manager, count: int, abstract_state) -> tuple[list[int], object]:
   """(steps, mean params) of the newest `count` checkpoints, each restored and verified."""
   steps = last_steps(manager, count)
-  params = [checkpointing.restore_state(manager, step, abstract_state).params
-            for step in steps]
+  params = [checkpointing.restore_state(manager, step, abstract_state).params for step in steps]
   return steps, average_trees(params)

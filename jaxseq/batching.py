@@ -19,14 +19,16 @@ NEG_INF = -1e9  # the score of an empty beam slot; finite so that 0 * it is 0
 
 class Hypothesis(NamedTuple):
   """One translation of one sentence."""
-  ids: list[int]         # target token ids, without EOS
-  score: float           # beam: log P / length penalty; greedy and sampling: log P
+
+  ids: list[int]  # target token ids, without EOS
+  score: float  # beam: log P / length penalty; greedy and sampling: log P
   attention: np.ndarray  # [len(ids) (+ 1 for EOS when it ended), src_len]
-  ended: bool            # whether it emitted EOS (else it hit the output limit)
+  ended: bool  # whether it emitted EOS (else it hit the output limit)
 
 
 class Output(NamedTuple):
   """One sentence's translation(s), best first (empty for an empty source)."""
+
   nbest: list[Hypothesis]
 
   @property
@@ -63,10 +65,15 @@ def widths(max_length: int) -> list[int]:
 SearchBatch = Callable[[np.ndarray, np.ndarray | None, np.ndarray], tuple]
 
 
-def translate_in_batches(sources: list[np.ndarray], search_batch: SearchBatch, *,
-                         batch_size: int, max_length: int,
-                         prefixes: list[list[int]] | None = None,
-                         progress: str | None = None) -> list[Output]:
+def translate_in_batches(
+  sources: list[np.ndarray],
+  search_batch: SearchBatch,
+  *,
+  batch_size: int,
+  max_length: int,
+  prefixes: list[list[int]] | None = None,
+  progress: str | None = None,
+) -> list[Output]:
   """Translates source id arrays (each 1..max_length ids) batch by batch, in input order.
 
   Sentences are batched by source length (and put back in order): the encoder then reads
@@ -76,20 +83,26 @@ def translate_in_batches(sources: list[np.ndarray], search_batch: SearchBatch, *
   prefixes = prefixes if prefixes is not None else [[] for _ in sources]
   order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
   outputs = {}
-  bar = tqdm(total=len(sources), desc=progress, unit="sent", leave=False,
-             disable=progress is None, dynamic_ncols=True)
+  bar = tqdm(
+    total=len(sources),
+    desc=progress,
+    unit="sent",
+    leave=False,
+    disable=progress is None,
+    dynamic_ncols=True,
+  )
   for start in range(0, len(sources), batch_size):
-    chunk = order[start:start + batch_size]
+    chunk = order[start : start + batch_size]
     width = source_width(max(len(sources[i]) for i in chunk), max_length)
     src = np.full((batch_size, width), PAD, np.int32)
     for row, i in enumerate(chunk):
-      src[row, :len(sources[i])] = sources[i]
+      src[row, : len(sources[i])] = sources[i]
     prefix = None
     longest_prefix = max(len(prefixes[i]) for i in chunk)
     if longest_prefix:
       prefix = np.full((batch_size, source_width(longest_prefix, max_length)), PAD, np.int32)
       for row, i in enumerate(chunk):
-        prefix[row, :len(prefixes[i])] = prefixes[i]
+        prefix[row, : len(prefixes[i])] = prefixes[i]
     rows = np.asarray(list(chunk) + [0] * (batch_size - len(chunk)), np.int32)
     tokens, lengths, scores, attn = search_batch(src, prefix, rows)
     for row, i in enumerate(chunk):
@@ -99,8 +112,14 @@ def translate_in_batches(sources: list[np.ndarray], search_batch: SearchBatch, *
           continue
         n = int(lengths[row, r])
         ended = n < tokens.shape[-1] and tokens[row, r, n] == EOS
-        found.append(Hypothesis(tokens[row, r, :n].tolist(), float(scores[row, r]),
-                                attn[row, r, :n + int(ended), :len(sources[i])], bool(ended)))
+        found.append(
+          Hypothesis(
+            tokens[row, r, :n].tolist(),
+            float(scores[row, r]),
+            attn[row, r, : n + int(ended), : len(sources[i])],
+            bool(ended),
+          )
+        )
       outputs[i] = Output(found)
     bar.update(len(chunk))
   bar.close()

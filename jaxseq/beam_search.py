@@ -27,25 +27,27 @@ NEG_INF = batching.NEG_INF  # a log-probability no real hypothesis reaches
 
 class BeamResult(NamedTuple):
   """The n-best list of one sentence, best first."""
-  tokens: Array     # [nbest, max_len] int32, EOS included (when produced), then PAD
-  lengths: Array    # [nbest] int32, tokens before EOS
-  scores: Array     # [nbest] log P / length penalty; NEG_INF where fewer were found
+
+  tokens: Array  # [nbest, max_len] int32, EOS included (when produced), then PAD
+  lengths: Array  # [nbest] int32, tokens before EOS
+  scores: Array  # [nbest] log P / length penalty; NEG_INF where fewer were found
   log_probs: Array  # [nbest] log P(Y | X), no penalty
   attention: Array  # [nbest, max_len, src_len] attention of each, zero after its end
 
 
 class _Loop(NamedTuple):
   """The while_loop carry; `alive` rows are hypotheses still growing."""
-  t: Array                # [] next output position
-  alive_tokens: Array     # [beam, max_len]
+
+  t: Array  # [] next output position
+  alive_tokens: Array  # [beam, max_len]
   alive_log_probs: Array  # [beam]
-  alive_attn: Array       # [beam, max_len, src_len]
-  alive_state: tuple      # DecoderState with a leading [beam] axis (attention state too)
-  fin_tokens: Array       # [beam, max_len]
-  fin_scores: Array       # [beam] penalised scores, NEG_INF on empty slots
-  fin_log_probs: Array    # [beam]
-  fin_lengths: Array      # [beam] output tokens counted by the penalty (EOS included)
-  fin_attn: Array         # [beam, max_len, src_len]
+  alive_attn: Array  # [beam, max_len, src_len]
+  alive_state: tuple  # DecoderState with a leading [beam] axis (attention state too)
+  fin_tokens: Array  # [beam, max_len]
+  fin_scores: Array  # [beam] penalised scores, NEG_INF on empty slots
+  fin_log_probs: Array  # [beam]
+  fin_lengths: Array  # [beam] output tokens counted by the penalty (EOS included)
+  fin_attn: Array  # [beam, max_len, src_len]
 
 
 def length_penalty(length: Array, alpha: float) -> Array:
@@ -60,9 +62,19 @@ def output_limit(src: Array, max_len: int, ratio: float, offset: int) -> Array:
   return jnp.clip(limit, 1, max_len)
 
 
-def beam_search(model, params, src: Array, *, beam_size: int, max_len: int,
-                alpha: float = 0.0, nbest: int = 1, max_length_ratio: float | None = None,
-                max_length_offset: int = 0, prefix: Array | None = None) -> BeamResult:
+def beam_search(
+  model,
+  params,
+  src: Array,
+  *,
+  beam_size: int,
+  max_len: int,
+  alpha: float = 0.0,
+  nbest: int = 1,
+  max_length_ratio: float | None = None,
+  max_length_offset: int = 0,
+  prefix: Array | None = None,
+) -> BeamResult:
   """The `nbest` best outputs of one sentence under log P(Y | X) / lp(Y).
 
   A hypothesis ends when it emits EOS, or when it reaches the output limit
@@ -83,8 +95,11 @@ def beam_search(model, params, src: Array, *, beam_size: int, max_len: int,
   models, params = ensemble.members(model, params)
   memories, state = ensemble.start(models, params, src)
   src_len = src.shape[0]
-  limit = (jnp.int32(max_len) if max_length_ratio is None else
-           output_limit(src, max_len, max_length_ratio, max_length_offset))
+  limit = (
+    jnp.int32(max_len)
+    if max_length_ratio is None
+    else output_limit(src, max_len, max_length_ratio, max_length_offset)
+  )
   if prefix is not None:
     limit = jnp.clip(jnp.maximum(limit, jnp.sum(prefix != PAD) + 1), 1, max_len)
   dtype = memories[0].values.dtype
@@ -124,8 +139,9 @@ def beam_search(model, params, src: Array, *, beam_size: int, max_len: int,
     real = cand_log_probs > NEG_INF / 2
 
     # Finished: the old ones and the candidates that end here; keep the best beam.
-    cand_scores = jnp.where(ends & in_beam & real,
-                            cand_log_probs / length_penalty(length, alpha), NEG_INF)
+    cand_scores = jnp.where(
+      ends & in_beam & real, cand_log_probs / length_penalty(length, alpha), NEG_INF
+    )
     all_scores = jnp.concatenate([loop.fin_scores, cand_scores])
     fin_scores, pick = lax.top_k(all_scores, beam_size)
     take = lambda old, new: jnp.concatenate([old, new])[pick]
@@ -139,36 +155,45 @@ def beam_search(model, params, src: Array, *, beam_size: int, max_len: int,
     alive_log_probs, keep = lax.top_k(going, beam_size)
     source_row = origin[keep]
     return _Loop(
-        t=t + 1,
-        alive_tokens=cand_tokens[keep],
-        alive_log_probs=alive_log_probs,
-        alive_attn=cand_attn[keep],
-        alive_state=jax.tree.map(lambda x: x[source_row], states),
-        fin_tokens=fin_tokens, fin_scores=fin_scores, fin_log_probs=fin_log_probs,
-        fin_lengths=fin_lengths, fin_attn=fin_attn)
+      t=t + 1,
+      alive_tokens=cand_tokens[keep],
+      alive_log_probs=alive_log_probs,
+      alive_attn=cand_attn[keep],
+      alive_state=jax.tree.map(lambda x: x[source_row], states),
+      fin_tokens=fin_tokens,
+      fin_scores=fin_scores,
+      fin_log_probs=fin_log_probs,
+      fin_lengths=fin_lengths,
+      fin_attn=fin_attn,
+    )
 
   beams = lambda x: jnp.broadcast_to(x, (beam_size,) + x.shape)
   # Only row 0 is live at the start; the others would repeat it.
   start_log_probs = jnp.full((beam_size,), NEG_INF, dtype).at[0].set(0.0)
   loop = _Loop(
-      t=jnp.int32(0),
-      alive_tokens=jnp.full((beam_size, max_len), PAD, jnp.int32),
-      alive_log_probs=start_log_probs,
-      alive_attn=jnp.zeros((beam_size, max_len, src_len), dtype),
-      alive_state=jax.tree.map(beams, state),
-      fin_tokens=jnp.full((beam_size, max_len), PAD, jnp.int32),
-      fin_scores=jnp.full((beam_size,), NEG_INF, dtype),
-      fin_log_probs=jnp.full((beam_size,), NEG_INF, dtype),
-      fin_lengths=jnp.zeros((beam_size,), jnp.int32),
-      fin_attn=jnp.zeros((beam_size, max_len, src_len), dtype))
+    t=jnp.int32(0),
+    alive_tokens=jnp.full((beam_size, max_len), PAD, jnp.int32),
+    alive_log_probs=start_log_probs,
+    alive_attn=jnp.zeros((beam_size, max_len, src_len), dtype),
+    alive_state=jax.tree.map(beams, state),
+    fin_tokens=jnp.full((beam_size, max_len), PAD, jnp.int32),
+    fin_scores=jnp.full((beam_size,), NEG_INF, dtype),
+    fin_log_probs=jnp.full((beam_size,), NEG_INF, dtype),
+    fin_lengths=jnp.zeros((beam_size,), jnp.int32),
+    fin_attn=jnp.zeros((beam_size, max_len, src_len), dtype),
+  )
   loop = lax.while_loop(cond, body, loop)
 
   tokens = loop.fin_tokens[:nbest]
   is_eos = tokens == EOS
   lengths = jnp.where(is_eos.any(-1), jnp.argmax(is_eos, -1), loop.fin_lengths[:nbest])
-  return BeamResult(tokens=tokens, lengths=lengths.astype(jnp.int32),
-                    scores=loop.fin_scores[:nbest], log_probs=loop.fin_log_probs[:nbest],
-                    attention=loop.fin_attn[:nbest])
+  return BeamResult(
+    tokens=tokens,
+    lengths=lengths.astype(jnp.int32),
+    scores=loop.fin_scores[:nbest],
+    log_probs=loop.fin_log_probs[:nbest],
+    attention=loop.fin_attn[:nbest],
+  )
 
 
 def batch_beam_search(model, params, src, prefix=None, **kwargs) -> BeamResult:

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 Array = jax.Array
 Carry = Any  # GRU: h [hidden]; LSTM: (c [hidden], h [hidden])
 
+
 def split_gates(x_proj: Array, num_gates: int) -> tuple[Array, ...]:
   """[..., num_gates * hidden] -> one [..., hidden] array per gate.
 
@@ -58,15 +59,16 @@ def lstm_step(kernel: Array, bias: Array, carry: Carry, x_gates: tuple[Array, ..
 
 class CellType(NamedTuple):
   """One kind of recurrent cell: what `CELLS` maps a config.model.cell name to."""
-  num_gates: int                # gate blocks in the fused kernel: [hidden, num_gates * hidden]
-  step: Callable[..., Carry]    # (kernel, bias, carry, x_gates) -> carry
-  carry: Callable[[Array], Carry]   # the zero state from h = zeros [hidden]
+
+  num_gates: int  # gate blocks in the fused kernel: [hidden, num_gates * hidden]
+  step: Callable[..., Carry]  # (kernel, bias, carry, x_gates) -> carry
+  carry: Callable[[Array], Carry]  # the zero state from h = zeros [hidden]
   output: Callable[[Carry], Array]  # the hidden vector h the cell exposes
 
 
 CELLS: dict[str, CellType] = {
-    "gru": CellType(3, gru_step, carry=lambda h: h, output=lambda carry: carry),
-    "lstm": CellType(4, lstm_step, carry=lambda h: (h, h), output=lambda carry: carry[1]),
+  "gru": CellType(3, gru_step, carry=lambda h: h, output=lambda carry: carry),
+  "lstm": CellType(4, lstm_step, carry=lambda h: (h, h), output=lambda carry: carry[1]),
 }
 
 
@@ -95,7 +97,8 @@ class RecurrentCell(nn.Module):
     gates = CELLS[self.cell].num_gates * self.hidden_size
     self.input = nn.Dense(gates, dtype=self.dtype, name="input")
     self.kernel = self.param(
-        "recurrent_kernel", nn.initializers.orthogonal(), (self.hidden_size, gates))
+      "recurrent_kernel", nn.initializers.orthogonal(), (self.hidden_size, gates)
+    )
     self.bias = self.param("recurrent_bias", nn.initializers.zeros, (gates,))
 
   def project(self, x: Array) -> tuple[Array, ...]:

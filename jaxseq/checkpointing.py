@@ -47,8 +47,10 @@ RESUME_FIELDS = ("model", "dataset", "data", "seed")
 def prepare_workdir(workdir: str):
   """Creates the workdir and proves it writable; CheckpointError says why it is not."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise CheckpointError(f"workdir {workdir!r} is a file, not a directory; "
-                          "give --workdir a directory (it is created if missing)")
+    raise CheckpointError(
+      f"workdir {workdir!r} is a file, not a directory; "
+      "give --workdir a directory (it is created if missing)"
+    )
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, ".write_test")
@@ -56,12 +58,14 @@ def prepare_workdir(workdir: str):
       f.write("ok")
     os.remove(probe)
   except OSError as e:
-    raise CheckpointError(f"workdir {workdir!r} cannot be used: {e.strerror or e}; "
-                          "give --workdir a writable directory") from None
+    raise CheckpointError(
+      f"workdir {workdir!r} cannot be used: {e.strerror or e}; give --workdir a writable directory"
+    ) from None
   checkpoints = os.path.join(workdir, CHECKPOINT_DIR)
   if os.path.exists(checkpoints) and not os.path.isdir(checkpoints):
-    raise CheckpointError(f"{checkpoints} is a file, not a checkpoint directory; "
-                          "use another --workdir")
+    raise CheckpointError(
+      f"{checkpoints} is a file, not a checkpoint directory; use another --workdir"
+    )
 
 
 def has_checkpoints(workdir: str) -> bool:
@@ -97,25 +101,31 @@ def load_config(workdir: str) -> configuration.TrainConfig:
 
 def _flatten(tree: dict) -> dict:
   """{"model.hidden_size": 256, ...}; tuples as lists, as JSON gives them back."""
-  return {k: list(v) if isinstance(v, tuple) else v
-          for k, v in traverse_util.flatten_dict(tree, sep=".").items()}
+  return {
+    k: list(v) if isinstance(v, tuple) else v
+    for k, v in traverse_util.flatten_dict(tree, sep=".").items()
+  }
 
 
 def check_same_run(workdir: str, config: configuration.TrainConfig):
   """Raises CheckpointError naming every RESUME_FIELDS field that differs from the saved run."""
   if not os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
     raise CheckpointError(
-        f"{os.path.join(workdir, CHECKPOINT_DIR)} is not empty but {CONFIG_FILE} is missing: "
-        "this workdir was not written by jaxseq; give a new --workdir")
-  saved = _flatten({k: v for k, v in load_config(workdir).to_dict().items()
-                    if k in RESUME_FIELDS})
+      f"{os.path.join(workdir, CHECKPOINT_DIR)} is not empty but {CONFIG_FILE} is missing: "
+      "this workdir was not written by jaxseq; give a new --workdir"
+    )
+  saved = _flatten({k: v for k, v in load_config(workdir).to_dict().items() if k in RESUME_FIELDS})
   now = _flatten({k: v for k, v in config.to_dict().items() if k in RESUME_FIELDS})
-  differences = [f"config.{k}={now.get(k, '<absent>')!r} (saved: {saved.get(k, '<absent>')!r})"
-                 for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+  differences = [
+    f"config.{k}={now.get(k, '<absent>')!r} (saved: {saved.get(k, '<absent>')!r})"
+    for k in sorted(set(saved) | set(now))
+    if saved.get(k) != now.get(k)
+  ]
   if differences:
     raise CheckpointError(
-        f"{workdir!r} holds a run with a different model or data: {'; '.join(differences)}; "
-        "resume with the saved values or give a new --workdir")
+      f"{workdir!r} holds a run with a different model or data: {'; '.join(differences)}; "
+      "resume with the saved values or give a new --workdir"
+    )
 
 
 def check_same_vocab(side: str, path: str, saved_words, built_words):
@@ -125,9 +135,10 @@ def check_same_vocab(side: str, path: str, saved_words, built_words):
     return
   first, saved_word, built_word = difference
   raise CheckpointError(
-      f"the {side} vocabulary differs from {path}: {len(built_words)} words built now, "
-      f"{len(saved_words)} saved; first difference at id {first} ({built_word!r} now, "
-      f"{saved_word!r} saved); give a new --workdir")
+    f"the {side} vocabulary differs from {path}: {len(built_words)} words built now, "
+    f"{len(saved_words)} saved; first difference at id {first} ({built_word!r} now, "
+    f"{saved_word!r} saved); give a new --workdir"
+  )
 
 
 def state_digest(state) -> str:
@@ -159,11 +170,14 @@ def _quality(metrics: dict) -> float:
 
 def make_manager(workdir: str, config) -> ocp.CheckpointManager:
   """Asynchronous manager keeping the newest keep_checkpoints and the best by metric."""
-  policy = checkpoint_managers.AnyPreservationPolicy([
+  policy = checkpoint_managers.AnyPreservationPolicy(
+    [
       checkpoint_managers.LatestN(n=config.keep_checkpoints),
-      checkpoint_managers.BestN(get_metric_fn=_quality, n=1,
-                                keep_checkpoints_without_metrics=False),
-  ])
+      checkpoint_managers.BestN(
+        get_metric_fn=_quality, n=1, keep_checkpoints_without_metrics=False
+      ),
+    ]
+  )
   # best_fn only makes orbax write each checkpoint's metrics, so that the best one is
   # still known after a restart; the policy above decides what is deleted.
   # The step's directories are made in save() itself, before the arrays are written in
@@ -171,18 +185,30 @@ def make_manager(workdir: str, config) -> ocp.CheckpointManager:
   # cannot be written, a vanished workdir) leaves orbax's commit threads waiting for its
   # "directory created" signal for minutes, and the process cannot exit until they give up.
   options = ocp.CheckpointManagerOptions(
-      preservation_policy=policy, best_fn=_quality, best_mode="max", create=True,
-      cleanup_tmp_directories=True, enable_async_checkpointing=True,
-      async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
+    preservation_policy=policy,
+    best_fn=_quality,
+    best_mode="max",
+    create=True,
+    cleanup_tmp_directories=True,
+    enable_async_checkpointing=True,
+    async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
+  )
   try:
-    return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)),
-                                 options=options)
+    return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)), options=options
+    )
   except (OSError, ValueError) as e:
     raise CheckpointError(f"cannot open the checkpoints in {workdir!r}: {e}") from None
 
 
-def save(manager: ocp.CheckpointManager, state, data_state: dict, *,
-         metrics: dict | None = None, force: bool = False):
+def save(
+  manager: ocp.CheckpointManager,
+  state,
+  data_state: dict,
+  *,
+  metrics: dict | None = None,
+  force: bool = False,
+):
   """Saves (asynchronously) the train state and the input iterator's state.
 
   Raises CheckpointError, writing nothing, when the state holds NaN or Inf, when the
@@ -191,16 +217,27 @@ def save(manager: ocp.CheckpointManager, state, data_state: dict, *,
   """
   step = int(jax.device_get(state.step))
   if not os.path.isdir(manager.directory):  # orbax would make it again, workdir and all
-    raise CheckpointError(f"saving a checkpoint into {manager.directory} failed (the folder "
-                          "is gone: the workdir was moved or deleted during the run)")
+    raise CheckpointError(
+      f"saving a checkpoint into {manager.directory} failed (the folder "
+      "is gone: the workdir was moved or deleted during the run)"
+    )
   if not bool(_all_finite(state)):
-    raise CheckpointError(f"the train state of step {step} holds NaN or Inf; it was not saved "
-                          f"(kept: steps {manager.all_steps()})")
+    raise CheckpointError(
+      f"the train state of step {step} holds NaN or Inf; it was not saved "
+      f"(kept: steps {manager.all_steps()})"
+    )
   digest = {"sha256": state_digest(state)}
   try:
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
-        digest=ocp.args.JsonSave(digest)), metrics=metrics, force=force)
+    manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=ocp.args.JsonSave(data_state),
+        digest=ocp.args.JsonSave(digest),
+      ),
+      metrics=metrics,
+      force=force,
+    )
   except Exception as e:  # orbax and tensorstore raise many kinds; all mean "not saved"
     raise _save_failed(manager, e) from None
 
@@ -224,17 +261,22 @@ def _reason(error: Exception) -> str:
 
 def _save_failed(manager, error: Exception) -> CheckpointError:
   good = [s for s in _step_dirs(manager.directory)]
-  return CheckpointError(f"saving a checkpoint into {manager.directory} failed "
-                         f"({_reason(error)}); the checkpoints of steps "
-                         f"{good} were left as they were")
+  return CheckpointError(
+    f"saving a checkpoint into {manager.directory} failed "
+    f"({_reason(error)}); the checkpoints of steps "
+    f"{good} were left as they were"
+  )
 
 
 def _step_dirs(directory) -> list[int]:
   directory = str(directory)
   if not os.path.isdir(directory):
     return []
-  return sorted(int(n) for n in os.listdir(directory)
-                if n.isdigit() and os.path.isdir(os.path.join(directory, n)))
+  return sorted(
+    int(n)
+    for n in os.listdir(directory)
+    if n.isdigit() and os.path.isdir(os.path.join(directory, n))
+  )
 
 
 @dataclasses.dataclass
@@ -247,8 +289,7 @@ class Restored:
 
 def _restore_verified(manager, step: int, abstract_state, with_data: bool = True):
   """The checkpoint of step, its digest checked; quiet about a damaged one (it raises)."""
-  items = {"state": ocp.args.StandardRestore(abstract_state),
-           "digest": ocp.args.JsonRestore()}
+  items = {"state": ocp.args.StandardRestore(abstract_state), "digest": ocp.args.JsonRestore()}
   if with_data:
     items["data"] = ocp.args.JsonRestore()
   with quiet.quiet_restore():
@@ -275,8 +316,9 @@ def restore_state(manager: ocp.CheckpointManager, step: int, abstract_state):
   return _restore_verified(manager, step, abstract_state, with_data=False).state
 
 
-def restore_latest(manager: ocp.CheckpointManager, abstract_state, workdir: str,
-                   log: Callable[[str], None] = print) -> Restored | None:
+def restore_latest(
+  manager: ocp.CheckpointManager, abstract_state, workdir: str, log: Callable[[str], None] = print
+) -> Restored | None:
   """The newest checkpoint that restores and verifies, or None when there is none.
 
   Damaged newer checkpoints are reported (one line each) and moved to
@@ -295,9 +337,10 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state, workdir: str,
   if damaged:
     step, why = damaged[0]
     raise CheckpointError(
-        f"none of the {len(damaged)} checkpoints in {manager.directory} can be restored "
-        f"(step {step}: {why}); they were left as they were: move them away or give a new "
-        "--workdir")
+      f"none of the {len(damaged)} checkpoints in {manager.directory} can be restored "
+      f"(step {step}: {why}); they were left as they were: move them away or give a new "
+      "--workdir"
+    )
   return None
 
 
@@ -320,21 +363,26 @@ def params_mismatch(step_dir: str, abstract_params) -> str | None:
     with quiet.quiet_restore():
       saved = ocp.StandardCheckpointer().metadata(os.path.join(step_dir, "state"))
     saved = saved.item_metadata
-    saved = {jax.tree_util.keystr(p): tuple(x.shape)
-             for p, x in jax.tree_util.tree_leaves_with_path(saved["params"])}
+    saved = {
+      jax.tree_util.keystr(p): tuple(x.shape)
+      for p, x in jax.tree_util.tree_leaves_with_path(saved["params"])
+    }
   except Exception:  # unreadable metadata: the restore itself reports the damage
     return None
-  wanted = {jax.tree_util.keystr(p): tuple(x.shape)
-            for p, x in jax.tree_util.tree_leaves_with_path(abstract_params)}
+  wanted = {
+    jax.tree_util.keystr(p): tuple(x.shape)
+    for p, x in jax.tree_util.tree_leaves_with_path(abstract_params)
+  }
   for path in sorted(set(saved) | set(wanted)):
     if saved.get(path) != wanted.get(path):
-      return (f"parameter {path} is {saved.get(path, 'absent')} in the checkpoint, "
-              f"{wanted.get(path, 'absent')} for this config")
+      return (
+        f"parameter {path} is {saved.get(path, 'absent')} in the checkpoint, "
+        f"{wanted.get(path, 'absent')} for this config"
+      )
   return None
 
 
-def restore_for_inference(workdir: str, abstract_state,
-                          log: Callable[[str], None] | None = None):
+def restore_for_inference(workdir: str, abstract_state, log: Callable[[str], None] | None = None):
   """(state, step) of the workdir's newest checkpoint that restores and verifies.
 
   Each newer checkpoint that was skipped as damaged is reported to log (one line naming
@@ -346,27 +394,32 @@ def restore_for_inference(workdir: str, abstract_state,
   """
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   abstract_state = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_state)
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_state
+  )
   directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
   if not os.path.isdir(directory):
     raise CheckpointError(f"{directory} is missing: train a model into {workdir!r} first")
   steps_saved = _step_dirs(directory)
   if steps_saved:
-    mismatch = params_mismatch(os.path.join(directory, str(steps_saved[-1])),
-                               abstract_state.params)
+    mismatch = params_mismatch(os.path.join(directory, str(steps_saved[-1])), abstract_state.params)
     if mismatch:
-      raise CheckpointError(f"the checkpoint in {directory} does not fit the workdir's "
-                            f"config.json and vocabulary files: {mismatch}")
+      raise CheckpointError(
+        f"the checkpoint in {directory} does not fit the workdir's "
+        f"config.json and vocabulary files: {mismatch}"
+      )
   options = ocp.CheckpointManagerOptions(read_only=True)
   with ocp.CheckpointManager(directory, options=options) as manager:
     restored, step, errors = _newest_good(manager, abstract_state, with_data=False)
   if restored is not None:
     for bad_step, why in errors:
       if log is not None:
-        log(f"the checkpoint of step {bad_step} ({os.path.join(directory, str(bad_step))}) "
-            f"is damaged ({why}); using step {step}")
+        log(
+          f"the checkpoint of step {bad_step} ({os.path.join(directory, str(bad_step))}) "
+          f"is damaged ({why}); using step {step}"
+        )
     return restored.state, step
   if errors:
-    raise CheckpointError(f"no checkpoint in {directory} can be restored "
-                          f"(step {errors[0][0]}: {errors[0][1]})")
+    raise CheckpointError(
+      f"no checkpoint in {directory} can be restored (step {errors[0][0]}: {errors[0][1]})"
+    )
   raise CheckpointError(f"{directory} holds no checkpoint")

@@ -40,8 +40,10 @@ SPARE_FILES = 256  # descriptors besides the connections: the model, libraries, 
 def refusal(status: int, reason: str, message: str) -> bytes:
   """A whole HTTP/1.1 response carrying {"error": message}, announcing the close."""
   body = json.dumps({"error": message}).encode()
-  head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-          f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+  head = (
+    f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+    f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+  )
   return head.encode() + body
 
 
@@ -59,15 +61,18 @@ class GuardedProtocol(HttpToolsProtocol):
   def connection_made(self, transport):
     super().connection_made(transport)
     self.deadline = None  # the timer of the request being read
-    self.in_head = True    # what arrives now is a request head (or nothing yet)
+    self.in_head = True  # what arrives now is a request head (or nothing yet)
     self.head_bytes = 0
-    self.reading = False   # part of a request has come
-    self.running = None    # the request being answered (self.cycle is the newest parsed)
+    self.reading = False  # part of a request has come
+    self.running = None  # the request being answered (self.cycle is the newest parsed)
     self.overflow = False  # stopped for too many pipelined requests
     if len(self.connections) > self.max_connections:
-      self.refuse(503, "Service Unavailable",
-                  f"the service has {self.max_connections} connections open, its limit "
-                  "(--max_connections); try again later")
+      self.refuse(
+        503,
+        "Service Unavailable",
+        f"the service has {self.max_connections} connections open, its limit "
+        "(--max_connections); try again later",
+      )
       return
     self.arm()
 
@@ -83,9 +88,12 @@ class GuardedProtocol(HttpToolsProtocol):
       self.head_bytes += len(data)
     super().data_received(data)
     if self.in_head and self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-      self.refuse(431, "Request Header Fields Too Large",
-                  f"the request line and headers take more than {MAX_HEAD_BYTES} bytes; "
-                  f"at most {MAX_HEAD_BYTES}")
+      self.refuse(
+        431,
+        "Request Header Fields Too Large",
+        f"the request line and headers take more than {MAX_HEAD_BYTES} bytes; "
+        f"at most {MAX_HEAD_BYTES}",
+      )
 
   def on_message_begin(self):
     super().on_message_begin()
@@ -106,9 +114,12 @@ class GuardedProtocol(HttpToolsProtocol):
 
   def send_400_response(self, msg: str):
     if self.overflow:
-      self.refuse(429, "Too Many Requests",
-                  f"more than {MAX_PIPELINED} requests sent ahead of their answers on one "
-                  f"connection; at most {MAX_PIPELINED}")
+      self.refuse(
+        429,
+        "Too Many Requests",
+        f"more than {MAX_PIPELINED} requests sent ahead of their answers on one "
+        f"connection; at most {MAX_PIPELINED}",
+      )
     else:
       self.refuse(400, "Bad Request", f"not an HTTP/1.1 request ({msg.rstrip('.')})")
 
@@ -130,8 +141,9 @@ class GuardedProtocol(HttpToolsProtocol):
     """Whether this connection waits for the service (an earlier request of it is still
     being answered), not the service for it."""
     cycle = self.cycle
-    return bool(self.pipeline) or (cycle is not None and not cycle.more_body
-                                   and not cycle.response_complete)
+    return bool(self.pipeline) or (
+      cycle is not None and not cycle.more_body and not cycle.response_complete
+    )
 
   def expired(self):
     """The read deadline passed: close, saying so when part of a request had come."""
@@ -142,9 +154,11 @@ class GuardedProtocol(HttpToolsProtocol):
       self.arm()
       return
     if self.reading:
-      self.refuse(408, "Request Timeout",
-                  f"the request did not arrive whole within {self.read_timeout:g} seconds "
-                  "(--read_timeout)")
+      self.refuse(
+        408,
+        "Request Timeout",
+        f"the request did not arrive whole within {self.read_timeout:g} seconds (--read_timeout)",
+      )
     else:
       self.close()
 
@@ -169,8 +183,11 @@ class GuardedProtocol(HttpToolsProtocol):
 
 def protocol(read_timeout: float, max_connections: int) -> type:
   """The protocol class for uvicorn.Config(http=...) with these limits."""
-  return type("GuardedProtocol", (GuardedProtocol,),
-              {"read_timeout": read_timeout, "max_connections": max_connections})
+  return type(
+    "GuardedProtocol",
+    (GuardedProtocol,),
+    {"read_timeout": read_timeout, "max_connections": max_connections},
+  )
 
 
 def open_files_for(max_connections: int) -> str | None:
@@ -181,7 +198,9 @@ def open_files_for(max_connections: int) -> str | None:
   if soft == resource.RLIM_INFINITY or soft >= needed:
     return None
   if hard != resource.RLIM_INFINITY and hard < needed:
-    return (f"--max_connections={max_connections} needs {needed} open files, but this "
-            f"process may open at most {hard} (ulimit -Hn); lower --max_connections")
+    return (
+      f"--max_connections={max_connections} needs {needed} open files, but this "
+      f"process may open at most {hard} (ulimit -Hn); lower --max_connections"
+    )
   resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
   return None

@@ -28,9 +28,16 @@ from jaxseq.vocab import BOS, EOS, PAD
 Array = jax.Array
 
 
-def teacher_forced(model: Seq2Seq, params, src: Array, tgt_in: Array, key: Array, *,
-                   teacher_forcing_ratio: float = 1.0, train: bool = False
-                   ) -> tuple[Array, Array]:
+def teacher_forced(
+  model: Seq2Seq,
+  params,
+  src: Array,
+  tgt_in: Array,
+  key: Array,
+  *,
+  teacher_forcing_ratio: float = 1.0,
+  train: bool = False,
+) -> tuple[Array, Array]:
   """Scores one sentence pair position by position.
 
   At each step the reference token tgt_in[t] is fed with probability
@@ -45,14 +52,15 @@ def teacher_forced(model: Seq2Seq, params, src: Array, tgt_in: Array, key: Array
   if src.ndim != 1 or tgt_in.ndim != 1:
     raise ValueError(f"teacher_forced takes one sentence pair, got {src.shape}, {tgt_in.shape}")
   enc_key, step_key, emb_key, out_key = jax.random.split(key, 4)
-  memory, state = model.apply(params, src, train=train, method=Seq2Seq.encode,
-                              rngs={"dropout": enc_key})
+  memory, state = model.apply(
+    params, src, train=train, method=Seq2Seq.encode, rngs={"dropout": enc_key}
+  )
   step_keys = jax.random.split(step_key, tgt_in.shape[0])
   if teacher_forcing_ratio == 1.0:
-    return _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out_key,
-                          train)
-  return _sometimes_forced(model, params, memory, state, tgt_in, step_keys,
-                           teacher_forcing_ratio, train)
+    return _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out_key, train)
+  return _sometimes_forced(
+    model, params, memory, state, tgt_in, step_keys, teacher_forcing_ratio, train
+  )
 
 
 def _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out_key, train):
@@ -61,21 +69,29 @@ def _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out
   The embeddings are looked up before the scan, and the attentional and output layers
   run after it, each once on all positions.
   """
-  embedded = model.apply(params, tgt_in, train=train, method=Seq2Seq.embed_target,
-                         rngs={"dropout": emb_key})
+  embedded = model.apply(
+    params, tgt_in, train=train, method=Seq2Seq.embed_target, rngs={"dropout": emb_key}
+  )
   hoist = model.readout_outside_recurrence
 
   def body(state, inputs):
     emb, k = inputs
-    state, out, weights = model.apply(params, memory, state, emb, train=train,
-                                      readout=not hoist, method=Seq2Seq.decode_hidden,
-                                      rngs={"dropout": k})
+    state, out, weights = model.apply(
+      params,
+      memory,
+      state,
+      emb,
+      train=train,
+      readout=not hoist,
+      method=Seq2Seq.decode_hidden,
+      rngs={"dropout": k},
+    )
     return state, (out, weights)
 
-  _, (outs, weights) = lax.scan(body, state, (embedded, step_keys),
-                               unroll=model.config.scan_unroll)
-  logits = model.apply(params, outs, train=train, readout=hoist, method=Seq2Seq.logits,
-                       rngs={"dropout": out_key})
+  _, (outs, weights) = lax.scan(body, state, (embedded, step_keys), unroll=model.config.scan_unroll)
+  logits = model.apply(
+    params, outs, train=train, readout=hoist, method=Seq2Seq.logits, rngs={"dropout": out_key}
+  )
   return logits, weights
 
 
@@ -89,21 +105,29 @@ def _sometimes_forced(model, params, memory, state, tgt_in, step_keys, ratio, tr
     forced = jax.random.uniform(force_key) < ratio
     token = jnp.where(forced, reference, prev_pred)
     state, logits, weights = model.apply(
-        params, memory, state, token, train=train, method=Seq2Seq.decode_step,
-        rngs={"dropout": dropout_key})
+      params,
+      memory,
+      state,
+      token,
+      train=train,
+      method=Seq2Seq.decode_step,
+      rngs={"dropout": dropout_key},
+    )
     return (state, jnp.argmax(logits).astype(tgt_in.dtype)), (logits, weights)
 
-  _, (logits, weights) = lax.scan(body, (state, tgt_in[0]), (tgt_in, step_keys),
-                                  unroll=model.config.scan_unroll)
+  _, (logits, weights) = lax.scan(
+    body, (state, tgt_in[0]), (tgt_in, step_keys), unroll=model.config.scan_unroll
+  )
   return logits, weights
 
 
 class Decoded(NamedTuple):
   """One sentence decoded token by token (greedy or sampled)."""
-  tokens: Array     # [max_len] int32, EOS included (when produced), then PAD
+
+  tokens: Array  # [max_len] int32, EOS included (when produced), then PAD
   attention: Array  # [max_len, src_len] weights of each output position, zero after EOS
-  length: Array     # [] int32, tokens before EOS
-  log_prob: Array   # [] float32, log P(Y | X) of the tokens, EOS included when produced
+  length: Array  # [] int32, tokens before EOS
+  log_prob: Array  # [] float32, log P(Y | X) of the tokens, EOS included when produced
 
 
 def forced_token(prefix: Array | None, t: Array) -> tuple[Array, Array]:
@@ -117,8 +141,7 @@ def forced_token(prefix: Array | None, t: Array) -> tuple[Array, Array]:
   return (t < prefix.shape[0]) & (token != PAD), token
 
 
-def _decode(model, params, src: Array, key: Array, *, max_len: int, choose, prefix
-            ) -> Decoded:
+def _decode(model, params, src: Array, key: Array, *, max_len: int, choose, prefix) -> Decoded:
   """The token-by-token loop behind `greedy` and `sample`.
 
   choose(log_probs [tgt_vocab], key) -> the next token []. The loop is a
@@ -142,8 +165,14 @@ def _decode(model, params, src: Array, key: Array, *, max_len: int, choose, pref
     forced, forced_tok = forced_token(prefix, t)
     token = jnp.where(forced, forced_tok, choose(log_probs, jax.random.fold_in(key, t)))
     token = token.astype(jnp.int32)
-    return (t + 1, states, tokens.at[t].set(token), attn.at[t].set(weights),
-            log_prob + log_probs[token], token == EOS)
+    return (
+      t + 1,
+      states,
+      tokens.at[t].set(token),
+      attn.at[t].set(weights),
+      log_prob + log_probs[token],
+      token == EOS,
+    )
 
   loop = (jnp.int32(0), states, tokens, attn, jnp.float32(0.0), jnp.bool_(False))
   _, _, tokens, attn, log_prob, _ = lax.while_loop(cond, body, loop)
@@ -152,20 +181,25 @@ def _decode(model, params, src: Array, key: Array, *, max_len: int, choose, pref
   return Decoded(tokens, attn, length, log_prob)
 
 
-def greedy(model, params, src: Array, *, max_len: int, prefix: Array | None = None
-           ) -> Decoded:
+def greedy(model, params, src: Array, *, max_len: int, prefix: Array | None = None) -> Decoded:
   """Greedy decoding of one sentence (the most likely token at each step) until EOS.
 
   model, params: a Seq2Seq and its params, or tuples of them (an ensemble, see
   `jaxseq/ensemble.py`). src: [src_len] int (0 = PAD). prefix: [prefix_len] int, target
   tokens forced first (padded with PAD), or None.
   """
-  return _decode(model, params, src, jax.random.key(0), max_len=max_len, prefix=prefix,
-                 choose=lambda log_probs, key: jnp.argmax(log_probs))
+  return _decode(
+    model,
+    params,
+    src,
+    jax.random.key(0),
+    max_len=max_len,
+    prefix=prefix,
+    choose=lambda log_probs, key: jnp.argmax(log_probs),
+  )
 
 
-def sampling_log_probs(log_probs: Array, temperature: Array, top_k: Array, top_p: Array
-                       ) -> Array:
+def sampling_log_probs(log_probs: Array, temperature: Array, top_k: Array, top_p: Array) -> Array:
   """The distribution that `sample` draws from, as log-probabilities [tgt_vocab].
 
   The model's log-probabilities are divided by the temperature and renormalised; then
@@ -183,8 +217,18 @@ def sampling_log_probs(log_probs: Array, temperature: Array, top_k: Array, top_p
   return jax.nn.log_softmax(jnp.where(tempered >= threshold, tempered, -jnp.inf))
 
 
-def sample(model, params, src: Array, key: Array, *, max_len: int, temperature,
-           top_k=0, top_p=1.0, prefix: Array | None = None) -> Decoded:
+def sample(
+  model,
+  params,
+  src: Array,
+  key: Array,
+  *,
+  max_len: int,
+  temperature,
+  top_k=0,
+  top_p=1.0,
+  prefix: Array | None = None,
+) -> Decoded:
   """One output of one sentence drawn token by token from the model, until EOS.
 
   temperature, top_k and top_p may be traced (see `sampling_log_probs`); temperature 0
@@ -192,19 +236,23 @@ def sample(model, params, src: Array, key: Array, *, max_len: int, temperature,
   fold_in(key, position), so a key gives the same output whatever the batch. The score
   (`log_prob`) is the model's own, without temperature or truncation.
   """
+
   def choose(log_probs, step_key):
     safe = jnp.where(temperature > 0, temperature, 1.0)
     drawn = jax.random.categorical(step_key, sampling_log_probs(log_probs, safe, top_k, top_p))
     return jnp.where(temperature > 0, drawn, jnp.argmax(log_probs))
+
   return _decode(model, params, src, key, max_len=max_len, prefix=prefix, choose=choose)
 
 
 # The one place where sentences become batches (callers jit them).
-def batch_teacher_forced(model, params, src, tgt_in, keys, *, teacher_forcing_ratio=1.0,
-                         train=False):
+def batch_teacher_forced(
+  model, params, src, tgt_in, keys, *, teacher_forcing_ratio=1.0, train=False
+):
   """src [batch, src_len], tgt_in [batch, tgt_len], keys [batch] -> per-example outputs."""
-  fn = functools.partial(teacher_forced, model, params,
-                         teacher_forcing_ratio=teacher_forcing_ratio, train=train)
+  fn = functools.partial(
+    teacher_forced, model, params, teacher_forcing_ratio=teacher_forcing_ratio, train=train
+  )
   return jax.vmap(fn)(src, tgt_in, keys)
 
 
@@ -215,10 +263,20 @@ def batch_greedy(model, params, src, *, max_len, prefix=None) -> Decoded:
   return jax.vmap(fn)(src, prefix)
 
 
-def batch_sample(model, params, src, keys, *, max_len, temperature, top_k=0, top_p=1.0,
-                 prefix=None) -> Decoded:
+def batch_sample(
+  model, params, src, keys, *, max_len, temperature, top_k=0, top_p=1.0, prefix=None
+) -> Decoded:
   """src [batch, src_len], keys [batch] (prefix [batch, prefix_len] or None) -> a Decoded
   with a leading [batch] axis; the sampling settings are shared by the batch."""
-  fn = lambda s, k, p: sample(model, params, s, k, max_len=max_len, temperature=temperature,
-                              top_k=top_k, top_p=top_p, prefix=p)
+  fn = lambda s, k, p: sample(
+    model,
+    params,
+    s,
+    k,
+    max_len=max_len,
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+    prefix=p,
+  )
   return jax.vmap(fn)(src, keys, prefix)

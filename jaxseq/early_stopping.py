@@ -10,10 +10,11 @@ class EarlyStopping:
 
   The count starts afresh when a run is resumed (it is not checkpointed).
   """
-  patience: int                 # evaluations without improvement before stopping; 0 = never
-  best: float = -math.inf       # best score so far (larger is better)
-  best_step: int = 0            # step at which it was reached
-  since_best: int = 0           # evaluations since then
+
+  patience: int  # evaluations without improvement before stopping; 0 = never
+  best: float = -math.inf  # best score so far (larger is better)
+  best_step: int = 0  # step at which it was reached
+  since_best: int = 0  # evaluations since then
 
   def update(self, step: int, score: float) -> bool:
     """Records one evaluation; True when training should stop now."""

@@ -38,8 +38,10 @@ def members(model, params) -> tuple[tuple[Seq2Seq, ...], tuple[Any, ...]]:
     return (model,), (params,)
   models, params = tuple(model), tuple(params)
   if not models or len(models) != len(params):
-    raise ValueError(f"an ensemble needs one params tree per model: {len(models)} models, "
-                     f"{len(params)} params trees")
+    raise ValueError(
+      f"an ensemble needs one params tree per model: {len(models)} models, "
+      f"{len(params)} params trees"
+    )
   sizes = {m.tgt_vocab_size for m in models}
   if len(sizes) != 1:
     raise ValueError(f"ensemble members must share the target vocabulary; sizes {sorted(sizes)}")
@@ -52,11 +54,14 @@ def start(models, params, src: Array) -> tuple[tuple, tuple]:
   return tuple(e[0] for e in encoded), tuple(e[1] for e in encoded)
 
 
-def step(models, params, memories: tuple, states: tuple, token: Array
-         ) -> tuple[tuple, Array, Array]:
+def step(
+  models, params, memories: tuple, states: tuple, token: Array
+) -> tuple[tuple, Array, Array]:
   """token [] int -> (new states, log_probs [tgt_vocab] float32, weights [src_len])."""
-  outs = [m.apply(p, mem, s, token, method=Seq2Seq.decode_step)
-          for m, p, mem, s in zip(models, params, memories, states)]
+  outs = [
+    m.apply(p, mem, s, token, method=Seq2Seq.decode_step)
+    for m, p, mem, s in zip(models, params, memories, states)
+  ]
   new_states = tuple(o[0] for o in outs)
   log_probs = [jax.nn.log_softmax(o[1]) for o in outs]
   if len(outs) == 1:

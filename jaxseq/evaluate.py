@@ -25,17 +25,26 @@ HELDOUT = "heldout"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-  parser = OneLineParser(prog="jaxseq-evaluate",
-                   description="Score trained jaxseq workdirs (one, or an ensemble).")
-  parser.add_argument("--workdir", required=True, action="append",
-                      help="directory written by train.py; several: their ensemble")
-  parser.add_argument("--split", action="append",
-                      help=f"'{HELDOUT}' or a test split of the corpus (default: all)")
+  parser = OneLineParser(
+    prog="jaxseq-evaluate", description="Score trained jaxseq workdirs (one, or an ensemble)."
+  )
+  parser.add_argument(
+    "--workdir",
+    required=True,
+    action="append",
+    help="directory written by train.py; several: their ensemble",
+  )
+  parser.add_argument(
+    "--split", action="append", help=f"'{HELDOUT}' or a test split of the corpus (default: all)"
+  )
   parser.add_argument("--search", choices=("beam", "greedy"), default="beam")
   parser.add_argument("--beam_size", type=int, help="default: config.decode.beam_size")
   parser.add_argument("--alpha", type=float, help="length penalty; default: config.decode.alpha")
-  parser.add_argument("--batch_size", type=int, help="sentences per batch; default: "
-                      "the first workdir's config.batch_size")
+  parser.add_argument(
+    "--batch_size",
+    type=int,
+    help="sentences per batch; default: the first workdir's config.batch_size",
+  )
   parser.add_argument("--out", help="directory for hypothesis, reference and alignment files")
   args = parser.parse_args(argv)
   for name in ("beam_size", "batch_size"):
@@ -53,14 +62,16 @@ def select_splits(corpus, wanted: list[str] | None) -> dict:
   available.update({name: (pairs, None) for name, pairs in corpus.test.items()})
   for name in wanted or []:
     if name not in available:
-      raise ValueError(f"--split={name!r} is not a split of this corpus; allowed: "
-                       f"{', '.join(available)}")
+      raise ValueError(
+        f"--split={name!r} is not a split of this corpus; allowed: {', '.join(available)}"
+      )
   return {name: available[name] for name in (wanted or available)}
 
 
 def run(argv: list[str]) -> int:
   args = parse_args(argv)
   from jaxseq import checkpointing, data, quiet, trained
+
   started = time.time()
   try:
     with quiet.absl_errors_only():  # orbax's notes on read-only restores
@@ -82,22 +93,34 @@ def run(argv: list[str]) -> int:
   if args.alpha is not None:
     settings["alpha"] = args.alpha
   batch_size = args.batch_size or first.config.batch_size
-  report = {"workdirs": [m.workdir for m in members], "steps": [m.step for m in members],
-            "dataset": first.config.dataset,
-            "search": args.search, "settings": settings, "load_seconds": time.time() - started,
-            "splits": {}}
+  report = {
+    "workdirs": [m.workdir for m in members],
+    "steps": [m.step for m in members],
+    "dataset": first.config.dataset,
+    "search": args.search,
+    "settings": settings,
+    "load_seconds": time.time() - started,
+    "splits": {},
+  }
   try:
-    status = print_lines(_report_lines(
-        report, score_splits(loaded, corpus, splits, settings, search=args.search,
-                             batch_size=batch_size, out=args.out)))
+    status = print_lines(
+      _report_lines(
+        report,
+        score_splits(
+          loaded, corpus, splits, settings, search=args.search, batch_size=batch_size, out=args.out
+        ),
+      )
+    )
     if status:
       return status
     if args.out:
       with open(os.path.join(args.out, "evaluation.json"), "w") as f:
         json.dump(report, f, indent=2)
   except OSError as e:  # the files of --out (stdout's own errors are print_lines')
-    print(f"error: --out {args.out!r} cannot be written: {e.strerror or e}; give a "
-          "writable directory", file=sys.stderr)
+    print(
+      f"error: --out {args.out!r} cannot be written: {e.strerror or e}; give a writable directory",
+      file=sys.stderr,
+    )
     return EXIT_BAD_INPUT
   return 0
 
@@ -109,21 +132,41 @@ def _report_lines(report: dict, scores):
     yield json.dumps({"split": name, **metrics})
 
 
-def score_splits(loaded, corpus, splits: dict, settings: dict, *, search: str,
-                 batch_size: int, out: str | None = None):
+def score_splits(
+  loaded,
+  corpus,
+  splits: dict,
+  settings: dict,
+  *,
+  search: str,
+  batch_size: int,
+  out: str | None = None,
+):
   """Yields (split name, metrics with the seconds it took) for each of `splits` (from
   select_splits), decoded by `loaded` (a trained.Loaded) with these decoding settings; with `out`,
   the split's hypothesis, reference and alignment files are written there."""
   from jaxseq import data, evaluation
+
   first = loaded.members[0]
   for name, (pairs, references) in splits.items():
     started = time.time()
     result = evaluation.score_split(
-        loaded.model, loaded.params, pairs, loaded.src_vocab, loaded.tgt_vocab,
-        batch_size=batch_size, max_length=loaded.max_length, search=search, settings=settings,
-        references=references, exact_match=corpus.exact_match, workdir=out,
-        name=name if out else None, progress=f"evaluate {name}",
-        language=data.target_language(first.config))
+      loaded.model,
+      loaded.params,
+      pairs,
+      loaded.src_vocab,
+      loaded.tgt_vocab,
+      batch_size=batch_size,
+      max_length=loaded.max_length,
+      search=search,
+      settings=settings,
+      references=references,
+      exact_match=corpus.exact_match,
+      workdir=out,
+      name=name if out else None,
+      progress=f"evaluate {name}",
+      language=data.target_language(first.config),
+    )
     yield name, dict(result.metrics, seconds=time.time() - started)
 
 

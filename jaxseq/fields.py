@@ -27,6 +27,7 @@ from jaxseq.errors import ConfigError
 class Check(NamedTuple):
   """A rule for one value: `ok(value)`, and `expected()`, the words for what is allowed
   (computed when asked, so that a table's new row shows up)."""
+
   ok: Callable[[Any], bool]
   expected: Callable[[], str]
 
@@ -41,8 +42,7 @@ def field(default, doc: str, check: Check | None = None):
 
 def one_of(allowed) -> Check:
   """The value is one of `allowed`: a table (its keys) or a sequence, read when checked."""
-  return Check(lambda value: value in allowed,
-               lambda: "one of " + ", ".join(map(str, allowed)))
+  return Check(lambda value: value in allowed, lambda: "one of " + ", ".join(map(str, allowed)))
 
 
 def at_least(minimum: int) -> Check:
@@ -50,14 +50,17 @@ def at_least(minimum: int) -> Check:
   return Check(lambda value: value >= minimum, lambda: f"an integer >= {minimum}")
 
 
-def in_range(low, high=None, *, low_open: bool = False, high_open: bool = False,
-             note: str = "") -> Check:
+def in_range(
+  low, high=None, *, low_open: bool = False, high_open: bool = False, note: str = ""
+) -> Check:
   """A number between low and high (None: no upper bound); the ends are included unless
   open. `note` is added to the words in brackets."""
+
   def ok(value):
     above = value > low if low_open else value >= low
     below = high is None or (value < high if high_open else value <= high)
     return above and below
+
   upper = "inf)" if high is None else f"{high}{')' if high_open else ']'}"
   words = f"a number in {'(' if low_open else '['}{low}, {upper}"
   return Check(ok, lambda: words + (f" ({note})" if note else ""))
@@ -95,8 +98,9 @@ class Config:
         continue
       typed, check = _typed(kind, value), f.metadata.get("check")
       if typed is None or (check is not None and not check.ok(typed)):
-        raise ConfigError(self.dotted(f.name), value,
-                          check.expected() if check else _TYPE_WORDS[kind])
+        raise ConfigError(
+          self.dotted(f.name), value, check.expected() if check else _TYPE_WORDS[kind]
+        )
       object.__setattr__(self, f.name, typed)
     self.check()
 
@@ -117,10 +121,13 @@ class Config:
     if not isinstance(values, Mapping):
       raise ConfigError(cls.section, values, f"the fields of config.{cls.section}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(typing.cast(Any, cls))}
     if strict and (unknown := sorted(set(values) - known)):
-      raise ConfigError(cls.dotted(unknown[0]), values[unknown[0]],
-                        "no such field; the fields are " + ", ".join(sorted(known)))
+      raise ConfigError(
+        cls.dotted(unknown[0]),
+        values[unknown[0]],
+        "no such field; the fields are " + ", ".join(sorted(known)),
+      )
     kwargs = {}
     for name in known & set(values):
       kind, value = hints[name], values[name]
@@ -131,14 +138,14 @@ class Config:
 
   def to_dict(self) -> dict:
     """Every field as plain JSON-ready values, nested configs as dicts."""
-    return dataclasses.asdict(self)
+    return dataclasses.asdict(typing.cast(Any, self))
 
 
 def describe(cls: type[Config]) -> list[str]:
   """One line per field (nested configs too): dotted name, type, default, meaning."""
   lines = []
   hints = typing.get_type_hints(cls)
-  for f in dataclasses.fields(cls):
+  for f in dataclasses.fields(typing.cast(Any, cls)):
     kind = hints[f.name]
     if isinstance(kind, type) and issubclass(kind, Config):
       lines.extend(describe(kind))

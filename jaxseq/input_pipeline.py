@@ -25,8 +25,9 @@ from jaxseq.vocab import BOS, EOS, PAD
 Example = tuple[np.ndarray, np.ndarray]  # (source ids, target ids), no BOS/EOS
 
 
-def encode_indexed(pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab, max_length: int
-                   ) -> tuple[list[Example], list[int]]:
+def encode_indexed(
+  pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab, max_length: int
+) -> tuple[list[Example], list[int]]:
   """Encodes the pairs that fit; returns them with their indices into pairs.
 
   A pair fits when the source has at most max_length tokens and the target, with
@@ -34,16 +35,19 @@ def encode_indexed(pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab, max_l
   """
   examples, kept = [], []
   for index, (src, tgt) in enumerate(pairs):
-    example = (np.asarray(src_vocab.encode(src), np.int32),
-               np.asarray(tgt_vocab.encode(tgt), np.int32))
+    example = (
+      np.asarray(src_vocab.encode(src), np.int32),
+      np.asarray(tgt_vocab.encode(tgt), np.int32),
+    )
     if fits(example, max_length):
       examples.append(example)
       kept.append(index)
   return examples, kept
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab, max_length: int
-                 ) -> tuple[list[Example], int]:
+def encode_pairs(
+  pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab, max_length: int
+) -> tuple[list[Example], int]:
   """Encodes the pairs that fit (see encode_indexed); returns them and the number dropped."""
   examples, kept = encode_indexed(pairs, src_vocab, tgt_vocab, max_length)
   return examples, len(pairs) - len(kept)
@@ -55,10 +59,10 @@ def pad_batch(examples: Sequence[Example], max_length: int, batch_size: int) -> 
   tgt_in = np.full((batch_size, max_length), PAD, np.int32)
   tgt_out = np.full((batch_size, max_length), PAD, np.int32)
   for row, (s, t) in enumerate(examples):
-    src[row, :len(s)] = s
+    src[row, : len(s)] = s
     tgt_in[row, 0] = BOS
-    tgt_in[row, 1:len(t) + 1] = t
-    tgt_out[row, :len(t)] = t
+    tgt_in[row, 1 : len(t) + 1] = t
+    tgt_out[row, : len(t)] = t
     tgt_out[row, len(t)] = EOS
   return {"src": src, "tgt_in": tgt_in, "tgt_out": tgt_out}
 
@@ -77,10 +81,16 @@ def train_lengths(text: str, max_length: int) -> tuple[int, ...]:
     lengths = tuple(int(t) for t in text.split(","))
   except ValueError:
     lengths = ()
-  if (not lengths or lengths[0] < 1 or lengths[-1] != max_length
-      or any(a >= b for a, b in zip(lengths, lengths[1:]))):
-    raise ValueError(f"comma-separated increasing lengths ending at model.max_length "
-                     f"({max_length}), e.g. '{max_length // 2},{max_length}'; '' = powers of two")
+  if (
+    not lengths
+    or lengths[0] < 1
+    or lengths[-1] != max_length
+    or any(a >= b for a, b in zip(lengths, lengths[1:]))
+  ):
+    raise ValueError(
+      f"comma-separated increasing lengths ending at model.max_length "
+      f"({max_length}), e.g. '{max_length // 2},{max_length}'; '' = powers of two"
+    )
   return lengths
 
 
@@ -105,8 +115,10 @@ class EncodedPairs(Sequence):
     return len(self.pairs)
 
   def _encode(self, pair: tuple[str, str]) -> Example:
-    return (np.asarray(self.src_vocab.encode(pair[0]), np.int32),
-            np.asarray(self.tgt_vocab.encode(pair[1]), np.int32))
+    return (
+      np.asarray(self.src_vocab.encode(pair[0]), np.int32),
+      np.asarray(self.tgt_vocab.encode(pair[1]), np.int32),
+    )
 
   def __getitem__(self, index: int) -> Example:  # type: ignore[override]  # no slices
     return self._encode(self.pairs[index])
@@ -143,11 +155,21 @@ class _BucketIterator(grain.DatasetIterator):
   the examples read but not yet served (the rest of the current chunk, the buffers), which
   are read again on restore."""
 
-  def __init__(self, parent, examples: Sequence[Example], batch_size: int,
-               lengths: tuple[int, ...], rows: slice):
+  def __init__(
+    self,
+    parent,
+    examples: Sequence[Example],
+    batch_size: int,
+    lengths: tuple[int, ...],
+    rows: slice,
+  ):
     super().__init__(parent)
     self._examples, self._batch_size, self._lengths, self._rows = (
-        examples, batch_size, lengths, rows)
+      examples,
+      batch_size,
+      lengths,
+      rows,
+    )
     self._pending: collections.deque[tuple[int, Example]] = collections.deque()
     self._buffers: list[list[tuple[int, Example]]] = [[] for _ in lengths]
     self.skipped = 0
@@ -162,8 +184,10 @@ class _BucketIterator(grain.DatasetIterator):
         self.skipped += 1
         in_a_row += 1
         if in_a_row > len(self._examples):
-          raise ValueError(f"no training pair fits model.max_length={self._lengths[-1]} "
-                           "(a side is empty or too long in every pair)")
+          raise ValueError(
+            f"no training pair fits model.max_length={self._lengths[-1]} "
+            "(a side is empty or too long in every pair)"
+          )
         continue
       in_a_row = 0
       bucket = bisect.bisect_left(self._lengths, example_length(example))
@@ -175,9 +199,12 @@ class _BucketIterator(grain.DatasetIterator):
         return {name: array[self._rows] for name, array in batch.items()}
 
   def get_state(self) -> dict:
-    return {"parent": self._parent.get_state(), "skipped": self.skipped,
-            "pending": [i for i, _ in self._pending],
-            "buffers": [[i for i, _ in buffer] for buffer in self._buffers]}
+    return {
+      "parent": self._parent.get_state(),
+      "skipped": self.skipped,
+      "pending": [i for i, _ in self._pending],
+      "buffers": [[i for i, _ in buffer] for buffer in self._buffers],
+    }
 
   def set_state(self, state: dict):
     self._parent.set_state(state["parent"])
@@ -214,27 +241,43 @@ class TrainIterator:
   use the same padded length at every step.
   """
 
-  def __init__(self, examples: Sequence[Example], batch_size: int, max_length: int, seed: int,
-               *, lengths: Sequence[int] | None = None, num_threads: int = 2,
-               prefetch: int = 4, process_index: int | None = None,
-               process_count: int | None = None):
+  def __init__(
+    self,
+    examples: Sequence[Example],
+    batch_size: int,
+    max_length: int,
+    seed: int,
+    *,
+    lengths: Sequence[int] | None = None,
+    num_threads: int = 2,
+    prefetch: int = 4,
+    process_index: int | None = None,
+    process_count: int | None = None,
+  ):
     if len(examples) < batch_size:
       raise ValueError(f"{len(examples)} training examples cannot fill a batch of {batch_size}")
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     if batch_size % process_count:
-      raise ValueError(f"batch_size {batch_size} is not a multiple of the {process_count} "
-                       "processes")
+      raise ValueError(
+        f"batch_size {batch_size} is not a multiple of the {process_count} processes"
+      )
     rows_per_process = batch_size // process_count
     rows = slice(process_index * rows_per_process, (process_index + 1) * rows_per_process)
     self.seed = seed
     lengths = tuple(lengths or bucket_lengths(max_length))
     if lengths[-1] != max_length:
       raise ValueError(f"the largest bucket {lengths[-1]} is not max_length {max_length}")
-    chunks = (grain.MapDataset.range(len(examples)).shuffle(seed=seed).repeat()
-              .batch(CHUNK).map(functools.partial(_read_chunk, examples=examples)))
-    read = chunks.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
-                                                    prefetch_buffer_size=prefetch))
+    chunks = (
+      grain.MapDataset.range(len(examples))
+      .shuffle(seed=seed)
+      .repeat()
+      .batch(CHUNK)
+      .map(functools.partial(_read_chunk, examples=examples))
+    )
+    read = chunks.to_iter_dataset(
+      grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+    )
     self._iterator = iter(_BucketDataset(read, examples, batch_size, lengths, rows))
 
   def __iter__(self):
@@ -259,9 +302,10 @@ class TrainIterator:
     self._iterator.set_state(state["grain"])
 
 
-def eval_batches(examples: Sequence[Example], batch_size: int, max_length: int
-                 ) -> Iterator[tuple[dict, int]]:
+def eval_batches(
+  examples: Sequence[Example], batch_size: int, max_length: int
+) -> Iterator[tuple[dict, int]]:
   """Every example once, in order, as (batch, number of real rows); the last is padded."""
   for start in range(0, len(examples), batch_size):
-    chunk = examples[start:start + batch_size]
+    chunk = examples[start : start + batch_size]
     yield pad_batch(chunk, max_length, batch_size), len(chunk)

@@ -8,7 +8,7 @@ Python's int-string ValueError. `loads` turns both, and every other mistake, int
 
 import json
 
-MAX_DEPTH = 32   # arrays and objects inside each other
+MAX_DEPTH = 32  # arrays and objects inside each other
 MAX_DIGITS = 32  # characters of one number literal
 
 
@@ -55,8 +55,12 @@ def loads(text: str):
   """The value of a JSON text; JsonError when it is not JSON, nests more than MAX_DEPTH
   levels, or holds a number literal longer than MAX_DIGITS characters (or NaN/Infinity)."""
   try:
-    value = json.loads(text, parse_int=lambda s: _number(s, int),
-                       parse_float=lambda s: _number(s, float), parse_constant=_constant)
+    value = json.loads(
+      text,
+      parse_int=lambda s: _number(s, int),
+      parse_float=lambda s: _number(s, float),
+      parse_constant=_constant,
+    )
   except json.JSONDecodeError as e:
     raise JsonError(f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
   except RecursionError:

@@ -1,6 +1,6 @@
 """TensorBoard event files of a run (tensorboardX): scalars and attention images.
 
-    tensorboard --logdir WORKDIR/tensorboard
+tensorboard --logdir WORKDIR/tensorboard
 """
 
 import os
@@ -26,8 +26,9 @@ class MetricsWriter:
       if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
         self._writer.add_scalar(f"{prefix}/{name}" if prefix else name, float(value), step)
 
-  def attention(self, step: int, tag: str, weights: np.ndarray, src_words: list[str],
-                out_words: list[str]):
+  def attention(
+    self, step: int, tag: str, weights: np.ndarray, src_words: list[str], out_words: list[str]
+  ):
     """The attention heatmap [out, src] as an image."""
     image = plots.attention_image(weights, src_words, out_words)
     self._writer.add_image(tag, image, step, dataformats="HWC")

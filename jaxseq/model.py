@@ -18,6 +18,7 @@ References:
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
@@ -38,13 +39,21 @@ Memory = attention_lib.Memory
 
 class DecoderState(NamedTuple):
   """The scan carry of the decoder; every search carries (and beam search reorders) it whole."""
-  cells: tuple       # one carry per layer (GRU: h; LSTM: (c, h)), each [hidden]
+
+  cells: tuple  # one carry per layer (GRU: h; LSTM: (c, h)), each [hidden]
   attentional: Array  # [hidden] h~_{t-1}, fed back when input feeding is on
   attention: Any = ()  # the attention's own state (attention.initial_state); () if it has none
 
 
-def run_rnns(layer_cells: Sequence[cells.RecurrentCell], kind: str, x: Array, mask: Array,
-             *, reverse: Sequence[bool], unroll: int = 1) -> tuple[tuple, tuple]:
+def run_rnns(
+  layer_cells: Sequence[cells.RecurrentCell],
+  kind: str,
+  x: Array,
+  mask: Array,
+  *,
+  reverse: Sequence[bool],
+  unroll: int = 1,
+) -> tuple[tuple, tuple]:
   """Runs one cell per direction over a sentence, all in a single scan.
 
   Padded positions neither update nor output. A reversed direction reads the sentence
@@ -58,15 +67,17 @@ def run_rnns(layer_cells: Sequence[cells.RecurrentCell], kind: str, x: Array, ma
   step = cells.CELLS[kind].step
   flip = lambda a, rev: a[::-1] if rev else a
   # The input projections are hoisted out of the scan: per cell, [src_len, hidden] per gate.
-  inputs = tuple((tuple(flip(g, rev) for g in c.project(x)), flip(mask, rev))
-                 for c, rev in zip(layer_cells, reverse))
+  inputs = tuple(
+    (tuple(flip(g, rev) for g in c.project(x)), flip(mask, rev))
+    for c, rev in zip(layer_cells, reverse)
+  )
   weights = tuple(c.weights() for c in layer_cells)
 
   def body(carries, inputs):
     new_carries, outputs = [], []
     for (kernel, bias), carry, (xp, real) in zip(weights, carries, inputs):
       new = step(kernel, bias, carry, xp)
-      carry = jax.tree.map(lambda n, o: jnp.where(real, n, o), new, carry)
+      carry = jax.tree.map(functools.partial(jnp.where, real), new, carry)
       new_carries.append(carry)
       outputs.append(jnp.where(real, cells.carry_output(kind, carry), 0.0))
     return tuple(new_carries), tuple(outputs)
@@ -97,11 +108,18 @@ class Encoder(nn.Module):
     finals = []
     directions = ("fwd", "bwd") if c.bidirectional else ("fwd",)
     for layer in range(c.num_layers):
-      layer_cells = [cells.RecurrentCell(c.cell, c.hidden_size, dtype,
-                                         name=f"layer{layer}_{d}") for d in directions]
-      outs, layer_finals = run_rnns(layer_cells, c.cell, x, mask,
-                                    reverse=[i > 0 for i in range(len(directions))],
-                                    unroll=c.scan_unroll)
+      layer_cells = [
+        cells.RecurrentCell(c.cell, c.hidden_size, dtype, name=f"layer{layer}_{d}")
+        for d in directions
+      ]
+      outs, layer_finals = run_rnns(
+        layer_cells,
+        c.cell,
+        x,
+        mask,
+        reverse=[i > 0 for i in range(len(directions))],
+        unroll=c.scan_unroll,
+      )
       finals.append(layer_finals)
       x = jnp.concatenate(outs, axis=-1)  # [src_len, hidden * directions]
       if layer < c.num_layers - 1:
@@ -111,31 +129,41 @@ class Encoder(nn.Module):
 
 class Readout(NamedTuple):
   """How the decoder's output vector is made from the step's context c_t and state h_t."""
+
   fn: Callable[..., Array]  # (model, context, h) -> out [hidden]
-  reads_context: bool       # whether c_t reaches the output through it
+  reads_context: bool  # whether c_t reaches the output through it
 
 
 READOUTS = {
-    "attentional": Readout(lambda model, context, h: jnp.tanh(  # h~_t, Luong Eq. 5
-        model.attentional_proj(jnp.concatenate([context, h], -1))), reads_context=True),
-    "none": Readout(lambda model, context, h: h, reads_context=False),  # the tutorial's out(h_t)
+  "attentional": Readout(
+    lambda model, context, h: jnp.tanh(  # h~_t, Luong Eq. 5
+      model.attentional_proj(jnp.concatenate([context, h], -1))
+    ),
+    reads_context=True,
+  ),
+  "none": Readout(lambda model, context, h: h, reads_context=False),  # the tutorial's out(h_t)
 }
 DTYPES = ("float32", "bfloat16")
 
 
-def wiring_problem(attention: str, readout: str, input_feeding: bool
-                   ) -> tuple[str, str] | None:
+def wiring_problem(attention: str, readout: str, input_feeding: bool) -> tuple[str, str] | None:
   """(field, what it allows) when config.model's attention, readout and input feeding do
   not fit together, else None. Unknown names are left to the tables' own checks."""
   if attention not in attention_lib.ATTENTIONS or readout not in READOUTS:
     return None
   reads_context = READOUTS[readout].reads_context
   if not reads_context and not attention_lib.ATTENTIONS[attention].wiring.context_in_state:
-    return ("model.readout", f"a readout that reads the context ({_context_readouts()}) "
-            f"with attention {attention!r}, whose context does not feed a cell")
+    return (
+      "model.readout",
+      f"a readout that reads the context ({_context_readouts()}) "
+      f"with attention {attention!r}, whose context does not feed a cell",
+    )
   if input_feeding and not reads_context:
-    return ("model.input_feeding", f"False with readout {readout!r}: input feeding "
-            "feeds back h~, which only a readout of the context makes")
+    return (
+      "model.input_feeding",
+      f"False with readout {readout!r}: input feeding "
+      "feeds back h~, which only a readout of the context makes",
+    )
   return None
 
 
@@ -150,36 +178,48 @@ class ModelConfig(fields.Config):
 
   section: ClassVar[str] = "model"
 
-  cell: str = fields.field("gru", "recurrent cell (a row of cells.CELLS)",
-                           fields.one_of(cells.CELLS))
+  cell: str = fields.field(
+    "gru", "recurrent cell (a row of cells.CELLS)", fields.one_of(cells.CELLS)
+  )
   attention: str = fields.field(
-      "bahdanau", "a row of attention.ATTENTIONS (`python -m jaxseq.attention` prints them)",
-      fields.one_of(attention_lib.ATTENTIONS))
+    "bahdanau",
+    "a row of attention.ATTENTIONS (`python -m jaxseq.attention` prints them)",
+    fields.one_of(attention_lib.ATTENTIONS),
+  )
   readout: str = fields.field(
-      "attentional", "output vector: attentional (tanh(W [c; h]), Luong) | none (h)",
-      fields.one_of(READOUTS))
-  embed_size: int = fields.field(64, "word embedding size, source and target",
-                                 fields.at_least(1))
-  hidden_size: int = fields.field(128, "recurrent state size of encoder and decoder",
-                                  fields.at_least(1))
+    "attentional",
+    "output vector: attentional (tanh(W [c; h]), Luong) | none (h)",
+    fields.one_of(READOUTS),
+  )
+  embed_size: int = fields.field(64, "word embedding size, source and target", fields.at_least(1))
+  hidden_size: int = fields.field(
+    128, "recurrent state size of encoder and decoder", fields.at_least(1)
+  )
   attention_size: int = fields.field(
-      128, "inner size of additive scores (bahdanau, luong_concat, conditional)",
-      fields.at_least(1))
-  num_layers: int = fields.field(1, "stacked recurrent layers in encoder and decoder",
-                                 fields.at_least(1))
+    128, "inner size of additive scores (bahdanau, luong_concat, conditional)", fields.at_least(1)
+  )
+  num_layers: int = fields.field(
+    1, "stacked recurrent layers in encoder and decoder", fields.at_least(1)
+  )
   bidirectional: bool = fields.field(True, "encoder reads the source in both directions")
-  input_feeding: bool = fields.field(False, "Luong 3.3: feed h~_{t-1} into the next decoder "
-                                     "input")
-  dropout: float = fields.field(0.0, "dropout on embeddings, between layers and before the "
-                                "output", fields.in_range(0, 1, high_open=True))
-  max_length: int = fields.field(16, "longest sentence (tokens, EOS included) the model "
-                                 "handles", fields.at_least(1))
-  dtype: str = fields.field("float32", "compute dtype (params and loss stay float32)",
-                            fields.one_of(DTYPES))
-  scan_unroll: int = fields.field(1, "recurrent time steps per lax.scan iteration (speed "
-                                  "only)", fields.at_least(1))
-  tie_embeddings: bool = fields.field(False, "output layer = target embedding (needs "
-                                      "embed_size == hidden_size)")
+  input_feeding: bool = fields.field(False, "Luong 3.3: feed h~_{t-1} into the next decoder input")
+  dropout: float = fields.field(
+    0.0,
+    "dropout on embeddings, between layers and before the output",
+    fields.in_range(0, 1, high_open=True),
+  )
+  max_length: int = fields.field(
+    16, "longest sentence (tokens, EOS included) the model handles", fields.at_least(1)
+  )
+  dtype: str = fields.field(
+    "float32", "compute dtype (params and loss stay float32)", fields.one_of(DTYPES)
+  )
+  scan_unroll: int = fields.field(
+    1, "recurrent time steps per lax.scan iteration (speed only)", fields.at_least(1)
+  )
+  tie_embeddings: bool = fields.field(
+    False, "output layer = target embedding (needs embed_size == hidden_size)"
+  )
 
   def check(self):
     """The attention, readout and input feeding fit together; tying needs equal sizes."""
@@ -187,10 +227,13 @@ class ModelConfig(fields.Config):
       field, allowed = problem
       raise ConfigError(field, getattr(self, field.split(".")[-1]), allowed)
     if self.tie_embeddings and self.embed_size != self.hidden_size:
-      raise ConfigError("model.tie_embeddings", True,
-                        f"False unless model.embed_size ({self.embed_size}) equals "
-                        f"model.hidden_size ({self.hidden_size}), the size of the "
-                        "vector the output layer reads")
+      raise ConfigError(
+        "model.tie_embeddings",
+        True,
+        f"False unless model.embed_size ({self.embed_size}) equals "
+        f"model.hidden_size ({self.hidden_size}), the size of the "
+        "vector the output layer reads",
+      )
 
 
 class Seq2Seq(nn.Module):
@@ -221,18 +264,19 @@ class Seq2Seq(nn.Module):
       self.bridges = [nn.Dense(h, dtype=dtype, name=f"bridge{i}") for i in range(c.num_layers)]
     # Built by the table's row; its parameters are named "attention" whatever the row.
     self.attn = attention_lib.entry(c.attention).build(c).clone(parent=self, name="attention")
-    self.tgt_embed = nn.Embed(self.tgt_vocab_size, c.embed_size, dtype=dtype,
-                              name="tgt_embed")
-    self.decoder_cells = [cells.RecurrentCell(c.cell, h, dtype, name=f"decoder{i}")
-                          for i in range(c.num_layers)]
+    self.tgt_embed = nn.Embed(self.tgt_vocab_size, c.embed_size, dtype=dtype, name="tgt_embed")
+    self.decoder_cells = [
+      cells.RecurrentCell(c.cell, h, dtype, name=f"decoder{i}") for i in range(c.num_layers)
+    ]
     # Layers that only some wirings call; flax creates parameters only for those called.
     # The second cell (the conditional GRU's) reads c_t and advances the top layer.
     self.second_cell = cells.RecurrentCell(c.cell, h, dtype, name="second_cell")
     self.combine = nn.Dense(h, dtype=dtype, name="combine")
     self.attentional_proj = nn.Dense(h, use_bias=False, dtype=dtype, name="attentional")
     if c.tie_embeddings:
-      self.output_bias = self.param("output_bias", nn.initializers.zeros_init(),
-                                    (self.tgt_vocab_size,))
+      self.output_bias = self.param(
+        "output_bias", nn.initializers.zeros_init(), (self.tgt_vocab_size,)
+      )
     else:
       self.output_proj = nn.Dense(self.tgt_vocab_size, dtype=dtype, name="output")
     self.drop = nn.Dropout(c.dropout)
@@ -254,8 +298,11 @@ class Seq2Seq(nn.Module):
     init = tuple(self._bridge(i, f) for i, f in enumerate(finals))
     context = cells.carry_output(self.config.cell, init[-1])  # C: the top layer's final state
     memory = Memory(values, self.attn.keys(values), mask, context)
-    state = DecoderState(init, jnp.zeros((self.config.hidden_size,), values.dtype),
-                         attention_lib.initial_state(self.attn, memory))
+    state = DecoderState(
+      init,
+      jnp.zeros((self.config.hidden_size,), values.dtype),
+      attention_lib.initial_state(self.attn, memory),
+    )
     return memory, state
 
   def _cells(self, carries: tuple, x: Array, train: bool) -> tuple[tuple, Array]:
@@ -268,8 +315,9 @@ class Seq2Seq(nn.Module):
       x = cells.carry_output(self.config.cell, carry)
     return tuple(new), x
 
-  def decode_step(self, memory: Memory, state: DecoderState, token: Array, *,
-                  train: bool = False) -> tuple[DecoderState, Array, Array]:
+  def decode_step(
+    self, memory: Memory, state: DecoderState, token: Array, *, train: bool = False
+  ) -> tuple[DecoderState, Array, Array]:
     """One output position: token [] int -> (state, logits [tgt_vocab], weights [src_len])."""
     if token.ndim != 0:
       raise ValueError(f"decode_step takes one token, got shape {token.shape}")
@@ -290,9 +338,15 @@ class Seq2Seq(nn.Module):
     """tokens [...] int -> embeddings [..., embed] (with dropout when training)."""
     return self.drop(self.tgt_embed(tokens), deterministic=not train)
 
-  def decode_hidden(self, memory: Memory, state: DecoderState, emb: Array, *,
-                    train: bool = False, readout: bool = True
-                    ) -> tuple[DecoderState, Array | tuple, Array]:
+  def decode_hidden(
+    self,
+    memory: Memory,
+    state: DecoderState,
+    emb: Array,
+    *,
+    train: bool = False,
+    readout: bool = True,
+  ) -> tuple[DecoderState, Array | tuple, Array]:
     """The recurrent part of one position: emb [embed] -> (state, out, weights [src_len]).
 
     Follows the attention's `Wiring`: the query is h_{t-1} (or [x_t; h_{t-1}]) before
@@ -312,16 +366,16 @@ class Seq2Seq(nn.Module):
     if not wiring.query_after_cell:
       top = cells.carry_output(self.config.cell, state.cells[-1])  # h_{t-1} of the top layer
       query = jnp.concatenate([x, top]) if wiring.query_with_input else top
-      context, weights, attention_state = attention_lib.call(self.attn, query, memory,
-                                                             attention_state)
+      context, weights, attention_state = attention_lib.call(
+        self.attn, query, memory, attention_state
+      )
       if wiring.feeds_cell:
         x = jnp.concatenate([x, context])
       if wiring.combine:
         x = nn.relu(self.combine(x))
     carries, h = self._cells(state.cells, x, train)
     if wiring.query_after_cell:
-      context, weights, attention_state = attention_lib.call(self.attn, h, memory,
-                                                             attention_state)
+      context, weights, attention_state = attention_lib.call(self.attn, h, memory, attention_state)
     if wiring.second_cell:
       top = self.second_cell.step(carries[-1], self.second_cell.project(context))
       carries = carries[:-1] + (top,)
@@ -331,8 +385,7 @@ class Seq2Seq(nn.Module):
     out = READOUTS[self.config.readout].fn(self, context, h)
     return DecoderState(carries, out, attention_state), out, weights
 
-  def logits(self, out: Array | tuple, *, train: bool = False, readout: bool = False
-             ) -> Array:
+  def logits(self, out: Array | tuple, *, train: bool = False, readout: bool = False) -> Array:
     """out [..., hidden] -> logits [..., tgt_vocab], float32 (softmax and loss run in float32).
 
     readout=True: out is the pair (context, h) from decode_hidden(readout=False).

@@ -19,7 +19,8 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxseq.errors import ConfigError
 
@@ -45,13 +46,16 @@ def initialize_distributed(config) -> bool:
     return False
   count, index = os.environ.get("JAX_NUM_PROCESSES"), os.environ.get("JAX_PROCESS_ID")
   try:
-    jax.distributed.initialize(num_processes=int(count) if count else None,
-                               process_id=int(index) if index else None)
+    jax.distributed.initialize(
+      num_processes=int(count) if count else None, process_id=int(index) if index else None
+    )
   except ValueError as e:  # no cluster found, or unusable ids: say what is needed
     raise ConfigError(
-        "distributed", True,
-        "a cluster that jax.distributed detects (SLURM, Open MPI, Cloud TPU) or "
-        f"JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set ({e})") from e
+      "distributed",
+      True,
+      "a cluster that jax.distributed detects (SLURM, Open MPI, Cloud TPU) or "
+      f"JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set ({e})",
+    ) from e
   return True
 
 
@@ -76,8 +80,9 @@ def sum_over_shards(fn: Callable[[Any, Any], Any], mesh: Mesh | None) -> Callabl
     return jax.lax.psum(fn(replicated_args, rows), DATA_AXIS)
 
   # check_vma=False: gradients taken inside are each device's own, summed by the psum.
-  return jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(),
-                       check_vma=False)
+  return jax.shard_map(
+    per_device, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(), check_vma=False
+  )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

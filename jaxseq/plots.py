@@ -7,8 +7,10 @@ def pyplot():
   """matplotlib's pyplot without a display, imported when the first picture is drawn (it
   takes a second that a run's start-up need not spend)."""
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   return plt
 
 
@@ -17,9 +19,10 @@ def attention_figure(weights: np.ndarray, src_words: list[str], out_words: list[
 
   The layout of the PyTorch seq2seq tutorial's showAttention; the caller closes the figure.
   """
-  weights = np.asarray(weights)[:len(out_words), :len(src_words)]
-  fig, ax = pyplot().subplots(figsize=(1 + 0.45 * max(len(src_words), 1),
-                                  1 + 0.45 * max(len(out_words), 1)))
+  weights = np.asarray(weights)[: len(out_words), : len(src_words)]
+  fig, ax = pyplot().subplots(
+    figsize=(1 + 0.45 * max(len(src_words), 1), 1 + 0.45 * max(len(out_words), 1))
+  )
   image = ax.matshow(weights, cmap="bone", vmin=0.0, vmax=1.0)
   fig.colorbar(image, ax=ax, fraction=0.046)
   ax.set_xticks(range(len(src_words)), src_words, rotation=90)
@@ -37,8 +40,7 @@ def save_attention(path, weights: np.ndarray, src_words: list[str], out_words: l
   pyplot().close(fig)
 
 
-def attention_image(weights: np.ndarray, src_words: list[str], out_words: list[str]
-                    ) -> np.ndarray:
+def attention_image(weights: np.ndarray, src_words: list[str], out_words: list[str]) -> np.ndarray:
   """The attention heatmap as an RGB array [height, width, 3] uint8 (for TensorBoard)."""
   fig = attention_figure(weights, src_words, out_words)
   fig.canvas.draw()
@@ -47,8 +49,12 @@ def attention_image(weights: np.ndarray, src_words: list[str], out_words: list[s
   return image
 
 
-def save_curves(path, curves: dict[str, tuple[list[int], list[float]]], ylabel: str = "loss",
-                log_scale: bool = True):
+def save_curves(
+  path,
+  curves: dict[str, tuple[list[int], list[float]]],
+  ylabel: str = "loss",
+  log_scale: bool = True,
+):
   """One line per named curve of (steps, values); nothing is written without points."""
   if not any(steps for steps, _ in curves.values()):
     return

@@ -31,11 +31,13 @@ def closed_loop(error) -> bool:
 
 
 def _pending_on_aclosed_loop() -> bool:
-  return any(issubclass(type(x), asyncio.Future) and not x.done() and x.get_loop().is_closed()
-             for x in gc.get_objects())
+  return any(
+    issubclass(type(x), asyncio.Future) and not x.done() and x.get_loop().is_closed()
+    for x in gc.get_objects()
+  )
 
 
-def _clear_frames(error: BaseException):
+def _clear_frames(error: BaseException | None):
   """Drops the local variables of the finished frames that error (and its causes) went
   through: they hold the reads a failed restore left pending, which could otherwise not
   be garbage-collected until the caller drops the error."""
@@ -66,8 +68,7 @@ def _dropped(unraisable, uncaught, thread=None):
   levels = [logger.level for logger in loggers]
   hooks = sys.unraisablehook, sys.excepthook, threading.excepthook
   sys.unraisablehook = lambda info: None if unraisable(info) else hooks[0](info)
-  sys.excepthook = lambda kind, error, tb: (None if uncaught(error)
-                                            else hooks[1](kind, error, tb))
+  sys.excepthook = lambda kind, error, tb: None if uncaught(error) else hooks[1](kind, error, tb)
   if thread is not None:
     threading.excepthook = lambda args: None if thread(args) else hooks[2](args)
   for logger in loggers:
@@ -87,9 +88,14 @@ def quiet_training():
   and its abandoned writes are collected unawaited; a writer thread (TensorBoard's event
   log) that meets a full disk raises OSError in its thread. The run reports each of these
   failures itself, once, from the main thread."""
-  with _dropped(lambda info: closed_loop(info.exc_value), closed_loop,
-                lambda args: issubclass(args.exc_type, OSError) or closed_loop(args.exc_value)
-                ), warnings.catch_warnings():
+  with (
+    _dropped(
+      lambda info: closed_loop(info.exc_value),
+      closed_loop,
+      lambda args: issubclass(args.exc_type, OSError) or closed_loop(args.exc_value),
+    ),
+    warnings.catch_warnings(),
+  ):
     # the abandoned writes' coroutines, collected unawaited
     warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
     yield
@@ -124,8 +130,9 @@ def quiet_restore(wait_seconds: float = 10.0):
   records are held back; after a failure it waits (at most wait_seconds) until the
   abandoned reads are collected, then puts every hook and logger level back.
   """
-  abandoned = lambda info: (isinstance(info.object, types.CoroutineType)
-                             or closed_loop(info.exc_value))
+  abandoned = lambda info: (
+    isinstance(info.object, types.CoroutineType) or closed_loop(info.exc_value)
+  )
   with _dropped(abandoned, closed_loop):
     try:
       yield

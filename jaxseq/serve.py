@@ -57,20 +57,22 @@ class TextFailed(Exception):
   """Translating one text of a request raised (alone: the other texts were answered)."""
 
   def __init__(self, index: int, cause: BaseException):
-    super().__init__(f"text {index} could not be translated ({type(cause).__name__}); "
-                     "send the others without it")
+    super().__init__(
+      f"text {index} could not be translated ({type(cause).__name__}); send the others without it"
+    )
     self.index, self.cause = index, cause
 
 
 class Limits(NamedTuple):
-  max_texts: int    # texts per request
-  max_chars: int    # characters per text
+  max_texts: int  # texts per request
+  max_chars: int  # characters per text
   beam_sizes: tuple  # beam sizes a request may ask for (compiled at start)
-  beam_size: int     # the default
+  beam_size: int  # the default
 
 
 class Waiting(NamedTuple):
   """One text in the batcher's queue, with what its request asked for."""
+
   text: str
   beam_size: int
   nbest: int
@@ -115,8 +117,11 @@ def _texts(item: dict, limits: Limits) -> list[str]:
       raise RequestError(413, f"text {i} has {len(t)} characters; at most {limits.max_chars}")
     problem = jsontext.unicode_problem(t)
     if problem:
-      raise RequestError(400, f"text {i} is not valid Unicode ({problem}); give Unicode "
-                         "text, with \\uD800-\\uDFFF escapes only in surrogate pairs")
+      raise RequestError(
+        400,
+        f"text {i} is not valid Unicode ({problem}); give Unicode "
+        "text, with \\uD800-\\uDFFF escapes only in surrogate pairs",
+      )
   return texts
 
 
@@ -125,8 +130,9 @@ def parse_request(body: bytes, limits: Limits) -> Job:
   try:
     text = body.decode("utf-8")
   except UnicodeDecodeError as e:
-    raise RequestError(400, f"the body is not valid UTF-8 (byte 0x{body[e.start]:02x} at "
-                       f"offset {e.start})") from None
+    raise RequestError(
+      400, f"the body is not valid UTF-8 (byte 0x{body[e.start]:02x} at offset {e.start})"
+    ) from None
   try:
     item = jsontext.loads(text)
   except jsontext.JsonError as e:
@@ -141,8 +147,9 @@ def parse_request(body: bytes, limits: Limits) -> Job:
   texts = _texts(item, limits)
   beam_size = _int_field(item, "beam_size", limits.beam_size)
   if beam_size not in limits.beam_sizes:
-    raise RequestError(400, f"beam_size {beam_size} is not served; allowed: "
-                       f"{', '.join(map(str, limits.beam_sizes))}")
+    raise RequestError(
+      400, f"beam_size {beam_size} is not served; allowed: {', '.join(map(str, limits.beam_sizes))}"
+    )
   nbest = _int_field(item, "nbest", 1)
   if not 1 <= nbest <= beam_size:
     raise RequestError(400, f"nbest {nbest} must be between 1 and the beam size ({beam_size})")
@@ -170,37 +177,45 @@ class Batcher:
     self.rows = row_buckets(max_batch)
     self.queue: asyncio.Queue = asyncio.Queue()
     self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
-    self.batches = 0    # device calls so far
+    self.batches = 0  # device calls so far
     self.in_flight = 0  # requests waiting for their translations
 
-  def translate_now(self, texts: list[str], beam_size: int, nbest: int,
-                    attention: bool) -> list[dict]:
+  def translate_now(
+    self, texts: list[str], beam_size: int, nbest: int, attention: bool
+  ) -> list[dict]:
     """One device call (blocking): texts of one beam size, padded to a row bucket; the
     n-best lists and attention made on the host only as far as some request asked."""
     from jaxseq.translate import Request
+
     rows = next(r for r in self.rows if r >= len(texts))
     settings = dict(self.translator.settings, beam_size=beam_size, search="beam")
-    return self.translator.translate([Request(t) for t in texts], nbest=nbest,
-                                     batch_size=rows, settings=settings, attention=attention)
+    return self.translator.translate(
+      [Request(t) for t in texts],
+      nbest=nbest,
+      batch_size=rows,
+      settings=settings,
+      attention=attention,
+    )
 
   def compile_all(self, beam_sizes, max_length: int) -> int:
     """Runs every (beam size, row count, source width) once, so that none compiles later."""
     import numpy as np
 
     from jaxseq import batching
+
     count = 0
     for beam_size in beam_sizes:
       settings = dict(self.translator.settings, beam_size=beam_size, search="beam")
       for rows in self.rows:
         for width in batching.widths(max_length):
           source = np.full(width, 4, np.int32)  # `width` tokens: a batch of exactly that width
-          self.translator.backend.translate_ids([source] * rows, batch_size=rows, search="beam",
-                                                settings=settings, nbest=1)
+          self.translator.backend.translate_ids(
+            [source] * rows, batch_size=rows, search="beam", settings=settings, nbest=1
+          )
           count += 1
     return count
 
-  def translate_apart(self, texts: list[str], beam_size: int, nbest: int,
-                      attention: bool) -> list:
+  def translate_apart(self, texts: list[str], beam_size: int, nbest: int, attention: bool) -> list:
     """translate_now, and when it raises for several texts, each half apart, down to the
     texts that fail on their own: one result per text, a dict or the exception that text
     raised alone (so that one bad text never fails the others)."""
@@ -208,15 +223,21 @@ class Batcher:
       return self.translate_now(texts, beam_size, nbest, attention)
     except Exception as e:  # noqa: BLE001  (whatever the tokenizer or the search raises)
       if len(texts) == 1:
-        print(f"jaxseq-serve: a text could not be translated: {type(e).__name__}: "
-              f"{str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr, flush=True)
+        print(
+          f"jaxseq-serve: a text could not be translated: {type(e).__name__}: "
+          f"{str(e).splitlines()[0] if str(e) else ''}",
+          file=sys.stderr,
+          flush=True,
+        )
         return [e]
     half = len(texts) // 2
-    return (self.translate_apart(texts[:half], beam_size, nbest, attention)
-            + self.translate_apart(texts[half:], beam_size, nbest, attention))
+    return self.translate_apart(texts[:half], beam_size, nbest, attention) + self.translate_apart(
+      texts[half:], beam_size, nbest, attention
+    )
 
-  async def submit(self, texts: list[str], beam_size: int, nbest: int = 1,
-                   attention: bool = False) -> list[dict]:
+  async def submit(
+    self, texts: list[str], beam_size: int, nbest: int = 1, attention: bool = False
+  ) -> list[dict]:
     """The results of texts, once their batches have run; TextFailed names the first text
     that failed."""
     loop = asyncio.get_running_loop()
@@ -266,8 +287,13 @@ class Batcher:
       for beam_size in sorted({w.beam_size for w in waiting}):
         group = [w for w in waiting if w.beam_size == beam_size]
         results = await loop.run_in_executor(
-            self.executor, self.translate_apart, [w.text for w in group], beam_size,
-            max(w.nbest for w in group), any(w.attention for w in group))
+          self.executor,
+          self.translate_apart,
+          [w.text for w in group],
+          beam_size,
+          max(w.nbest for w in group),
+          any(w.attention for w in group),
+        )
         self.batches += 1
         for w, result in zip(group, results):
           settle(w.future, result)
@@ -291,10 +317,13 @@ def answer(result: dict, job: Job) -> dict:
   """The response object of one translated text."""
   out = {"translation": result["translation"], "score": result["score"]}
   if job.nbest > 1:
-    out["nbest"] = result["nbest"][:job.nbest]
+    out["nbest"] = result["nbest"][: job.nbest]
   if job.attention:
-    out.update(source_tokens=result["source_tokens"], output_tokens=result["output_tokens"],
-               attention=result["attention"])
+    out.update(
+      source_tokens=result["source_tokens"],
+      output_tokens=result["output_tokens"],
+      attention=result["attention"],
+    )
   return out
 
 
@@ -318,8 +347,9 @@ async def read_body(request, max_body: int) -> bytes:
   return bytes(body)
 
 
-def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict,
-             max_body: int | None = None):
+def make_app(
+  translator, limits: Limits, batcher: Batcher, model_info: dict, max_body: int | None = None
+):
   """The Starlette application (the batcher's worker starts with it); max_body: the
   largest request body (default `body_limit(limits)`)."""
   from starlette.applications import Starlette
@@ -329,6 +359,7 @@ def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict,
   from starlette.routing import Route
 
   from jaxseq import page
+
   max_body = body_limit(limits) if max_body is None else max_body
 
   def error(status: int, message: str, **headers) -> JSONResponse:
@@ -347,20 +378,27 @@ def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict,
       results = await batcher.submit(job.texts, job.beam_size, job.nbest, job.attention)
     except TextFailed as e:
       return error(422, str(e))
-    return JSONResponse({"translations": [answer(r, job) for r in results],
-                         "seconds": round(time.perf_counter() - started, 4)})
+    return JSONResponse(
+      {
+        "translations": [answer(r, job) for r in results],
+        "seconds": round(time.perf_counter() - started, 4),
+      }
+    )
 
   async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", **model_info, "batches": batcher.batches,
-                         "in_flight": batcher.in_flight})
+    return JSONResponse(
+      {"status": "ok", **model_info, "batches": batcher.batches, "in_flight": batcher.in_flight}
+    )
 
   async def index(request: Request) -> Response:
     return HTMLResponse(page.HTML)
 
   async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # the handler of HTTPException only
-    message = {404: f"no such path {shown(request.url.path)}; paths: /, /health, /translate",
-               405: f"{request.method} is not allowed on {request.url.path}"}
+    message = {
+      404: f"no such path {shown(request.url.path)}; paths: /, /health, /translate",
+      405: f"{request.method} is not allowed on {request.url.path}",
+    }
     return error(exc.status_code, message.get(exc.status_code, exc.detail))
 
   async def internal_error(request: Request, exc: Exception) -> Response:
@@ -372,10 +410,15 @@ def make_app(translator, limits: Limits, batcher: Batcher, model_info: dict,
     yield
     worker.cancel()
 
-  return Starlette(routes=[Route("/", index), Route("/health", health),
-                           Route("/translate", translate, methods=["POST"])],
-                   exception_handlers={HTTPException: http_error, Exception: internal_error},
-                   lifespan=lifespan)
+  return Starlette(
+    routes=[
+      Route("/", index),
+      Route("/health", health),
+      Route("/translate", translate, methods=["POST"]),
+    ],
+    exception_handlers={HTTPException: http_error, Exception: internal_error},
+    lifespan=lifespan,
+  )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -384,31 +427,55 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--artifact", help="directory written by jaxseq-export")
   parser.add_argument("--host", default="127.0.0.1")
   parser.add_argument("--port", type=int, default=8000)
-  parser.add_argument("--beam_sizes", default="",
-                      help="comma-separated beam sizes requests may ask for (default: "
-                      "config.decode.beam_size; an artifact: what it holds)")
-  parser.add_argument("--max_batch", type=int, default=16,
-                      help="texts per device call (with --workers=2, two batches of up to "
-                      "16 alternate: one computes while the other's requests are read and "
-                      "answered)")
-  parser.add_argument("--max_wait_ms", type=float, default=5.0,
-                      help="how long a batch waits for more texts")
-  parser.add_argument("--workers", type=int, default=2,
-                      help="batches computed at once (each in its own thread)")
+  parser.add_argument(
+    "--beam_sizes",
+    default="",
+    help="comma-separated beam sizes requests may ask for (default: "
+    "config.decode.beam_size; an artifact: what it holds)",
+  )
+  parser.add_argument(
+    "--max_batch",
+    type=int,
+    default=16,
+    help="texts per device call (with --workers=2, two batches of up to "
+    "16 alternate: one computes while the other's requests are read and "
+    "answered)",
+  )
+  parser.add_argument(
+    "--max_wait_ms", type=float, default=5.0, help="how long a batch waits for more texts"
+  )
+  parser.add_argument(
+    "--workers", type=int, default=2, help="batches computed at once (each in its own thread)"
+  )
   parser.add_argument("--max_texts", type=int, default=32, help="texts per request")
   parser.add_argument("--max_chars", type=int, default=1000, help="characters per text")
-  parser.add_argument("--max_body", type=int,
-                      help="bytes of a request body, counted while it is read (chunked or "
-                      "not): past them a 413 (default: what --max_texts texts of --max_chars "
-                      "characters can need, 132608 with the defaults)")
-  parser.add_argument("--read_timeout", type=float, default=10.0,
-                      help="seconds a client has to send a whole request (headers and body) "
-                      "from its first byte, or from the connection's opening; past them the "
-                      "connection is closed (408 when part of a request came)")
-  parser.add_argument("--keepalive_timeout", type=float, default=5.0,
-                      help="seconds an idle connection is kept open after a response")
-  parser.add_argument("--max_connections", type=int, default=2048,
-                      help="open connections; one more gets a 503 and is closed")
+  parser.add_argument(
+    "--max_body",
+    type=int,
+    help="bytes of a request body, counted while it is read (chunked or "
+    "not): past them a 413 (default: what --max_texts texts of --max_chars "
+    "characters can need, 132608 with the defaults)",
+  )
+  parser.add_argument(
+    "--read_timeout",
+    type=float,
+    default=10.0,
+    help="seconds a client has to send a whole request (headers and body) "
+    "from its first byte, or from the connection's opening; past them the "
+    "connection is closed (408 when part of a request came)",
+  )
+  parser.add_argument(
+    "--keepalive_timeout",
+    type=float,
+    default=5.0,
+    help="seconds an idle connection is kept open after a response",
+  )
+  parser.add_argument(
+    "--max_connections",
+    type=int,
+    default=2048,
+    help="open connections; one more gets a 503 and is closed",
+  )
   args = parser.parse_args(argv)
   if bool(args.workdir) == bool(args.artifact):
     parser.error("give --workdir or --artifact, exactly one of the two")
@@ -435,6 +502,7 @@ def run(argv: list[str]) -> int:
   from jaxseq import artifact, connections
   from jaxseq.errors import ArtifactError, CheckpointError
   from jaxseq.translate import Translator
+
   problem = connections.open_files_for(args.max_connections)
   if problem:
     print(f"error: {problem}", file=sys.stderr)
@@ -442,16 +510,20 @@ def run(argv: list[str]) -> int:
   started = time.perf_counter()
   artifact.use_compilation_cache()  # later starts load the compiled shapes
   try:
-    translator = Translator([args.workdir] if args.workdir else None, args.artifact,
-                            command="jaxseq-serve")
+    translator = Translator(
+      [args.workdir] if args.workdir else None, args.artifact, command="jaxseq-serve"
+    )
   except (CheckpointError, ArtifactError) as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
   served = getattr(translator.backend, "beam_sizes", None)
   beam_sizes = args.beam_sizes or served or [int(translator.settings["beam_size"])]
   if served and not set(beam_sizes) <= set(served):
-    print(f"error: --beam_sizes={beam_sizes} is not allowed; the artifact holds "
-          f"{', '.join(map(str, served))}", file=sys.stderr)
+    print(
+      f"error: --beam_sizes={beam_sizes} is not allowed; the artifact holds "
+      f"{', '.join(map(str, served))}",
+      file=sys.stderr,
+    )
     return EXIT_BAD_INPUT
   default_beam = int(translator.settings["beam_size"])
   if default_beam not in beam_sizes:
@@ -459,11 +531,18 @@ def run(argv: list[str]) -> int:
   limits = Limits(args.max_texts, args.max_chars, tuple(beam_sizes), default_beam)
   batcher = Batcher(translator, args.max_batch, args.max_wait_ms / 1000, args.workers)
   shapes = batcher.compile_all(beam_sizes, translator.max_length)
-  print(f"jaxseq-serve: model of step {translator.step}, {shapes} shapes compiled in "
-        f"{time.perf_counter() - started:.1f} s; http://{args.host}:{args.port}/",
-        file=sys.stderr, flush=True)
-  info = {"model": args.artifact or args.workdir, "step": translator.step,
-          "beam_sizes": list(beam_sizes), "max_batch": args.max_batch}
+  print(
+    f"jaxseq-serve: model of step {translator.step}, {shapes} shapes compiled in "
+    f"{time.perf_counter() - started:.1f} s; http://{args.host}:{args.port}/",
+    file=sys.stderr,
+    flush=True,
+  )
+  info = {
+    "model": args.artifact or args.workdir,
+    "step": translator.step,
+    "beam_sizes": list(beam_sizes),
+    "max_batch": args.max_batch,
+  }
   app = make_app(translator, limits, batcher, info, args.max_body)
   # The objects made so far (the libraries, the model, the compiled searches) live as long
   # as the service: kept out of the collector's view, a full collection no longer walks
@@ -472,12 +551,20 @@ def run(argv: list[str]) -> int:
   # The guarded protocol adds what uvicorn lacks: a read deadline per request and a cap on
   # open connections (jaxseq/connections.py). No WebSocket upgrades: the service has no
   # WebSocket route, and an upgraded connection would leave the guards behind.
-  config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                          access_log=False, timeout_graceful_shutdown=60,
-                          http=connections.protocol(args.read_timeout, args.max_connections),
-                          timeout_keep_alive=args.keepalive_timeout, ws="none")
-  server = type("Server", (uvicorn.Server,),
-                {"capture_signals": contextlib.contextmanager(_graceful)})(config)
+  config = uvicorn.Config(
+    app,
+    host=args.host,
+    port=args.port,
+    log_level="warning",
+    access_log=False,
+    timeout_graceful_shutdown=60,
+    http=connections.protocol(args.read_timeout, args.max_connections),
+    timeout_keep_alive=args.keepalive_timeout,
+    ws="none",
+  )
+  server = type(
+    "Server", (uvicorn.Server,), {"capture_signals": contextlib.contextmanager(_graceful)}
+  )(config)
   server.run()
   return 0 if server.started else EXIT_BAD_INPUT  # not started: the port was not free
 
@@ -491,6 +578,7 @@ def _graceful(server):
 
   def stop(signum, frame):
     server.should_exit = True
+
   previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
   try:
     yield

@@ -21,6 +21,7 @@ class TrainState(train_state.TrainState):
   `key` holds raw key data (uint32, `jax.random.key_data`) so that it checkpoints as a
   plain array.
   """
+
   key: Array = struct.field(default=None)
 
 
@@ -29,8 +30,9 @@ def _constant(peak: float, warmup: int, total: int) -> optax.Schedule:
 
 
 def _warmup_cosine(peak: float, warmup: int, total: int) -> optax.Schedule:
-  return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total, warmup + 1),
-                                            end_value=peak * 0.01)
+  return optax.warmup_cosine_decay_schedule(
+    0.0, peak, warmup, max(total, warmup + 1), end_value=peak * 0.01
+  )
 
 
 def _warmup_rsqrt(peak: float, warmup: int, total: int) -> optax.Schedule:
@@ -39,14 +41,14 @@ def _warmup_rsqrt(peak: float, warmup: int, total: int) -> optax.Schedule:
 
 
 # config.lr_schedule -> (peak, warmup steps, total steps) -> schedule; each warms up linearly.
-SCHEDULES = {"constant": _constant, "warmup_cosine": _warmup_cosine,
-             "warmup_rsqrt": _warmup_rsqrt}
+SCHEDULES = {"constant": _constant, "warmup_cosine": _warmup_cosine, "warmup_rsqrt": _warmup_rsqrt}
 
 
 def learning_rate_schedule(config) -> optax.Schedule:
   """Linear warmup to config.learning_rate, then constant, cosine or 1/sqrt decay."""
-  return SCHEDULES[config.lr_schedule](config.learning_rate, config.warmup_steps,
-                                       config.num_train_steps)
+  return SCHEDULES[config.lr_schedule](
+    config.learning_rate, config.warmup_steps, config.num_train_steps
+  )
 
 
 # Smallest fraction of the schedule's learning rate that reduce-on-plateau goes down to.
@@ -62,8 +64,9 @@ def plateau(config) -> optax.GradientTransformationExtraArgs | None:
   factor = config.lr_plateau_factor
   if not factor:
     return None
-  return optax.contrib.reduce_on_plateau(factor=factor, patience=config.lr_plateau_patience,
-                                         min_scale=PLATEAU_MIN_SCALE)
+  return optax.contrib.reduce_on_plateau(
+    factor=factor, patience=config.lr_plateau_patience, min_scale=PLATEAU_MIN_SCALE
+  )
 
 
 def _scale_by_plateau(transform) -> optax.GradientTransformation:
@@ -72,9 +75,11 @@ def _scale_by_plateau(transform) -> optax.GradientTransformation:
   The train step only reads the scale; `observe_heldout_loss` changes it. (optax's own
   update would need the monitored value at every step.)
   """
+
   def update(updates, state, params=None):
     del params
     return jax.tree.map(lambda u: state.scale * u, updates), state
+
   return optax.GradientTransformation(transform.init, update)
 
 
@@ -93,14 +98,16 @@ def observe_heldout_loss(state: TrainState, loss: float, config) -> TrainState:
       return x
     _, new = transform.update((), x, value=jnp.asarray(loss, jnp.float32))
     return new
+
   opt_state = jax.tree.map(observe, state.opt_state, is_leaf=_is_plateau_state)
   return state.replace(opt_state=opt_state)
 
 
 def plateau_scale(state: TrainState) -> float | None:
   """The current reduce-on-plateau factor of the learning rate (None when off)."""
-  found = [x for x in jax.tree.leaves(state.opt_state, is_leaf=_is_plateau_state)
-           if _is_plateau_state(x)]
+  found = [
+    x for x in jax.tree.leaves(state.opt_state, is_leaf=_is_plateau_state) if _is_plateau_state(x)
+  ]
   return float(found[0].scale) if found else None
 
 
@@ -130,8 +137,12 @@ def create_train_state(model: Seq2Seq, config, key: Array) -> TrainState:
   init_key, step_key = jax.random.split(key)
   dummy = jnp.ones((2,), jnp.int32)
   params = jax.jit(model.init)(init_key, dummy, jnp.int32(BOS))  # one program, not op by op
-  state = TrainState.create(apply_fn=model.apply, params=params,
-                            tx=make_optimizer(config), key=jax.random.key_data(step_key))
+  state = TrainState.create(
+    apply_fn=model.apply,
+    params=params,
+    tx=make_optimizer(config),
+    key=jax.random.key_data(step_key),
+  )
   # An int32 array, as every later step returns it: a Python 0 would compile twice.
   return state.replace(step=jnp.zeros((), jnp.int32))
 
@@ -149,13 +160,23 @@ def token_sums(logits: Array, tgt_out: Array, label_smoothing: float = 0.0) -> d
   else:
     loss = nll
   correct = (jnp.argmax(logits, -1) == tgt_out).astype(logits.dtype)
-  return {"loss": (loss * mask).sum(), "nll": (nll * mask).sum(),
-          "tokens": mask.sum(), "correct": (correct * mask).sum()}
+  return {
+    "loss": (loss * mask).sum(),
+    "nll": (nll * mask).sum(),
+    "tokens": mask.sum(),
+    "correct": (correct * mask).sum(),
+  }
 
 
-def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcing_ratio: float,
-               label_smoothing: float, mesh=None
-               ) -> tuple[TrainState, dict[str, Any]]:
+def train_step(
+  state: TrainState,
+  batch: dict,
+  *,
+  model: Seq2Seq,
+  teacher_forcing_ratio: float,
+  label_smoothing: float,
+  mesh=None,
+) -> tuple[TrainState, dict[str, Any]]:
   """One optimizer step on a batch; the loss is the mean over its target tokens.
 
   With a mesh (`parallel.make_mesh`), each device computes the summed loss and its
@@ -171,8 +192,14 @@ def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcin
 
     def summed_loss(params):
       logits, _ = decode.batch_teacher_forced(
-          model, params, batch["src"], batch["tgt_in"], keys,
-          teacher_forcing_ratio=teacher_forcing_ratio, train=True)
+        model,
+        params,
+        batch["src"],
+        batch["tgt_in"],
+        keys,
+        teacher_forcing_ratio=teacher_forcing_ratio,
+        train=True,
+      )
       sums = token_sums(logits, batch["tgt_out"], label_smoothing)
       return sums["loss"], sums
 
@@ -180,7 +207,8 @@ def train_step(state: TrainState, batch: dict, *, model: Seq2Seq, teacher_forcin
     return grads, sums
 
   grads, sums = parallel.sum_over_shards(summed_loss_and_grads, mesh)(
-      (state.params, state.step), (batch, keys))
+    (state.params, state.step), (batch, keys)
+  )
   tokens = jnp.maximum(sums["tokens"], 1.0)
   loss = sums["loss"] / tokens
   # A non-finite loss makes the step non-finite even where its gradient happens to be finite,

@@ -17,11 +17,39 @@ MAX_NUMBER = 999_999
 
 # Every morpheme of a German number word below a million. Longest match first
 # segments them uniquely ("sechzehn" is not "sechs"+"zehn").
-_GERMAN_MORPHEMES = sorted([
-    "null", "eins", "ein", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht",
-    "neun", "zehn", "elf", "zwölf", "sechzehn", "siebzehn", "zwanzig", "dreißig",
-    "vierzig", "fünfzig", "sechzig", "siebzig", "achtzig", "neunzig", "hundert",
-    "tausend", "und"], key=len, reverse=True)
+_GERMAN_MORPHEMES = sorted(
+  [
+    "null",
+    "eins",
+    "ein",
+    "zwei",
+    "drei",
+    "vier",
+    "fünf",
+    "sechs",
+    "sieben",
+    "acht",
+    "neun",
+    "zehn",
+    "elf",
+    "zwölf",
+    "sechzehn",
+    "siebzehn",
+    "zwanzig",
+    "dreißig",
+    "vierzig",
+    "fünfzig",
+    "sechzig",
+    "siebzig",
+    "achtzig",
+    "neunzig",
+    "hundert",
+    "tausend",
+    "und",
+  ],
+  key=len,
+  reverse=True,
+)
 
 
 def split_german(word: str) -> list[str]:
@@ -58,11 +86,12 @@ def _draw(rng: np.random.Generator, count: int, min_digits: int) -> np.ndarray:
   """count numbers whose digit count is uniform over min_digits..6."""
   digits = rng.integers(min_digits, 7, size=count)
   low = np.where(digits == 1, 0, 10 ** (digits - 1))
-  return rng.integers(low, 10 ** digits)
+  return rng.integers(low, 10**digits)
 
 
-def make_splits(seed: int, num_train: int, num_eval: int, lang: str
-                ) -> dict[str, list[tuple[str, str]]]:
+def make_splits(
+  seed: int, num_train: int, num_eval: int, lang: str
+) -> dict[str, list[tuple[str, str]]]:
   """Train and held-out (source, target) pairs, fixed by seed, sharing no number.
 
   Held-out: num_eval distinct numbers of 3 to 6 digits. Train: num_train draws, with

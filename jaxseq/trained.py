@@ -21,13 +21,14 @@ from jaxseq.checkpointing import CheckpointError
 
 class Trained(NamedTuple):
   """One workdir's model, ready to translate."""
+
   workdir: str
   config: configuration.TrainConfig
   src_vocab: Any  # vocab.WordVocab or tokenizers.SentencePieceTokenizer
   tgt_vocab: Any
   model: model_lib.Seq2Seq
   params: Any
-  step: int       # the training step of the restored checkpoint
+  step: int  # the training step of the restored checkpoint
 
 
 def announce(command: str, message: str):
@@ -52,16 +53,18 @@ def load(workdir: str, command: str = "jaxseq") -> Trained:
   abstract = jax.eval_shape(create, jax.random.key(0))
   try:
     state, step = checkpointing.restore_for_inference(
-        workdir, abstract, log=lambda message: announce(command, f"warning: {message}"))
+      workdir, abstract, log=lambda message: announce(command, f"warning: {message}")
+    )
   except CheckpointError:
     raise
   except (ValueError, KeyError, TypeError, OSError) as e:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     first = first.split(". ")[0]  # the mismatch, without the library's advice
     raise CheckpointError(
-        f"the checkpoint in {workdir!r} does not fit its config.json and vocabulary files "
-        f"(source vocab {len(src_vocab)}, target vocab {len(tgt_vocab)}, "
-        f"hidden_size {config.model.hidden_size}): {first}") from None
+      f"the checkpoint in {workdir!r} does not fit its config.json and vocabulary files "
+      f"(source vocab {len(src_vocab)}, target vocab {len(tgt_vocab)}, "
+      f"hidden_size {config.model.hidden_size}): {first}"
+    ) from None
   announce(command, f"workdir {workdir}, checkpoint step {step}")
   return Trained(workdir, config, src_vocab, tgt_vocab, model, state.params, step)
 
@@ -87,9 +90,10 @@ def load_ensemble(workdirs: list[str], command: str = "jaxseq") -> list[Trained]
       difference = vocabulary_difference(getattr(first, attr), getattr(other, attr))
       if difference:
         raise CheckpointError(
-            f"an ensemble needs one {side} vocabulary, and {other.workdir!r} differs from "
-            f"{first.workdir!r} ({difference}); ensemble models trained with the same "
-            f"tokenizers")
+          f"an ensemble needs one {side} vocabulary, and {other.workdir!r} differs from "
+          f"{first.workdir!r} ({difference}); ensemble models trained with the same "
+          f"tokenizers"
+        )
   return members
 
 
@@ -104,6 +108,8 @@ class Loaded:
     self.src_vocab, self.tgt_vocab, self.step = first.src_vocab, first.tgt_vocab, first.step
     self.settings = dict(first.config.decode.to_dict(), search="beam")
     self.max_length = min(m.config.model.max_length for m in self.members)
+    self.model: Any  # one Seq2Seq, or a tuple of them (an ensemble); params alike
+    self.params: Any
     if len(self.members) == 1:
       self.model, self.params = first.model, first.params
     else:
@@ -114,5 +120,7 @@ class Loaded:
     """evaluation.translate_ids with these models (batch_size, search, settings, nbest,
     prefixes, progress)."""
     from jaxseq import evaluation
-    return evaluation.translate_ids(self.model, self.params, sources,
-                                    max_length=self.max_length, **options)
+
+    return evaluation.translate_ids(
+      self.model, self.params, sources, max_length=self.max_length, **options
+    )

@@ -7,15 +7,29 @@ import json
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from jaxseq import averaging, checkpointing, configuration, data, early_stopping, evaluation
-from jaxseq import input_pipeline, metrics_writer
+from jaxseq import (
+  averaging,
+  checkpointing,
+  configuration,
+  data,
+  early_stopping,
+  evaluation,
+  input_pipeline,
+  metrics_writer,
+  parallel,
+  plots,
+  preemption,
+  steps,
+  tokenizers,
+)
 from jaxseq import model as model_lib
-from jaxseq import parallel, plots, preemption, steps, tokenizers
 from jaxseq.errors import ConfigError
 
 STEP_LOG = "steps.jsonl"  # per-step losses when config.step_log is on
@@ -36,36 +50,50 @@ def _log(message: str):
 @dataclasses.dataclass
 class Run:
   """What every part of one training run reads; built once by `train_and_evaluate`."""
+
   config: configuration.TrainConfig
   workdir: str
   corpus: data.Corpus
   model: model_lib.Seq2Seq
   mesh: jax.sharding.Mesh
-  manager: object  # orbax CheckpointManager of workdir/checkpoints
+  manager: ocp.CheckpointManager  # of workdir/checkpoints
   writer: metrics_writer.MetricsWriter
   started: float  # time.time() when train_and_evaluate began (data preparation included)
 
-  def score(self, params, pairs, *, references=None, search: str = "beam",
-            name: str | None = None) -> evaluation.SplitResult:
+  def score(
+    self, params, pairs, *, references=None, search: str = "beam", name: str | None = None
+  ) -> evaluation.SplitResult:
     """evaluation.score_split of one split with this run's model, vocabularies and
     settings; with a name, its hypothesis and reference files go to the workdir."""
     config = self.config
     return evaluation.score_split(
-        self.model, params, pairs, self.corpus.src_vocab, self.corpus.tgt_vocab,
-        batch_size=config.batch_size, max_length=config.model.max_length, search=search,
-        settings=config.decode.to_dict(), references=references,
-        exact_match=self.corpus.exact_match, workdir=self.workdir if name else None,
-        name=name, progress=f"eval {name}" if name else None,
-        language=data.target_language(config))
+      self.model,
+      params,
+      pairs,
+      self.corpus.src_vocab,
+      self.corpus.tgt_vocab,
+      batch_size=config.batch_size,
+      max_length=config.model.max_length,
+      search=search,
+      settings=config.decode.to_dict(),
+      references=references,
+      exact_match=self.corpus.exact_match,
+      workdir=self.workdir if name else None,
+      name=name,
+      progress=f"eval {name}" if name else None,
+      language=data.target_language(config),
+    )
 
   def score_heldout(self, params, *, search: str = "beam", name: str | None = None):
-    return self.score(params, self.corpus.eval, references=self.corpus.eval_references,
-                      search=search, name=name)
+    return self.score(
+      params, self.corpus.eval, references=self.corpus.eval_references, search=search, name=name
+    )
 
 
 @dataclasses.dataclass
 class History:
   """(steps, values) curves of one run, and whether it stopped early."""
+
   train: tuple[list, list] = dataclasses.field(default_factory=lambda: ([], []))
   heldout: tuple[list, list] = dataclasses.field(default_factory=lambda: ([], []))
   bleu: tuple[list, list] = dataclasses.field(default_factory=lambda: ([], []))
@@ -81,12 +109,19 @@ class History:
 
 
 def _jit_train_step(model, config, mesh):
-  step = functools.partial(steps.train_step, model=model,
-                           teacher_forcing_ratio=config.teacher_forcing_ratio,
-                           label_smoothing=config.label_smoothing, mesh=mesh)
-  return jax.jit(step, in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
-                 out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
-                 donate_argnums=0)
+  step = functools.partial(
+    steps.train_step,
+    model=model,
+    teacher_forcing_ratio=config.teacher_forcing_ratio,
+    label_smoothing=config.label_smoothing,
+    mesh=mesh,
+  )
+  return jax.jit(
+    step,
+    in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
+    out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+    donate_argnums=0,
+  )
 
 
 def start(config, workdir: str):
@@ -107,26 +142,49 @@ def start(config, workdir: str):
   corpus = data.load_corpus(config, workdir)
   corpus.src_vocab, corpus.tgt_vocab = _tokenizers(workdir, corpus, resuming)
   train_examples = input_pipeline.EncodedPairs(corpus.train, corpus.src_vocab, corpus.tgt_vocab)
-  _log(f"data: {len(train_examples)} training pairs (encoded as read; those longer than "
-       f"model.max_length={config.model.max_length} are skipped), {len(corpus.eval)} "
-       f"held-out; vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}")
+  _log(
+    f"data: {len(train_examples)} training pairs (encoded as read; those longer than "
+    f"model.max_length={config.model.max_length} are skipped), {len(corpus.eval)} "
+    f"held-out; vocab {len(corpus.src_vocab)} -> {len(corpus.tgt_vocab)}"
+  )
 
   model = model_lib.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
   mesh = parallel.make_mesh()
-  state = parallel.init_replicated(lambda: steps.create_train_state(
-      model, config, jax.random.fold_in(jax.random.key(config.seed), 1)), mesh)
+  state = parallel.init_replicated(
+    lambda: steps.create_train_state(
+      model, config, jax.random.fold_in(jax.random.key(config.seed), 1)
+    ),
+    mesh,
+  )
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
-  _log(f"model: {config.model.cell} {config.model.attention}, {num_params:,} parameters, "
-       f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
+  _log(
+    f"model: {config.model.cell} {config.model.attention}, {num_params:,} parameters, "
+    f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
+  )
 
   if len(train_examples) < config.batch_size:
-    raise ConfigError("batch_size", config.batch_size,
-                      f"at most the {len(train_examples)} training pairs of the corpus")
+    raise ConfigError(
+      "batch_size",
+      config.batch_size,
+      f"at most the {len(train_examples)} training pairs of the corpus",
+    )
   batches = input_pipeline.TrainIterator(
-      train_examples, config.batch_size, config.model.max_length, seed=config.seed,
-      lengths=input_pipeline.train_lengths(config.bucket_lengths, config.model.max_length))
-  run = Run(config, workdir, corpus, model, mesh, checkpointing.make_manager(workdir, config),
-            metrics_writer.MetricsWriter(workdir), started)
+    train_examples,
+    config.batch_size,
+    config.model.max_length,
+    seed=config.seed,
+    lengths=input_pipeline.train_lengths(config.bucket_lengths, config.model.max_length),
+  )
+  run = Run(
+    config,
+    workdir,
+    corpus,
+    model,
+    mesh,
+    checkpointing.make_manager(workdir, config),
+    metrics_writer.MetricsWriter(workdir),
+    started,
+  )
   try:
     restored = checkpointing.restore_latest(run.manager, state, workdir, log=_log)
     if restored is not None:
@@ -135,9 +193,10 @@ def start(config, workdir: str):
         batches.set_state(restored.data_state)
       except ValueError as e:
         raise checkpointing.CheckpointError(
-            f"the input position saved at step {restored.step} in {run.manager.directory} "
-            f"cannot be restored ({e}); resume with the jaxseq version that wrote it, or "
-            "start a new workdir") from None
+          f"the input position saved at step {restored.step} in {run.manager.directory} "
+          f"cannot be restored ({e}); resume with the jaxseq version that wrote it, or "
+          "start a new workdir"
+        ) from None
       _log(f"resumed from step {restored.step} in {run.manager.directory}")
     # Written once the run is known to start: a resume refused above leaves the saved
     # config.json as it was.
@@ -155,8 +214,9 @@ def close_run(run: Run):
     run.manager.close()
 
 
-def train_and_evaluate(config, workdir: str,
-                       after_step: Callable[[int], None] | None = None) -> dict:
+def train_and_evaluate(
+  config, workdir: str, after_step: Callable[[int], None] | None = None
+) -> dict:
   """Trains config's model, evaluates it, writes the workdir; returns the summary.
 
   after_step, when given, is called with each step's number once that step (and its
@@ -177,11 +237,16 @@ def train_and_evaluate(config, workdir: str,
     close_run(run)
 
   summary.update(
-      steps=int(state.step), wall_seconds=time.time() - started,
-      train_seconds=clock.seconds, tokens_per_second=clock.tokens / max(clock.seconds, 1e-9),
-      num_parameters=int(num_params), skipped_steps=int(state.opt_state.total_notfinite),
-      skipped_train_pairs=batches.skipped,
-      devices=[str(d) for d in jax.devices()], config=config.to_dict())
+    steps=int(state.step),
+    wall_seconds=time.time() - started,
+    train_seconds=clock.seconds,
+    tokens_per_second=clock.tokens / max(clock.seconds, 1e-9),
+    num_parameters=int(num_params),
+    skipped_steps=int(state.opt_state.total_notfinite),
+    skipped_train_pairs=batches.skipped,
+    devices=[str(d) for d in jax.devices()],
+    config=config.to_dict(),
+  )
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2, default=str)
   _log(f"wrote {os.path.join(workdir, 'summary.json')}")
@@ -197,9 +262,12 @@ def _tokenizers(workdir: str, corpus, resuming: bool):
     saved = tokenizers.load_pair(workdir)
   except (OSError, ValueError, KeyError) as e:
     raise checkpointing.CheckpointError(
-        f"the tokenizers saved in {workdir!r} cannot be read: {e}") from None
-  for side, name, old, new in (("source", tokenizers.SRC_FILE, saved[0], corpus.src_vocab),
-                               ("target", tokenizers.TGT_FILE, saved[1], corpus.tgt_vocab)):
+      f"the tokenizers saved in {workdir!r} cannot be read: {e}"
+    ) from None
+  for side, name, old, new in (
+    ("source", tokenizers.SRC_FILE, saved[0], corpus.src_vocab),
+    ("target", tokenizers.TGT_FILE, saved[1], corpus.tgt_vocab),
+  ):
     checkpointing.check_same_vocab(side, os.path.join(workdir, name), old.words, new.words)
   return saved
 
@@ -214,14 +282,19 @@ class StepMonitor:
 
   def __init__(self, run: Run, first_step: int):
     self.config, self.run = run.config, run
-    self.pending = []  # (step number, device metrics) not read yet
+    self.pending: list[tuple[int, Any]] = []  # (step number, device metrics) not read yet
     self.window_tokens, self.window_start = 0, time.time()
     self.tokens, self.seconds = 0, 0.0  # totals over the logged windows
     self.step_log = None
     if self.config.step_log:
       self.step_log = open(os.path.join(run.workdir, STEP_LOG), "a")
-    self.bar = tqdm(total=self.config.num_train_steps, initial=first_step, desc="train",
-                    unit="step", dynamic_ncols=True)
+    self.bar = tqdm(
+      total=self.config.num_train_steps,
+      initial=first_step,
+      desc="train",
+      unit="step",
+      dynamic_ncols=True,
+    )
 
   def close(self):
     self.bar.close()
@@ -244,8 +317,8 @@ class StepMonitor:
   def read(self, keep: int = 0) -> float:
     """Reads the pending steps but the newest `keep`; raises TrainingStopped when the
     non-finite guard trips. Returns the loss of the last step read (nan when none)."""
-    ready = self.pending[:len(self.pending) - keep]
-    self.pending = self.pending[len(ready):]
+    ready = self.pending[: len(self.pending) - keep]
+    self.pending = self.pending[len(ready) :]
     loss = float("nan")
     for step, metrics in ready:
       metrics = jax.device_get(metrics)
@@ -253,14 +326,17 @@ class StepMonitor:
       in_a_row = int(metrics["skipped"])
       self.record({"step": step, "loss": loss, "skipped": in_a_row > 0})
       if in_a_row:
-        _log(f"step {step}: non-finite loss or gradient, update skipped "
-             f"({in_a_row} in a row, config.max_bad_steps={self.config.max_bad_steps})")
+        _log(
+          f"step {step}: non-finite loss or gradient, update skipped "
+          f"({in_a_row} in a row, config.max_bad_steps={self.config.max_bad_steps})"
+        )
       if in_a_row >= self.config.max_bad_steps:
         raise TrainingStopped(
-            f"{in_a_row} non-finite steps in a row up to step {step} "
-            f"(config.max_bad_steps={self.config.max_bad_steps}); nothing after them was "
-            f"saved, the checkpoints of steps {self.run.manager.all_steps()} hold finite "
-            "parameters")
+          f"{in_a_row} non-finite steps in a row up to step {step} "
+          f"(config.max_bad_steps={self.config.max_bad_steps}); nothing after them was "
+          f"saved, the checkpoints of steps {self.run.manager.all_steps()} hold finite "
+          "parameters"
+        )
     return loss
 
   def end_window(self, number: int, loss: float):
@@ -284,8 +360,9 @@ class StepMonitor:
     self.window_tokens, self.window_start = 0, time.time()
 
 
-def _train(run: Run, state, batches, train_step, history: History,
-           after_step: Callable[[int], None] | None):
+def _train(
+  run: Run, state, batches, train_step, history: History, after_step: Callable[[int], None] | None
+):
   """Steps from state.step to config.num_train_steps; evaluates, saves, obeys signals.
 
   Returns the final state and the StepMonitor, whose totals time the training.
@@ -301,8 +378,12 @@ def _train(run: Run, state, batches, train_step, history: History,
       is_log = number % config.log_every_steps == 0 or last
       is_eval = number % config.eval_every_steps == 0 and not last
       is_save = number % config.checkpoint_every_steps == 0 or is_eval or last
-      loss = monitor.add(number, metrics, int(np.count_nonzero(host_batch["tgt_out"])),
-                         read_all=is_log or is_save or bool(stop.signal_name))
+      loss = monitor.add(
+        number,
+        metrics,
+        int(np.count_nonzero(host_batch["tgt_out"])),
+        read_all=is_log or is_save or bool(stop.signal_name),
+      )
       if is_log:
         History.add(history.train, number, loss)
         monitor.end_window(number, loss)
@@ -313,12 +394,15 @@ def _train(run: Run, state, batches, train_step, history: History,
         history.stopped_early = stopping.update(number, save_metrics["bleu"])
         monitor.restart_window()
       if is_save:
-        checkpointing.save(run.manager, state, batches.get_state(), metrics=save_metrics,
-                           force=True)
+        checkpointing.save(
+          run.manager, state, batches.get_state(), metrics=save_metrics, force=True
+        )
       if history.stopped_early:
-        _log(f"early stopping at step {number}: held-out BLEU has not improved on "
-             f"{stopping.best:.2f} (step {stopping.best_step}) for {stopping.since_best} "
-             f"evaluations (config.early_stopping_patience={stopping.patience})")
+        _log(
+          f"early stopping at step {number}: held-out BLEU has not improved on "
+          f"{stopping.best:.2f} (step {stopping.best_step}) for {stopping.since_best} "
+          f"evaluations (config.early_stopping_patience={stopping.patience})"
+        )
         break
       if after_step is not None:
         after_step(number)
@@ -327,33 +411,42 @@ def _train(run: Run, state, batches, train_step, history: History,
   return state, monitor
 
 
-def _save_and_stop(run: Run, state, batches, monitor: StepMonitor, signal_name: str,
-                   number: int, *, saved: bool):
+def _save_and_stop(
+  run: Run, state, batches, monitor: StepMonitor, signal_name: str, number: int, *, saved: bool
+):
   """Reads every pending step, saves (unless this step already did) and stops the run."""
   monitor.read()
   if not saved:
     checkpointing.save(run.manager, state, batches.get_state(), force=True)
   checkpointing.wait(run.manager)
   raise TrainingInterrupted(
-      f"stopped by {signal_name} after step {number}; the checkpoint is in "
-      f"{run.manager.directory}/{number}; run the same command (same --workdir) to resume")
+    f"stopped by {signal_name} after step {number}; the checkpoint is in "
+    f"{run.manager.directory}/{number}; run the same command (same --workdir) to resume"
+  )
 
 
-def _periodic_evaluation(run: Run, params, number: int, history: History,
-                         monitor: StepMonitor) -> dict:
+def _periodic_evaluation(
+  run: Run, params, number: int, history: History, monitor: StepMonitor
+) -> dict:
   """Held-out loss and BLEU (config.decode.eval_search) during training; returns what the
   checkpoint records to choose the best one."""
   search = run.config.decode.eval_search
   monitor.pause()
-  history.clock.append({"train_seconds": round(monitor.seconds, 2),
-                        "wall_seconds": round(time.time() - run.started, 2),
-                        "load_1min": round(os.getloadavg()[0], 2)})
+  history.clock.append(
+    {
+      "train_seconds": round(monitor.seconds, 2),
+      "wall_seconds": round(time.time() - run.started, 2),
+      "load_1min": round(os.getloadavg()[0], 2),
+    }
+  )
   held = run.score_heldout(params, search=search).metrics
   History.add(history.heldout, number, held["loss"])
   History.add(history.bleu, number, held["bleu"])
   run.writer.scalars(number, held, "heldout")
-  _log(f"step {number}: held-out loss {held['loss']:.4f}, "
-       f"token accuracy {held['token_accuracy']:.4f}, BLEU ({search}) {held['bleu']:.2f}")
+  _log(
+    f"step {number}: held-out loss {held['loss']:.4f}, "
+    f"token accuracy {held['token_accuracy']:.4f}, BLEU ({search}) {held['bleu']:.2f}"
+  )
   monitor.record({"step": number, "heldout_loss": held["loss"]})
   return {"heldout_loss": held["loss"], "bleu": held["bleu"]}
 
@@ -375,8 +468,10 @@ def _test_scores(run: Run, params, suffix: str = "") -> dict:
   report = {}
   for name, pairs in run.corpus.test.items():
     report[name] = run.score(params, pairs, name=f"test_{name}{suffix}").metrics
-    _log(f"test {name}{suffix} ({len(pairs)} sentences): BLEU {report[name]['bleu']:.2f}, "
-         f"chrF {report[name]['chrf']:.2f}")
+    _log(
+      f"test {name}{suffix} ({len(pairs)} sentences): BLEU {report[name]['bleu']:.2f}, "
+      f"chrF {report[name]['chrf']:.2f}"
+    )
   return report
 
 
@@ -384,8 +479,9 @@ def _evaluate_average(run: Run, state) -> dict:
   """Held-out and test scores of the mean params of the newest checkpoints."""
   used, params = averaging.average_last(run.manager, run.config.average_last_checkpoints, state)
   held = run.score_heldout(params, name="heldout_averaged").metrics
-  _log(f"averaged params of steps {used}: held-out loss {held['loss']:.4f}, "
-       f"BLEU {held['bleu']:.2f}")
+  _log(
+    f"averaged params of steps {used}: held-out loss {held['loss']:.4f}, BLEU {held['bleu']:.2f}"
+  )
   return {"steps": used, "heldout": held, "test": _test_scores(run, params, "_averaged")}
 
 
@@ -397,19 +493,26 @@ def _final_evaluation(run: Run, params, history: History, step: int) -> dict:
   """
   config, corpus, workdir = run.config, run.corpus, run.workdir
   # The periodic evaluations of training, before the final one below is added.
-  curve = {"search": config.decode.eval_search, "steps": list(history.bleu[0]),
-           "bleu": list(history.bleu[1]), "loss": list(history.heldout[1]),
-           **{key: [c[key] for c in history.clock]
-              for key in ("train_seconds", "wall_seconds", "load_1min")}}
+  curve = {
+    "search": config.decode.eval_search,
+    "steps": list(history.bleu[0]),
+    "bleu": list(history.bleu[1]),
+    "loss": list(history.heldout[1]),
+    **{
+      key: [c[key] for c in history.clock] for key in ("train_seconds", "wall_seconds", "load_1min")
+    },
+  }
   result = run.score_heldout(params, name="heldout")
   report = result.metrics
   History.add(history.heldout, step, report["loss"])
   History.add(history.bleu, step, report["bleu"])
-  _log(f"held-out ({len(corpus.eval)} sentences): " + ", ".join(
-      f"{k} {v:.4f}" for k, v in report.items() if isinstance(v, float)))
+  _log(
+    f"held-out ({len(corpus.eval)} sentences): "
+    + ", ".join(f"{k} {v:.4f}" for k, v in report.items() if isinstance(v, float))
+  )
   _log(f"  {report['bleu_signature']}")
   _log("sample translations (held-out):")
-  for (src, ref), hyp in list(zip(corpus.eval, result.hypotheses))[:config.num_samples]:
+  for (src, ref), hyp in list(zip(corpus.eval, result.hypotheses))[: config.num_samples]:
     _log(f"  > {src}\n  = {ref}\n  {'=' if hyp == ref else 'x'} {hyp}")
   for i in range(min(config.num_attention_plots, len(corpus.eval))):
     _plot_attention(run, step, i, result)
@@ -417,10 +520,12 @@ def _final_evaluation(run: Run, params, history: History, step: int) -> dict:
   for name, scores in summary["test"].items():
     run.writer.scalars(step, scores, f"test_{name}")
   run.writer.scalars(step, report, "heldout_final")
-  plots.save_curves(os.path.join(workdir, "loss.png"),
-                    {"train": history.train, "held-out": history.heldout})
-  plots.save_curves(os.path.join(workdir, "bleu.png"), {"held-out": history.bleu},
-                    ylabel="BLEU", log_scale=False)
+  plots.save_curves(
+    os.path.join(workdir, "loss.png"), {"train": history.train, "held-out": history.heldout}
+  )
+  plots.save_curves(
+    os.path.join(workdir, "bleu.png"), {"held-out": history.bleu}, ylabel="BLEU", log_scale=False
+  )
   with open(os.path.join(workdir, "translations.txt"), "w", encoding="utf-8") as f:
     f.writelines(h + "\n" for h in result.hypotheses)
   return summary
@@ -430,11 +535,13 @@ def _plot_attention(run: Run, step: int, i: int, result: evaluation.SplitResult)
   """attention_{i}.png and its TensorBoard image, one label per token (subword pieces
   for SentencePiece, words for word vocabularies)."""
   corpus = run.corpus
-  src_ids = corpus.src_vocab.encode(corpus.eval[i][0])[:run.config.model.max_length]
+  src_ids = corpus.src_vocab.encode(corpus.eval[i][0])[: run.config.model.max_length]
   src_words = [corpus.src_vocab.decode([t]) for t in src_ids]
   out_ids = corpus.tgt_vocab.encode(result.hypotheses[i])
   out_words = ([corpus.tgt_vocab.decode([t]) for t in out_ids] + ["</s>"])[
-      :len(result.attentions[i])]
-  plots.save_attention(os.path.join(run.workdir, f"attention_{i}.png"),
-                       result.attentions[i], src_words, out_words)
+    : len(result.attentions[i])
+  ]
+  plots.save_attention(
+    os.path.join(run.workdir, f"attention_{i}.png"), result.attentions[i], src_words, out_words
+  )
   run.writer.attention(step, f"attention/{i}", result.attentions[i], src_words, out_words)

@@ -32,7 +32,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -61,47 +61,77 @@ def beam_sizes_flag(parser: argparse.ArgumentParser, text: str) -> list[int]:
   except ValueError:
     sizes = [0]
   if any(b < 1 for b in sizes):
-    parser.error(f"--beam_sizes={text!r} is not allowed; expected integers >= 1 separated "
-                 "by commas")
+    parser.error(
+      f"--beam_sizes={text!r} is not allowed; expected integers >= 1 separated by commas"
+    )
   return sizes
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
   parser = OneLineParser(
-      prog="jaxseq-translate", description="Translate with a trained jaxseq workdir.")
-  parser.add_argument("texts", nargs="*", metavar="TEXT",
-                      help="sentences to translate (default: lines of --input or stdin)")
-  parser.add_argument("--workdir", action="append",
-                      help="directory written by train.py; give it several times to decode "
-                      "with the ensemble of those models (same vocabularies)")
-  parser.add_argument("--artifact",
-                      help="directory written by jaxseq-export (instead of --workdir)")
+    prog="jaxseq-translate", description="Translate with a trained jaxseq workdir."
+  )
+  parser.add_argument(
+    "texts",
+    nargs="*",
+    metavar="TEXT",
+    help="sentences to translate (default: lines of --input or stdin)",
+  )
+  parser.add_argument(
+    "--workdir",
+    action="append",
+    help="directory written by train.py; give it several times to decode "
+    "with the ensemble of those models (same vocabularies)",
+  )
+  parser.add_argument(
+    "--artifact", help="directory written by jaxseq-export (instead of --workdir)"
+  )
   parser.add_argument("--input", help="file with one sentence per line")
   parser.add_argument("--beam_size", type=int, help="default: config.decode.beam_size")
   parser.add_argument("--alpha", type=float, help="length penalty; default: config.decode.alpha")
-  parser.add_argument("--nbest", type=int, default=1,
-                      help="translations per sentence (with --sample: samples drawn)")
+  parser.add_argument(
+    "--nbest", type=int, default=1, help="translations per sentence (with --sample: samples drawn)"
+  )
   parser.add_argument("--batch_size", type=int, default=64, help="sentences per batch")
-  parser.add_argument("--sample", action="store_true",
-                      help="draw outputs at random from the model instead of beam search")
-  parser.add_argument("--temperature", type=float,
-                      help="with --sample: divides the log-probabilities (default 1; 0 is greedy)")
-  parser.add_argument("--top_k", type=int,
-                      help="with --sample: draw among the k most likely tokens (default 0: all)")
-  parser.add_argument("--top_p", type=float,
-                      help="with --sample: draw among the most likely tokens whose probability "
-                      "reaches p (default 1: all)")
-  parser.add_argument("--seed", type=int,
-                      help="with --sample: the same seed gives the same outputs (default 0)")
-  parser.add_argument("--prefix", default="",
-                      help="target text every translation starts with; the model completes it")
-  parser.add_argument("--alignments", action="store_true",
-                      help="add each translation's word alignment (Pharaoh 'src-tgt' pairs)")
-  parser.add_argument("--json", action="store_true",
-                      help="one JSON object per line out; input lines may be JSON objects "
-                      "{\"text\": ..., \"prefix\": ...}")
-  parser.add_argument("--attention_plot", metavar="FILE.png",
-                      help="attention heatmap of the (single) sentence")
+  parser.add_argument(
+    "--sample",
+    action="store_true",
+    help="draw outputs at random from the model instead of beam search",
+  )
+  parser.add_argument(
+    "--temperature",
+    type=float,
+    help="with --sample: divides the log-probabilities (default 1; 0 is greedy)",
+  )
+  parser.add_argument(
+    "--top_k", type=int, help="with --sample: draw among the k most likely tokens (default 0: all)"
+  )
+  parser.add_argument(
+    "--top_p",
+    type=float,
+    help="with --sample: draw among the most likely tokens whose probability "
+    "reaches p (default 1: all)",
+  )
+  parser.add_argument(
+    "--seed", type=int, help="with --sample: the same seed gives the same outputs (default 0)"
+  )
+  parser.add_argument(
+    "--prefix", default="", help="target text every translation starts with; the model completes it"
+  )
+  parser.add_argument(
+    "--alignments",
+    action="store_true",
+    help="add each translation's word alignment (Pharaoh 'src-tgt' pairs)",
+  )
+  parser.add_argument(
+    "--json",
+    action="store_true",
+    help="one JSON object per line out; input lines may be JSON objects "
+    '{"text": ..., "prefix": ...}',
+  )
+  parser.add_argument(
+    "--attention_plot", metavar="FILE.png", help="attention heatmap of the (single) sentence"
+  )
   args = parser.parse_args(argv)
   if bool(args.workdir) == bool(args.artifact):
     parser.error("give --workdir (one or more) or --artifact, exactly one of the two")
@@ -120,8 +150,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
       parser.error(f"{given[0]} applies only with --sample")
   else:
     if args.beam_size is not None and args.beam_size > 1:
-      parser.error(f"--sample draws outputs one token at a time; --beam_size={args.beam_size} "
-                   "is not allowed with it (leave it out, or use 1)")
+      parser.error(
+        f"--sample draws outputs one token at a time; --beam_size={args.beam_size} "
+        "is not allowed with it (leave it out, or use 1)"
+      )
     if args.temperature is not None and args.temperature < 0:
       parser.error(f"--temperature={args.temperature} is not allowed; expected a number >= 0")
     if args.top_k is not None and args.top_k < 0:
@@ -138,13 +170,16 @@ def read_lines(stream, name: str) -> list[str]:
     try:
       lines.append(raw.decode("utf-8").rstrip("\r\n"))
     except UnicodeDecodeError as e:
-      raise InputError(f"{name} line {number} is not valid UTF-8 (byte 0x{raw[e.start]:02x} "
-                       f"at column {e.start + 1}); give UTF-8 text") from None
+      raise InputError(
+        f"{name} line {number} is not valid UTF-8 (byte 0x{raw[e.start]:02x} "
+        f"at column {e.start + 1}); give UTF-8 text"
+      ) from None
   return lines
 
 
 class Request(NamedTuple):
   """One line to translate: its text and the target prefix its outputs must start with."""
+
   text: str
   prefix: str = ""
 
@@ -154,8 +189,9 @@ def check_unicode(request: Request, where: str) -> Request:
   lone surrogate (a JSON escape such as "\\ud800", or an argument that is not UTF-8)."""
   for field, value in zip(Request._fields, request):
     if problem := jsontext.unicode_problem(value):
-      raise InputError(f"{where} is not valid Unicode: its {field} holds {problem}; give "
-                       "UTF-8 text")
+      raise InputError(
+        f"{where} is not valid Unicode: its {field} holds {problem}; give UTF-8 text"
+      )
   return request
 
 
@@ -173,16 +209,47 @@ def parse_json_lines(lines: list[str], name: str, first: int = 1) -> list[Reques
     try:
       item = jsontext.loads(line)
     except jsontext.JsonError as e:
-      raise InputError(f"{where} starts with '{{' but is not a JSON object ({e}); give "
-                       "{\"text\": ..., \"prefix\": ...} or plain text") from None
+      raise InputError(
+        f"{where} starts with '{{' but is not a JSON object ({e}); give "
+        '{"text": ..., "prefix": ...} or plain text'
+      ) from None
     unknown = set(item) - set(Request._fields) if isinstance(item, dict) else set()
-    if (not isinstance(item, dict) or not isinstance(item.get("text"), str)
-        or not isinstance(item.get("prefix", ""), str) or unknown):
-      raise InputError(f"{where} is not a translation request: expected a JSON "
-                       "object with a string \"text\" and an optional string \"prefix\""
-                       + (f" (unknown field {sorted(unknown)[0]!r})" if unknown else ""))
+    if (
+      not isinstance(item, dict)
+      or not isinstance(item.get("text"), str)
+      or not isinstance(item.get("prefix", ""), str)
+      or unknown
+    ):
+      raise InputError(
+        f"{where} is not a translation request: expected a JSON "
+        'object with a string "text" and an optional string "prefix"'
+        + (f" (unknown field {sorted(unknown)[0]!r})" if unknown else "")
+      )
     requests.append(check_unicode(Request(item["text"], item.get("prefix", "")), where))
   return requests
+
+
+class Backend(Protocol):
+  """What a Translator translates with: one workdir or an ensemble (`trained.Loaded`), or
+  an exported artifact (`artifact.Artifact`)."""
+
+  src_vocab: Any  # tokenizers.Tokenizer
+  tgt_vocab: Any
+  step: int
+  max_length: int
+  settings: dict
+
+  def translate_ids(
+    self,
+    sources: list[np.ndarray],
+    *,
+    batch_size: int,
+    search: str,
+    settings: dict,
+    nbest: int = 1,
+    prefixes: list[list[int]] | None = None,
+    progress: str | None = None,
+  ) -> list: ...
 
 
 class Translator:
@@ -190,16 +257,20 @@ class Translator:
   ensemble) or an exported artifact (`artifact.Artifact`). command: the name that leads
   the stderr line saying which checkpoint of a workdir was loaded."""
 
-  def __init__(self, workdirs: list[str] | None = None, artifact: str | None = None,
-               command: str = "jaxseq"):
+  def __init__(
+    self, workdirs: list[str] | None = None, artifact: str | None = None, command: str = "jaxseq"
+  ):
     # Imported here so that `--help` and flag mistakes answer before JAX starts.
+    self.backend: Backend
     if artifact is not None:
       from jaxseq import artifact as artifact_lib
+
       self.backend = artifact_lib.Artifact(artifact)
     else:
       from jaxseq import quiet, trained
+
       with quiet.absl_errors_only():  # orbax's notes on read-only restores
-        self.backend = trained.Loaded(workdirs, command)
+        self.backend = trained.Loaded(workdirs or [], command)
     backend = self.backend
     self.src_vocab, self.tgt_vocab = backend.src_vocab, backend.tgt_vocab
     self.step, self.max_length = backend.step, backend.max_length
@@ -208,42 +279,65 @@ class Translator:
   def prefix_ids(self, prefix: str, where: str) -> list[int]:
     """Target ids of a prefix; InputError when the target tokenizer cannot represent it."""
     from jaxseq.vocab import UNK
+
     if not prefix.strip():
       return []
     ids = self.tgt_vocab.encode(prefix)
     if UNK in ids or self.tgt_vocab.decode(ids).split() != prefix.split():
       unknown = [w for w in prefix.split() if UNK in self.tgt_vocab.encode(w)]
-      raise InputError(f"the prefix {prefix!r} of {where} cannot be written with the target "
-                       "vocabulary" + (f" ({unknown[0]!r} is not in it)" if unknown else "")
-                       + "; use words the model knows")
+      raise InputError(
+        f"the prefix {prefix!r} of {where} cannot be written with the target "
+        "vocabulary"
+        + (f" ({unknown[0]!r} is not in it)" if unknown else "")
+        + "; use words the model knows"
+      )
     if len(ids) >= self.max_length:
-      raise InputError(f"the prefix of {where} has {len(ids)} tokens; at most "
-                       f"{self.max_length - 1} fit (model.max_length {self.max_length})")
+      raise InputError(
+        f"the prefix of {where} has {len(ids)} tokens; at most "
+        f"{self.max_length - 1} fit (model.max_length {self.max_length})"
+      )
     return ids
 
-  def translate(self, requests: list[Request], *, nbest: int, batch_size: int,
-                alignments: bool = False, progress: bool = False,
-                settings: dict | None = None, attention: bool = True) -> list[dict]:
+  def translate(
+    self,
+    requests: list[Request],
+    *,
+    nbest: int,
+    batch_size: int,
+    alignments: bool = False,
+    progress: bool = False,
+    settings: dict | None = None,
+    attention: bool = True,
+  ) -> list[dict]:
     """One dict per request: translation, score, nbest [{translation, score(, alignment)}],
     source and output tokens, attention (when asked) and alignment (when asked).
     InputError for a bad prefix. settings: the decoding settings of this call (default:
     self.settings)."""
     settings = self.settings if settings is None else settings
     from jaxseq import alignment
+
     prefixes = [self.prefix_ids(r.prefix, f"line {n}") for n, r in enumerate(requests, 1)]
     sources, results = [], []
     for number, request in enumerate(requests, 1):
       ids = self.src_vocab.encode(request.text)
       if len(ids) > self.max_length:
-        print(f"warning: sentence {number} has {len(ids)} tokens; only the first "
-              f"{self.max_length} (model.max_length) are translated", file=sys.stderr)
-      sources.append(ids[:self.max_length])
+        print(
+          f"warning: sentence {number} has {len(ids)} tokens; only the first "
+          f"{self.max_length} (model.max_length) are translated",
+          file=sys.stderr,
+        )
+      sources.append(ids[: self.max_length])
     todo = [i for i, ids in enumerate(sources) if ids]
     try:
       outputs = self.backend.translate_ids(
-          [np.asarray(sources[i], np.int32) for i in todo], batch_size=batch_size,
-          search=settings["search"], settings=settings, nbest=nbest,
-          prefixes=[prefixes[i] for i in todo], progress="translate" if progress else None)
+        [np.asarray(sources[i], np.int32) for i in todo],
+        batch_size=batch_size,
+        search=settings["search"],
+        settings=settings,
+        nbest=nbest,
+        prefixes=[prefixes[i] for i in todo],
+        progress="translate" if progress else None,
+      )
     except ValueError as e:  # what an exported artifact cannot do
       raise InputError(str(e)) from None
     by_line = dict(zip(todo, outputs))
@@ -251,24 +345,37 @@ class Translator:
       src_tokens = [self.src_vocab.words[t] for t in sources[i]]
       out = by_line.get(i)
       if out is None or not out.nbest:
-        results.append({"source": request.text, "translation": "", "score": None, "nbest": [],
-                        "source_tokens": src_tokens, "output_tokens": []}
-                       | ({"attention": []} if attention else {})
-                       | ({"alignment": ""} if alignments else {}))
+        results.append(
+          {
+            "source": request.text,
+            "translation": "",
+            "score": None,
+            "nbest": [],
+            "source_tokens": src_tokens,
+            "output_tokens": [],
+          }
+          | ({"attention": []} if attention else {})
+          | ({"alignment": ""} if alignments else {})
+        )
         continue
-      hypotheses = []
+      hypotheses: list[dict[str, Any]] = []
       for h in out.nbest:
-        entry = {"translation": self.tgt_vocab.decode(h.ids), "score": h.score}
+        entry: dict[str, Any] = {"translation": self.tgt_vocab.decode(h.ids), "score": h.score}
         if alignments:
-          entry["alignment"] = alignment.align(h.attention, sources[i], h.ids,
-                                               self.src_vocab, self.tgt_vocab)
+          entry["alignment"] = alignment.align(
+            h.attention, sources[i], h.ids, self.src_vocab, self.tgt_vocab
+          )
         hypotheses.append(entry)
-      best = out.best
-      result = {
-          "source": request.text, "translation": hypotheses[0]["translation"],
-          "score": hypotheses[0]["score"], "nbest": hypotheses, "source_tokens": src_tokens,
-          "output_tokens": [self.tgt_vocab.words[t] for t in best.ids]
-                           + (["</s>"] if best.ended else [])}
+      best = out.nbest[0]
+      result: dict[str, Any] = {
+        "source": request.text,
+        "translation": hypotheses[0]["translation"],
+        "score": hypotheses[0]["score"],
+        "nbest": hypotheses,
+        "source_tokens": src_tokens,
+        "output_tokens": [self.tgt_vocab.words[t] for t in best.ids]
+        + (["</s>"] if best.ended else []),
+      }
       if attention:
         result["attention"] = np.round(best.attention, 4).tolist()
       if request.prefix.strip():
@@ -279,16 +386,20 @@ class Translator:
     return results
 
 
-def format_result(index: int, result: dict, *, as_json: bool, nbest: int,
-                  alignments: bool = False) -> str:
+def format_result(
+  index: int, result: dict, *, as_json: bool, nbest: int, alignments: bool = False
+) -> str:
   """A result as printed: JSON, the translation (with ' ||| alignment'), or n-best lines
   'i ||| translation ||| score' (with ' ||| alignment')."""
   if as_json:
     return json.dumps(result, ensure_ascii=False)
   if nbest == 1:
     return result["translation"] + (f" ||| {result['alignment']}" if alignments else "")
-  rows = [f"{index} ||| {h['translation']} ||| {h['score']:.4f}"
-          + (f" ||| {h['alignment']}" if alignments else "") for h in result["nbest"]]
+  rows = [
+    f"{index} ||| {h['translation']} ||| {h['score']:.4f}"
+    + (f" ||| {h['alignment']}" if alignments else "")
+    for h in result["nbest"]
+  ]
   return "\n".join(rows) or f"{index} |||  ||| "
 
 
@@ -318,8 +429,10 @@ def _drop_stdout():
 
 
 def _interactive(translator: Translator, args) -> Iterator[str]:
-  print(f"jaxseq-translate: model of step {translator.step}; one sentence per line, "
-        "Ctrl-D to quit", file=sys.stderr)
+  print(
+    f"jaxseq-translate: model of step {translator.step}; one sentence per line, Ctrl-D to quit",
+    file=sys.stderr,
+  )
   index = 0
   for number in itertools.count(1):
     try:
@@ -329,20 +442,28 @@ def _interactive(translator: Translator, args) -> Iterator[str]:
       print(file=sys.stderr)
       return
     except UnicodeDecodeError as e:  # the terminal sent bytes that are not UTF-8
-      print(f"error: input line {number} is not valid UTF-8 (byte 0x{e.object[e.start]:02x}); "
-            "give UTF-8 text", file=sys.stderr)
+      print(
+        f"error: input line {number} is not valid UTF-8 (byte 0x{e.object[e.start]:02x}); "
+        "give UTF-8 text",
+        file=sys.stderr,
+      )
       continue
     try:
-      request = (parse_json_lines([line], "input", number) if args.json
-                 else [check_unicode(Request(line), f"input line {number}")])[0]
+      request = (
+        parse_json_lines([line], "input", number)
+        if args.json
+        else [check_unicode(Request(line), f"input line {number}")]
+      )[0]
       request = request._replace(prefix=request.prefix or args.prefix)
-      result = translator.translate([request], nbest=args.nbest, batch_size=1,
-                                    alignments=args.alignments)[0]
+      result = translator.translate(
+        [request], nbest=args.nbest, batch_size=1, alignments=args.alignments
+      )[0]
     except InputError as e:  # a bad line in a session: say so and go on
       print(f"error: {e}", file=sys.stderr)
       continue
-    yield format_result(index, result, as_json=args.json, nbest=args.nbest,
-                        alignments=args.alignments)
+    yield format_result(
+      index, result, as_json=args.json, nbest=args.nbest, alignments=args.alignments
+    )
     index += 1
 
 
@@ -362,9 +483,11 @@ def _read_requests(args) -> list[Request] | None:
     lines = read_lines(sys.stdin.buffer, "stdin")
   check_unicode(Request("", args.prefix), "--prefix")
   name = args.input or ("arguments" if args.texts else "stdin")
-  requests = (parse_json_lines(lines, name) if args.json else
-              [check_unicode(Request(line), f"{name} line {n}") for n, line in
-               enumerate(lines, 1)])
+  requests = (
+    parse_json_lines(lines, name)
+    if args.json
+    else [check_unicode(Request(line), f"{name} line {n}") for n, line in enumerate(lines, 1)]
+  )
   return [r._replace(prefix=r.prefix or args.prefix) for r in requests]
 
 
@@ -376,49 +499,68 @@ def _apply_flags(translator: Translator, args):
   if args.alpha is not None:
     settings["alpha"] = args.alpha
   if args.sample:
-    settings.update(search="sample", temperature=1.0 if args.temperature is None
-                    else args.temperature, top_k=args.top_k or 0,
-                    top_p=1.0 if args.top_p is None else args.top_p, seed=args.seed or 0)
+    settings.update(
+      search="sample",
+      temperature=1.0 if args.temperature is None else args.temperature,
+      top_k=args.top_k or 0,
+      top_p=1.0 if args.top_p is None else args.top_p,
+      seed=args.seed or 0,
+    )
   elif args.nbest > settings["beam_size"]:
-    raise InputError(f"--nbest={args.nbest} is not allowed; expected at most the beam size "
-                     f"({settings['beam_size']})")
+    raise InputError(
+      f"--nbest={args.nbest} is not allowed; expected at most the beam size "
+      f"({settings['beam_size']})"
+    )
 
 
 def run(argv: list[str]) -> int:
   args = parse_args(argv)
   from jaxseq import artifact
   from jaxseq.errors import ArtifactError, CheckpointError
+
   if args.artifact:
     artifact.use_compilation_cache()  # later starts load the artifact's compiled searches
   try:
     requests = _read_requests(args)
     if args.attention_plot and (requests is None or len(requests) != 1):
-      raise InputError("--attention_plot draws one sentence; give exactly one "
-                       f"(got {'an interactive session' if requests is None else len(requests)})")
+      raise InputError(
+        "--attention_plot draws one sentence; give exactly one "
+        f"(got {'an interactive session' if requests is None else len(requests)})"
+      )
     translator = Translator(args.workdir, args.artifact, command="jaxseq-translate")
     _apply_flags(translator, args)
     if requests is None:
       return print_lines(_interactive(translator, args))
-    results = translator.translate(requests, nbest=args.nbest, batch_size=args.batch_size,
-                                   alignments=args.alignments,
-                                   progress=len(requests) > args.batch_size)
+    results = translator.translate(
+      requests,
+      nbest=args.nbest,
+      batch_size=args.batch_size,
+      alignments=args.alignments,
+      progress=len(requests) > args.batch_size,
+    )
   except (InputError, CheckpointError, ArtifactError) as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
-  status = print_lines(format_result(index, result, as_json=args.json, nbest=args.nbest,
-                                     alignments=args.alignments)
-                       for index, result in enumerate(results))
+  status = print_lines(
+    format_result(index, result, as_json=args.json, nbest=args.nbest, alignments=args.alignments)
+    for index, result in enumerate(results)
+  )
   if status:
     return status
   if args.attention_plot:
     from jaxseq import plots
+
     result = results[0]
     try:
-      plots.save_attention(args.attention_plot, result["attention"], result["source_tokens"],
-                           result["output_tokens"])
+      plots.save_attention(
+        args.attention_plot, result["attention"], result["source_tokens"], result["output_tokens"]
+      )
     except OSError as e:
-      print(f"error: --attention_plot {args.attention_plot!r} cannot be written: "
-            f"{e.strerror or e}; give a file in a writable folder", file=sys.stderr)
+      print(
+        f"error: --attention_plot {args.attention_plot!r} cannot be written: "
+        f"{e.strerror or e}; give a file in a writable folder",
+        file=sys.stderr,
+      )
       return EXIT_BAD_INPUT
   return 0
 

@@ -24,7 +24,7 @@ class WordVocab:
   """Maps whitespace-separated words to ids; ids 0-3 are PAD, BOS, EOS, UNK."""
 
   def __init__(self, words: Sequence[str]):
-    if tuple(words[:len(SPECIALS)]) != SPECIALS:
+    if tuple(words[: len(SPECIALS)]) != SPECIALS:
       raise ValueError(f"a vocabulary must start with {SPECIALS}")
     if len(set(words)) != len(words):
       raise ValueError("a vocabulary must not repeat a word")
@@ -35,8 +35,10 @@ class WordVocab:
   def build(cls, sentences: Iterable[str], min_count: int = 1) -> "WordVocab":
     """Words seen at least min_count times, most frequent first (ties by spelling)."""
     counts = collections.Counter(w for s in sentences for w in s.split())
-    kept = sorted((w for w, c in counts.items() if c >= min_count and w not in SPECIALS),
-                  key=lambda w: (-counts[w], w))
+    kept = sorted(
+      (w for w, c in counts.items() if c >= min_count and w not in SPECIALS),
+      key=lambda w: (-counts[w], w),
+    )
     return cls(list(SPECIALS) + kept)
 
   def __len__(self) -> int:
@@ -48,8 +50,9 @@ class WordVocab:
 
   def decode(self, ids: Iterable[int]) -> str:
     """Text of the ids up to the first EOS; PAD and BOS are dropped."""
-    return " ".join(self.words[i] if 0 <= i < len(self.words) else SPECIALS[UNK]
-                    for i in content_ids(ids))
+    return " ".join(
+      self.words[i] if 0 <= i < len(self.words) else SPECIALS[UNK] for i in content_ids(ids)
+    )
 
   def save(self, path: str | os.PathLike):
     with open(path, "w", encoding="utf-8") as f:

@@ -16,16 +16,19 @@ import tempfile
 
 # The tests compile many tiny programs; XLA's backend optimisations cost more time than
 # they save at these sizes, and the older CPU fusion code generator compiles faster than
-# the fusion emitters (test_model and test_beam_search: 144 s instead of 205 s, 2 cores). Set before JAX starts;
-# subprocesses inherit it.
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
-                      "--xla_cpu_use_fusion_emitters=false")
+# the fusion emitters (test_model and test_beam_search: 144 s instead of 205 s, 2 cores).
+# Set before JAX starts; subprocesses inherit it.
+os.environ.setdefault(
+  "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+)
 # One persistent compilation cache for this session's processes (this one and the train.py
 # and translate subprocesses): the tiny runs compile the same steps again and again. The
 # cache only saves time: a cached executable is the one compiled before.
 # Named by the xdist run, which every worker of one run shares.
-COMPILE_CACHE = os.path.join(tempfile.gettempdir(), "jaxseq-tests-xla-" + os.environ.get(
-    "PYTEST_XDIST_TESTRUNUID", str(os.getpid())))
+COMPILE_CACHE = os.path.join(
+  tempfile.gettempdir(),
+  "jaxseq-tests-xla-" + os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid())),
+)
 os.makedirs(COMPILE_CACHE, exist_ok=True)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = COMPILE_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
@@ -37,22 +40,19 @@ import pytest  # noqa: E402
 
 from jaxseq import model as model_lib  # noqa: E402
 from jaxseq.model import Seq2Seq  # noqa: E402
-from tests import runs  # noqa: E402
 from jaxseq.vocab import BOS  # noqa: E402
+from tests import runs  # noqa: E402
 
 
 def tiny_model(src_vocab_size: int = 11, tgt_vocab_size: int = 13, **overrides) -> Seq2Seq:
   """The default model (model.ModelConfig, the one source of its fields) at tiny sizes."""
-  fields = dict(embed_size=8, hidden_size=12, attention_size=10, max_length=9,
-                bidirectional=False)
-  return Seq2Seq(model_lib.ModelConfig(**{**fields, **overrides}), src_vocab_size,
-                 tgt_vocab_size)
+  fields = dict(embed_size=8, hidden_size=12, attention_size=10, max_length=9, bidirectional=False)
+  return Seq2Seq(model_lib.ModelConfig(**{**fields, **overrides}), src_vocab_size, tgt_vocab_size)
 
 
 def init_params(model: Seq2Seq, seed: int = 0):
   # Compiled as one program: op-by-op initialisation is several times slower on CPU.
-  return jax.jit(model.init)(jax.random.key(seed), jnp.array([4, 5], jnp.int32),
-                             jnp.int32(BOS))
+  return jax.jit(model.init)(jax.random.key(seed), jnp.array([4, 5], jnp.int32), jnp.int32(BOS))
 
 
 @pytest.fixture
@@ -99,6 +99,7 @@ def exported(reference, tmp_path_factory) -> str:
   """The shared tiny workdir exported by jaxseq-export (made once for all workers); tests
   must not change it (copy it first)."""
   from jaxseq import export
+
   base = tmp_path_factory.getbasetemp()
   shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
   out = shared / "exported"

@@ -42,14 +42,17 @@ def poisoned(train_step, nan_steps: tuple[int, ...]):
     new, metrics = train_step(state.replace(params=nan_params), batch, **kwargs)
     params = jax.tree.map(lambda n, p: jnp.where(poison, p, n), new.params, state.params)
     return new.replace(params=params), metrics
+
   return step
 
 
 def signal_after(name: str, at_step: int):
   """An after_step action that sends SIG<name> to this process right after at_step."""
+
   def action(number: int):
     if number == at_step:
       os.kill(os.getpid(), signal.Signals["SIG" + name])
+
   return action
 
 
@@ -58,18 +61,24 @@ def installed(nan_steps: tuple[int, ...] = (), signal_name: str = "", signal_ste
   """Within the block, runs of train.py in this process get the given faults."""
   with contextlib.ExitStack() as stack:
     if nan_steps:
-      stack.enter_context(mock.patch.object(
-          steps, "train_step", poisoned(steps.train_step, tuple(nan_steps))))
+      stack.enter_context(
+        mock.patch.object(steps, "train_step", poisoned(steps.train_step, tuple(nan_steps)))
+      )
     if signal_name:
-      stack.enter_context(mock.patch.object(
-          trainer, "train_and_evaluate",
-          functools.partial(trainer.train_and_evaluate,
-                            after_step=signal_after(signal_name, signal_step))))
+      stack.enter_context(
+        mock.patch.object(
+          trainer,
+          "train_and_evaluate",
+          functools.partial(
+            trainer.train_and_evaluate, after_step=signal_after(signal_name, signal_step)
+          ),
+        )
+      )
     yield
 
 
 def parse_nan_steps(text: str) -> tuple[int, ...]:
-  """"3,4" as step numbers."""
+  """ "3,4" as step numbers."""
   return tuple(int(part) for part in text.split(",") if part.strip())
 
 
@@ -82,6 +91,7 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(argv)
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
   import train as train_py  # the top-level train.py
+
   with installed(parse_nan_steps(args.nan_steps), args.signal, args.signal_step):
     return train_py.main(["train.py", *args.train_args])
 

@@ -13,12 +13,21 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # Small enough that a run is mostly process start and compilation. Saves land at
 # 7, 10, 14, 20, 21, 28 (held-out loss at the multiples of 7) and 30.
 TINY = {
-    "data.num_train": 300, "data.num_eval": 20, "model.hidden_size": 16,
-    "model.max_length": 8,  # one length bucket: the train step compiles once
-    "model.embed_size": 8, "model.attention_size": 8, "batch_size": 8,
-    "num_train_steps": 30, "checkpoint_every_steps": 10, "eval_every_steps": 7,
-    "log_every_steps": 5, "keep_checkpoints": 1, "num_attention_plots": 1, "num_samples": 2,
-    "step_log": True,
+  "data.num_train": 300,
+  "data.num_eval": 20,
+  "model.hidden_size": 16,
+  "model.max_length": 8,  # one length bucket: the train step compiles once
+  "model.embed_size": 8,
+  "model.attention_size": 8,
+  "batch_size": 8,
+  "num_train_steps": 30,
+  "checkpoint_every_steps": 10,
+  "eval_every_steps": 7,
+  "log_every_steps": 5,
+  "keep_checkpoints": 1,
+  "num_attention_plots": 1,
+  "num_samples": 2,
+  "step_log": True,
 }
 
 
@@ -34,8 +43,11 @@ def _faults(overrides: dict) -> tuple[dict, dict]:
 
 def _argv(workdir, overrides: dict) -> list[str]:
   fields = {**TINY, **{k.replace("__", "."): v for k, v in overrides.items()}}
-  return [str(REPO / "train.py"), f"--workdir={workdir}",
-          *(f"--config.{k}={v}" for k, v in fields.items())]
+  return [
+    str(REPO / "train.py"),
+    f"--workdir={workdir}",
+    *(f"--config.{k}={v}" for k, v in fields.items()),
+  ]
 
 
 def train_here(capfd, workdir, **overrides) -> subprocess.CompletedProcess:
@@ -44,10 +56,14 @@ def train_here(capfd, workdir, **overrides) -> subprocess.CompletedProcess:
   captures file descriptors 1 and 2, so that what libraries write outside Python is seen
   too. Same result fields as `train`."""
   import train as train_py  # the top-level train.py
+
   overrides, fault = _faults(dict(overrides))
   capfd.readouterr()
-  with faults.installed(faults.parse_nan_steps(fault.get("nan_steps", "")),
-                        fault.get("signal", ""), fault.get("signal_step", 0)):
+  with faults.installed(
+    faults.parse_nan_steps(fault.get("nan_steps", "")),
+    fault.get("signal", ""),
+    fault.get("signal_step", 0),
+  ):
     status = train_py.main(_argv(workdir, overrides))
   out, err = capfd.readouterr()
   return subprocess.CompletedProcess([], status, out, err)
@@ -60,10 +76,15 @@ def train(workdir, timeout: int = 300, **overrides) -> subprocess.CompletedProce
   overrides, fault = _faults(dict(overrides))
   argv = _argv(workdir, overrides)
   if fault:  # the same run under tests/faults.py, which injects them
-    argv = [str(REPO / "tests" / "faults.py"), *(f"--{k}={v}" for k, v in fault.items()),
-            "--", *argv[1:]]
-  return subprocess.run([sys.executable, *argv], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+    argv = [
+      str(REPO / "tests" / "faults.py"),
+      *(f"--{k}={v}" for k, v in fault.items()),
+      "--",
+      *argv[1:],
+    ]
+  return subprocess.run(
+    [sys.executable, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+  )
 
 
 def step_records(workdir) -> list[dict]:
@@ -98,14 +119,34 @@ def error_lines(result: subprocess.CompletedProcess) -> list[str]:
   return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
-def train_breaking_a_save(workdir, action: str, step: int, *, prefix: tuple = (),
-                          env: dict | None = None, timeout: int = 200,
-                          **overrides) -> subprocess.CompletedProcess:
+def train_breaking_a_save(
+  workdir,
+  action: str,
+  step: int,
+  *,
+  prefix: tuple = (),
+  env: dict | None = None,
+  timeout: int = 200,
+  **overrides,
+) -> subprocess.CompletedProcess:
   """tests/save_faults.py: train.py whose save of `step` meets a workdir broken by
   `action` ("unwritable" or "vanished"), in a subprocess started with the command
   prefix (e.g. setpriv). The timeout is below orbax's 300 s wait for a step directory
   that was never made: a run that hangs until then fails with TimeoutExpired."""
   env = dict(os.environ, JAX_PLATFORMS="cpu", **(env or {}))
-  return subprocess.run([*prefix, sys.executable, "-m", "tests.save_faults", action, str(step),
-                         *_argv(workdir, overrides)], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+    [
+      *prefix,
+      sys.executable,
+      "-m",
+      "tests.save_faults",
+      action,
+      str(step),
+      *_argv(workdir, overrides),
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )

@@ -35,8 +35,9 @@ def main(argv: list[str]) -> int:
     if int(state.step) == step:
       checkpointing.wait(manager)
       break_workdir(action, workdir)
-      print(f"save_faults: workdir {action} before the save of step {step}", file=sys.stderr,
-            flush=True)  # from here, benchmarks/robustness/failed_save.py times the exit
+      print(
+        f"save_faults: workdir {action} before the save of step {step}", file=sys.stderr, flush=True
+      )  # from here, benchmarks/robustness/failed_save.py times the exit
     return save(manager, state, *args, **kwargs)
 
   checkpointing.save = save_then_break

@@ -50,12 +50,15 @@ def test_unknown_attention_is_named():
     attention.entry("cosine")
 
 
-@pytest.mark.parametrize("fields", [
-    dict(query_after_cell=True),                           # a context for a cell already run
+@pytest.mark.parametrize(
+  "fields",
+  [
+    dict(query_after_cell=True),  # a context for a cell already run
     dict(query_after_cell=True, feeds_cell=False, query_with_input=True),
-    dict(second_cell=True),                                 # a second cell before any query
-    dict(feeds_cell=False, combine=True),                   # combine without a context
-])
+    dict(second_cell=True),  # a second cell before any query
+    dict(feeds_cell=False, combine=True),  # combine without a context
+  ],
+)
 def test_a_wiring_that_cannot_run_is_refused(fields):
   with pytest.raises(ValueError):
     attention.Wiring(**fields)
@@ -90,7 +93,9 @@ def test_the_readme_table_is_the_one_made_from_the_rows():
   readme = (pathlib.Path(REPO) / "README.md").read_text(encoding="utf-8")
   assert attention.with_table(readme) == readme
   for name, row in attention.ATTENTIONS.items():
-    line = next(l for l in attention.table_markdown().splitlines() if f"`{name}`" in l)
+    line = next(
+      row_line for row_line in attention.table_markdown().splitlines() if f"`{name}`" in row_line
+    )
     assert line.endswith(f"| {row.description} | {row.reference} |")
 
 
@@ -98,8 +103,9 @@ def test_the_table_command_rewrites_only_what_lies_between_the_markers(tmp_path)
   readme = tmp_path / "README.md"
   readme.write_text(f"intro\n{attention.TABLE_BEGIN}\n| old |\n{attention.TABLE_END}\nrest\n")
   assert attention.main([f"--readme={readme}"]) == 0
-  assert readme.read_text() == (f"intro\n{attention.TABLE_BEGIN}\n{attention.table_markdown()}"
-                                f"{attention.TABLE_END}\nrest\n")
+  assert readme.read_text() == (
+    f"intro\n{attention.TABLE_BEGIN}\n{attention.table_markdown()}{attention.TABLE_END}\nrest\n"
+  )
   with pytest.raises(ValueError, match="attention-table:begin"):
     attention.with_table("no markers here")
 
@@ -123,7 +129,8 @@ def test_the_state_slot_passes_stateless_rows_through_and_checks_a_new_state():
   memory = attention.Memory(values, values, jnp.ones(5, bool), values[0])
   query = jnp.ones(4)
   step = lambda module, state: module.apply(
-      {}, method=lambda m: attention.call(m, query, memory, state))
+    {}, method=lambda m: attention.call(m, query, memory, state)
+  )
   dot = attention.DotAttention()
   assert not attention.is_stateful(dot)
   assert dot.apply({}, memory, method=attention.initial_state) == ()

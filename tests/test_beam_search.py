@@ -16,8 +16,16 @@ TGT_VOCAB = 5  # PAD, BOS, EOS, UNK and one word
 
 
 def _model(tgt_vocab=TGT_VOCAB, max_length=6, seed=0):
-  model = tiny_model(9, tgt_vocab, embed_size=8, hidden_size=8, attention="bahdanau",
-                     attention_size=8, bidirectional=True, max_length=max_length)
+  model = tiny_model(
+    9,
+    tgt_vocab,
+    embed_size=8,
+    hidden_size=8,
+    attention="bahdanau",
+    attention_size=8,
+    bidirectional=True,
+    max_length=max_length,
+  )
   params = jax.jit(model.init)(jax.random.key(seed), jnp.ones((2,), jnp.int32), jnp.int32(BOS))
   # Larger weights make the output distributions peaked, so scores rarely tie.
   params = jax.tree.map(lambda x: 3.0 * x, params)
@@ -36,8 +44,16 @@ def _sources(count, src_len=5, seed=1):
 def _search(model, params, src, alpha, ratio, offset, *, beam_size, nbest, max_len):
   """One compiled search per beam size; alpha and the length limit are traced."""
   return beam_search.batch_beam_search(
-      model, params, src, beam_size=beam_size, nbest=nbest, max_len=max_len, alpha=alpha,
-      max_length_ratio=ratio, max_length_offset=offset)
+    model,
+    params,
+    src,
+    beam_size=beam_size,
+    nbest=nbest,
+    max_len=max_len,
+    alpha=alpha,
+    max_length_ratio=ratio,
+    max_length_offset=offset,
+  )
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +113,20 @@ def test_exhaustive_beam_finds_brute_force_best():
   model, params = _model(max_length=limit)
   # PAD is never a useful output; forbid it in both searches by scoring it out.
   params = jax.tree_util.tree_map_with_path(
-      lambda path, x: x.at[0].set(-1e4) if "output" in jax.tree_util.keystr(path)
-      and "bias" in jax.tree_util.keystr(path) else x, params)
+    lambda path, x: (
+      x.at[0].set(-1e4)
+      if "output" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path)
+      else x
+    ),
+    params,
+  )
   outputs = _all_outputs(TGT_VOCAB, limit)
   beam = len(outputs)  # wider than every step's candidates: nothing is pruned
   sources = _sources(3, seed=2)
   for alpha in (0.0, 1.0):
-    result = _search(model, params, sources, alpha, 100.0, 0, beam_size=beam, nbest=3,
-                     max_len=limit)
+    result = _search(
+      model, params, sources, alpha, 100.0, 0, beam_size=beam, nbest=3, max_len=limit
+    )
     for row, src in enumerate(sources):
       scores = np.asarray(_score_all(model, params, src, outputs, alpha))
       order = np.argsort(-scores)

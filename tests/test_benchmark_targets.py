@@ -6,9 +6,13 @@ from benchmarks.speed import run
 
 
 def _comparison(name, speedup, torch_gflops, jaxseq_gflops, fraction_best):
-  return {"size": {"name": name, "batch_size": 32}, "speedup": speedup,
-          "torch_gflops": torch_gflops, "jaxseq_gflops": jaxseq_gflops,
-          "matmul_fraction_best": fraction_best}
+  return {
+    "size": {"name": name, "batch_size": 32},
+    "speedup": speedup,
+    "torch_gflops": torch_gflops,
+    "jaxseq_gflops": jaxseq_gflops,
+    "matmul_fraction_best": fraction_best,
+  }
 
 
 def test_a_speedup_target_says_what_rate_it_needs_of_the_step():

@@ -62,6 +62,7 @@ def test_lstm_forget_gate_zero_and_input_gate_zero_clear_the_cell():
 
 class _Pair(nn.Module):
   """Two cells run by run_rnns in one scan, and each by itself, for comparison."""
+
   kind: str
 
   def setup(self):

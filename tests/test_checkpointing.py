@@ -54,8 +54,7 @@ def test_save_then_restore_gives_back_the_same_state_and_iterator(config, state,
 
 
 def test_a_state_holding_nan_is_never_written(config, state, tmp_path):
-  poisoned = state.replace(params=jax.tree.map(lambda x: x.at[..., 0].set(jnp.nan),
-                                               state.params))
+  poisoned = state.replace(params=jax.tree.map(lambda x: x.at[..., 0].set(jnp.nan), state.params))
   manager = checkpointing.make_manager(tmp_path, config)
   with pytest.raises(checkpointing.CheckpointError, match="NaN or Inf"):
     checkpointing.save(manager, _with_step(poisoned, 5), {"position": 5})

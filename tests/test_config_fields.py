@@ -14,10 +14,15 @@ from jaxseq import configuration, data, evaluation, fields
 from jaxseq import model as model_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-CONFIG_CLASSES = (model_lib.ModelConfig, data.DataConfig, evaluation.DecodeConfig,
-                  configuration.TrainConfig)
-RECIPES = sorted(p.stem for p in (REPO / "configs").glob("*.py")
-                 if p.stem not in ("__init__", "corpus_fields"))
+CONFIG_CLASSES = (
+  model_lib.ModelConfig,
+  data.DataConfig,
+  evaluation.DecodeConfig,
+  configuration.TrainConfig,
+)
+RECIPES = sorted(
+  p.stem for p in (REPO / "configs").glob("*.py") if p.stem not in ("__init__", "corpus_fields")
+)
 
 
 def declarations(source: str, path: str) -> list[tuple[str, str, str]]:
@@ -31,8 +36,11 @@ def declarations(source: str, path: str) -> list[tuple[str, str, str]]:
     bases = {ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases}
     if "Config" not in bases and not (path == "jaxseq/model.py" and "Module" in bases):
       continue
-    found += [(path, node.name, stmt.target.id) for stmt in node.body
-              if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)]
+    found += [
+      (path, node.name, stmt.target.id)
+      for stmt in node.body
+      if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+    ]
   return found
 
 
@@ -45,14 +53,18 @@ def tree_declarations() -> list[tuple[str, str, str]]:
 
 
 def test_the_declaration_finder_sees_a_repeated_field():
-  source = ("class Encoder(nn.Module):\n  hidden_size: int\n  other = 3\n"
-            "class DataConfig(fields.Config):\n  hidden_size: int = fields.field(1, 'x')\n"
-            "class Plain:\n  hidden_size: int\n")
+  source = (
+    "class Encoder(nn.Module):\n  hidden_size: int\n  other = 3\n"
+    "class DataConfig(fields.Config):\n  hidden_size: int = fields.field(1, 'x')\n"
+    "class Plain:\n  hidden_size: int\n"
+  )
   assert declarations(source, "jaxseq/model.py") == [
-      ("jaxseq/model.py", "Encoder", "hidden_size"),
-      ("jaxseq/model.py", "DataConfig", "hidden_size")]
+    ("jaxseq/model.py", "Encoder", "hidden_size"),
+    ("jaxseq/model.py", "DataConfig", "hidden_size"),
+  ]
   assert declarations(source, "jaxseq/other.py") == [
-      ("jaxseq/other.py", "DataConfig", "hidden_size")]
+    ("jaxseq/other.py", "DataConfig", "hidden_size")
+  ]
 
 
 @pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
@@ -90,27 +102,30 @@ def test_the_default_config_is_the_dataclass_defaults():
   assert default.get_model_config().to_dict() == dataclasses.asdict(model_lib.ModelConfig())
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("model.bidirectional", 1, "True or False"),              # bool: an int is not a bool
-    ("model.hidden_size", True, "an integer >= 1"),           # int: a bool is not an int
-    ("model.max_length", 8.0, "an integer >= 1"),             # int: a float is not an int
-    ("decode.alpha", "0.6", "a number in [0.0, inf)"),        # float: a string is not one
-    ("data.language", "es", "one of de, fr"),                 # one_of a table
-    ("data.vocab_size", 299, "an integer >= 300"),            # at_least
-    ("label_smoothing", 1.0, "a number in [0, 1)"),           # in_range, open end
-    ("data_dir", 3, "a string"),                              # str without a check
+@pytest.mark.parametrize(
+  "field, value, expected",
+  [
+    ("model.bidirectional", 1, "True or False"),  # bool: an int is not a bool
+    ("model.hidden_size", True, "an integer >= 1"),  # int: a bool is not an int
+    ("model.max_length", 8.0, "an integer >= 1"),  # int: a float is not an int
+    ("decode.alpha", "0.6", "a number in [0.0, inf)"),  # float: a string is not one
+    ("data.language", "es", "one of de, fr"),  # one_of a table
+    ("data.vocab_size", 299, "an integer >= 300"),  # at_least
+    ("label_smoothing", 1.0, "a number in [0, 1)"),  # in_range, open end
+    ("data_dir", 3, "a string"),  # str without a check
     ("model.hidden_sise", 3, "no such field; the fields are attention, attention_size"),
     ("decode.nbest", 5, "an integer in [1, decode.beam_size=4]"),  # a rule between fields
-])
-def test_each_kind_of_check_names_the_field_the_value_and_what_is_allowed(
-    field, value, expected):
+  ],
+)
+def test_each_kind_of_check_names_the_field_the_value_and_what_is_allowed(field, value, expected):
   values = configuration.TrainConfig().to_dict()
   section, _, name = field.rpartition(".")
   (values[section] if section else values)[name] = value
   with pytest.raises(configuration.ConfigError) as error:
     configuration.TrainConfig.from_dict(values)
   assert str(error.value).startswith(
-      f"config.{field}={value!r} is not allowed; expected {expected}")
+    f"config.{field}={value!r} is not allowed; expected {expected}"
+  )
   assert error.value.field == field
 
 
@@ -122,8 +137,7 @@ def test_a_float_field_takes_an_int_and_keeps_a_float():
 
 def test_the_data_rules_follow_the_dataset():
   with pytest.raises(configuration.ConfigError, match=r"config.data.pair='fr-en'.*pair of"):
-    configuration.validate({"dataset": "wmt14", "data": {"source_lang": "en",
-                                                         "target_lang": "de"}})
+    configuration.validate({"dataset": "wmt14", "data": {"source_lang": "en", "target_lang": "de"}})
   # The numbers ignore the corpus languages; a real corpus checks them.
   configuration.validate({"data": {"source_lang": "xx"}})
   with pytest.raises(configuration.ConfigError, match="config.data.source_lang='xx'"):
@@ -131,12 +145,13 @@ def test_the_data_rules_follow_the_dataset():
 
 
 def test_a_partial_mapping_takes_the_defaults_and_a_loose_one_ignores_unknown_keys():
-  config = configuration.TrainConfig.from_dict({"model": {"hidden_size": 32}, "gone": 1},
-                                               strict=False)
+  config = configuration.TrainConfig.from_dict(
+    {"model": {"hidden_size": 32}, "gone": 1}, strict=False
+  )
   assert config.model.hidden_size == 32
   assert config == dataclasses.replace(
-      configuration.TrainConfig(),
-      model=dataclasses.replace(model_lib.ModelConfig(), hidden_size=32))
+    configuration.TrainConfig(), model=dataclasses.replace(model_lib.ModelConfig(), hidden_size=32)
+  )
 
 
 def test_the_listing_has_every_field_with_its_meaning():
@@ -146,10 +161,10 @@ def test_the_listing_has_every_field_with_its_meaning():
 
 
 def test_a_bad_override_is_one_line_and_exit_status_2(tmp_path, capsys):
-  status = train_py.main(["train.py", f"--workdir={tmp_path / 'run'}",
-                          "--config.decode.nbest=9"])
+  status = train_py.main(["train.py", f"--workdir={tmp_path / 'run'}", "--config.decode.nbest=9"])
   err = capsys.readouterr().err.strip().splitlines()
   assert status == 2
-  assert err == ["error: config.decode.nbest=9 is not allowed; expected an integer in "
-                 "[1, decode.beam_size=4]"]
+  assert err == [
+    "error: config.decode.nbest=9 is not allowed; expected an integer in [1, decode.beam_size=4]"
+  ]
   assert not (tmp_path / "run").exists()  # refused before anything was written

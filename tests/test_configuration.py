@@ -8,7 +8,9 @@ def test_the_default_config_is_valid():
   configuration.validate(default.get_config())
 
 
-@pytest.mark.parametrize("field, value, expected", [
+@pytest.mark.parametrize(
+  "field, value, expected",
+  [
     ("model.attention", "cosine", "one of none, tutorial, bahdanau"),
     ("model.readout", "softmax", "one of attentional, none"),
     ("model.dtype", "float16", "one of float32, bfloat16"),
@@ -22,7 +24,8 @@ def test_the_default_config_is_valid():
     ("model.dropout", 1.0, "a number in [0, 1)"),
     ("lr_schedule", "linear", "one of constant, warmup_cosine, warmup_rsqrt"),
     ("bucket_lengths", "8,12", "increasing lengths ending at model.max_length (16)"),
-])
+  ],
+)
 def test_a_bad_value_names_field_value_and_what_is_allowed(field, value, expected):
   config = default.get_config()
   section, _, name = field.rpartition(".")
@@ -72,6 +75,7 @@ def test_fault_injection_is_no_field_of_the_product():
   # The tests inject NaN steps and signals from outside (tests/faults.py); a user's config
   # has no field for them, and train.py refuses one as it refuses any unknown field.
   import train as train_py
+
   fields = default.get_config().to_dict()
   assert not [name for name in fields if name.startswith("fault")]
   with pytest.raises(AttributeError, match="fault_signal"):

@@ -6,11 +6,14 @@ import pathlib
 import pytest
 
 from configs import multi30k_de_en, tutorial_fra_eng
-from jaxseq import cli, configuration, data
+from jaxseq import cli, configuration
 
 # Every runnable config file (corpus_fields.py is the fields they share, not a config).
-CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "configs").glob("*.py")
-                 if p.stem not in ("__init__", "corpus_fields"))
+CONFIGS = sorted(
+  p.stem
+  for p in (pathlib.Path(__file__).parents[1] / "configs").glob("*.py")
+  if p.stem not in ("__init__", "corpus_fields")
+)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -34,5 +37,6 @@ def test_bad_corpus_file_is_one_line_and_exit_2(tmp_path, capsys):
   status = cli.run_training(config, str(tmp_path / "workdir"))
   err = capsys.readouterr().err.strip().splitlines()
   assert status == 2
-  assert err == [f"error: bad data: {raw / 'eng-fra.txt'}:2: no tab in the line; "
-                 "expected English<TAB>French"]
+  assert err == [
+    f"error: bad data: {raw / 'eng-fra.txt'}:2: no tab in the line; expected English<TAB>French"
+  ]

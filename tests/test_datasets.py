@@ -13,13 +13,20 @@ from jaxseq.datasets import multi30k, tatoeba
 from jaxseq.datasets.textfiles import DataError
 
 SHARED = os.environ.get("JAXSEQ_DATA_DIR") or os.path.join(
-    os.path.dirname(datasets.REPO_ROOT), "shared", "data")
+  os.path.dirname(datasets.REPO_ROOT), "shared", "data"
+)
 
 
 def corpus_config(tmp_path, dataset, source, target, **data_fields):
-  return configuration.TrainConfig.from_dict(dict(
-      dataset=dataset, seed=0, data_dir=str(tmp_path / "raw"), tfds_dir=str(tmp_path / "tfds"),
-      data=dict(source_lang=source, target_lang=target, tokenizer="word", **data_fields)))
+  return configuration.TrainConfig.from_dict(
+    dict(
+      dataset=dataset,
+      seed=0,
+      data_dir=str(tmp_path / "raw"),
+      tfds_dir=str(tmp_path / "tfds"),
+      data=dict(source_lang=source, target_lang=target, tokenizer="word", **data_fields),
+    )
+  )
 
 
 def write_multi30k(root, sizes):
@@ -34,7 +41,11 @@ def test_multi30k_builder_keeps_every_split_in_file_order(tmp_path):
   config = corpus_config(tmp_path, "multi30k", "en", "de")
   splits = datasets.multi30k_splits(config)
   assert {k: len(v) for k, v in splits.items()} == {
-      "train": 7, "validation": 3, "test2016": 2, "test2017": 4}
+    "train": 7,
+    "validation": 3,
+    "test2016": 2,
+    "test2017": 4,
+  }
   assert splits["validation"] == [(f"line val {i}", f"satz val {i}") for i in range(3)]
   train = splits["train"]  # read on demand from the array_record files, not a list
   assert isinstance(train, datasets.PairSource) and not isinstance(train, list)
@@ -77,9 +88,11 @@ def test_run_that_finds_the_corpus_being_prepared_waits_and_reads_that_copy(tmp_
   write_multi30k(tmp_path / "raw", {"train": 5, "val": 2, "test2016": 1, "test2017": 1})
   config = corpus_config(tmp_path, "multi30k", "en", "de")
   raw = sorted(glob.glob(str(tmp_path / "raw" / "multi30k" / "*")))
-  other = multi30k.Multi30k(raw_dir=str(tmp_path / "raw" / "multi30k"),
-                            data_dir=datasets.keyed_tfds_dir(config, raw),
-                            file_format="array_record")
+  other = multi30k.Multi30k(
+    raw_dir=str(tmp_path / "raw" / "multi30k"),
+    data_dir=datasets.keyed_tfds_dir(config, raw),
+    file_format="array_record",
+  )
   root = os.fspath(other.data_dir_root)
   os.makedirs(root)
   got = {}
@@ -125,20 +138,31 @@ def test_tutorial_normalization():
   assert tatoeba.normalize("I'm 20 years old.") == "i m years old ."
 
 
-@pytest.mark.parametrize("eng, keep", [
-    ("i am cold .", True), ("i m ok .", True), ("he is tall .", True), ("he isn t here .", True),
-    ("she s gone .", True), ("you re right .", True), ("they are one two three four five .", True),
+@pytest.mark.parametrize(
+  "eng, keep",
+  [
+    ("i am cold .", True),
+    ("i m ok .", True),
+    ("he is tall .", True),
+    ("he isn t here .", True),
+    ("she s gone .", True),
+    ("you re right .", True),
+    ("they are one two three four five .", True),
     ("they are one two three four five six seven .", False),  # 10 words
-    ("i miss you .", False), ("it is cold .", False), ("hes here .", False),
-])
+    ("i miss you .", False),
+    ("it is cold .", False),
+    ("hes here .", False),
+  ],
+)
 def test_tutorial_filter_rules(eng, keep):
   assert tatoeba.keep_tutorial_pair("je suis .", eng) is keep
 
 
 def test_tutorial_filter_limits_the_french_side_too():
   assert tatoeba.keep_tutorial_pair("un deux trois quatre cinq six sept huit neuf", "i am .")
-  assert not tatoeba.keep_tutorial_pair("un deux trois quatre cinq six sept huit neuf dix",
-                                        "i am .")
+  assert not tatoeba.keep_tutorial_pair(
+    "un deux trois quatre cinq six sept huit neuf dix", "i am ."
+  )
 
 
 def test_tatoeba_heldout_split_is_grouped_by_source(tmp_path):
@@ -171,8 +195,10 @@ def test_tatoeba_missing_tab_is_a_data_error(tmp_path):
     datasets.tatoeba_splits(corpus_config(tmp_path, "tatoeba", "fra", "eng", variant="full"))
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED, "multi30k", "train.de")),
-                    reason="the shared Multi30k files are not here")
+@pytest.mark.skipif(
+  not os.path.isfile(os.path.join(SHARED, "multi30k", "train.de")),
+  reason="the shared Multi30k files are not here",
+)
 def test_real_multi30k_split_sizes(tmp_path):
   config = dataclasses.replace(corpus_config(tmp_path, "multi30k", "de", "en"), data_dir=SHARED)
   sizes = {k: len(v) for k, v in datasets.multi30k_splits(config).items()}
@@ -181,6 +207,7 @@ def test_real_multi30k_split_sizes(tmp_path):
 
 def test_wmt14_offline_fails_with_one_clear_message(tmp_path, monkeypatch):
   from jaxseq.datasets import wmt14
+
   monkeypatch.setattr(wmt14.textfiles, "reachable", lambda host: False)  # as on a machine offline
   with pytest.raises(DataError, match="needs a network"):
     wmt14.prepared_builder("de-en", str(tmp_path))
@@ -188,6 +215,7 @@ def test_wmt14_offline_fails_with_one_clear_message(tmp_path, monkeypatch):
 
 def test_missing_local_copy_offline_is_one_data_error(tmp_path, monkeypatch):
   from jaxseq.datasets import textfiles
+
   monkeypatch.setattr(textfiles, "reachable", lambda host: False)  # as on a machine offline
   config = corpus_config(tmp_path, "multi30k", "de", "en")
   with pytest.raises(DataError, match=r"multi30k/train\.de is missing and .* cannot be reached"):

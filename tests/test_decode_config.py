@@ -14,9 +14,17 @@ def test_defaults_are_valid_and_every_search_is_allowed():
     configuration.validate(config)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("beam_size", 0), ("alpha", -0.5), ("nbest", 5), ("max_length_ratio", -1.0),
-    ("max_length_offset", 0), ("eval_search", "sampling")])
+@pytest.mark.parametrize(
+  "field, value",
+  [
+    ("beam_size", 0),
+    ("alpha", -0.5),
+    ("nbest", 5),
+    ("max_length_ratio", -1.0),
+    ("max_length_offset", 0),
+    ("eval_search", "sampling"),
+  ],
+)
 def test_bad_decode_values_are_named(field, value):
   config = default.get_config()
   config.decode[field] = value

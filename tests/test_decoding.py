@@ -19,8 +19,7 @@ from jaxseq import model as model_lib
 from jaxseq.vocab import BOS, EOS, PAD, WordVocab
 
 MAX_LENGTH = 16
-SETTINGS = dict(default.get_config().decode.to_dict(), temperature=1.0, top_k=0, top_p=1.0,
-                seed=0)
+SETTINGS = dict(default.get_config().decode.to_dict(), temperature=1.0, top_k=0, top_p=1.0, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +30,28 @@ def trained():
   tgt_vocab = WordVocab.build(t for _, t in splits["train"])
   examples, _ = input_pipeline.encode_pairs(splits["train"], src_vocab, tgt_vocab, MAX_LENGTH)
   fields = default.get_model_config()
-  fields.update(embed_size=16, hidden_size=24, attention_size=16, bidirectional=False,
-                max_length=MAX_LENGTH, dropout=0.0)
+  fields.update(
+    embed_size=16,
+    hidden_size=24,
+    attention_size=16,
+    bidirectional=False,
+    max_length=MAX_LENGTH,
+    dropout=0.0,
+  )
   model = model_lib.from_config(fields, len(src_vocab), len(tgt_vocab))
   config = default.get_config()
-  config.update(dict(learning_rate=1e-2, lr_schedule="constant", warmup_steps=0,
-                     grad_clip_norm=1.0, num_train_steps=100))
-  step = jax.jit(functools.partial(steps.train_step, model=model, teacher_forcing_ratio=1.0,
-                                   label_smoothing=0.0))
+  config.update(
+    dict(
+      learning_rate=1e-2,
+      lr_schedule="constant",
+      warmup_steps=0,
+      grad_clip_norm=1.0,
+      num_train_steps=100,
+    )
+  )
+  step = jax.jit(
+    functools.partial(steps.train_step, model=model, teacher_forcing_ratio=1.0, label_smoothing=0.0)
+  )
   params = []
   for seed in (1, 2):
     state = steps.create_train_state(model, config, jax.random.key(seed))
@@ -54,12 +67,18 @@ def _sources(pairs, src_vocab, count=None):
   return [np.asarray(src_vocab.encode(s), np.int32) for s, _ in pairs[:count]]
 
 
-def _translate(model, params, sources, search, nbest=1, prefixes=None, batch_size=16,
-               **settings):
-  return evaluation.translate_ids(model, params, sources, batch_size=batch_size,
-                                  max_length=MAX_LENGTH,
-                                  search=search, settings={**SETTINGS, **settings},
-                                  nbest=nbest, prefixes=prefixes)
+def _translate(model, params, sources, search, nbest=1, prefixes=None, batch_size=16, **settings):
+  return evaluation.translate_ids(
+    model,
+    params,
+    sources,
+    batch_size=batch_size,
+    max_length=MAX_LENGTH,
+    search=search,
+    settings={**SETTINGS, **settings},
+    nbest=nbest,
+    prefixes=prefixes,
+  )
 
 
 def _texts(outputs, tgt_vocab):
@@ -94,12 +113,14 @@ def test_an_ensemble_of_two_beats_the_worse_member(trained):
   assert nll[0] != nll[1]  # two different models
   # The ensemble path of one model (a scan over the step) scores as the model's own.
   assert _heldout_nll((model,), params[:1], pairs, src_vocab, tgt_vocab) == pytest.approx(
-      nll[0], rel=1e-5)
+    nll[0], rel=1e-5
+  )
   assert _heldout_nll(*pair, pairs, src_vocab, tgt_vocab) <= np.mean(nll) + 1e-5
   references = [[t] for _, t in pairs]
   sources = _sources(pairs, src_vocab)
   bleu = lambda m, p: evaluation.text_metrics(
-      _texts(_translate(m, p, sources, "beam"), tgt_vocab), references, False)["bleu"]
+    _texts(_translate(m, p, sources, "beam"), tgt_vocab), references, False
+  )["bleu"]
   scores = [bleu(m, p) for m, p in members]
   assert min(scores) < 100  # the members still make mistakes for the ensemble to fix
   assert bleu(*pair) >= min(scores)
@@ -115,7 +136,7 @@ def test_forced_prefix_starts_every_output_and_counts_in_the_score(trained):
     outputs = _translate(model, params, sources, search, nbest=2, prefixes=prefixes)
     for i, out in enumerate(outputs):
       for h in out.nbest:
-        assert h.ids[:len(prefixes[i])] == prefixes[i]
+        assert h.ids[: len(prefixes[i])] == prefixes[i]
       if search == "greedy" and not prefixes[i]:
         assert out.best.ids == free[i].best.ids  # rows without a prefix are untouched
   # The score is log P of the whole output, prefix tokens included (teacher forced).
@@ -135,16 +156,17 @@ def test_temperature_zero_and_top_k_one_are_greedy(trained):
   for settings in ({"temperature": 0.0}, {"top_k": 1}, {"top_k": 1, "temperature": 5.0}):
     sampled = _translate(model, params, sources, "sample", **settings)
     assert [o.best.ids for o in sampled] == [o.best.ids for o in greedy], settings
-    np.testing.assert_allclose([o.best.score for o in sampled],
-                               [o.best.score for o in greedy], atol=1e-5)
+    np.testing.assert_allclose(
+      [o.best.score for o in sampled], [o.best.score for o in greedy], atol=1e-5
+    )
 
 
 def test_sampling_is_fixed_by_the_seed_and_draws_nbest(trained):
   model, (params, _), pairs, src_vocab, _ = trained
   sources = _sources(pairs, src_vocab, 12)
   draw = lambda seed, batch_size=16: _translate(
-      model, params, sources, "sample", nbest=4, seed=seed, temperature=1.5,
-      batch_size=batch_size)
+    model, params, sources, "sample", nbest=4, seed=seed, temperature=1.5, batch_size=batch_size
+  )
   first, again, other = draw(3), draw(3), draw(4)
   ids = lambda outputs: [[h.ids for h in o.nbest] for o in outputs]
   assert ids(first) == ids(again)
@@ -173,18 +195,22 @@ def test_sampling_distribution_keeps_top_k_and_the_nucleus():
   hot = np.exp(np.asarray(decode.sampling_log_probs(log_probs, 10.0, 0, 1.0)))
   assert hot[0] > 0.15
   # Draws follow the kept distribution.
-  draws = jax.vmap(lambda k: jax.random.categorical(
-      k, decode.sampling_log_probs(log_probs, 1.0, 2, 1.0)))(jax.random.split(jax.random.key(0), 4000))
+  draws = jax.vmap(
+    lambda k: jax.random.categorical(k, decode.sampling_log_probs(log_probs, 1.0, 2, 1.0))
+  )(jax.random.split(jax.random.key(0), 4000))
   share = np.bincount(np.asarray(draws), minlength=5) / 4000
   np.testing.assert_allclose(share, [0, 0.625, 0, 0.375, 0], atol=0.03)
 
 
 def test_beam_search_with_a_prefix_keeps_its_fixed_shapes(trained):
   model, (params, _), pairs, src_vocab, tgt_vocab = trained
-  src = jnp.asarray(np.stack([np.pad(s, (0, MAX_LENGTH - len(s))) for s in _sources(pairs, src_vocab, 4)]))
+  src = jnp.asarray(
+    np.stack([np.pad(s, (0, MAX_LENGTH - len(s))) for s in _sources(pairs, src_vocab, 4)])
+  )
   prefix = jnp.asarray([tgt_vocab.encode("drei")[0], PAD], jnp.int32)[None].repeat(4, 0)
-  result = beam_search.batch_beam_search(model, params, src, prefix, beam_size=3, nbest=3,
-                                         max_len=MAX_LENGTH)
+  result = beam_search.batch_beam_search(
+    model, params, src, prefix, beam_size=3, nbest=3, max_len=MAX_LENGTH
+  )
   assert result.tokens.shape == (4, 3, MAX_LENGTH)
   assert result.attention.shape == (4, 3, MAX_LENGTH, MAX_LENGTH)
   np.testing.assert_array_equal(result.tokens[:, :, 0], prefix[0, 0])

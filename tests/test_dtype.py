@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseq import decode, model as model_lib, steps
 from configs import default
+from jaxseq import decode, steps
+from jaxseq import model as model_lib
 
 
 def _models(**overrides):
@@ -38,10 +39,13 @@ def _loss(model, params, batch):
   return sums["loss"] / sums["tokens"], logits
 
 
-@pytest.mark.parametrize("overrides", [
+@pytest.mark.parametrize(
+  "overrides",
+  [
     dict(cell="gru", bidirectional=True, attention="bahdanau"),
     dict(cell="lstm", bidirectional=False, attention="luong_general", input_feeding=True),
-])
+  ],
+)
 def test_bfloat16_loss_is_close_to_float32(overrides):
   f32, bf16 = _models(**overrides)
   params = f32.init(jax.random.key(1), jnp.ones((2,), jnp.int32), jnp.int32(1))

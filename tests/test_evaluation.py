@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from jaxseq import evaluation
 from configs import default
+from jaxseq import evaluation
 from jaxseq.vocab import BOS, WordVocab
 from tests.conftest import subprocess_env, tiny_model
 
@@ -31,16 +31,24 @@ def test_identical_text_scores_100_and_case_only_matters_when_cased():
 
 
 def test_bleu_lc_tok_scores_moses_normalised_lowercased_tokens():
-  assert (evaluation.moses_lc_tok("Zwei Männer, die „Fußball“ spielen.", "de")
-          == 'zwei männer , die " fußball " spielen .')
+  assert (
+    evaluation.moses_lc_tok("Zwei Männer, die „Fußball“ spielen.", "de")
+    == 'zwei männer , die " fußball " spielen .'
+  )
   assert evaluation.moses_lc_tok("Two dogs' toys -- aren't they?", "eng") == (
-      "two dogs ' toys -- aren 't they ?")
+    "two dogs ' toys -- aren 't they ?"
+  )
   hyps = ["Ein Mann sagt „Hallo“.", "Zwei Hunde laufen"]
   refs = [['ein mann sagt "hallo" .'], ["Zwei Hunde rennen im Park."]]
   metrics = evaluation.text_metrics(hyps, refs, exact_match=False, language="de")
-  by_hand = sacrebleu.BLEU(tokenize="none", force=True).corpus_score(
+  by_hand = (
+    sacrebleu.BLEU(tokenize="none", force=True)
+    .corpus_score(
       ['ein mann sagt " hallo " .', "zwei hunde laufen"],
-      [['ein mann sagt " hallo " .', "zwei hunde rennen im park ."]]).score
+      [['ein mann sagt " hallo " .', "zwei hunde rennen im park ."]],
+    )
+    .score
+  )
   assert metrics["bleu_lc_tok"] == pytest.approx(by_hand)
   assert metrics["bleu_lc_tok"] > metrics["bleu_lowercase"]  # the quotes now match
   assert "bleu_lc_tok" not in evaluation.text_metrics(hyps, refs, exact_match=False)
@@ -60,13 +68,22 @@ def test_a_second_reference_can_only_help():
 def test_evaluate_split_keeps_every_sentence():
   src_vocab = WordVocab.build(["a b c d"])
   tgt_vocab = WordVocab.build(["x y z"])
-  model = tiny_model(len(src_vocab), len(tgt_vocab), embed_size=8, hidden_size=8,
-                     attention_size=8, max_length=4)
+  model = tiny_model(
+    len(src_vocab), len(tgt_vocab), embed_size=8, hidden_size=8, attention_size=8, max_length=4
+  )
   params = jax.jit(model.init)(jax.random.key(0), jnp.ones((2,), jnp.int32), jnp.int32(BOS))
   pairs = [("a b", "x"), ("", "y"), ("a b c d a b c", "z z"), ("unknown c", "x y")]
   result = evaluation.evaluate_split(
-      model, params, pairs, src_vocab, tgt_vocab, batch_size=2, max_length=4, search="greedy",
-      settings=default.get_config().decode.to_dict())
+    model,
+    params,
+    pairs,
+    src_vocab,
+    tgt_vocab,
+    batch_size=2,
+    max_length=4,
+    search="greedy",
+    settings=default.get_config().decode.to_dict(),
+  )
   assert len(result.hypotheses) == len(pairs)
   assert result.hypotheses[1] == ""
   assert result.metrics["sentences"] == 4 and result.metrics["truncated_sources"] == 1
@@ -76,14 +93,15 @@ def test_evaluate_split_keeps_every_sentence():
 def _scalar_tags(logdir):
   """Tags of scalar and image summaries in TFRecord event files (read without TensorBoard)."""
   from tensorboardX.proto import event_pb2
+
   scalars, images = set(), set()
   for name in os.listdir(logdir):
     with open(os.path.join(logdir, name), "rb") as f:
       data = f.read()
     pos = 0
     while pos < len(data):
-      (length,) = struct.unpack("<Q", data[pos:pos + 8])
-      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      (length,) = struct.unpack("<Q", data[pos : pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
       pos += 12 + length + 4
       for value in event.summary.value:
         (images if value.HasField("image") else scalars).add(value.tag)
@@ -93,7 +111,15 @@ def _scalar_tags(logdir):
 def test_training_writes_metrics_curves_and_event_files(trained_workdir):
   with open(os.path.join(trained_workdir, "summary.json")) as f:
     heldout = json.load(f)["heldout"]
-  for key in ("bleu", "bleu_lowercase", "bleu_lc_tok", "chrf", "perplexity", "loss", "bleu_signature"):
+  for key in (
+    "bleu",
+    "bleu_lowercase",
+    "bleu_lc_tok",
+    "chrf",
+    "perplexity",
+    "loss",
+    "bleu_signature",
+  ):
     assert key in heldout
   assert heldout["perplexity"] == pytest.approx(np.exp(heldout["loss"]), rel=1e-6)
   assert heldout["search"] == "beam" and heldout["sentences"] == 20
@@ -138,8 +164,13 @@ def test_summary_bleu_equals_sacrebleu_command_line(trained_workdir):
     pairs = [tuple(map(int, link.split("-"))) for link in links.split()]
     assert [t for _, t in pairs] == list(range(len(hypothesis.split())))
     assert all(0 <= s < config["model"]["max_length"] for s, _ in pairs)
-  proc = subprocess.run(["sacrebleu", *refs, "-i", hyp, "-m", "bleu", "chrf", "-w", "6"],
-                        env=subprocess_env(), capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    ["sacrebleu", *refs, "-i", hyp, "-m", "bleu", "chrf", "-w", "6"],
+    env=subprocess_env(),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 0, proc.stderr
   cli = {entry["name"]: entry for entry in json.loads(proc.stdout)}
   assert cli["BLEU"]["score"] == pytest.approx(heldout["bleu"], abs=1e-5)
@@ -149,15 +180,32 @@ def test_summary_bleu_equals_sacrebleu_command_line(trained_workdir):
 
 def test_written_files_give_the_same_scores_on_the_command_line(tmp_path):
   hyps = ["the cat is on the mat", "there is a dog in the park", "hello"]
-  refs = [["the cat sat on the mat", "the cat is on a mat"], ["a dog ran in the park"],
-          ["hello there", "hi"]]  # sentence 2 has one reference, the others two
+  refs = [
+    ["the cat sat on the mat", "the cat is on a mat"],
+    ["a dog ran in the park"],
+    ["hello there", "hi"],
+  ]  # sentence 2 has one reference, the others two
   metrics = evaluation.text_metrics(hyps, refs, exact_match=False)
   files = evaluation.write_outputs(str(tmp_path), "split", hyps, refs)
   assert len(files["references"]) == 2
   proc = subprocess.run(
-      ["sacrebleu", *[str(tmp_path / r) for r in files["references"]],
-       "-i", str(tmp_path / files["hypotheses"]), "-m", "bleu", "chrf", "-b", "-w", "6"],
-      env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    [
+      "sacrebleu",
+      *[str(tmp_path / r) for r in files["references"]],
+      "-i",
+      str(tmp_path / files["hypotheses"]),
+      "-m",
+      "bleu",
+      "chrf",
+      "-b",
+      "-w",
+      "6",
+    ],
+    env=subprocess_env(),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 0, proc.stderr
   bleu, chrf = json.loads(proc.stdout)
   assert bleu == pytest.approx(metrics["bleu"], abs=1e-5)

@@ -22,27 +22,36 @@ def test_the_artifact_translates_as_the_workdir(trained_workdir, artifact, trans
   for flags in (["--nbest=2"], ["--beam_size=1"]):
     rc, from_workdir, err = translate(trained_workdir, "--json", *flags, *SENTENCES)
     assert rc == 0, err
-    rc, from_artifact, err = translate(None, f"--artifact={artifact}", "--json", *flags,
-                                       *SENTENCES)
+    rc, from_artifact, err = translate(None, f"--artifact={artifact}", "--json", *flags, *SENTENCES)
     assert rc == 0, err
-    for a, b in zip(map(json.loads, from_workdir.splitlines()),
-                    map(json.loads, from_artifact.splitlines())):
+    for a, b in zip(
+      map(json.loads, from_workdir.splitlines()), map(json.loads, from_artifact.splitlines())
+    ):
       assert [h["translation"] for h in a["nbest"]] == [h["translation"] for h in b["nbest"]]
-      assert [h["score"] for h in a["nbest"]] == pytest.approx([h["score"] for h in b["nbest"]],
-                                                              abs=1e-5)
+      assert [h["score"] for h in a["nbest"]] == pytest.approx(
+        [h["score"] for h in b["nbest"]], abs=1e-5
+      )
       assert a["output_tokens"] == b["output_tokens"]
       np.testing.assert_allclose(a["attention"], b["attention"], atol=1e-4)
 
 
 def test_loading_needs_no_flax_and_no_model_code(artifact):
   # The modules a workdir needs are made unimportable; the artifact still translates.
-  code = ("import sys\n"
-          "for name in ('flax', 'orbax', 'optax', 'jaxseq.model', 'jaxseq.checkpointing'):\n"
-          "  sys.modules[name] = None\n"
-          "from jaxseq import translate\n"
-          f"sys.exit(translate.run(['--artifact={artifact}', 'forty one']))\n")
-  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env(),
-                        capture_output=True, text=True, timeout=300)
+  code = (
+    "import sys\n"
+    "for name in ('flax', 'orbax', 'optax', 'jaxseq.model', 'jaxseq.checkpointing'):\n"
+    "  sys.modules[name] = None\n"
+    "from jaxseq import translate\n"
+    f"sys.exit(translate.run(['--artifact={artifact}', 'forty one']))\n"
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=REPO,
+    env=subprocess_env(),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr
   assert len(proc.stdout.splitlines()) == 1
 
@@ -64,17 +73,19 @@ def test_a_tampered_or_incomplete_artifact_is_refused(artifact, tmp_path, transl
   assert "manifest.json is missing" in line
 
 
-@pytest.mark.parametrize("flags, says", [
+@pytest.mark.parametrize(
+  "flags, says",
+  [
     (["--beam_size=3"], "beam size 3 was not exported; this artifact has 1, 4"),
     (["--sample"], "beam search only"),
     (["--prefix=drei"], "does not force prefixes"),
-])
+  ],
+)
 def test_what_an_artifact_cannot_do_is_one_line(artifact, translate, flags, says):
   assert says in _one_error_line(*translate(None, f"--artifact={artifact}", *flags, "forty one"))
 
 
-def test_export_refuses_a_used_directory_and_a_missing_workdir(trained_workdir, tmp_path,
-                                                               capsys):
+def test_export_refuses_a_used_directory_and_a_missing_workdir(trained_workdir, tmp_path, capsys):
   (tmp_path / "used").mkdir()
   (tmp_path / "used" / "keep.txt").write_text("mine")
   with pytest.raises(SystemExit) as e:
@@ -87,8 +98,7 @@ def test_export_refuses_a_used_directory_and_a_missing_workdir(trained_workdir, 
   # An --out that cannot be made is found once the model is loaded; the line naming its
   # checkpoint comes first.
   (tmp_path / "file.txt").write_text("x")
-  assert export.run([f"--workdir={trained_workdir}",
-                     f"--out={tmp_path / 'file.txt' / 'out'}"]) == 2
+  assert export.run([f"--workdir={trained_workdir}", f"--out={tmp_path / 'file.txt' / 'out'}"]) == 2
   lines = capsys.readouterr().err.splitlines()
   assert lines[0] == f"jaxseq-export: workdir {trained_workdir}, checkpoint step 30"
   assert len(lines) == 2 and lines[1].startswith("error: --out"), lines
@@ -96,8 +106,12 @@ def test_export_refuses_a_used_directory_and_a_missing_workdir(trained_workdir, 
 
 def test_an_artifact_for_cpu_and_cuda_runs_here(trained_workdir, tmp_path, translate):
   out = tmp_path / "both"
-  assert export.run([f"--workdir={trained_workdir}", f"--out={out}", "--platforms=cpu,cuda",
-                     "--beam_sizes=4"]) == 0
+  assert (
+    export.run(
+      [f"--workdir={trained_workdir}", f"--out={out}", "--platforms=cpu,cuda", "--beam_sizes=4"]
+    )
+    == 0
+  )
   assert json.loads((out / "manifest.json").read_text())["platforms"] == ["cpu", "cuda"]
   rc, expected, err = translate(trained_workdir, *SENTENCES)
   assert rc == 0, err

@@ -65,10 +65,18 @@ class PastWeightAttention(nn.Module):
 
 # Test-only names, so that no compiled function of a library row is reused for them.
 ROWS = {
-    "doc_scaled_dot": Entry(lambda m: ScaledDotAttention(), AFTER_CELL,
-                            "Vaswani et al. 2017, Eq. 1", "the dot score over sqrt(hidden)"),
-    "doc_past_weight": Entry(lambda m: PastWeightAttention(), AFTER_CELL, "docs/extending.md",
-                             "the dot score less the weight each position has had"),
+  "doc_scaled_dot": Entry(
+    lambda m: ScaledDotAttention(),
+    AFTER_CELL,
+    "Vaswani et al. 2017, Eq. 1",
+    "the dot score over sqrt(hidden)",
+  ),
+  "doc_past_weight": Entry(
+    lambda m: PastWeightAttention(),
+    AFTER_CELL,
+    "docs/extending.md",
+    "the dot score less the weight each position has had",
+  ),
 }
 STATEFUL = "doc_past_weight"
 
@@ -81,8 +89,13 @@ def test_the_doc_shows_this_code_and_names_only_what_exists():
     assert f"| `{field}" in doc, f"docs/extending.md lacks Entry.{field}"
   for field in attention.Wiring.__dataclass_fields__:
     assert f"| `wiring.{field}` |" in doc, f"docs/extending.md lacks Wiring.{field}"
-  modules = {"attention": attention, "model": model_lib, "configuration": configuration,
-             "cells": cells, "Seq2Seq": Seq2Seq}
+  modules = {
+    "attention": attention,
+    "model": model_lib,
+    "configuration": configuration,
+    "cells": cells,
+    "Seq2Seq": Seq2Seq,
+  }
   named = re.findall(r"`(attention|model|configuration|cells|Seq2Seq)\.(\w+)", doc)
   assert len(named) > 5
   for module, name in named:
@@ -107,7 +120,8 @@ def test_a_new_row_passes_every_per_row_check(row):
   config.model.attention = row
   configuration.validate(config)  # allowed without an edit anywhere else
   assert f"| `{row}` | {ROWS[row].description} | {ROWS[row].reference} |" in (
-      attention.table_markdown())
+    attention.table_markdown()
+  )
 
 
 def test_the_doc_scaled_dot_scores_as_the_librarys(monkeypatch):
@@ -115,8 +129,9 @@ def test_the_doc_scaled_dot_scores_as_the_librarys(monkeypatch):
   library = tiny_model(attention="scaled_dot")
   params = init_params(library)  # neither has parameters of its own: the same tree serves
   expected, expected_weights = checks.teacher_forced(library, params, SRC[2], TGT[2])
-  logits, weights = checks.teacher_forced(tiny_model(attention="doc_scaled_dot"), params,
-                                          SRC[2], TGT[2])
+  logits, weights = checks.teacher_forced(
+    tiny_model(attention="doc_scaled_dot"), params, SRC[2], TGT[2]
+  )
   np.testing.assert_allclose(logits, expected, atol=1e-6)
   np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
 
@@ -147,8 +162,9 @@ def test_the_state_is_carried_and_changes_the_output(stateful):
   model, params = stateful
   logits, weights = checks.teacher_forced(model, params, SRC[2], TGT[2])
   # Without its state term the row is the stateless dot row, number for number.
-  no_term, no_term_weights = checks.teacher_forced(model, _with_penalty(params, 0.0),
-                                                   SRC[2], TGT[2])
+  no_term, no_term_weights = checks.teacher_forced(
+    model, _with_penalty(params, 0.0), SRC[2], TGT[2]
+  )
   dot = tiny_model(attention="luong_dot", bidirectional=True)
   plain, plain_weights = checks.teacher_forced(dot, _without_attention(params), SRC[2], TGT[2])
   np.testing.assert_allclose(no_term, plain, atol=1e-6)
@@ -179,7 +195,8 @@ def _tgt_in(tokens):
 
 _batch_forced = jax.jit(decode.batch_teacher_forced, static_argnames=("model",))
 _ensemble_forced = jax.jit(
-    jax.vmap(ensemble.teacher_forced_log_probs, in_axes=(None, None, 0, 0)), static_argnums=0)
+  jax.vmap(ensemble.teacher_forced_log_probs, in_axes=(None, None, 0, 0)), static_argnums=0
+)
 
 
 def _forced_log_probs(models, params, src, tokens, lengths):
@@ -199,8 +216,9 @@ def _forced_log_probs(models, params, src, tokens, lengths):
 
 _greedy = jax.jit(decode.batch_greedy, static_argnames=("model", "max_len"))
 _sample = jax.jit(decode.batch_sample, static_argnames=("model", "max_len"))
-_beam = jax.jit(beam_search.batch_beam_search,
-                static_argnames=("model", "beam_size", "nbest", "max_len"))
+_beam = jax.jit(
+  beam_search.batch_beam_search, static_argnames=("model", "beam_size", "nbest", "max_len")
+)
 
 
 def _check_beam(models, params, tokens, lengths, scores, alpha):
@@ -208,8 +226,9 @@ def _check_beam(models, params, tokens, lengths, scores, alpha):
   for row in range(SRC.shape[0]):
     expected = _forced_log_probs(models, params, SRC[row], tokens[row], lengths[row])
     count = _scored_lengths(tokens[row], lengths[row])
-    np.testing.assert_allclose(scores[row],
-                               expected / beam_search.length_penalty(count, alpha), atol=1e-4)
+    np.testing.assert_allclose(
+      scores[row], expected / beam_search.length_penalty(count, alpha), atol=1e-4
+    )
 
 
 def test_greedy_sampling_and_own_predictions_score_as_teacher_forcing(stateful):
@@ -219,8 +238,9 @@ def test_greedy_sampling_and_own_predictions_score_as_teacher_forcing(stateful):
   sampled = _sample(model, params, SRC, keys, max_len=MAX_LEN, temperature=1.0)
   for out in (greedy, sampled):
     for row in range(SRC.shape[0]):
-      expected = _forced_log_probs(model, params, SRC[row], out.tokens[row:row + 1],
-                                   out.length[row:row + 1])
+      expected = _forced_log_probs(
+        model, params, SRC[row], out.tokens[row : row + 1], out.length[row : row + 1]
+      )
       np.testing.assert_allclose(out.log_prob[row], expected[0], atol=1e-4)
   # Teacher forcing with ratio 0 feeds its own argmax: greedy's tokens and log P.
   tgt = jnp.full((MAX_LEN,), BOS, jnp.int32)
@@ -241,8 +261,9 @@ def test_beam_search_reorders_the_state_with_the_beams(stateful):
   assert (result.lengths == MAX_LEN).mean() > 0.5
   _check_beam(model, params, result.tokens, result.lengths, result.scores, 0.6)
   # The search differs from that of the same attention without its state term.
-  plain = _beam(model, _with_penalty(params, 0.0), SRC, beam_size=3, nbest=3, max_len=MAX_LEN,
-                alpha=0.6)
+  plain = _beam(
+    model, _with_penalty(params, 0.0), SRC, beam_size=3, nbest=3, max_len=MAX_LEN, alpha=0.6
+  )
   assert not np.array_equal(result.tokens, plain.tokens)
 
 
@@ -253,8 +274,9 @@ def test_an_ensemble_carries_each_members_state(stateful):
   members = (params, _without_attention(init_params(model, seed=1)))
   greedy = _greedy(models, members, SRC, max_len=MAX_LEN)
   for row in range(SRC.shape[0]):
-    expected = _forced_log_probs(models, members, SRC[row], greedy.tokens[row:row + 1],
-                                 greedy.length[row:row + 1])
+    expected = _forced_log_probs(
+      models, members, SRC[row], greedy.tokens[row : row + 1], greedy.length[row : row + 1]
+    )
     np.testing.assert_allclose(greedy.log_prob[row], expected[0], atol=1e-4)
   result = _beam(models, members, SRC, beam_size=3, nbest=3, max_len=MAX_LEN, alpha=0.0)
   _check_beam(models, members, result.tokens, result.lengths, result.scores, 0.0)
@@ -262,13 +284,24 @@ def test_an_ensemble_carries_each_members_state(stateful):
 
 def test_the_exported_beam_search_keeps_the_state(stateful):
   model, params = stateful
-  serialised = export.export_beam_search(model, params, beam_size=3, width=SRC.shape[1],
-                                         max_length=MAX_LEN, platforms=[])
+  serialised = export.export_beam_search(
+    model, params, beam_size=3, width=SRC.shape[1], max_length=MAX_LEN, platforms=[]
+  )
   function = jax_export.deserialize(bytearray(serialised))
-  tokens, lengths, scores, _ = function.call(jax.tree.leaves(params), SRC, np.float32(0.6),
-                                             np.float32(2.0), np.int32(1))
+  tokens, lengths, scores, _ = function.call(
+    jax.tree.leaves(params), SRC, np.float32(0.6), np.float32(2.0), np.int32(1)
+  )
   _check_beam(model, params, tokens, lengths, scores, 0.6)
-  expected = _beam(model, params, SRC, beam_size=3, nbest=3, max_len=MAX_LEN, alpha=0.6,
-                   max_length_ratio=2.0, max_length_offset=1)
+  expected = _beam(
+    model,
+    params,
+    SRC,
+    beam_size=3,
+    nbest=3,
+    max_len=MAX_LEN,
+    alpha=0.6,
+    max_length_ratio=2.0,
+    max_length_offset=1,
+  )
   np.testing.assert_array_equal(tokens, expected.tokens)
   np.testing.assert_allclose(scores, expected.scores, atol=1e-5)

@@ -24,16 +24,18 @@ def _data_dir(tmp_path) -> str:
   (root / "multi30k").mkdir(parents=True)
   for stem, n in SPLITS.items():
     (root / "multi30k" / f"{stem}.de").write_text(
-        "".join(f"ein hund {i % 7} läuft\n" for i in range(n)))
+      "".join(f"ein hund {i % 7} läuft\n" for i in range(n))
+    )
     (root / "multi30k" / f"{stem}.en").write_text(
-        "".join(f"a dog {i % 7} runs\n" for i in range(n)))
+      "".join(f"a dog {i % 7} runs\n" for i in range(n))
+    )
   return str(root)
 
 
 def _sweep_stopped_by_its_rule(sweep: dict):
   points = sweep["points"]
   batches = [p["batch_size"] for p in points]
-  assert batches == [batches[0] * 2 ** i for i in range(len(batches))], batches
+  assert batches == [batches[0] * 2**i for i in range(len(batches))], batches
   gains = [p["gain"] for p in points[1:]]
   assert gains, "one point cannot show a gain"
   low = sweep["min_gain"]
@@ -47,18 +49,29 @@ def _sweep_stopped_by_its_rule(sweep: dict):
 
 def test_dry_run_does_every_step_and_writes_the_results(tmp_path):
   out = tmp_path / "out"
-  env = dict(subprocess_env(), PYTHON=sys.executable, TMPDIR=str(tmp_path),
-             JAXSEQ_DATA_DIR=_data_dir(tmp_path), JAXSEQ_TFDS_DIR=str(tmp_path / "tfds"))
-  done = subprocess.run(["bash", os.path.join(REPO, "benchmarks", "gpu", "run.sh"), "--dry-run",
-                         "--out", str(out)], env=env, cwd=REPO, capture_output=True, text=True,
-                        timeout=600)
+  env = dict(
+    subprocess_env(),
+    PYTHON=sys.executable,
+    TMPDIR=str(tmp_path),
+    JAXSEQ_DATA_DIR=_data_dir(tmp_path),
+    JAXSEQ_TFDS_DIR=str(tmp_path / "tfds"),
+  )
+  done = subprocess.run(
+    ["bash", os.path.join(REPO, "benchmarks", "gpu", "run.sh"), "--dry-run", "--out", str(out)],
+    env=env,
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
 
   results = json.loads((out / "results.json").read_text())
   assert results["dry_run"] and results["ok"]
   assert {name: s["status"] for name, s in results["steps"].items()} == {
-      name: "ok" for name in ("environment", "compare", "multi30k", "utilisation", "sweep",
-                              "translate")}
+    name: "ok"
+    for name in ("environment", "compare", "multi30k", "utilisation", "sweep", "translate")
+  }
   steps = {name: s["result"] for name, s in results["steps"].items()}
 
   assert steps["environment"]["jax_platform"] == "cpu"
@@ -98,9 +111,15 @@ def test_dry_run_does_every_step_and_writes_the_results(tmp_path):
 
 
 def test_the_utilisation_step_reads_its_config_as_train_py_does():
-  config = steps.load_config(os.path.join(REPO, "configs", "multi30k_de_en.py"),
-                             ["--config.batch_size=16", "--config.model.hidden_size=32",
-                              "--config.bucket_lengths=", "--config.learning_rate=1"])
+  config = steps.load_config(
+    os.path.join(REPO, "configs", "multi30k_de_en.py"),
+    [
+      "--config.batch_size=16",
+      "--config.model.hidden_size=32",
+      "--config.bucket_lengths=",
+      "--config.learning_rate=1",
+    ],
+  )
   assert (config.batch_size, config.model.hidden_size, config.bucket_lengths) == (16, 32, "")
   assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
   assert config.dataset == "multi30k"  # the rest is the file's
@@ -108,8 +127,14 @@ def test_the_utilisation_step_reads_its_config_as_train_py_does():
 
 def test_the_utilisation_step_refuses_an_unknown_config_field_in_one_line(capsys):
   with pytest.raises(SystemExit) as exited:
-    steps.main(["utilisation", "--out=/nonexistent/u.json", "--config=configs/default.py",
-                "--config.no_such_field=1"])
+    steps.main(
+      [
+        "utilisation",
+        "--out=/nonexistent/u.json",
+        "--config=configs/default.py",
+        "--config.no_such_field=1",
+      ]
+    )
   assert exited.value.code == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert "no_such_field" in err[-1] and "error: --config configs/default.py" in err[-1]

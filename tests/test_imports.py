@@ -41,7 +41,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     state[node] = "open"
     for target in sorted(edges.get(node, ())):
       if state.get(target) == "open":
-        return path[path.index(target):] + [target]
+        return path[path.index(target) :] + [target]
       if target not in state and (cycle := visit(target, path + [target])):
         return cycle
     state[node] = "done"

@@ -10,18 +10,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import default
 from jaxseq import input_pipeline, steps
 from jaxseq import model as model_lib
 from jaxseq.vocab import BOS, EOS, PAD, WordVocab
-from configs import default
 
 BATCH, MAX_LENGTH = 8, 20
 
 
 def make_examples(n: int, seed: int = 0, max_length: int = MAX_LENGTH):
   rng = np.random.default_rng(seed)
-  return [(rng.integers(4, 30, rng.integers(1, max_length + 1)).astype(np.int32),
-           rng.integers(4, 30, rng.integers(1, max_length)).astype(np.int32)) for _ in range(n)]
+  return [
+    (
+      rng.integers(4, 30, rng.integers(1, max_length + 1)).astype(np.int32),
+      rng.integers(4, 30, rng.integers(1, max_length)).astype(np.int32),
+    )
+    for _ in range(n)
+  ]
 
 
 def rows_of(batch):
@@ -62,8 +67,9 @@ def check_batch(b, lengths):
 @pytest.mark.parametrize("lengths", [None, (6, 12, 20)])
 def test_batches_are_full_fixed_shapes_and_serve_every_example(lengths):
   examples = make_examples(101)
-  it = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=3, num_threads=1,
-                                    lengths=lengths)
+  it = input_pipeline.TrainIterator(
+    examples, BATCH, MAX_LENGTH, seed=3, num_threads=1, lengths=lengths
+  )
   lengths = lengths or (8, 16, 20)
   batches = [next(it) for _ in range(3 * 101 // BATCH)]  # about three epochs
   for b in batches:
@@ -99,14 +105,15 @@ class CountingExamples(collections.abc.Sequence):
   def __getitem__(self, index):
     self.reads += 1
     rng = np.random.default_rng(index)
-    return (rng.integers(4, 30, rng.integers(1, 7)).astype(np.int32),
-            rng.integers(4, 30, rng.integers(1, 7)).astype(np.int32))
+    return (
+      rng.integers(4, 30, rng.integers(1, 7)).astype(np.int32),
+      rng.integers(4, 30, rng.integers(1, 7)).astype(np.int32),
+    )
 
 
 def test_the_examples_are_read_on_demand_not_whole():
   examples = CountingExamples(1_000_000)
-  it = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=0, num_threads=1,
-                                    prefetch=2)
+  it = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=0, num_threads=1, prefetch=2)
   first = [next(it) for _ in range(3)]
   time.sleep(0.5)  # let the prefetch fill up: what it holds is bounded too
   # three batches need one chunk or two; the prefetch buffer holds two more
@@ -117,8 +124,10 @@ def test_the_examples_are_read_on_demand_not_whole():
 
 def test_pairs_that_do_not_fit_are_skipped_and_a_corpus_without_one_is_an_error():
   fitting = make_examples(40)
-  too_long = [(np.arange(4, 4 + MAX_LENGTH + 1, dtype=np.int32), np.array([5], np.int32)),
-              (np.array([5], np.int32), np.array([], np.int32))]
+  too_long = [
+    (np.arange(4, 4 + MAX_LENGTH + 1, dtype=np.int32), np.array([5], np.int32)),
+    (np.array([5], np.int32), np.array([], np.int32)),
+  ]
   it = input_pipeline.TrainIterator(fitting + too_long * 5, BATCH, MAX_LENGTH, seed=0)
   rows = {r for _ in range(20) for r in rows_of(next(it))}
   assert rows == {(tuple(s), tuple(t)) for s, t in fitting} and it.skipped >= 10
@@ -154,10 +163,15 @@ def test_restored_iterator_continues_the_uninterrupted_stream():
 
 def test_process_shards_partition_each_global_batch():
   examples = make_examples(40)
-  whole = input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=5,
-                                       process_index=0, process_count=1)
-  parts = [input_pipeline.TrainIterator(examples, BATCH, MAX_LENGTH, seed=5,
-                                        process_index=p, process_count=2) for p in range(2)]
+  whole = input_pipeline.TrainIterator(
+    examples, BATCH, MAX_LENGTH, seed=5, process_index=0, process_count=1
+  )
+  parts = [
+    input_pipeline.TrainIterator(
+      examples, BATCH, MAX_LENGTH, seed=5, process_index=p, process_count=2
+    )
+    for p in range(2)
+  ]
   for _ in range(6):
     full, halves = next(whole), [next(p) for p in parts]
     for k in full:
@@ -168,20 +182,39 @@ def test_process_shards_partition_each_global_batch():
 def test_train_step_compiles_once_per_bucket_over_two_epochs():
   max_length = 16  # two buckets (8, 16): two compilations keep the test short
   m = default.get_model_config()
-  m.update(cell="gru", attention="bahdanau", embed_size=8, hidden_size=8, attention_size=8,
-           bidirectional=False, max_length=max_length)
+  m.update(
+    cell="gru",
+    attention="bahdanau",
+    embed_size=8,
+    hidden_size=8,
+    attention_size=8,
+    bidirectional=False,
+    max_length=max_length,
+  )
   config = default.get_config()
-  config.update(dict(learning_rate=1e-3, lr_schedule="constant", warmup_steps=0,
-                     grad_clip_norm=1.0, num_train_steps=100))
+  config.update(
+    dict(
+      learning_rate=1e-3,
+      lr_schedule="constant",
+      warmup_steps=0,
+      grad_clip_norm=1.0,
+      num_train_steps=100,
+    )
+  )
   model = model_lib.from_config(m, 30, 30)
   state = steps.create_train_state(model, config, jax.random.key(0))
   # create_train_state leaves step a Python int; the step returns an int32 array, and that
   # change of input type alone would compile a second time
   state = state.replace(step=jnp.asarray(state.step, jnp.int32))
-  step = jax.jit(functools.partial(steps.train_step, model=model, teacher_forcing_ratio=1.0,
-                                   label_smoothing=0.0), donate_argnums=0)
-  it = input_pipeline.TrainIterator(make_examples(48, max_length=max_length), BATCH, max_length,
-                                    seed=0)
+  step = jax.jit(
+    functools.partial(
+      steps.train_step, model=model, teacher_forcing_ratio=1.0, label_smoothing=0.0
+    ),
+    donate_argnums=0,
+  )
+  it = input_pipeline.TrainIterator(
+    make_examples(48, max_length=max_length), BATCH, max_length, seed=0
+  )
   shapes = set()
   for epoch in range(2):
     for _ in range(48 // BATCH):

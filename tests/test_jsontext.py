@@ -5,7 +5,9 @@ import pytest
 from jaxseq import jsontext
 
 
-@pytest.mark.parametrize("text, says", [
+@pytest.mark.parametrize(
+  "text, says",
+  [
     ("[" * 60000 + "]" * 60000, "nested too deeply"),
     ('{"text": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
     ("[" * (jsontext.MAX_DEPTH + 1) + "]" * (jsontext.MAX_DEPTH + 1), "nested too deeply"),
@@ -14,7 +16,8 @@ from jaxseq import jsontext
     ('{"x": NaN}', "NaN is not JSON"),
     ('{"x": -Infinity}', "-Infinity is not JSON"),
     ('{"x": 1', "not valid JSON"),
-])
+  ],
+)
 def test_refused_in_one_line(text, says):
   with pytest.raises(jsontext.JsonError, match=says) as info:
     jsontext.loads(text)
@@ -26,4 +29,7 @@ def test_within_bounds_is_plain_json():
   nested = "[" * depth + "]" * depth
   assert jsontext.loads(nested) == eval(nested)
   assert jsontext.loads('{"a": 12, "b": [1.5, "\\ud800"], "c": null}') == {
-      "a": 12, "b": [1.5, "\ud800"], "c": None}
+    "a": 12,
+    "b": [1.5, "\ud800"],
+    "c": None,
+  }

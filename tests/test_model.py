@@ -15,12 +15,17 @@ from tests.conftest import init_params, tiny_model
 FED_LSTM = dict(attention="luong_general", input_feeding=True, cell="lstm", num_layers=2)
 TUTORIAL = dict(attention="bahdanau", readout="none")  # the tutorial's decoder
 VARIANTS = [dict(attention=a, bidirectional=True) for a in attention.ATTENTIONS] + [
-    FED_LSTM, TUTORIAL, dict(attention="tutorial", readout="none"),
-    dict(attention="bahdanau", cell="lstm", bidirectional=True, num_layers=2, dropout=0.3),
-    dict(attention="conditional", cell="lstm", num_layers=2),  # the second cell on top
+  FED_LSTM,
+  TUTORIAL,
+  dict(attention="tutorial", readout="none"),
+  dict(attention="bahdanau", cell="lstm", bidirectional=True, num_layers=2, dropout=0.3),
+  dict(attention="conditional", cell="lstm", num_layers=2),  # the second cell on top
 ]
-IDS = [f"{v['attention']}-{v.get('cell', 'gru')}{'-l2' if v.get('num_layers') else ''}"
-       f"{'-' + v['readout'] if 'readout' in v else ''}" for v in VARIANTS]
+IDS = [
+  f"{v['attention']}-{v.get('cell', 'gru')}{'-l2' if v.get('num_layers') else ''}"
+  f"{'-' + v['readout'] if 'readout' in v else ''}"
+  for v in VARIANTS
+]
 
 _tf = checks.teacher_forced
 _greedy = jax.jit(decode.greedy, static_argnames=("model", "max_len"))
@@ -31,8 +36,11 @@ _greedy = jax.jit(decode.greedy, static_argnames=("model", "max_len"))
 # with the readout, Luong's after it with input feeding and stacked LSTMs, the tutorial's
 # query with input and combine layer without a readout); padding, with its gradients, on
 # every row of the table and every variant.
-FEW = [dict(attention="bahdanau", bidirectional=True), FED_LSTM,
-       dict(attention="tutorial", readout="none")]
+FEW = [
+  dict(attention="bahdanau", bidirectional=True),
+  FED_LSTM,
+  dict(attention="tutorial", readout="none"),
+]
 FEW_IDS = [IDS[VARIANTS.index(v)] for v in FEW]
 
 
@@ -74,7 +82,7 @@ def test_teacher_forcing_zero_feeds_the_models_own_predictions():
   # Feeding the model's own argmax is what greedy decoding does, whatever the reference.
   tokens = _greedy(model, params, src, max_len=TGT.shape[1]).tokens
   stop = int(np.argmax(np.asarray(tokens) == EOS)) if (tokens == EOS).any() else len(tokens)
-  np.testing.assert_array_equal(own[:stop + 1], tokens[:stop + 1])
+  np.testing.assert_array_equal(own[: stop + 1], tokens[: stop + 1])
   # And it differs from feeding the reference, which the model has not learnt.
   forced, _ = _tf(model, params, src, TGT[2], teacher_forcing_ratio=1.0)
   assert not np.allclose(forced, logits)
@@ -130,8 +138,9 @@ def test_readout_none_is_the_tutorials_decoder():
   assert "attentional" not in p and "combine" not in p  # no layer the tutorial lacks
   src = SRC[0]
   memory, state = model.apply(params, src, method=Seq2Seq.encode)
-  new_state, logits, weights = model.apply(params, memory, state, jnp.int32(BOS),
-                                           method=Seq2Seq.decode_step)
+  new_state, logits, weights = model.apply(
+    params, memory, state, jnp.int32(BOS), method=Seq2Seq.decode_step
+  )
 
   att, cell = p["attention"], p["decoder0"]
   h = state.cells[0]
@@ -147,18 +156,22 @@ def test_readout_none_is_the_tutorials_decoder():
   new_h = (1 - z) * jnp.tanh(x_n + r * h_n) + z * h
   np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
   np.testing.assert_allclose(new_state.cells[0], new_h, atol=1e-5)
-  np.testing.assert_allclose(logits, new_h @ p["output"]["kernel"] + p["output"]["bias"],
-                             atol=1e-5)
+  np.testing.assert_allclose(logits, new_h @ p["output"]["kernel"] + p["output"]["bias"], atol=1e-5)
 
 
-@pytest.mark.parametrize("fields, field", [
+@pytest.mark.parametrize(
+  "fields, field",
+  [
     (dict(attention="luong_dot", readout="none"), "model.readout"),
     (dict(attention="bahdanau", readout="none", input_feeding=True), "model.input_feeding"),
-])
+  ],
+)
 def test_a_readout_that_would_cut_the_context_off_is_refused(fields, field):
   from jaxseq import model as model_lib
-  problem = model_lib.wiring_problem(fields["attention"], fields["readout"],
-                                     fields.get("input_feeding", False))
+
+  problem = model_lib.wiring_problem(
+    fields["attention"], fields["readout"], fields.get("input_feeding", False)
+  )
   assert problem is not None and problem[0] == field
   with pytest.raises(ValueError, match=field):
     init_params(tiny_model(**fields))
@@ -179,22 +192,24 @@ def test_conditional_is_two_cells_around_the_attention():
   params = init_params(model, seed=4)
   p = params["params"]
   memory, state = model.apply(params, SRC[2], method=Seq2Seq.encode)
-  new_state, logits, weights = model.apply(params, memory, state, jnp.int32(BOS),
-                                           method=Seq2Seq.decode_step)
+  new_state, logits, weights = model.apply(
+    params, memory, state, jnp.int32(BOS), method=Seq2Seq.decode_step
+  )
   first = _gru(p["decoder0"], p["tgt_embed"]["embedding"][BOS], state.cells[0])
   att = p["attention"]
-  energy = jnp.tanh(first @ att["query"]["kernel"] + att["query"]["bias"]
-                    + memory.values @ att["key"]["kernel"])
+  energy = jnp.tanh(
+    first @ att["query"]["kernel"] + att["query"]["bias"] + memory.values @ att["key"]["kernel"]
+  )
   expected_weights = jax.nn.softmax((energy @ att["energy"]["kernel"])[:, 0])
   context = expected_weights @ memory.values
   h = _gru(p["second_cell"], context, first)
   out = jnp.tanh(jnp.concatenate([context, h]) @ p["attentional"]["kernel"])
   np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
   np.testing.assert_allclose(new_state.cells[0], h, atol=1e-5)
-  np.testing.assert_allclose(logits, out @ p["output"]["kernel"] + p["output"]["bias"],
-                             atol=1e-5)
+  np.testing.assert_allclose(logits, out @ p["output"]["kernel"] + p["output"]["bias"], atol=1e-5)
   # The context reaches the state through the second cell, so a readout of h alone is
   # allowed here, unlike with Luong's scores.
   from jaxseq import model as model_lib
+
   assert model_lib.wiring_problem("conditional", "none", False) is None
   assert model_lib.wiring_problem("luong_general", "none", False) is not None

@@ -22,8 +22,9 @@ FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "workdir_0.1.0"
 
 def _table(tree) -> dict[str, str]:
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(path): f"{x.dtype}[{','.join(map(str, x.shape))}]"
-          for path, x in leaves}
+  return {
+    jax.tree_util.keystr(path): f"{x.dtype}[{','.join(map(str, x.shape))}]" for path, x in leaves
+  }
 
 
 def _built_table(workdir: pathlib.Path) -> dict[str, str]:
@@ -31,8 +32,9 @@ def _built_table(workdir: pathlib.Path) -> dict[str, str]:
   config = checkpointing.load_config(str(workdir))
   src_vocab, tgt_vocab = tokenizers.load_pair(str(workdir))
   model = model_lib.from_config(config.model, len(src_vocab), len(tgt_vocab))
-  abstract = jax.eval_shape(lambda key: steps.create_train_state(model, config, key),
-                            jax.random.key(0))
+  abstract = jax.eval_shape(
+    lambda key: steps.create_train_state(model, config, key), jax.random.key(0)
+  )
   return _table(abstract)
 
 
@@ -52,12 +54,15 @@ def _without(tmp_path, section: str, name: str) -> pathlib.Path:
   return workdir
 
 
-@pytest.mark.parametrize("section, name, default", [
+@pytest.mark.parametrize(
+  "section, name, default",
+  [
     ("model", "tie_embeddings", model_lib.ModelConfig().tie_embeddings),
     ("model", "scan_unroll", model_lib.ModelConfig().scan_unroll),
     ("decode", "alpha", configuration.TrainConfig().decode.alpha),
     ("decode", "eval_search", configuration.TrainConfig().decode.eval_search),
-])
+  ],
+)
 def test_a_config_json_without_a_field_takes_its_default(tmp_path, section, name, default):
   workdir = _without(tmp_path, section, name)
   config = checkpointing.load_config(str(workdir))
@@ -92,18 +97,22 @@ def _as_release_wrote_it(workdir: pathlib.Path):
   0.1.0's layout, its fault_* fields included), keeping the workdir's own values."""
   current = json.loads((workdir / "config.json").read_text())
   release = json.loads((FIXTURE / "config.json").read_text())
-  old = {key: ({k: current[key][k] for k in value} if isinstance(value, dict)
-               else current.get(key, value)) for key, value in release.items()}
+  old = {
+    key: (
+      {k: current[key][k] for k in value} if isinstance(value, dict) else current.get(key, value)
+    )
+    for key, value in release.items()
+  }
   (workdir / "config.json").write_text(json.dumps(old))
 
 
-def test_a_trained_workdir_in_the_release_layout_translates_and_resumes(
-    reference, tmp_path, capfd):
+def test_a_trained_workdir_in_the_release_layout_translates_and_resumes(reference, tmp_path, capfd):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   _as_release_wrote_it(workdir)
   assert set(json.loads((workdir / "config.json").read_text())) != set(
-      json.loads((reference / "config.json").read_text()))  # a layout of its own
+    json.loads((reference / "config.json").read_text())
+  )  # a layout of its own
 
   outputs = []
   for w in (reference, workdir):

@@ -32,22 +32,41 @@ def collectives_in_loops(hlo: str) -> list[str]:
       bodies[current] = []
     elif current is not None and " = " in line:
       bodies[current].append(line)
-  called = lambda line: re.findall(r"(?:body|condition|calls|to_apply|branch_computations)="
-                                   r"\{?%?([\w.\-]+(?:, %[\w.\-]+)*)", line)
-  inside, todo = set(), [b for lines in bodies.values() for line in lines
-                         for b in re.findall(r"body=%?([\w.\-]+)", line)]
+  called = lambda line: re.findall(
+    r"(?:body|condition|calls|to_apply|branch_computations)="
+    r"\{?%?([\w.\-]+(?:, %[\w.\-]+)*)",
+    line,
+  )
+  inside, todo = (
+    set(),
+    [
+      b
+      for lines in bodies.values()
+      for line in lines
+      for b in re.findall(r"body=%?([\w.\-]+)", line)
+    ],
+  )
   while todo:
     name = todo.pop()
     if name not in inside:
       inside.add(name)
-      todo += [n.lstrip("%") for line in bodies.get(name, []) for group in called(line)
-               for n in group.split(", ")]
-  return [line.strip()[:120] for name in inside for line in bodies.get(name, [])
-          if any(f" {op}(" in line or f"{op}-start(" in line for op in COLLECTIVES)]
+      todo += [
+        n.lstrip("%")
+        for line in bodies.get(name, [])
+        for group in called(line)
+        for n in group.split(", ")
+      ]
+  return [
+    line.strip()[:120]
+    for name in inside
+    for line in bodies.get(name, [])
+    if any(f" {op}(" in line or f"{op}-start(" in line for op in COLLECTIVES)
+  ]
 
 
 def _tiny_config():
   from configs import default
+
   config = default.get_config()
   config.data.num_train = 96
   config.data.num_eval = 8
@@ -55,8 +74,8 @@ def _tiny_config():
   config.model.hidden_size = 16
   config.model.attention_size = 8
   config.model.max_length = 8
-  config.model.dropout = 0.1             # per-example dropout keys must not depend on sharding
-  config.teacher_forcing_ratio = 0.5     # nor must the per-step coin flips
+  config.model.dropout = 0.1  # per-example dropout keys must not depend on sharding
+  config.teacher_forcing_ratio = 0.5  # nor must the per-step coin flips
   config.batch_size = 8
   config.warmup_steps = 0
   config.lr_schedule = "constant"
@@ -66,22 +85,30 @@ def _tiny_config():
 def _train_losses() -> dict:
   """Trains the tiny config for NUM_STEPS on every visible device; reports what it saw."""
   import jax
-  from jaxseq import data, input_pipeline, model as model_lib, parallel, steps, trainer
+
+  from jaxseq import data, input_pipeline, parallel, steps, trainer
+  from jaxseq import model as model_lib
 
   config = _tiny_config()
   corpus = data.load_corpus(config)
-  examples, _ = input_pipeline.encode_pairs(corpus.train, corpus.src_vocab, corpus.tgt_vocab,
-                                            config.model.max_length)
+  examples, _ = input_pipeline.encode_pairs(
+    corpus.train, corpus.src_vocab, corpus.tgt_vocab, config.model.max_length
+  )
   model = model_lib.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
   mesh = parallel.make_mesh()
   state = parallel.init_replicated(
-      lambda: steps.create_train_state(model, config, jax.random.key(config.seed)), mesh)
+    lambda: steps.create_train_state(model, config, jax.random.key(config.seed)), mesh
+  )
   # Each process's iterator yields its own rows of every global batch.
-  batches = input_pipeline.TrainIterator(examples, config.batch_size, config.model.max_length,
-                                         seed=config.seed)
+  batches = input_pipeline.TrainIterator(
+    examples, config.batch_size, config.model.max_length, seed=config.seed
+  )
   host_batches = [next(batches) for _ in range(NUM_STEPS)]
-  train_step = trainer._jit_train_step(model, config, mesh).lower(
-      state, parallel.shard_batch(host_batches[0], mesh)).compile()
+  train_step = (
+    trainer._jit_train_step(model, config, mesh)
+    .lower(state, parallel.shard_batch(host_batches[0], mesh))
+    .compile()
+  )
   hlo = train_step.as_text()
   losses, batch_devices = [], set()
   for host_batch in host_batches:
@@ -91,25 +118,40 @@ def _train_losses() -> dict:
     losses.append(float(metrics["loss"]) / float(metrics["tokens"]))
   if os.environ.get(SAVE_TO_ENV):  # a checkpoint of the devices' state, for a restore test
     from jaxseq import checkpointing
+
     manager = checkpointing.make_manager(os.environ[SAVE_TO_ENV], config)
     checkpointing.save(manager, state, {}, force=True)
     checkpointing.wait(manager)
   params = jax.tree.leaves(state.params)
-  return {"devices": jax.device_count(), "losses": losses,
-          "vocab_sizes": [len(corpus.src_vocab), len(corpus.tgt_vocab)],
-          "batch_devices": sorted(batch_devices),
-          "params_replicated": all(p.sharding.is_fully_replicated for p in params),
-          "all_reduces": len(re.findall(r" all-reduce(?:-start)?\(", hlo)),
-          "collectives_in_loops": collectives_in_loops(hlo),
-          "param_sum": float(sum(abs(p).sum() for p in params))}
+  return {
+    "devices": jax.device_count(),
+    "losses": losses,
+    "vocab_sizes": [len(corpus.src_vocab), len(corpus.tgt_vocab)],
+    "batch_devices": sorted(batch_devices),
+    "params_replicated": all(p.sharding.is_fully_replicated for p in params),
+    "all_reduces": len(re.findall(r" all-reduce(?:-start)?\(", hlo)),
+    "collectives_in_loops": collectives_in_loops(hlo),
+    "param_sum": float(sum(abs(p).sum() for p in params)),
+  }
 
 
 def _start(num_devices: int, **extra_env) -> subprocess.Popen:
-  env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(num_devices), "JAX_PLATFORMS": "cpu",
-         "PYTHONPATH": REPO, **extra_env}
+  env = {
+    **os.environ,
+    "JAX_NUM_CPU_DEVICES": str(num_devices),
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONPATH": REPO,
+    **extra_env,
+  }
   # XLA_FLAGS (the suite's lower LLVM optimisation level) stays: it changes no HLO pass.
-  return subprocess.Popen([sys.executable, os.path.abspath(__file__)], env=env, cwd=REPO,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen(
+    [sys.executable, os.path.abspath(__file__)],
+    env=env,
+    cwd=REPO,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
 
 
 def _result(process: subprocess.Popen) -> dict:
@@ -196,26 +238,35 @@ def test_four_devices_follow_the_one_device_loss_trajectory(one_and_four):
 def test_a_checkpoint_saved_by_four_devices_restores_on_one(one_and_four, four_devices_workdir):
   """Inference restores onto this process's device, not onto the topology that saved."""
   import jax
-  from jaxseq import checkpointing, model as model_lib, steps
+
+  from jaxseq import checkpointing, steps
+  from jaxseq import model as model_lib
+
   _, four = one_and_four
   config = _tiny_config()
   model = model_lib.from_config(config.model, *four["vocab_sizes"])
-  abstract = jax.eval_shape(lambda k: steps.create_train_state(model, config, k),
-                            jax.random.key(0))
+  abstract = jax.eval_shape(lambda k: steps.create_train_state(model, config, k), jax.random.key(0))
   state, step = checkpointing.restore_for_inference(four_devices_workdir, abstract)
   params = jax.tree.leaves(state.params)
   assert step == NUM_STEPS
   assert all(p.sharding.device_set == {jax.devices()[0]} for p in params)
-  np.testing.assert_allclose(float(sum(abs(p).sum() for p in params)), four["param_sum"],
-                             rtol=1e-6)
+  np.testing.assert_allclose(float(sum(abs(p).sum() for p in params)), four["param_sum"], rtol=1e-6)
 
 
 def test_two_processes_of_two_devices_follow_the_one_device_trajectory(one_and_four):
   """Multi-host through jax.distributed, on localhost: each process feeds its own rows."""
   one, _ = one_and_four
   address = f"localhost:{_free_port()}"
-  workers = [_start(2, JAXSEQ_DISTRIBUTED="1", JAX_COORDINATOR_ADDRESS=address,
-                    JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)) for i in range(2)]
+  workers = [
+    _start(
+      2,
+      JAXSEQ_DISTRIBUTED="1",
+      JAX_COORDINATOR_ADDRESS=address,
+      JAX_NUM_PROCESSES="2",
+      JAX_PROCESS_ID=str(i),
+    )
+    for i in range(2)
+  ]
   results = [_result(w) for w in workers]
   for r in results:
     assert r["devices"] == 4 and r["batch_devices"] == [4] and r["params_replicated"]
@@ -225,7 +276,9 @@ def test_two_processes_of_two_devices_follow_the_one_device_trajectory(one_and_f
 
 def test_distributed_is_requested_by_config_or_environment(monkeypatch):
   import ml_collections
+
   from jaxseq import parallel
+
   monkeypatch.delenv(parallel.DISTRIBUTED_ENV, raising=False)
   assert not parallel.distributed_requested(ml_collections.ConfigDict({"distributed": False}))
   assert parallel.distributed_requested(ml_collections.ConfigDict({"distributed": True}))
@@ -235,21 +288,33 @@ def test_distributed_is_requested_by_config_or_environment(monkeypatch):
 
 def test_distributed_without_a_cluster_is_a_config_error():
   # A fresh process: jax.distributed must be initialised before JAX's backend starts.
-  env = {k: v for k, v in os.environ.items()
-         if k not in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")}
-  code = ("import ml_collections\n"
-          "from jaxseq import configuration, parallel\n"
-          "try:\n"
-          "  parallel.initialize_distributed(ml_collections.ConfigDict({'distributed': True}))\n"
-          "except configuration.ConfigError as e:\n"
-          "  print(e)\n")
-  done = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": REPO},
-                        cwd=REPO, capture_output=True, text=True, timeout=120)
+  env = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+  }
+  code = (
+    "import ml_collections\n"
+    "from jaxseq import configuration, parallel\n"
+    "try:\n"
+    "  parallel.initialize_distributed(ml_collections.ConfigDict({'distributed': True}))\n"
+    "except configuration.ConfigError as e:\n"
+    "  print(e)\n"
+  )
+  done = subprocess.run(
+    [sys.executable, "-c", code],
+    env={**env, "PYTHONPATH": REPO},
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert done.returncode == 0, done.stderr[-2000:]
   assert "config.distributed=True" in done.stdout and "JAX_COORDINATOR_ADDRESS" in done.stdout
 
 
 if __name__ == "__main__":
   from jaxseq import parallel
+
   parallel.initialize_distributed(_tiny_config())  # only where JAXSEQ_DISTRIBUTED=1
   print(json.dumps(_train_losses()))

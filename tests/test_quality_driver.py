@@ -10,8 +10,12 @@ from benchmarks.quality import decode_sweep, ensemble, quality, time_to_quality
 
 
 def test_an_ensemble_is_scored_next_to_its_members(reference, tmp_path):
-  assert ensemble.main([f"--workdir={reference}", f"--workdir={reference}", "--name=ens",
-                        f"--out_dir={tmp_path}"]) == 0
+  assert (
+    ensemble.main(
+      [f"--workdir={reference}", f"--workdir={reference}", "--name=ens", f"--out_dir={tmp_path}"]
+    )
+    == 0
+  )
   record = json.loads((tmp_path / "ens.json").read_text())
   assert record["command"].startswith("python -m benchmarks.quality.ensemble --workdir=")
   assert (record["recipe"], record["direction"]) == ("ens", "en-de")
@@ -24,8 +28,18 @@ def test_an_ensemble_is_scored_next_to_its_members(reference, tmp_path):
 
 
 def test_the_decode_sweep_scores_every_setting_on_the_heldout_split(reference, tmp_path):
-  assert decode_sweep.main([f"--workdir={reference}", "--name=sweep", "--beam_sizes=1,2",
-                            "--alphas=0.6", f"--out_dir={tmp_path}"]) == 0
+  assert (
+    decode_sweep.main(
+      [
+        f"--workdir={reference}",
+        "--name=sweep",
+        "--beam_sizes=1,2",
+        "--alphas=0.6",
+        f"--out_dir={tmp_path}",
+      ]
+    )
+    == 0
+  )
   record = json.loads((tmp_path / "sweep.json").read_text())
   assert [(row["beam_size"], row["alpha"]) for row in record["grid"]] == [(1, 0.6), (2, 0.6)]
   best = max(row["heldout"]["bleu"] for row in record["grid"])
@@ -34,11 +48,17 @@ def test_the_decode_sweep_scores_every_setting_on_the_heldout_split(reference, t
   assert record["command"].endswith("--beam_sizes=1,2 --alphas=0.6 " + f"--out_dir={tmp_path}")
 
 
-@pytest.mark.parametrize("main,argv,message", [
+@pytest.mark.parametrize(
+  "main,argv,message",
+  [
     (quality.main, ["--name=x", "--workdir=/tmp/x", "--config.no_such_field=1"], "no_such_field"),
-    (time_to_quality.main, ["--config=configs/no_such_config.py", "--name=x",
-                            "--workdir=/tmp/x", "--thresholds=30"], "no_such_config.py"),
-])
+    (
+      time_to_quality.main,
+      ["--config=configs/no_such_config.py", "--name=x", "--workdir=/tmp/x", "--thresholds=30"],
+      "no_such_config.py",
+    ),
+  ],
+)
 def test_a_bad_flag_is_one_error_line(main, argv, message, capsys):
   assert main(["prog", *argv]) == 2
   err = capsys.readouterr().err

@@ -28,8 +28,9 @@ def test_tied_model_has_no_output_kernel_and_its_logits_are_embedding_times_h(rn
   params = {**params, "output_bias": bias}
   h = jax.random.normal(k2, (12,))
   logits = model.apply({"params": params}, h, method=Seq2Seq.logits)
-  np.testing.assert_allclose(logits, params["tgt_embed"]["embedding"] @ h + bias, rtol=1e-5,
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    logits, params["tgt_embed"]["embedding"] @ h + bias, rtol=1e-5, atol=1e-5
+  )
 
 
 def test_tied_decoder_step_depends_on_the_target_embedding_through_the_output(rng):
@@ -41,7 +42,8 @@ def test_tied_decoder_step_depends_on_the_target_embedding_through_the_output(rn
   # changes that word's logit: the output layer is the embedding matrix.
   changed = jax.tree.map(lambda x: x, params)
   changed["params"]["tgt_embed"]["embedding"] = (
-      params["params"]["tgt_embed"]["embedding"].at[3].add(1.0))
+    params["params"]["tgt_embed"]["embedding"].at[3].add(1.0)
+  )
   _, logits2, _ = model.apply(changed, src, token)
   assert not np.isclose(logits[3], logits2[3])
   np.testing.assert_allclose(np.delete(logits, 3), np.delete(logits2, 3), rtol=1e-6)
@@ -57,13 +59,16 @@ def test_tying_with_unequal_sizes_is_a_config_error_naming_both():
     init_params(tiny_model(embed_size=64, hidden_size=128, tie_embeddings=True))
 
 
-@pytest.mark.parametrize("field, value, words", [
+@pytest.mark.parametrize(
+  "field, value, words",
+  [
     ("lr_plateau_factor", 1.0, "[0, 1)"),
     ("lr_plateau_patience", 0, ">= 1"),
     ("early_stopping_patience", -1, ">= 0"),
     ("average_last_checkpoints", 1, "keep_checkpoints=3"),
     ("average_last_checkpoints", 4, "keep_checkpoints=3"),
-])
+  ],
+)
 def test_quality_fields_are_checked(field, value, words):
   config = default.get_config()
   config[field] = value
@@ -78,14 +83,15 @@ def test_reduce_on_plateau_halves_the_update_after_a_stalled_evaluation():
   state = steps.create_train_state(model, config, jax.random.key(0))
   assert steps.plateau_scale(state) == 1.0
   state = steps.observe_heldout_loss(state, 2.0, config)
-  assert steps.plateau_scale(state) == 1.0          # first value: an improvement
+  assert steps.plateau_scale(state) == 1.0  # first value: an improvement
   reduced = steps.observe_heldout_loss(state, 2.5, config)
-  assert steps.plateau_scale(reduced) == 0.5        # one evaluation without improvement
+  assert steps.plateau_scale(reduced) == 0.5  # one evaluation without improvement
   assert steps.plateau_scale(steps.observe_heldout_loss(reduced, 1.0, config)) == 0.5
 
   # Without donation: the two states share their parameter buffers.
-  step = jax.jit(functools.partial(steps.train_step, model=model, teacher_forcing_ratio=1.0,
-                                   label_smoothing=0.0))
+  step = jax.jit(
+    functools.partial(steps.train_step, model=model, teacher_forcing_ratio=1.0, label_smoothing=0.0)
+  )
   batch = _batch()
   before = jax.device_get(state.params)
   full, _ = step(state, batch)
@@ -113,8 +119,8 @@ def test_early_stopping_counts_evaluations_since_the_best():
   stopping = early_stopping.EarlyStopping(patience=2)
   assert not stopping.update(10, 5.0)
   assert not stopping.update(20, 4.0)
-  assert not stopping.update(30, 6.0)   # better: the count starts again
-  assert not stopping.update(40, 6.0)   # equal is not better
+  assert not stopping.update(30, 6.0)  # better: the count starts again
+  assert not stopping.update(40, 6.0)  # equal is not better
   assert stopping.update(50, 1.0)
   assert (stopping.best, stopping.best_step) == (6.0, 30)
   never = early_stopping.EarlyStopping(patience=0)

@@ -41,8 +41,10 @@ def script_of(command: str) -> str:
 
 
 def test_a_command_is_read_past_its_environment_and_cpu_pinning():
-  assert script_of("JAX_NUM_CPU_DEVICES=2 python -m benchmarks.quality.quality --name=x") == \
-      "benchmarks.quality.quality"
+  assert (
+    script_of("JAX_NUM_CPU_DEVICES=2 python -m benchmarks.quality.quality --name=x")
+    == "benchmarks.quality.quality"
+  )
   assert script_of("taskset -c 1 python benchmarks/x.py --a=1") == "benchmarks/x.py"
   with pytest.raises(ValueError, match="does not run python"):
     script_of("bash run.sh")
@@ -67,8 +69,12 @@ def test_the_results_hold_recorded_commands():
 
 def test_a_run_records_the_module_it_was_started_as(monkeypatch):
   monkeypatch.delenv("JAX_NUM_CPU_DEVICES", raising=False)
-  assert common.command_line("benchmarks.quality.quality", ["--name=a b"]) == \
-      "python -m benchmarks.quality.quality '--name=a b'"
+  assert (
+    common.command_line("benchmarks.quality.quality", ["--name=a b"])
+    == "python -m benchmarks.quality.quality '--name=a b'"
+  )
   monkeypatch.setenv("JAX_NUM_CPU_DEVICES", "2")
-  assert common.command_line("benchmarks.data.scaling", []) == \
-      "JAX_NUM_CPU_DEVICES=2 python -m benchmarks.data.scaling"
+  assert (
+    common.command_line("benchmarks.data.scaling", [])
+    == "JAX_NUM_CPU_DEVICES=2 python -m benchmarks.data.scaling"
+  )

@@ -12,22 +12,41 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _split(bleu: float) -> dict:
-  return {"bleu": bleu, "bleu_lowercase": bleu + 1, "bleu_lc_tok": bleu + 2, "chrf": 50.0, "perplexity": 3.5,
-          "loss": 1.25, "sentences": 10, "files": {"hypotheses": "x.hyp.txt"}}
+  return {
+    "bleu": bleu,
+    "bleu_lowercase": bleu + 1,
+    "bleu_lc_tok": bleu + 2,
+    "chrf": 50.0,
+    "perplexity": 3.5,
+    "loss": 1.25,
+    "sentences": 10,
+    "files": {"hypotheses": "x.hyp.txt"},
+  }
 
 
-SUMMARY = {"config": {"dataset": "multi30k", "data": {"source_lang": "de", "target_lang": "en"}}, "heldout": _split(31.04),
-           "test": {"test2016": _split(33.46)}, "num_parameters": 2_500_000, "steps": 900,
-           "train_seconds": 7260.0, "wall_seconds": 7300.0, "stopped_early": True,
-           "heldout_curve": {"search": "greedy", "steps": [500, 900], "bleu": [20.5, 30.1],
-                             "loss": [2.5, 2.1]},
-           "averaged": {"steps": [800, 900], "heldout": _split(32.0),
-                        "test": {"test2016": _split(34.0)}}}
+SUMMARY = {
+  "config": {"dataset": "multi30k", "data": {"source_lang": "de", "target_lang": "en"}},
+  "heldout": _split(31.04),
+  "test": {"test2016": _split(33.46)},
+  "num_parameters": 2_500_000,
+  "steps": 900,
+  "train_seconds": 7260.0,
+  "wall_seconds": 7300.0,
+  "stopped_early": True,
+  "heldout_curve": {
+    "search": "greedy",
+    "steps": [500, 900],
+    "bleu": [20.5, 30.1],
+    "loss": [2.5, 2.1],
+  },
+  "averaged": {"steps": [800, 900], "heldout": _split(32.0), "test": {"test2016": _split(34.0)}},
+}
 
 
 def test_a_record_keeps_the_scores_and_drops_the_file_lists():
-  record = driver.run_record("m30k", str(REPO / "configs" / "multi30k_de_en.py"), "python x",
-                             SUMMARY)
+  record = driver.run_record(
+    "m30k", str(REPO / "configs" / "multi30k_de_en.py"), "python x", SUMMARY
+  )
   assert record["config"] == "configs/multi30k_de_en.py"
   assert (record["recipe"], record["direction"]) == ("multi30k_de_en", "de-en")
   assert record["heldout"]["bleu"] == 31.04 and "files" not in record["heldout"]
@@ -65,25 +84,41 @@ def test_no_results_is_one_error_line(tmp_path, capsys):
 
 def test_a_pytorch_run_shows_its_thread_count():
   cpu = {"platform": "cpu", "cpu_count": 2, "cpu": "Xeon"}
-  assert results_table._hardware({**cpu, "torch_threads": 1}) == \
-      "2 CPU cores (Xeon, PyTorch on 1 thread)"
+  assert (
+    results_table._hardware({**cpu, "torch_threads": 1})
+    == "2 CPU cores (Xeon, PyTorch on 1 thread)"
+  )
   assert results_table._hardware(cpu) == "2 CPU cores (Xeon)"
   assert results_table._hardware({**cpu, "cpus_used": 1}) == "1 of 2 CPU cores (Xeon)"
 
 
 def test_an_ensemble_has_a_row_per_split_and_per_member(tmp_path):
-  member = lambda seed, bleu: {"workdir": f"/w{seed}", "label": f"seed {seed}",
-                               "heldout": _split(bleu), "test": {}, "num_parameters": 1_000_000,
-                               "steps": 2000, "train_seconds": 600.0}
-  record = {"name": "ens", "command": "python -m benchmarks.quality.ensemble",
-            "heldout": _split(40.0),
-            "test": {"test2016": _split(39.0)}, "num_parameters": 2_000_000, "steps": 2000,
-            "train_seconds": 1200.0, "members": [member(0, 38.0), member(1, 37.0)],
-            "hardware": {"platform": "cpu", "cpu": "Xeon", "cpu_count": 2}}
+  member = lambda seed, bleu: {
+    "workdir": f"/w{seed}",
+    "label": f"seed {seed}",
+    "heldout": _split(bleu),
+    "test": {},
+    "num_parameters": 1_000_000,
+    "steps": 2000,
+    "train_seconds": 600.0,
+  }
+  record = {
+    "name": "ens",
+    "command": "python -m benchmarks.quality.ensemble",
+    "heldout": _split(40.0),
+    "test": {"test2016": _split(39.0)},
+    "num_parameters": 2_000_000,
+    "steps": 2000,
+    "train_seconds": 1200.0,
+    "members": [member(0, 38.0), member(1, 37.0)],
+    "hardware": {"platform": "cpu", "cpu": "Xeon", "cpu_count": 2},
+  }
   (tmp_path / "ens.json").write_text(json.dumps(record))
   lines = results_table.table([str(tmp_path / "ens.json")]).splitlines()[2:]
   assert len(lines) == 4
-  assert lines[0].startswith("| ens | held-out | 40.0 |") and "2.00 M | 2,000 | 20.0 min" in lines[0]
+  assert (
+    lines[0].startswith("| ens | held-out | 40.0 |") and "2.00 M | 2,000 | 20.0 min" in lines[0]
+  )
   assert lines[2].startswith("| ens (seed 0 alone) | held-out | 38.0 |")
   assert "1.00 M | 2,000 | 10.0 min" in lines[2]
   assert lines[3].startswith("| ens (seed 1 alone) | held-out | 37.0 |")
@@ -91,8 +126,10 @@ def test_an_ensemble_has_a_row_per_split_and_per_member(tmp_path):
 
 def test_the_decode_sweep_chooses_by_heldout_and_keeps_the_first_of_equals():
   choose = decode_sweep.choose
-  rows = [{"beam_size": b, "alpha": a, "heldout": {"bleu": bleu, "bleu_lc_tok": lc}}
-          for b, a, bleu, lc in [(4, 0.6, 30.0, 33.0), (8, 0.6, 31.0, 32.0), (8, 1.0, 31.0, 31.0)]]
+  rows = [
+    {"beam_size": b, "alpha": a, "heldout": {"bleu": bleu, "bleu_lc_tok": lc}}
+    for b, a, bleu, lc in [(4, 0.6, 30.0, 33.0), (8, 0.6, 31.0, 32.0), (8, 1.0, 31.0, 31.0)]
+  ]
   assert (choose(rows, "bleu")["beam_size"], choose(rows, "bleu")["alpha"]) == (8, 0.6)
   assert choose(rows, "bleu_lc_tok")["beam_size"] == 4
 
@@ -114,18 +151,29 @@ def test_ensemble_members_are_named_by_workdir_where_seeds_repeat_or_recipes_dif
   assert labels(["/w/long", "/w/s1"], [longer, same]) == ["seed 1, long", "seed 0, s1"]
 
 
-def _run(name: str, recipe: str, direction: str, heldout: float, tests: dict,
-         averaged: tuple | None = None) -> dict:
+def _run(
+  name: str, recipe: str, direction: str, heldout: float, tests: dict, averaged: tuple | None = None
+) -> dict:
   """A results record of the driver's form with these BLEU scores."""
-  record = {"name": name, "command": f"python -m benchmarks.quality.quality --name={name}",
-            "recipe": recipe, "direction": direction, "heldout": _split(heldout),
-            "test": {k: _split(v) for k, v in tests.items()}, "num_parameters": 3_000_000,
-            "steps": 2000, "train_seconds": 1800.0,
-            "hardware": {"platform": "cpu", "cpu": "Xeon", "cpu_count": 2}}
+  record = {
+    "name": name,
+    "command": f"python -m benchmarks.quality.quality --name={name}",
+    "recipe": recipe,
+    "direction": direction,
+    "heldout": _split(heldout),
+    "test": {k: _split(v) for k, v in tests.items()},
+    "num_parameters": 3_000_000,
+    "steps": 2000,
+    "train_seconds": 1800.0,
+    "hardware": {"platform": "cpu", "cpu": "Xeon", "cpu_count": 2},
+  }
   if averaged:
     steps, bleu = averaged
-    record["averaged"] = {"steps": steps, "heldout": _split(bleu),
-                          "test": {k: _split(v + 1) for k, v in tests.items()}}
+    record["averaged"] = {
+      "steps": steps,
+      "heldout": _split(bleu),
+      "test": {k: _split(v + 1) for k, v in tests.items()},
+    }
   return record
 
 
@@ -135,10 +183,12 @@ def results_dir(tmp_path) -> pathlib.Path:
   same recipe in the other direction, and an ensemble."""
   directory = tmp_path / "benchmarks" / "results"
   directory.mkdir(parents=True)
-  runs = [_run("m30k_a", "m30k", "de-en", 38.0, {"test2016": 37.0}),
-          _run("m30k_b", "m30k", "de-en", 37.5, {"test2016": 36.0}, ([1500, 2000], 39.5)),
-          _run("m30k_en_de", "m30k", "en-de", 30.0, {"test2016": 31.0, "test2017": 25.0}),
-          _run("m30k_ens", "m30k_ens", "de-en", 41.0, {})]
+  runs = [
+    _run("m30k_a", "m30k", "de-en", 38.0, {"test2016": 37.0}),
+    _run("m30k_b", "m30k", "de-en", 37.5, {"test2016": 36.0}, ([1500, 2000], 39.5)),
+    _run("m30k_en_de", "m30k", "en-de", 30.0, {"test2016": 31.0, "test2017": 25.0}),
+    _run("m30k_ens", "m30k_ens", "de-en", 41.0, {}),
+  ]
   for record in runs:
     (directory / f"{record['name']}.json").write_text(json.dumps(record))
   return directory
@@ -159,12 +209,16 @@ def test_the_headline_has_one_row_per_recipe_and_direction_with_its_best_run(res
 
 def test_the_readme_gets_the_headline_and_keeps_its_old_full_table_filled(results_dir, tmp_path):
   readme = tmp_path / "README.md"
-  readme.write_text(f"# x\n{results_table.HEADLINE_BEGIN}\nold headline\n"
-                    f"{results_table.HEADLINE_END}\nmiddle\n{results_table.BEGIN}\nold table\n"
-                    f"{results_table.END}\nend\n")
+  readme.write_text(
+    f"# x\n{results_table.HEADLINE_BEGIN}\nold headline\n"
+    f"{results_table.HEADLINE_END}\nmiddle\n{results_table.BEGIN}\nold table\n"
+    f"{results_table.END}\nend\n"
+  )
   page = tmp_path / "docs" / "results.md"
-  assert results_table.main(["--results", str(results_dir), "--out", str(page),
-                             f"--readme={readme}"]) == 0
+  assert (
+    results_table.main(["--results", str(results_dir), "--out", str(page), f"--readme={readme}"])
+    == 0
+  )
   text = readme.read_text()
   assert "old" not in text and text.startswith("# x\n") and text.endswith("end\n")
   headline = text.split(results_table.HEADLINE_BEGIN)[1].split(results_table.HEADLINE_END)[0]
@@ -177,8 +231,7 @@ def test_the_readme_gets_the_headline_and_keeps_its_old_full_table_filled(result
 def test_a_readme_without_headline_markers_is_one_error_line(results_dir, tmp_path, capsys):
   readme = tmp_path / "README.md"
   readme.write_text("no markers\n")
-  assert results_table.main(["--results", str(results_dir), "--out", "",
-                             f"--readme={readme}"]) == 2
+  assert results_table.main(["--results", str(results_dir), "--out", "", f"--readme={readme}"]) == 2
   err = capsys.readouterr().err
   assert err.count("\n") == 1 and results_table.HEADLINE_BEGIN in err
   assert readme.read_text() == "no markers\n"

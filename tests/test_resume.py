@@ -43,10 +43,8 @@ def test_keeps_the_newest_and_the_best_checkpoint(reference):
 
 
 @pytest.mark.parametrize("kill_step", [17, 20])  # between saves; right after an async save
-def test_sigkill_then_resume_equals_an_uninterrupted_run(capfd, reference, tmp_path,
-                                                         kill_step):
-  killed = runs.train(tmp_path, fault_signal="KILL",
-                      fault_signal_step=kill_step)
+def test_sigkill_then_resume_equals_an_uninterrupted_run(capfd, reference, tmp_path, kill_step):
+  killed = runs.train(tmp_path, fault_signal="KILL", fault_signal_step=kill_step)
   assert killed.returncode == -signal.SIGKILL
   # A step's record is written once the next step is queued, so the last one or two
   # are lost with the process; the resumed run repeats steps after its checkpoint.
@@ -75,14 +73,15 @@ def test_sigterm_saves_the_current_step_and_exits_for_resume(capfd, reference, t
 
 
 def test_sigint_saves_the_current_step(capfd, tmp_path):
-  stopped = runs.train_here(capfd, tmp_path, fault_signal="INT", fault_signal_step=5,
-                            num_train_steps=8)
+  stopped = runs.train_here(
+    capfd, tmp_path, fault_signal="INT", fault_signal_step=5, num_train_steps=8
+  )
   assert stopped.returncode == 3, stopped.stderr
   assert runs.checkpoint_steps(tmp_path) == [5]
 
 
 def _cut_in_half(path: pathlib.Path):
-  path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+  path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
 
 
 def _largest_array_file(state: pathlib.Path) -> pathlib.Path:
@@ -108,8 +107,7 @@ def _truncate_array_metadata(state: pathlib.Path):
 
 
 @pytest.mark.parametrize("damage", [_truncate, _flip, _truncate_array_metadata])
-def test_damaged_latest_checkpoint_falls_back_to_the_previous(capfd, reference, tmp_path,
-                                                              damage):
+def test_damaged_latest_checkpoint_falls_back_to_the_previous(capfd, reference, tmp_path, damage):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   (workdir / "steps.jsonl").unlink()
@@ -118,15 +116,24 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(capfd, reference, 
 
   result = runs.train_here(capfd, workdir)
   assert result.returncode == 0, result.stderr
-  reports = [line for line in result.stdout.splitlines()
-             if line.startswith("checkpoint of step 30 is damaged")]
+  reports = [
+    line
+    for line in result.stdout.splitlines()
+    if line.startswith("checkpoint of step 30 is damaged")
+  ]
   assert len(reports) == 1
   # That line is all the user sees of it: no library traceback or log record of the
   # failed read (those come or not with the timing: without the fix a run may pass).
   lines = result.stderr.splitlines()
-  noise = next((i for i, line in enumerate(lines)
-                if line.startswith(("Traceback", "Exception ignored", "ERROR:"))), None)
-  assert noise is None, "\n".join(lines[noise:noise + 40])
+  noise = next(
+    (
+      i
+      for i, line in enumerate(lines)
+      if line.startswith(("Traceback", "Exception ignored", "ERROR:"))
+    ),
+    None,
+  )
+  assert noise is None, "\n".join(lines[noise : noise + 40])
   assert f"resumed from step {previous}" in result.stdout
   assert (workdir / "damaged_checkpoints" / "30").is_dir()
   # The good checkpoint was not deleted for the damaged one, and the run ends exactly
@@ -199,8 +206,9 @@ def test_checkpoints_of_another_program_are_refused_and_kept(capfd, tmp_path):
 def _tmpfs(path: pathlib.Path, options: str):
   """A real tmpfs mounted at path (needs the privilege to mount; skips without it)."""
   path.mkdir(parents=True, exist_ok=True)
-  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                           capture_output=True, text=True)
+  mounted = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True
+  )
   if mounted.returncode:
     pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
   try:
@@ -240,8 +248,14 @@ def test_a_disk_that_fills_during_a_save_loses_no_good_checkpoint(capfd, referen
 
 # A user that file permissions bind, who may still read and search every folder (the
 # interpreter and the libraries may live in a folder only root can enter).
-UNPRIVILEGED = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search")
+UNPRIVILEGED = (
+  "setpriv",
+  "--reuid=65534",
+  "--regid=65534",
+  "--clear-groups",
+  "--inh-caps=+dac_read_search",
+  "--ambient-caps=+dac_read_search",
+)
 
 
 def _owned_by_unprivileged(path: pathlib.Path) -> pathlib.Path:
@@ -258,8 +272,9 @@ def test_a_checkpoints_folder_that_cannot_be_written_ends_the_run(tmp_path):
   cache = _owned_by_unprivileged(tmp_path / "xla")  # the session's cache is root's
   # Before the fix the error line came, then the process waited for orbax's threads
   # (300 s) and the subprocess timed out.
-  result = runs.train_breaking_a_save(workdir, "unwritable", 10, prefix=UNPRIVILEGED,
-                                      env={"JAX_COMPILATION_CACHE_DIR": str(cache)})
+  result = runs.train_breaking_a_save(
+    workdir, "unwritable", 10, prefix=UNPRIVILEGED, env={"JAX_COMPILATION_CACHE_DIR": str(cache)}
+  )
   assert result.returncode == 2, result.stderr
   errors = runs.error_lines(result)
   assert len(errors) == 1, result.stderr

@@ -39,9 +39,14 @@ class Server:
     self.port = _free_port()
     self.url = f"http://127.0.0.1:{self.port}"
     self.proc = subprocess.Popen(
-        [sys.executable, "-m", "jaxseq.serve", f"--port={self.port}", *flags]
-        + [f"--workdir={workdir}"] * (workdir is not None), cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+      [sys.executable, "-m", "jaxseq.serve", f"--port={self.port}", *flags]
+      + [f"--workdir={workdir}"] * (workdir is not None),
+      cwd=REPO,
+      env=subprocess_env(),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline:
       if self.proc.poll() is not None:
@@ -78,8 +83,9 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(trained_workdir):
-  s = Server(trained_workdir, "--max_batch=4", "--max_texts=4", "--max_chars=60",
-             "--beam_sizes=1,4")
+  s = Server(
+    trained_workdir, "--max_batch=4", "--max_texts=4", "--max_chars=60", "--beam_sizes=1,4"
+  )
   yield s
   s.stop()
 
@@ -109,36 +115,38 @@ def test_concurrent_requests_get_their_own_answers(server):
 
   def ask(i):
     answers[i] = server.post({"text": texts[i]})
+
   threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(texts))]
   for t in threads:
     t.start()
   for t in threads:
     t.join()
   assert [a[0] for a in answers] == [200] * len(texts)
-  assert [a[1]["translations"][0]["translation"] for a in answers] == \
-      [a["translation"] for a in alone]
+  assert [a[1]["translations"][0]["translation"] for a in answers] == [
+    a["translation"] for a in alone
+  ]
 
 
 BAD = [
-    (b"{not json", 400, "not valid JSON"),
-    (b'{"text": "forty \xff one"}', 400, "not valid UTF-8"),
-    (b'["forty one"]', 400, "must be a JSON object"),
-    (b'{"text": 41}', 400, "string or a list of strings"),
-    (b'{"text": ["forty", 1]}', 400, "string or a list of strings"),
-    (b'{"text": []}', 400, "empty list"),
-    (b'{"beam_size": 4}', 400, '"text" is missing'),
-    (b'{"text": "forty", "colour": "red"}', 400, "unknown field 'colour'"),
-    (b'{"text": "forty", "beam_size": 3}', 400, "beam_size 3 is not served; allowed: 1, 4"),
-    (b'{"text": "forty", "beam_size": true}', 400, "must be an integer"),
-    (b'{"text": "forty", "nbest": 5}', 400, "nbest 5 must be between 1 and the beam size"),
-    (b'{"text": "forty", "attention": "yes"}', 400, "must be true or false"),
-    (json.dumps({"text": ["seven"] * 5}).encode(), 413, "5 texts in one request; at most 4"),
-    (json.dumps({"text": "seven " * 20}).encode(), 413, "has 120 characters; at most 60"),
-    (b'{"text": ["seven", "\\ud800"]}', 400, "text 1 is not valid Unicode"),
-    (b"[" * 600 + b"]" * 600, 400, "nested too deeply; at most 32 levels"),
-    (b'{"text": ' + b"[" * 500 + b"]" * 500 + b"}", 400, "nested too deeply"),
-    (b'{"text": "one", "beam_size": ' + b"9" * 5000 + b"}", 400, "a number of 5000 characters"),
-    (b'{"text": "forty", "' + b"x" * 2000 + b'": 1}', 400, "unknown field 'xxxxxxx"),
+  (b"{not json", 400, "not valid JSON"),
+  (b'{"text": "forty \xff one"}', 400, "not valid UTF-8"),
+  (b'["forty one"]', 400, "must be a JSON object"),
+  (b'{"text": 41}', 400, "string or a list of strings"),
+  (b'{"text": ["forty", 1]}', 400, "string or a list of strings"),
+  (b'{"text": []}', 400, "empty list"),
+  (b'{"beam_size": 4}', 400, '"text" is missing'),
+  (b'{"text": "forty", "colour": "red"}', 400, "unknown field 'colour'"),
+  (b'{"text": "forty", "beam_size": 3}', 400, "beam_size 3 is not served; allowed: 1, 4"),
+  (b'{"text": "forty", "beam_size": true}', 400, "must be an integer"),
+  (b'{"text": "forty", "nbest": 5}', 400, "nbest 5 must be between 1 and the beam size"),
+  (b'{"text": "forty", "attention": "yes"}', 400, "must be true or false"),
+  (json.dumps({"text": ["seven"] * 5}).encode(), 413, "5 texts in one request; at most 4"),
+  (json.dumps({"text": "seven " * 20}).encode(), 413, "has 120 characters; at most 60"),
+  (b'{"text": ["seven", "\\ud800"]}', 400, "text 1 is not valid Unicode"),
+  (b"[" * 600 + b"]" * 600, 400, "nested too deeply; at most 32 levels"),
+  (b'{"text": ' + b"[" * 500 + b"]" * 500 + b"}", 400, "nested too deeply"),
+  (b'{"text": "one", "beam_size": ' + b"9" * 5000 + b"}", 400, "a number of 5000 characters"),
+  (b'{"text": "forty", "' + b"x" * 2000 + b'": 1}', 400, "unknown field 'xxxxxxx"),
 ]
 
 
@@ -159,22 +167,34 @@ def test_unknown_paths_methods_and_a_client_that_leaves(server):
   assert status == 405 and json.loads(body)["error"] == "GET is not allowed on /translate"
   # A client announces 500 bytes, sends 10 and disconnects.
   with socket.create_connection(("127.0.0.1", server.port)) as s:
-    s.sendall(b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: 500\r\n\r\n{\"text\": \"")
+    s.sendall(
+      b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      b'Content-Length: 500\r\n\r\n{"text": "'
+    )
   assert server.post({"text": "forty one"})[0] == 200
 
 
 def test_the_page_translates_and_draws_the_attention(server, tmp_path):
   from playwright.sync_api import sync_playwright
+
   if CHROMIUM is None:
-    pytest.fail("Chromium is not installed; the README's test command installs it "
-                "(apt-get install chromium)")
+    pytest.fail(
+      "Chromium is not installed; the README's test command installs it (apt-get install chromium)"
+    )
   _, api = server.post({"text": "seven hundred and twelve", "attention": True})
   expected = api["translations"][0]
   with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"])
+    browser = p.chromium.launch(
+      executable_path=CHROMIUM,
+      args=[
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    )
     page = browser.new_page()
     page.goto(server.url + "/")
     page.fill("#text", "seven hundred and twelve")
@@ -182,8 +202,10 @@ def test_the_page_translates_and_draws_the_attention(server, tmp_path):
     page.wait_for_selector("body[data-state=done]", timeout=60_000)
     translation = page.inner_text("#translation")
     rows = page.eval_on_selector_all(
-        "#heatmap tbody tr", "rows => rows.map(r => [...r.querySelectorAll('td')]"
-        ".map(td => parseFloat(td.dataset.weight)))")
+      "#heatmap tbody tr",
+      "rows => rows.map(r => [...r.querySelectorAll('td')]"
+      ".map(td => parseFloat(td.dataset.weight)))",
+    )
     columns = page.eval_on_selector_all("#heatmap thead th", "ths => ths.map(t => t.textContent)")
     page.screenshot(path=str(tmp_path / "page.png"))
     browser.close()
@@ -198,8 +220,7 @@ def test_the_page_translates_and_draws_the_attention(server, tmp_path):
 def test_sigterm_lets_the_request_in_flight_finish(exported):
   # Served from an exported artifact; a long batching wait keeps the request in flight
   # while the signal arrives.
-  s = Server(None, f"--artifact={exported}", "--max_batch=2",
-             "--max_wait_ms=3000")
+  s = Server(None, f"--artifact={exported}", "--max_batch=2", "--max_wait_ms=3000")
   assert json.loads(s.get("/health")[1])["beam_sizes"] == [1, 4]
   answer = {}
   thread = threading.Thread(target=lambda: answer.update(result=s.post({"text": "seven"})))
@@ -227,11 +248,14 @@ def test_the_batcher_puts_concurrent_texts_into_one_device_call():
   async def main():
     batcher = serve.Batcher(Recorder(), max_batch=8, max_wait=0.5)
     worker = asyncio.create_task(batcher.run())
-    answers = await asyncio.gather(batcher.submit(["a", "b"], 4),
-                                   batcher.submit(["c"], 4, nbest=2, attention=True),
-                                   batcher.submit(["d"], 1))
+    answers = await asyncio.gather(
+      batcher.submit(["a", "b"], 4),
+      batcher.submit(["c"], 4, nbest=2, attention=True),
+      batcher.submit(["d"], 1),
+    )
     worker.cancel()
     return answers
+
   answers = asyncio.run(main())
   assert [[r["translation"] for r in a] for a in answers] == [["A", "B"], ["C"], ["D"]]
   # One call per beam size; three texts padded to the row bucket 4, one to 1; n-best
@@ -247,8 +271,13 @@ READ_TIMEOUT = 2.0  # the guarded server's; what the clients below wait for is b
 def guarded(trained_workdir):
   """A server with small limits, to be reached quickly: a 2 s read deadline, 1 s of
   keep-alive, 1,000 connections and 4,096-byte bodies."""
-  s = Server(trained_workdir, f"--read_timeout={READ_TIMEOUT}", "--keepalive_timeout=1",
-             "--max_connections=1000", "--max_body=4096")
+  s = Server(
+    trained_workdir,
+    f"--read_timeout={READ_TIMEOUT}",
+    "--keepalive_timeout=1",
+    "--max_connections=1000",
+    "--max_body=4096",
+  )
   yield s
   s.stop()
 
@@ -295,8 +324,7 @@ def _settled_open_files(pid: int) -> int:
   return counts[-1]
 
 
-def test_idle_connections_are_closed_at_the_read_timeout_and_one_past_the_cap_gets_503(
-    guarded):
+def test_idle_connections_are_closed_at_the_read_timeout_and_one_past_the_cap_gets_503(guarded):
   pid = guarded.proc.pid
   baseline = _settled_open_files(pid)
   idle, opened = [], time.monotonic()
@@ -334,11 +362,11 @@ def test_idle_connections_are_closed_at_the_read_timeout_and_one_past_the_cap_ge
 
 
 PARTIAL = [
-    b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-",  # part of the headers
-    b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    b"Content-Length: 500\r\n\r\n{\"text\": \"",  # less body than announced
-    b"POST /translate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"5\r\n{\"tex\r\n",  # a chunked body that never ends
+  b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-",  # part of the headers
+  b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+  b'Content-Length: 500\r\n\r\n{"text": "',  # less body than announced
+  b"POST /translate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+  b'5\r\n{"tex\r\n',  # a chunked body that never ends
 ]
 
 
@@ -370,8 +398,9 @@ def test_a_request_sent_a_byte_at_a_time_cannot_hold_the_connection(guarded):
 def test_a_kept_alive_connection_is_closed_after_the_keepalive_timeout(guarded):
   body = b'{"text": "seven"}'
   with _connect(guarded.port) as sock:
-    sock.sendall(b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
-                 % (len(body), body))
+    sock.sendall(
+      b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     response, seconds = _until_closed(sock, within=60)
   assert response.startswith(b"HTTP/1.1 200 ") and b"translations" in response
   assert seconds >= 1.0  # kept open for the keep-alive second after the answer, then closed
@@ -390,8 +419,10 @@ def test_headers_past_64_kib_get_431(guarded):
 def test_a_chunked_body_past_max_body_gets_413_before_it_ends(guarded):
   chunk = b'{"text": "' + b"x" * 8000
   with _connect(guarded.port) as sock:
-    sock.sendall(b"POST /translate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 + b"%x\r\n%s\r\n" % (len(chunk), chunk))  # and never the last chunk
+    sock.sendall(
+      b"POST /translate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      + b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    )  # and never the last chunk
     response, seconds = _until_closed(sock, within=READ_TIMEOUT + 10)
   assert "more than 4096 bytes; at most 4096" in _json_error(response, 413)
   assert seconds < READ_TIMEOUT  # answered on arrival, not at the read deadline
@@ -401,8 +432,11 @@ def test_a_chunked_body_past_max_body_gets_413_before_it_ends(guarded):
 
 def _request(text: str, close: bool = False) -> bytes:
   body = json.dumps({"text": text}).encode()
-  return (b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n%s"
-          % (len(body), b"Connection: close\r\n" if close else b"", body))
+  return b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n%s" % (
+    len(body),
+    b"Connection: close\r\n" if close else b"",
+    body,
+  )
 
 
 def test_a_few_pipelined_requests_are_answered_in_order_and_a_flood_gets_429(guarded):
@@ -410,25 +444,32 @@ def test_a_few_pipelined_requests_are_answered_in_order_and_a_flood_gets_429(gua
   with _connect(guarded.port) as sock:
     sock.sendall(b"".join(_request(t, close=t == texts[-1]) for t in texts))
     response, _ = _until_closed(sock, within=60)
-  answers = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])
-             for part in response.split(b"HTTP/1.1 200 OK")[1:]]
+  answers = [
+    json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])
+    for part in response.split(b"HTTP/1.1 200 OK")[1:]
+  ]
   assert len(answers) == 3
   alone = [guarded.post({"text": t})[1]["translations"] for t in texts]
   assert [a["translations"] for a in answers] == alone
   with _connect(guarded.port) as sock:
     sock.sendall(_request("seven") * 20)  # one segment, read at once: none is left unread
     response, _ = _until_closed(sock, within=60)
-  assert "more than 8 requests sent ahead of their answers" in \
-      _json_error(response[response.index(b"HTTP/1.1 429 "):], 429)
+  assert "more than 8 requests sent ahead of their answers" in _json_error(
+    response[response.index(b"HTTP/1.1 429 ") :], 429
+  )
   assert guarded.post({"text": "seven"})[0] == 200
 
 
-@pytest.mark.parametrize("sent", [
+@pytest.mark.parametrize(
+  "sent",
+  [
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)),  # TLS hello
     b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n"
-    b"Transfer-Encoding: chunked\r\n\r\n{\"text\": \"seven\"}",  # smuggling's ambiguity
+    b'Transfer-Encoding: chunked\r\n\r\n{"text": "seven"}',  # smuggling's ambiguity
     b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-], ids=["tls", "length-and-chunked", "negative-length"])
+  ],
+  ids=["tls", "length-and-chunked", "negative-length"],
+)
 def test_what_is_not_http_gets_a_json_400(guarded, sent):
   with _connect(guarded.port) as sock:
     sock.sendall(sent)
@@ -437,24 +478,38 @@ def test_what_is_not_http_gets_a_json_400(guarded, sent):
 
 
 def test_flag_mistakes_are_one_line(trained_workdir):
-  proc = subprocess.run([sys.executable, "-m", "jaxseq.serve", "--max_batch=0",
-                         f"--workdir={trained_workdir}"], cwd=REPO, env=subprocess_env(),
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxseq.serve", "--max_batch=0", f"--workdir={trained_workdir}"],
+    cwd=REPO,
+    env=subprocess_env(),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [
-      "error: --max_batch=0 is not allowed; expected an integer >= 1 (see jaxseq-serve --help)"]
+    "error: --max_batch=0 is not allowed; expected an integer >= 1 (see jaxseq-serve --help)"
+  ]
 
 
-@pytest.mark.parametrize("flag, says", [
+@pytest.mark.parametrize(
+  "flag, says",
+  [
     ("--read_timeout=0", "--read_timeout=0.0 is not allowed; expected a number of seconds > 0"),
     ("--keepalive_timeout=nan", "--keepalive_timeout=nan is not allowed"),
     ("--max_body=0", "--max_body=0 is not allowed; expected an integer >= 1"),
     ("--max_connections=-5", "--max_connections=-5 is not allowed"),
-])
+  ],
+)
 def test_limit_flag_mistakes_are_one_line(flag, says):
-  proc = subprocess.run([sys.executable, "-m", "jaxseq.serve", flag, "--workdir=unused"],
-                        cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
-                        timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxseq.serve", flag, "--workdir=unused"],
+    cwd=REPO,
+    env=subprocess_env(),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and says in lines[0]
@@ -462,13 +517,26 @@ def test_limit_flag_mistakes_are_one_line(flag, says):
 
 def test_more_connections_than_the_process_may_open_is_one_line(trained_workdir):
   import resource
+
   _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
   if hard == resource.RLIM_INFINITY:
     hard = 1 << 20
-  proc = subprocess.run([sys.executable, "-m", "jaxseq.serve", f"--max_connections={hard}",
-                         f"--workdir={trained_workdir}"], cwd=REPO, env=subprocess_env(),
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "jaxseq.serve",
+      f"--max_connections={hard}",
+      f"--workdir={trained_workdir}",
+    ],
+    cwd=REPO,
+    env=subprocess_env(),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [
-      f"error: --max_connections={hard} needs {hard + 256} open files, but this process may "
-      f"open at most {hard} (ulimit -Hn); lower --max_connections"]
+    f"error: --max_connections={hard} needs {hard + 256} open files, but this process may "
+    f"open at most {hard} (ulimit -Hn); lower --max_connections"
+  ]

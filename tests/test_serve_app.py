@@ -16,8 +16,12 @@ from jaxseq import jsontext, serve, tokenizers
 from jaxseq.translate import Request, Translator
 
 LIMITS = serve.Limits(max_texts=4, max_chars=60, beam_sizes=(1, 4), beam_size=4)
-GERMAN = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee.",
-          "Eine Frau liest ein Buch.", "Kinder spielen am Strand."] * 4
+GERMAN = [
+  "Ein Mann fährt Fahrrad.",
+  "Zwei Hunde spielen im Schnee.",
+  "Eine Frau liest ein Buch.",
+  "Kinder spielen am Strand.",
+] * 4
 POISON = "\x07"  # the stand-in tokenizer below raises for texts holding it
 
 
@@ -26,11 +30,16 @@ class EchoBackend:
 
   settings = {"beam_size": 4, "search": "beam"}
 
-  def translate_ids(self, sources, *, batch_size, search, settings, nbest, prefixes,
-                    progress):
-    hypotheses = [types.SimpleNamespace(ids=list(map(int, s)), score=-float(len(s)),
-                                        attention=np.full((len(s), len(s)), 1 / len(s)),
-                                        ended=True) for s in sources]
+  def translate_ids(self, sources, *, batch_size, search, settings, nbest, prefixes, progress):
+    hypotheses = [
+      types.SimpleNamespace(
+        ids=list(map(int, s)),
+        score=-float(len(s)),
+        attention=np.full((len(s), len(s)), 1 / len(s)),
+        ended=True,
+      )
+      for s in sources
+    ]
     return [types.SimpleNamespace(nbest=[h] * nbest, best=h) for h in hypotheses]
 
 
@@ -69,21 +78,26 @@ class PickyTokenizer:
 def run_batched(translator, requests: list[list[str]], max_batch: int = 8) -> list:
   """Submits the requests together to a Batcher (one batch), each answer its results or
   the exception it raised."""
+
   async def main():
     batcher = serve.Batcher(translator, max_batch=max_batch, max_wait=0.5)
     worker = asyncio.create_task(batcher.run())
-    answers = await asyncio.gather(*(batcher.submit(texts, 4) for texts in requests),
-                                   return_exceptions=True)
+    answers = await asyncio.gather(
+      *(batcher.submit(texts, 4) for texts in requests), return_exceptions=True
+    )
     worker.cancel()
     return answers, batcher.batches
+
   return asyncio.run(main())
 
 
 def test_a_lone_surrogate_fails_only_its_own_request_with_sentencepiece(sentencepiece):
   with pytest.raises(RuntimeError, match="Unable to cast"):
     sentencepiece.encode("\ud800")  # what made the whole batch fail
-  answers, _ = run_batched(echo_translator(sentencepiece),
-                           [["\ud800"], ["Ein Mann fährt Fahrrad."], ["a\x00b", "\udfff x"]])
+  answers, _ = run_batched(
+    echo_translator(sentencepiece),
+    [["\ud800"], ["Ein Mann fährt Fahrrad."], ["a\x00b", "\udfff x"]],
+  )
   bad, good, mixed = answers
   assert isinstance(bad, serve.TextFailed) and bad.index == 0
   assert isinstance(bad.cause, RuntimeError)
@@ -99,11 +113,13 @@ def test_a_failing_text_is_found_by_halving_and_the_others_are_answered():
   def counting(requests, **options):
     calls.append(len(requests))
     return original(requests, **options)
+
   translator.translate = counting
   texts = [[t] for t in GERMAN[:7]] + [[f"Ein {POISON} Mann"]]
   answers, batches = run_batched(translator, texts)
-  alone = [translator.translate([Request(t)], nbest=1, batch_size=1)[0]["translation"]
-           for t in GERMAN[:7]]
+  alone = [
+    translator.translate([Request(t)], nbest=1, batch_size=1)[0]["translation"] for t in GERMAN[:7]
+  ]
   assert [a[0]["translation"] for a in answers[:7]] == alone
   assert isinstance(answers[7], serve.TextFailed) and answers[7].index == 0
   # One batch of 8; it fails, then 4 + 4, then 2 + 2 of the failing half, then 1 + 1.
@@ -115,8 +131,9 @@ def client(sentencepiece):
   """The application over the SentencePiece echo translator, with its batcher running."""
   translator = echo_translator(sentencepiece)
   batcher = serve.Batcher(translator, max_batch=4, max_wait=0.0)
-  app = serve.make_app(translator, LIMITS, batcher, {"model": "echo", "step": 7},
-                       max_body=200_000)  # room for the deep JSON below
+  app = serve.make_app(
+    translator, LIMITS, batcher, {"model": "echo", "step": 7}, max_body=200_000
+  )  # room for the deep JSON below
   with TestClient(app, raise_server_exceptions=False) as c:
     yield c
 
@@ -131,8 +148,9 @@ def one_line_error(response) -> str:
 def test_invalid_unicode_is_refused_per_text_and_nul_is_translated(client):
   refused = client.post("/translate", content=b'{"text": ["fine", "\\ud800 x"]}')
   assert refused.status_code == 400
-  assert "text 1 is not valid Unicode (the lone surrogate U+D800 at character 1)" in \
-      one_line_error(refused)
+  assert "text 1 is not valid Unicode (the lone surrogate U+D800 at character 1)" in one_line_error(
+    refused
+  )
   nul = client.post("/translate", json={"text": "a\x00b"})
   assert nul.status_code == 200 and nul.json()["translations"][0]["translation"] == "a\x00b"
   assert client.get("/health").json()["step"] == 7
@@ -140,8 +158,9 @@ def test_invalid_unicode_is_refused_per_text_and_nul_is_translated(client):
 
 def test_a_text_failing_in_the_model_gets_a_422_and_one_line():
   picky = echo_translator(PickyTokenizer())
-  app = serve.make_app(picky, LIMITS, serve.Batcher(picky, max_batch=4, max_wait=0.0),
-                       {"model": "picky", "step": 1})
+  app = serve.make_app(
+    picky, LIMITS, serve.Batcher(picky, max_batch=4, max_wait=0.0), {"model": "picky", "step": 1}
+  )
   with TestClient(app, raise_server_exceptions=False) as c:
     failed = c.post("/translate", json={"text": ["Ein Mann", f"zwei {POISON}"]})
     ok = c.post("/translate", json={"text": "Ein Mann"})
@@ -150,13 +169,16 @@ def test_a_text_failing_in_the_model_gets_a_422_and_one_line():
   assert ok.status_code == 200
 
 
-@pytest.mark.parametrize("body", [
+@pytest.mark.parametrize(
+  "body",
+  [
     b"[" * 60000 + b"]" * 60000,
     b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}",
     b'{"text": "one", "beam_size": ' + b"9" * 5000 + b"}",
     b'{"text": "one", "nbest": 1e999999}',
     b'{"text": "one", "beam_size": NaN}',
-])
+  ],
+)
 def test_json_a_parser_chokes_on_gets_a_400(client, body):
   response = client.post("/translate", content=body)
   assert response.status_code == 400
@@ -188,20 +210,50 @@ def test_a_body_is_refused_as_soon_as_it_passes_max_body():
 
 
 # Fuzzing: what a client can send, down to any bytes.
-ADVERSARIAL = st.sampled_from([
-    "\ud800", "\udfff", "\x00", "a\x00b", "e\u0301\u0301\u0301", "\u202e\u2066", "\ufeff",
-    "\u0000" * 60, "\U0010ffff", "\x1b[31m", "\r\n", "<script>", "ü" * 61, "", " "])
-TEXTS = st.one_of(ADVERSARIAL, st.text(max_size=70),
-                  st.text(st.characters(codec=None, exclude_categories=()), max_size=20))
-NUMBERS = st.one_of(st.integers(), st.integers(-10**40, 10**40), st.floats(allow_nan=False),
-                    st.sampled_from([0, 1, 4, -1, True, False, None]))
-JSON = st.recursive(st.one_of(st.none(), st.booleans(), NUMBERS, TEXTS),
-                    lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(TEXTS, inner, max_size=4), max_leaves=20)
+ADVERSARIAL = st.sampled_from(
+  [
+    "\ud800",
+    "\udfff",
+    "\x00",
+    "a\x00b",
+    "e\u0301\u0301\u0301",
+    "\u202e\u2066",
+    "\ufeff",
+    "\u0000" * 60,
+    "\U0010ffff",
+    "\x1b[31m",
+    "\r\n",
+    "<script>",
+    "ü" * 61,
+    "",
+    " ",
+  ]
+)
+TEXTS = st.one_of(
+  ADVERSARIAL,
+  st.text(max_size=70),
+  st.text(st.characters(codec=None, exclude_categories=()), max_size=20),
+)
+NUMBERS = st.one_of(
+  st.integers(),
+  st.integers(-(10**40), 10**40),
+  st.floats(allow_nan=False),
+  st.sampled_from([0, 1, 4, -1, True, False, None]),
+)
+JSON = st.recursive(
+  st.one_of(st.none(), st.booleans(), NUMBERS, TEXTS),
+  lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXTS, inner, max_size=4),
+  max_leaves=20,
+)
 REQUESTS = st.fixed_dictionaries(
-    {"text": st.one_of(TEXTS, st.lists(TEXTS, max_size=6), JSON)},
-    optional={"beam_size": NUMBERS, "nbest": NUMBERS, "attention": st.one_of(st.booleans(), JSON),
-              "colour": JSON})
+  {"text": st.one_of(TEXTS, st.lists(TEXTS, max_size=6), JSON)},
+  optional={
+    "beam_size": NUMBERS,
+    "nbest": NUMBERS,
+    "attention": st.one_of(st.booleans(), JSON),
+    "colour": JSON,
+  },
+)
 
 
 def body_of(value) -> bytes:
@@ -209,10 +261,13 @@ def body_of(value) -> bytes:
   return json.dumps(value).encode()
 
 
-BODIES = st.one_of(st.binary(max_size=300), JSON.map(body_of), REQUESTS.map(body_of),
-                   st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n),
-                   st.integers(30, 6000).map(lambda n: b'{"text": "a", "nbest": '
-                                             + b"7" * n + b"}"))
+BODIES = st.one_of(
+  st.binary(max_size=300),
+  JSON.map(body_of),
+  REQUESTS.map(body_of),
+  st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n),
+  st.integers(30, 6000).map(lambda n: b'{"text": "a", "nbest": ' + b"7" * n + b"}"),
+)
 
 
 def check_parsed(body: bytes):
@@ -223,8 +278,7 @@ def check_parsed(body: bytes):
     assert e.status in (400, 413) and "\n" not in str(e) and len(str(e)) < 300
     return None
   assert 1 <= len(job.texts) <= LIMITS.max_texts
-  assert all(jsontext.unicode_problem(t) is None and len(t) <= LIMITS.max_chars
-             for t in job.texts)
+  assert all(jsontext.unicode_problem(t) is None and len(t) <= LIMITS.max_chars for t in job.texts)
   assert job.beam_size in LIMITS.beam_sizes and 1 <= job.nbest <= job.beam_size
   return job
 
@@ -235,8 +289,9 @@ def test_parse_request_fuzzed_gives_a_job_or_one_line(body):
   check_parsed(body)
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+  max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(BODIES)
 def test_the_application_fuzzed_answers_every_text_or_one_line_4xx(client, body):
   response = client.post("/translate", content=body)

@@ -48,15 +48,19 @@ before = snapshot()
 
 def _changes(body: str) -> dict:
   script = PRELUDE + textwrap.dedent(body) + "\nprint(json.dumps(changes(before, snapshot())))\n"
-  result = subprocess.run([sys.executable, "-c", script], cwd=runs.REPO, capture_output=True,
-                          text=True, timeout=300)
+  result = subprocess.run(
+    [sys.executable, "-c", script], cwd=runs.REPO, capture_output=True, text=True, timeout=300
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_importing_every_module_changes_nothing():
-  modules = sorted(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts)
-                   for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
+  modules = sorted(
+    ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts)
+    for p in PACKAGE.rglob("*.py")
+    if p.name != "__init__.py"
+  )
   assert len(modules) > 30
   imports = "\n".join(f"import {m}" for m in modules)
   assert _changes(imports) == {}
@@ -64,15 +68,19 @@ def test_importing_every_module_changes_nothing():
 
 def test_loading_translating_and_training_put_everything_back(reference_run, tmp_path):
   workdir, _ = reference_run
-  assert _changes(f"""
+  assert (
+    _changes(f"""
       import train
       from jaxseq import translate
       translator = translate.Translator([{str(workdir)!r}], command="test")
       translator.translate([translate.Request("seven")], nbest=1, batch_size=1)
       assert translate.run(["--workdir={workdir}", "forty two"]) == 0
       assert train.main(["train.py", "--workdir={tmp_path}", "--config.num_train_steps=2",
-                         "--config.data.num_train=50", "--config.data.num_eval=5", "--config.batch_size=8",
+                         "--config.data.num_train=50", "--config.data.num_eval=5",
+                         "--config.batch_size=8",
                          "--config.model.hidden_size=8", "--config.model.embed_size=8",
                          "--config.model.attention_size=8", "--config.num_samples=0",
                          "--config.num_attention_plots=0"]) == 0
-      """) == {}
+      """)
+    == {}
+  )

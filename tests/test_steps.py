@@ -14,21 +14,32 @@ from tests.conftest import tiny_model
 
 def _config(**overrides):
   c = default.get_config()
-  c.update(learning_rate=1e-2, lr_schedule="constant", warmup_steps=0,
-           num_train_steps=100, grad_clip_norm=1.0, seed=0)
+  c.update(
+    learning_rate=1e-2,
+    lr_schedule="constant",
+    warmup_steps=0,
+    num_train_steps=100,
+    grad_clip_norm=1.0,
+    seed=0,
+  )
   c.update(overrides)
   return c
 
 
 def _batch():
-  examples = [(np.array([4, 5, 6]), np.array([7, 8])), (np.array([9, 4]), np.array([5, 6, 7])),
-              (np.array([6, 6, 5, 4]), np.array([9])), (np.array([10]), np.array([4, 10, 4]))]
+  examples = [
+    (np.array([4, 5, 6]), np.array([7, 8])),
+    (np.array([9, 4]), np.array([5, 6, 7])),
+    (np.array([6, 6, 5, 4]), np.array([9])),
+    (np.array([10]), np.array([4, 10, 4])),
+  ]
   return {k: jnp.asarray(v) for k, v in pad_batch(examples, 6, 4).items()}
 
 
 def _jit_step(model, **kw):
-  step = functools.partial(steps.train_step, model=model, teacher_forcing_ratio=1.0,
-                           label_smoothing=0.0, **kw)
+  step = functools.partial(
+    steps.train_step, model=model, teacher_forcing_ratio=1.0, label_smoothing=0.0, **kw
+  )
   return jax.jit(step, donate_argnums=0)
 
 

@@ -14,8 +14,10 @@ def test_german_split_rebuilds_the_word_for_many_numbers():
 
 
 def test_german_puts_units_before_tens():
-  assert synthetic.render(742, "de") == ("seven hundred and forty two",
-                                         "sieben hundert zwei und vierzig")
+  assert synthetic.render(742, "de") == (
+    "seven hundred and forty two",
+    "sieben hundert zwei und vierzig",
+  )
   assert synthetic.render(97, "fr")[1] == "quatre vingt dix sept"
 
 

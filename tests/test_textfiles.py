@@ -74,7 +74,7 @@ def test_tatoeba_line_without_tab_names_file_and_line(tmp_path):
 
 
 def test_tatoeba_extra_fields_are_ignored(tmp_path):
-  path = write(tmp_path / "eng-fra.txt", "Go.\tVa !\tCC-BY 2.0\n".encode())
+  path = write(tmp_path / "eng-fra.txt", b"Go.\tVa !\tCC-BY 2.0\n")
   assert textfiles.read_tab_pairs(path) == [("Go.", "Va !")]
 
 

@@ -3,8 +3,10 @@
 from jaxseq import tokenizers, vocab
 from jaxseq.vocab import BOS, EOS, PAD, UNK
 
-SENTENCES = [f"Ein {w} Hund läuft über die Wiese, {i} Mal!" for i, w in
-             enumerate(["kleiner", "großer", "brauner", "weißer", "schneller"] * 8)]
+SENTENCES = [
+  f"Ein {w} Hund läuft über die Wiese, {i} Mal!"
+  for i, w in enumerate(["kleiner", "großer", "brauner", "weißer", "schneller"] * 8)
+]
 
 
 def test_sentencepiece_round_trip_is_exact_even_for_unseen_text():
@@ -48,6 +50,7 @@ def test_word_vocab_round_trips_normalized_text():
 
 class CountingPairs(list):
   """A list of pairs that counts what `take` reads (as datasets.PairSource offers it)."""
+
   read = 0
 
   def take(self, indices):

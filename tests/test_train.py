@@ -26,7 +26,9 @@ def test_train_py_runs_and_fills_the_workdir(reference_run):
   assert len(translations) == held["sentences"]
 
 
-@pytest.mark.parametrize("flag, words", [
+@pytest.mark.parametrize(
+  "flag, words",
+  [
     ("--config.model.attention=cosine", ["config.model.attention='cosine'", "bahdanau"]),
     ("--config.model.cell=rnn", ["config.model.cell='rnn'", "gru, lstm"]),
     ("--config.model.hidden_size=-4", ["config.model.hidden_size=-4", "integer >= 1"]),
@@ -34,7 +36,8 @@ def test_train_py_runs_and_fills_the_workdir(reference_run):
     ("--config.model.readout=luong", ["config.model.readout='luong'", "attentional, none"]),
     ("--config.model.colour=red", ["colour"]),
     ("--config.batch_size=lots", ["batch_size", "lots"]),
-])
+  ],
+)
 def test_a_bad_config_is_one_line_and_exit_status_2(tmp_path, capsys, flag, words):
   """train.py's main, in this process: a subprocess would add only its start-up."""
   status = train.main(["train.py", f"--workdir={tmp_path / 'run'}", flag])

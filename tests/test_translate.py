@@ -8,8 +8,8 @@ its start-up.
 import io
 import json
 import os
-import pty
 import pathlib
+import pty
 import re
 import shutil
 import signal
@@ -29,9 +29,14 @@ LOADED = re.compile(r"^jaxseq-\w+: workdir .+, checkpoint step \d+$")
 
 def translate_process(workdir, *args, stdin: bytes | None = b""):
   """jaxseq-translate in a subprocess: (exit status, stdout, stderr)."""
-  proc = subprocess.run([sys.executable, "-m", "jaxseq.translate", f"--workdir={workdir}",
-                         *args], cwd=REPO, env=subprocess_env(), input=stdin,
-                        capture_output=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxseq.translate", f"--workdir={workdir}", *args],
+    cwd=REPO,
+    env=subprocess_env(),
+    input=stdin,
+    capture_output=True,
+    timeout=300,
+  )
   return proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
 
 
@@ -39,6 +44,7 @@ def translate_process(workdir, *args, stdin: bytes | None = b""):
 def translate(capsys, monkeypatch):
   """jaxseq.translate.run in this process, stdin given as bytes: (status, stdout, stderr).
   workdir None: no --workdir (an artifact is given in args)."""
+
   def run(workdir, *args, stdin: bytes = b""):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
     capsys.readouterr()
@@ -48,6 +54,7 @@ def translate(capsys, monkeypatch):
       status = e.code
     out, err = capsys.readouterr()
     return status, out, err
+
   return run
 
 
@@ -74,8 +81,7 @@ def test_arguments_stdin_and_file_agree_and_keep_order(trained_workdir, tmp_path
 
   lines = SENTENCES[:1] + [""] + SENTENCES[1:]
   # The real command, from stdin, as a user pipes text into it.
-  rc, from_stdin, err = translate_process(trained_workdir,
-                                          stdin=("\n".join(lines) + "\n").encode())
+  rc, from_stdin, err = translate_process(trained_workdir, stdin=("\n".join(lines) + "\n").encode())
   assert rc == 0, err
   expected = from_args.splitlines()
   assert from_stdin.splitlines() == expected[:1] + [""] + expected[1:]
@@ -91,8 +97,13 @@ def test_arguments_stdin_and_file_agree_and_keep_order(trained_workdir, tmp_path
 def test_json_nbest_unknown_words_long_and_empty_lines(trained_workdir, translate):
   long_line = " ".join(["seven"] * 30)
   lines = ["forty one", "zebra forty quux", long_line, ""]  # the last line ends with "\n"
-  rc, out, err = translate(trained_workdir, "--json", "--nbest=3", "--beam_size=3",
-                           stdin=("\n".join(lines) + "\n").encode())
+  rc, out, err = translate(
+    trained_workdir,
+    "--json",
+    "--nbest=3",
+    "--beam_size=3",
+    stdin=("\n".join(lines) + "\n").encode(),
+  )
   assert rc == 0, err
   results = [json.loads(line) for line in out.splitlines()]
   assert [r["source"] for r in results] == lines
@@ -131,9 +142,14 @@ def test_attention_plot_for_one_sentence(trained_workdir, tmp_path, translate):
 
 def test_interactive_prompt_when_stdin_is_a_terminal(trained_workdir, translate):
   leader, follower = pty.openpty()
-  proc = subprocess.Popen([sys.executable, "-m", "jaxseq.translate",
-                           f"--workdir={trained_workdir}"], cwd=REPO, env=subprocess_env(),
-                          stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "jaxseq.translate", f"--workdir={trained_workdir}"],
+    cwd=REPO,
+    env=subprocess_env(),
+    stdin=follower,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+  )
   os.close(follower)
   try:
     os.write(leader, b"forty one\n")
@@ -189,15 +205,22 @@ def test_checkpoint_that_does_not_fit(trained_workdir, tmp_path, change, transla
   assert "in the checkpoint" in line and "for this config" in line  # names the parameter
 
 
-@pytest.mark.parametrize("flags, named", [
-    (["--beam_size=0"], "--beam_size=0"), (["--alpha=-1"], "--alpha=-1"),
-    (["--input=/nonexistent/file.txt"], "cannot be read")])
+@pytest.mark.parametrize(
+  "flags, named",
+  [
+    (["--beam_size=0"], "--beam_size=0"),
+    (["--alpha=-1"], "--alpha=-1"),
+    (["--input=/nonexistent/file.txt"], "cannot be read"),
+  ],
+)
 def test_flag_mistakes(trained_workdir, flags, named, translate):
   line = _one_error_line(*translate(trained_workdir, *flags))
   assert named in line
 
 
-@pytest.mark.parametrize("flags, says", [
+@pytest.mark.parametrize(
+  "flags, says",
+  [
     (["--sample", "--beam_size=2"], "--beam_size=2 is not allowed"),
     (["--sample", "--temperature=-0.5"], "expected a number >= 0"),
     (["--sample", "--top_p=0"], "expected a number in (0, 1]"),
@@ -205,7 +228,8 @@ def test_flag_mistakes(trained_workdir, flags, named, translate):
     (["--sample", "--top_k=-1"], "expected an integer >= 0"),
     (["--top_k=3"], "--top_k applies only with --sample"),
     (["--seed=1"], "--seed applies only with --sample"),
-])
+  ],
+)
 def test_invalid_decoding_combinations(trained_workdir, translate, flags, says):
   assert says in _one_error_line(*translate(trained_workdir, *flags, "forty one"))
 
@@ -218,30 +242,35 @@ def test_alignments_one_link_per_output_word(trained_workdir, translate):
     pairs = [tuple(map(int, link.split("-"))) for link in links.split()]
     assert [t for _, t in pairs] == list(range(len(translation.split())))
     assert all(0 <= s < len(source.split()) for s, _ in pairs)
-  rc, out, err = translate(trained_workdir, "--alignments", "--json", "--nbest=2",
-                           "--beam_size=2", SENTENCES[0])
+  rc, out, err = translate(
+    trained_workdir, "--alignments", "--json", "--nbest=2", "--beam_size=2", SENTENCES[0]
+  )
   result = json.loads(out)
   assert result["alignment"] == result["nbest"][0]["alignment"]
-  assert all(len(h["alignment"].split()) == len(h["translation"].split())
-             for h in result["nbest"])
+  assert all(len(h["alignment"].split()) == len(h["translation"].split()) for h in result["nbest"])
 
 
 def test_forced_prefix_from_the_flag_and_per_json_line(trained_workdir, translate):
   rc, out, err = translate(trained_workdir, "--prefix=neun hundert", *SENTENCES)
   assert rc == 0, err
   assert all(line.startswith("neun hundert") for line in out.splitlines())
-  lines = [json.dumps({"text": SENTENCES[0], "prefix": "drei"}), SENTENCES[1],
-           json.dumps({"text": SENTENCES[2]})]
-  rc, out, err = translate(trained_workdir, "--json", "--prefix=acht",
-                           stdin=("\n".join(lines) + "\n").encode())
+  lines = [
+    json.dumps({"text": SENTENCES[0], "prefix": "drei"}),
+    SENTENCES[1],
+    json.dumps({"text": SENTENCES[2]}),
+  ]
+  rc, out, err = translate(
+    trained_workdir, "--json", "--prefix=acht", stdin=("\n".join(lines) + "\n").encode()
+  )
   assert rc == 0, err
   results = [json.loads(line) for line in out.splitlines()]
   assert [r["translation"].split()[0] for r in results] == ["drei", "acht", "acht"]
   assert [r["source"] for r in results] == SENTENCES
   line = _one_error_line(*translate(trained_workdir, "--prefix=zebra drei", "forty one"))
   assert "'zebra' is not in it" in line
-  line = _one_error_line(*translate(trained_workdir, "--json",
-                                    stdin=b'{"text": "forty one", "prefx": "drei"}\n'))
+  line = _one_error_line(
+    *translate(trained_workdir, "--json", stdin=b'{"text": "forty one", "prefx": "drei"}\n')
+  )
   assert "stdin line 1" in line and "'prefx'" in line
 
 
@@ -254,12 +283,12 @@ def test_sampling_repeats_with_its_seed_and_draws_nbest(trained_workdir, transla
   assert translate(trained_workdir, *flags)[1] == first
 
 
-def test_ensemble_of_a_model_with_itself_and_a_vocabulary_mismatch(trained_workdir, tmp_path,
-                                                                   translate):
+def test_ensemble_of_a_model_with_itself_and_a_vocabulary_mismatch(
+  trained_workdir, tmp_path, translate
+):
   rc, alone, err = translate(trained_workdir, "--json", *SENTENCES)
   assert rc == 0, err
-  rc, pair, err = translate(trained_workdir, f"--workdir={trained_workdir}", "--json",
-                            *SENTENCES)
+  rc, pair, err = translate(trained_workdir, f"--workdir={trained_workdir}", "--json", *SENTENCES)
   assert rc == 0, err
   for a, b in zip(map(json.loads, alone.splitlines()), map(json.loads, pair.splitlines())):
     assert a["translation"] == b["translation"]
@@ -273,13 +302,17 @@ def test_ensemble_of_a_model_with_itself_and_a_vocabulary_mismatch(trained_workd
   assert "one target vocabulary" in line and str(other) in line and "'zebra'" in line
 
 
-@pytest.mark.parametrize("line, says", [
+@pytest.mark.parametrize(
+  "line, says",
+  [
     ('{"text": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
     ('{"text": "one", "x": ' + "9" * 5000 + "}", "a number of 5000 characters"),
     ('{"text": "\\ud800 x"}', "not valid Unicode"),
-])
-def test_json_lines_past_the_bounds_or_not_unicode_are_one_line(trained_workdir, translate,
-                                                                 line, says):
+  ],
+)
+def test_json_lines_past_the_bounds_or_not_unicode_are_one_line(
+  trained_workdir, translate, line, says
+):
   stdin = ("forty one\n" + line + "\n").encode()
   message = _one_error_line(*translate(trained_workdir, "--json", stdin=stdin))
   assert message.startswith("error: stdin line 2 ") and says in message
@@ -301,6 +334,7 @@ def test_nul_and_control_characters_are_translated(trained_workdir, translate):
 
 class _EchoTranslator:
   """Stands in for a Translator in the interactive loop: echoes each request."""
+
   step = 1
 
   def translate(self, requests, **options):
@@ -308,8 +342,14 @@ class _EchoTranslator:
 
 
 def test_interactive_json_lines_report_each_bad_line_and_go_on(monkeypatch, capsys):
-  lines = iter(["one", '{"text": ' + "[" * 5000 + "]" * 5000 + "}",
-                '{"text": "\\udc00"}', '{"text": "two", "prefix": "zwei"}'])
+  lines = iter(
+    [
+      "one",
+      '{"text": ' + "[" * 5000 + "]" * 5000 + "}",
+      '{"text": "\\udc00"}',
+      '{"text": "two", "prefix": "zwei"}',
+    ]
+  )
 
   def type_line(prompt=""):
     try:
@@ -328,24 +368,30 @@ def test_interactive_json_lines_report_each_bad_line_and_go_on(monkeypatch, caps
 
 
 def test_the_loaded_checkpoint_is_named_and_a_damaged_newest_one_is_warned(
-    trained_workdir, tmp_path, translate):
+  trained_workdir, tmp_path, translate
+):
   rc, expected, err = translate(trained_workdir, "forty one")
   assert rc == 0, err
-  newest, previous = max(runs.checkpoint_steps(trained_workdir)), min(
-      runs.checkpoint_steps(trained_workdir))
+  newest, previous = (
+    max(runs.checkpoint_steps(trained_workdir)),
+    min(runs.checkpoint_steps(trained_workdir)),
+  )
   assert loaded_lines(err) == [
-      f"jaxseq-translate: workdir {trained_workdir}, checkpoint step {newest}"]
+    f"jaxseq-translate: workdir {trained_workdir}, checkpoint step {newest}"
+  ]
   copy = tmp_path / "damaged"
   shutil.copytree(trained_workdir, copy)
   state = copy / "checkpoints" / str(newest) / "state"
   largest = sorted(state.rglob("d/*"), key=lambda p: p.stat().st_size)[-1]
-  largest.write_bytes(largest.read_bytes()[:largest.stat().st_size // 2])
+  largest.write_bytes(largest.read_bytes()[: largest.stat().st_size // 2])
   rc, out, err = translate(str(copy), "forty one")
   assert rc == 0, err
   warnings = [line for line in err.splitlines() if "warning:" in line]
   assert len(warnings) == 1, err
-  assert warnings[0].startswith("jaxseq-translate: warning: the checkpoint of step "
-                                f"{newest} ({copy / 'checkpoints' / str(newest)}) is damaged")
+  assert warnings[0].startswith(
+    "jaxseq-translate: warning: the checkpoint of step "
+    f"{newest} ({copy / 'checkpoints' / str(newest)}) is damaged"
+  )
   assert warnings[0].endswith(f"using step {previous}")
   assert loaded_lines(err) == [f"jaxseq-translate: workdir {copy}, checkpoint step {previous}"]
   assert "Traceback" not in err
@@ -353,23 +399,35 @@ def test_the_loaded_checkpoint_is_named_and_a_damaged_newest_one_is_warned(
 
 
 def test_output_that_cannot_be_written_is_one_line_and_a_reader_that_leaves_is_quiet(
-    trained_workdir):
-  command = [sys.executable, "-m", "jaxseq.translate", f"--workdir={trained_workdir}",
-             *SENTENCES]
+  trained_workdir,
+):
+  command = [sys.executable, "-m", "jaxseq.translate", f"--workdir={trained_workdir}", *SENTENCES]
   with open("/dev/full", "w") as full:  # every write: "No space left on device"
-    proc = subprocess.run(command, cwd=REPO, env=subprocess_env(), stdout=full,
-                          stderr=subprocess.PIPE, text=True, timeout=300)
+    proc = subprocess.run(
+      command,
+      cwd=REPO,
+      env=subprocess_env(),
+      stdout=full,
+      stderr=subprocess.PIPE,
+      text=True,
+      timeout=300,
+    )
   assert "No space left on device" in _one_error_line(proc.returncode, "", proc.stderr)
-  reader = subprocess.Popen(command, cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+  reader = subprocess.Popen(
+    command,
+    cwd=REPO,
+    env=subprocess_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   reader.stdout.close()  # as `| head -0` would, before the first translation
   err = reader.stderr.read()
   assert reader.wait(timeout=300) == 1
   assert "Traceback" not in err and "Exception" not in err, err
 
 
-def test_an_attention_plot_that_cannot_be_written_is_one_line(trained_workdir, tmp_path,
-                                                              translate):
+def test_an_attention_plot_that_cannot_be_written_is_one_line(trained_workdir, tmp_path, translate):
   path = tmp_path / "missing" / "attention.png"
   rc, out, err = translate(trained_workdir, f"--attention_plot={path}", SENTENCES[0])
   assert rc == 2
@@ -380,9 +438,14 @@ def test_an_attention_plot_that_cannot_be_written_is_one_line(trained_workdir, t
 
 
 def test_ctrl_c_ends_the_command_at_once(trained_workdir):
-  proc = subprocess.Popen([sys.executable, "-m", "jaxseq.translate",
-                           f"--workdir={trained_workdir}"], cwd=REPO, env=subprocess_env(),
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "jaxseq.translate", f"--workdir={trained_workdir}"],
+    cwd=REPO,
+    env=subprocess_env(),
+    stdin=subprocess.PIPE,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+  )
   try:
     # Once it waits for its input (its stdin stays open and empty), as a user's Ctrl-C
     # finds a command that reads a slow pipe.

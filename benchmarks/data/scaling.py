@@ -62,6 +62,7 @@ def child(args) -> dict:
   """One measurement in this fresh process (see the module docstring)."""
   import jax
   import numpy as np
+
   from configs import multi30k_de_en_fast
   from jaxseq import artifact, parallel, trainer
 
@@ -92,11 +93,15 @@ def child(args) -> dict:
     pipeline = count / (time.perf_counter() - start)
   finally:
     trainer.close_run(run)
-  return {"first_step_seconds": round(first_step, 2),
-          "train_examples_per_s": round(steps * config.batch_size / seconds, 1),
-          "pipeline_examples_per_s": round(pipeline, 1),
-          "peak_rss_mib": round(rss_training, 1), "peak_rss_mib_end": round(rss_mib(), 1),
-          "train_pairs": len(run.corpus.train), "devices": jax.device_count()}
+  return {
+    "first_step_seconds": round(first_step, 2),
+    "train_examples_per_s": round(steps * config.batch_size / seconds, 1),
+    "pipeline_examples_per_s": round(pipeline, 1),
+    "peak_rss_mib": round(rss_training, 1),
+    "peak_rss_mib_end": round(rss_mib(), 1),
+    "train_pairs": len(run.corpus.train),
+    "devices": jax.device_count(),
+  }
 
 
 def measure(args, size: int, kind: str) -> dict:
@@ -107,10 +112,17 @@ def measure(args, size: int, kind: str) -> dict:
   if kind == "cold":  # nothing prepared, nothing compiled
     for name in ("tfds", "xla"):
       shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-  command = [sys.executable, "-m", "benchmarks.data.scaling", "--child",
-             f"--raw_dir={os.path.join(base, 'raw')}", f"--tfds_dir={os.path.join(base, 'tfds')}",
-             f"--workdir={workdir}", f"--train_steps={args.train_steps}",
-             f"--pipeline_seconds={args.pipeline_seconds}"]
+  command = [
+    sys.executable,
+    "-m",
+    "benchmarks.data.scaling",
+    "--child",
+    f"--raw_dir={os.path.join(base, 'raw')}",
+    f"--tfds_dir={os.path.join(base, 'tfds')}",
+    f"--workdir={workdir}",
+    f"--train_steps={args.train_steps}",
+    f"--pipeline_seconds={args.pipeline_seconds}",
+  ]
   load = os.getloadavg()[0]
   env = dict(os.environ, JAXSEQ_XLA_CACHE=os.path.join(base, "xla"))
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
@@ -125,12 +137,18 @@ def measure(args, size: int, kind: str) -> dict:
 
 def plot(sizes: list[int], records: dict, path: str):
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
   for kind, style in (("cold", "o--"), ("warm", "o-")):
-    left.plot(sizes, [records[str(n)][kind]["first_step_seconds"] for n in sizes], style,
-              label=f"{kind} (data {'prepared in the run' if kind == 'cold' else 'cached'})")
+    left.plot(
+      sizes,
+      [records[str(n)][kind]["first_step_seconds"] for n in sizes],
+      style,
+      label=f"{kind} (data {'prepared in the run' if kind == 'cold' else 'cached'})",
+    )
     right.plot(sizes, [records[str(n)][kind]["peak_rss_mib"] for n in sizes], style, label=kind)
   left.set(xscale="log", xlabel="training pairs", ylabel="s to the first step", ylim=(0, None))
   right.set(xscale="log", xlabel="training pairs", ylabel="peak RSS (MiB)", ylim=(0, None))
@@ -144,8 +162,10 @@ def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", default="100000,1000000,5000000")
   parser.add_argument("--work", default="/tmp/jaxseq_scaling", help="corpora, TFDS data, workdirs")
-  parser.add_argument("--data_dir", default=os.environ.get(
-      "JAXSEQ_DATA_DIR", os.path.join(common.ROOT, "..", "shared", "data")))
+  parser.add_argument(
+    "--data_dir",
+    default=os.environ.get("JAXSEQ_DATA_DIR", os.path.join(common.ROOT, "..", "shared", "data")),
+  )
   parser.add_argument("--train_steps", type=int, default=10)
   parser.add_argument("--pipeline_seconds", type=float, default=15.0)
   parser.add_argument("--out", default=RESULTS)
@@ -162,21 +182,27 @@ def main(argv: list[str]) -> int:
   records = {}
   for size in sizes:
     started = time.time()
-    write_corpus(os.path.join(args.work, str(size), "raw"),
-                 os.path.join(args.data_dir, "multi30k"), size)
+    write_corpus(
+      os.path.join(args.work, str(size), "raw"), os.path.join(args.data_dir, "multi30k"), size
+    )
     print(f"{size:,} pairs written in {time.time() - started:.0f} s", flush=True)
     records[str(size)] = {kind: measure(args, size, kind) for kind in ("cold", "warm")}
   warm = [records[str(n)]["warm"] for n in sizes]
   result = {
-      "config": CONFIG, "sizes": sizes, "runs": records,
-      "warm_first_step_ratio_largest_to_smallest":
-          round(warm[-1]["first_step_seconds"] / warm[0]["first_step_seconds"], 2),
-      "warm_peak_rss_ratio_largest_to_smallest":
-          round(warm[-1]["peak_rss_mib"] / warm[0]["peak_rss_mib"], 2),
-      "pipeline_to_train_ratio_largest":
-          round(warm[-1]["pipeline_examples_per_s"] / warm[-1]["train_examples_per_s"], 1),
-      "command": common.command_line("benchmarks.data.scaling", argv),
-      "hardware": common.run_hardware(),
+    "config": CONFIG,
+    "sizes": sizes,
+    "runs": records,
+    "warm_first_step_ratio_largest_to_smallest": round(
+      warm[-1]["first_step_seconds"] / warm[0]["first_step_seconds"], 2
+    ),
+    "warm_peak_rss_ratio_largest_to_smallest": round(
+      warm[-1]["peak_rss_mib"] / warm[0]["peak_rss_mib"], 2
+    ),
+    "pipeline_to_train_ratio_largest": round(
+      warm[-1]["pipeline_examples_per_s"] / warm[-1]["train_examples_per_s"], 1
+    ),
+    "command": common.command_line("benchmarks.data.scaling", argv),
+    "hardware": common.run_hardware(),
   }
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "scaling.json"), "w") as f:

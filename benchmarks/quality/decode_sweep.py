@@ -34,11 +34,16 @@ def _numbers(text: str, kind):
 def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[int], list[float]]:
   """The flags, the beam sizes and the alphas; exits 2 with one line on a bad grid."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--workdir", action="append", required=True,
-                      help="a trained workdir; several: their ensemble")
+  parser.add_argument(
+    "--workdir", action="append", required=True, help="a trained workdir; several: their ensemble"
+  )
   parser.add_argument("--name", required=True, help="results/decode/NAME.json")
-  parser.add_argument("--metric", default="bleu", choices=("bleu", "bleu_lc_tok", "chrf"),
-                      help="held-out score that chooses")
+  parser.add_argument(
+    "--metric",
+    default="bleu",
+    choices=("bleu", "bleu_lc_tok", "chrf"),
+    help="held-out score that chooses",
+  )
   parser.add_argument("--beam_sizes", default="4,8,12", help="comma-separated integers >= 1")
   parser.add_argument("--alphas", default="0.6,1.0,1.4", help="comma-separated numbers >= 0")
   parser.add_argument("--out_dir", default=os.path.join(driver.RESULTS, "decode"))
@@ -65,28 +70,38 @@ def main(argv: list[str]) -> int:
 
   def scores(names, beam_size, alpha):
     scored = driver.score(loaded, corpus, names, {"beam_size": beam_size, "alpha": alpha})
-    return {name: driver.scores(m, keep=(*driver.METRICS, "seconds"), digits=2)
-            for name, m in scored.items()}
+    return {
+      name: driver.scores(m, keep=(*driver.METRICS, "seconds"), digits=2)
+      for name, m in scored.items()
+    }
 
   rows = []
   for beam_size, alpha in itertools.product(beams, alphas):
-    row = {"beam_size": beam_size, "alpha": alpha,
-           "heldout": scores([heldout], beam_size, alpha)[heldout]}
+    row = {
+      "beam_size": beam_size,
+      "alpha": alpha,
+      "heldout": scores([heldout], beam_size, alpha)[heldout],
+    }
     print(json.dumps(row), flush=True)
     rows.append(row)
   best = choose(rows, args.metric)
   started = time.time()
   record = {
-      "name": args.name,
-      "command": common.command_line("benchmarks.quality.decode_sweep", argv),
-      "dataset": config.dataset, "workdirs": args.workdir, "metric": args.metric,
-      "config_decode": {"beam_size": config.decode.beam_size, "alpha": config.decode.alpha},
-      "grid": rows,
-      "chosen": {"beam_size": best["beam_size"], "alpha": best["alpha"],
-                 "heldout": best["heldout"],
-                 "test": scores(tests, best["beam_size"], best["alpha"])},
-      "test_seconds": round(time.time() - started, 1),
-      "hardware": common.run_hardware(),
+    "name": args.name,
+    "command": common.command_line("benchmarks.quality.decode_sweep", argv),
+    "dataset": config.dataset,
+    "workdirs": args.workdir,
+    "metric": args.metric,
+    "config_decode": {"beam_size": config.decode.beam_size, "alpha": config.decode.alpha},
+    "grid": rows,
+    "chosen": {
+      "beam_size": best["beam_size"],
+      "alpha": best["alpha"],
+      "heldout": best["heldout"],
+      "test": scores(tests, best["beam_size"], best["alpha"]),
+    },
+    "test_seconds": round(time.time() - started, 1),
+    "hardware": common.run_hardware(),
   }
   path = driver.write_record(args.out_dir, args.name, record)
   print(json.dumps(record["chosen"]))

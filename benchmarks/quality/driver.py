@@ -17,15 +17,22 @@ from ml_collections import config_flags
 from benchmarks import common
 
 RESULTS = common.RESULTS
-METRICS = ("bleu", "bleu_lowercase", "bleu_lc_tok", "chrf", "perplexity", "loss",
-           "exact_match", "sentences")
+METRICS = (
+  "bleu",
+  "bleu_lowercase",
+  "bleu_lc_tok",
+  "chrf",
+  "perplexity",
+  "loss",
+  "exact_match",
+  "sentences",
+)
 
 
 def scores(split: dict, *, keep: tuple[str, ...] = METRICS, digits: int | None = None) -> dict:
   """The metrics of one scored split (file lists and the like left out), rounded to
   `digits` where given."""
-  return {k: split[k] if digits is None else round(split[k], digits)
-          for k in keep if k in split}
+  return {k: split[k] if digits is None else round(split[k], digits) for k in keep if k in split}
 
 
 def direction(config: dict) -> str:
@@ -37,24 +44,37 @@ def direction(config: dict) -> str:
   return f"{data['source_lang']}-{data['target_lang']}"
 
 
-def define_run_flags(flag_values: flags.FlagValues, argv: list[str], *, required: bool = True,
-                     out_dir: str = RESULTS):
+def define_run_flags(
+  flag_values: flags.FlagValues, argv: list[str], *, required: bool = True, out_dir: str = RESULTS
+):
   """Defines in flag_values the flags of a training run: --config (with --config.FIELD=VALUE
   overrides, read from argv), --name, --workdir and --out_dir (default `out_dir`)."""
   config_flags.DEFINE_config_file(
-      "config", os.path.join(common.ROOT, "configs", "default.py"),
-      "Python config file; override fields with --config.FIELD=VALUE.", lock_config=True,
-      flag_values=flag_values, sys_argv=argv)
-  flags.DEFINE_string("name", None, "Name of the results file (NAME.json).",
-                      required=required, flag_values=flag_values)
-  flags.DEFINE_string("workdir", None, "Workdir of the training run.", required=required,
-                      flag_values=flag_values)
-  flags.DEFINE_string("out_dir", out_dir, "Directory of the results JSON files.",
-                      flag_values=flag_values)
+    "config",
+    os.path.join(common.ROOT, "configs", "default.py"),
+    "Python config file; override fields with --config.FIELD=VALUE.",
+    lock_config=True,
+    flag_values=flag_values,
+    sys_argv=argv,
+  )
+  flags.DEFINE_string(
+    "name",
+    None,
+    "Name of the results file (NAME.json).",
+    required=required,
+    flag_values=flag_values,
+  )
+  flags.DEFINE_string(
+    "workdir", None, "Workdir of the training run.", required=required, flag_values=flag_values
+  )
+  flags.DEFINE_string(
+    "out_dir", out_dir, "Directory of the results JSON files.", flag_values=flag_values
+  )
 
 
-def parse_flags(argv: list[str], define_more: Callable[[flags.FlagValues], None] | None = None,
-                **run_flags) -> tuple[flags.FlagValues | None, int | None]:
+def parse_flags(
+  argv: list[str], define_more: Callable[[flags.FlagValues], None] | None = None, **run_flags
+) -> tuple[flags.FlagValues | None, int | None]:
   """(the run flags, and those define_more adds, parsed from argv into flags of their own, so
   that a main can run again in one process; the exit status where the run should stop there:
   0 after --help printed the flags, 2 after one error line for a bad flag, config file or
@@ -80,11 +100,18 @@ def train(config, workdir: str) -> dict | None:
   (a bad config, corpus or checkpoint, a stopped or interrupted run, an unwritable
   workdir; an interrupted run resumes with the same command)."""
   from jaxseq import checkpointing, configuration, data, quiet, trainer
+
   try:
     with quiet.quiet_training():
       return trainer.train_and_evaluate(config, workdir)
-  except (configuration.ConfigError, checkpointing.CheckpointError, data.DataError,
-          trainer.TrainingStopped, trainer.TrainingInterrupted, OSError) as e:
+  except (
+    configuration.ConfigError,
+    checkpointing.CheckpointError,
+    data.DataError,
+    trainer.TrainingStopped,
+    trainer.TrainingInterrupted,
+    OSError,
+  ) as e:
     print(f"error: {e}", file=sys.stderr)
     return None
 
@@ -92,28 +119,35 @@ def train(config, workdir: str) -> dict | None:
 def run_record(name: str, config_path: str, command: str, summary: dict) -> dict:
   """The results JSON of one training run from the summary that training returned."""
   out = {
-      "name": name, "config": os.path.relpath(os.path.abspath(config_path), common.ROOT),
-      "command": command, "dataset": summary["config"]["dataset"],
-      "recipe": os.path.splitext(os.path.basename(config_path))[0],
-      "direction": direction(summary["config"]),
-      "heldout": scores(summary["heldout"]),
-      "test": {k: scores(v) for k, v in summary.get("test", {}).items()},
-      "num_parameters": summary["num_parameters"], "steps": summary["steps"],
-      "train_seconds": round(summary["train_seconds"], 1),
-      "wall_seconds": round(summary["wall_seconds"], 1),
-      "stopped_early": summary.get("stopped_early", False),
-      # held-out loss and BLEU (config.decode.eval_search) at each evaluation of training
-      "heldout_curve": summary.get("heldout_curve"),
+    "name": name,
+    "config": os.path.relpath(os.path.abspath(config_path), common.ROOT),
+    "command": command,
+    "dataset": summary["config"]["dataset"],
+    "recipe": os.path.splitext(os.path.basename(config_path))[0],
+    "direction": direction(summary["config"]),
+    "heldout": scores(summary["heldout"]),
+    "test": {k: scores(v) for k, v in summary.get("test", {}).items()},
+    "num_parameters": summary["num_parameters"],
+    "steps": summary["steps"],
+    "train_seconds": round(summary["train_seconds"], 1),
+    "wall_seconds": round(summary["wall_seconds"], 1),
+    "stopped_early": summary.get("stopped_early", False),
+    # held-out loss and BLEU (config.decode.eval_search) at each evaluation of training
+    "heldout_curve": summary.get("heldout_curve"),
   }
   if "averaged" in summary:
     averaged = summary["averaged"]
-    out["averaged"] = {"steps": averaged["steps"], "heldout": scores(averaged["heldout"]),
-                       "test": {k: scores(v) for k, v in averaged.get("test", {}).items()}}
+    out["averaged"] = {
+      "steps": averaged["steps"],
+      "heldout": scores(averaged["heldout"]),
+      "test": {k: scores(v) for k, v in averaged.get("test", {}).items()},
+    }
   return out
 
 
-def train_and_record(config, config_path: str, name: str, workdir: str, command: str
-                     ) -> dict | None:
+def train_and_record(
+  config, config_path: str, name: str, workdir: str, command: str
+) -> dict | None:
   """Trains config in workdir; its results record with the command and the hardware, or
   None after one error line."""
   summary = train(config, workdir)
@@ -124,19 +158,23 @@ def train_and_record(config, config_path: str, name: str, workdir: str, command:
   return record
 
 
-def train_from_flags(module: str, argv: list[str], flag_values: flags.FlagValues
-                     ) -> dict | None:
+def train_from_flags(module: str, argv: list[str], flag_values: flags.FlagValues) -> dict | None:
   """train_and_record of the parsed run flags (parse_flags), the command being
   `python -m MODULE` with argv's flags."""
-  return train_and_record(flag_values.config, flag_values["config"].config_filename,
-                          flag_values.name, flag_values.workdir,
-                          common.command_line(module, argv[1:]))
+  return train_and_record(
+    flag_values.config,
+    flag_values["config"].config_filename,
+    flag_values.name,
+    flag_values.workdir,
+    common.command_line(module, argv[1:]),
+  )
 
 
 def load(workdirs: list[str]):
   """(trained.Loaded of the workdirs, several being their ensemble; the corpus of the first),
   or None after one error line."""
   from jaxseq import checkpointing, data, quiet, trained
+
   try:
     with quiet.absl_errors_only():
       loaded = trained.Loaded(workdirs)
@@ -150,23 +188,29 @@ def load(workdirs: list[str]):
 def split_names(corpus) -> tuple[str, list[str]]:
   """(the held-out split's name, the names of the test splits) of a corpus."""
   from jaxseq import evaluate
+
   tests = [k for k in evaluate.select_splits(corpus, None) if k != evaluate.HELDOUT]
   return evaluate.HELDOUT, tests
 
 
-def score(loaded, corpus, names: list[str], settings: dict | None = None,
-          out: str | None = None) -> dict:
+def score(
+  loaded, corpus, names: list[str], settings: dict | None = None, out: str | None = None
+) -> dict:
   """{split: metrics and seconds} of the named splits, beam search with the first member's
   config.decode updated by `settings`, batches of its config.batch_size (as jaxseq-evaluate
   scores them); with `out`, the hypothesis, reference and alignment files go there."""
   from jaxseq import evaluate
+
   if not names:
     return {}  # (select_splits reads no names as every split)
   config = loaded.members[0].config
   decode = dict(config.decode.to_dict(), **(settings or {}))
   splits = evaluate.select_splits(corpus, names)
-  return dict(evaluate.score_splits(loaded, corpus, splits, decode, search="beam",
-                                    batch_size=config.batch_size, out=out))
+  return dict(
+    evaluate.score_splits(
+      loaded, corpus, splits, decode, search="beam", batch_size=config.batch_size, out=out
+    )
+  )
 
 
 def member_record(workdir: str) -> dict:
@@ -179,11 +223,16 @@ def member_record(workdir: str) -> dict:
 
   def split_scores(split):
     return scores(_with_lc_tok(workdir, split, language))
-  return {"workdir": workdir, "config": summary["config"],
-          "heldout": split_scores(summary["heldout"]),
-          "test": {k: split_scores(v) for k, v in summary.get("test", {}).items()},
-          "num_parameters": summary["num_parameters"], "steps": summary["steps"],
-          "train_seconds": round(summary["train_seconds"], 1)}
+
+  return {
+    "workdir": workdir,
+    "config": summary["config"],
+    "heldout": split_scores(summary["heldout"]),
+    "test": {k: split_scores(v) for k, v in summary.get("test", {}).items()},
+    "num_parameters": summary["num_parameters"],
+    "steps": summary["steps"],
+    "train_seconds": round(summary["train_seconds"], 1),
+  }
 
 
 def _with_lc_tok(workdir: str, split: dict, language: str) -> dict:
@@ -196,6 +245,7 @@ def _with_lc_tok(workdir: str, split: dict, language: str) -> dict:
   def lines(name):
     with open(os.path.join(workdir, name), encoding="utf-8") as f:
       return f.read().splitlines()
+
   hypotheses = lines(split["files"]["hypotheses"])
   references = [list(r) for r in zip(*(lines(n) for n in split["files"]["references"]))]
   metrics = evaluation.text_metrics(hypotheses, references, False, language)

@@ -25,8 +25,10 @@ def labels(workdirs: list[str], configs: list[dict]) -> list[str]:
   seeds = [f"seed {c['seed']}" for c in configs]
   recipes = [{k: v for k, v in c.items() if k != "seed"} for c in configs]
   mixed = any(r != recipes[0] for r in recipes)
-  return [s + (f", {os.path.basename(os.path.normpath(w))}"
-               if mixed or seeds.count(s) > 1 else "") for s, w in zip(seeds, workdirs)]
+  return [
+    s + (f", {os.path.basename(os.path.normpath(w))}" if mixed or seeds.count(s) > 1 else "")
+    for s, w in zip(seeds, workdirs)
+  ]
 
 
 def _scored(workdirs: list[str], names: list[str] | None) -> dict:
@@ -60,22 +62,24 @@ def main(argv: list[str]) -> int:
   tests = [name for name in splits if name != "heldout"]
   alone = _scored(args.workdir[:1], tests[:1]) if tests else {}
   record = {
-      "name": args.name,
-      "command": common.command_line("benchmarks.quality.ensemble", argv),
-      "dataset": configs[0]["dataset"], "recipe": args.name,
-      "direction": driver.direction(configs[0]),
-      "heldout": driver.scores(splits["heldout"]),
-      "test": {name: driver.scores(splits[name]) for name in tests},
-      "num_parameters": sum(m["num_parameters"] for m in members),
-      "steps": members[0]["steps"],
-      # every member trained one after the other (or side by side, one core each)
-      "train_seconds": sum(m["train_seconds"] for m in members),
-      "members": members,
-      "decode_seconds": {"ensemble": {k: round(v["seconds"], 1) for k, v in splits.items()},
-                         "first member alone": {k: round(v["seconds"], 1)
-                                                for k, v in alone.items()}},
-      "settings": configs[0]["decode"],
-      "hardware": common.run_hardware(),
+    "name": args.name,
+    "command": common.command_line("benchmarks.quality.ensemble", argv),
+    "dataset": configs[0]["dataset"],
+    "recipe": args.name,
+    "direction": driver.direction(configs[0]),
+    "heldout": driver.scores(splits["heldout"]),
+    "test": {name: driver.scores(splits[name]) for name in tests},
+    "num_parameters": sum(m["num_parameters"] for m in members),
+    "steps": members[0]["steps"],
+    # every member trained one after the other (or side by side, one core each)
+    "train_seconds": sum(m["train_seconds"] for m in members),
+    "members": members,
+    "decode_seconds": {
+      "ensemble": {k: round(v["seconds"], 1) for k, v in splits.items()},
+      "first member alone": {k: round(v["seconds"], 1) for k, v in alone.items()},
+    },
+    "settings": configs[0]["decode"],
+    "hardware": common.run_hardware(),
   }
   print(f"wrote {driver.write_record(args.out_dir, args.name, record)}")
   return 0

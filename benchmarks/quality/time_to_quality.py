@@ -31,8 +31,10 @@ from benchmarks.quality import driver, results_table
 OUT_DIR = os.path.join(driver.RESULTS, "time_to_quality")
 BEGIN = "<!-- time to quality table: begin -->"
 END = "<!-- time to quality table: end -->"
-HEADER = ("| Run | Held-out BLEU mark | Step | Training time | Since start | Final held-out "
-          "(search) | Test | Hardware | Command |")
+HEADER = (
+  "| Run | Held-out BLEU mark | Step | Training time | Since start | Final held-out "
+  "(search) | Test | Hardware | Command |"
+)
 
 
 def passes(curve: dict, thresholds: list[float]) -> dict:
@@ -40,10 +42,16 @@ def passes(curve: dict, thresholds: list[float]) -> dict:
   out = {}
   for threshold in thresholds:
     first = next((i for i, bleu in enumerate(curve["bleu"]) if bleu >= threshold), None)
-    out[f"{threshold:g}"] = None if first is None else {
-        "step": curve["steps"][first], "bleu": curve["bleu"][first],
+    out[f"{threshold:g}"] = (
+      None
+      if first is None
+      else {
+        "step": curve["steps"][first],
+        "bleu": curve["bleu"][first],
         "train_seconds": curve["train_seconds"][first],
-        "wall_seconds": curve["wall_seconds"][first]}
+        "wall_seconds": curve["wall_seconds"][first],
+      }
+    )
   return out
 
 
@@ -60,13 +68,19 @@ def parse_thresholds(text: str) -> list[float]:
 def save_plot(path: str, records: list[dict]):
   """BLEU against training minutes, one line per record, thresholds as dotted lines."""
   from jaxseq import plots  # matplotlib without a display
+
   fig, ax = plots.pyplot().subplots(figsize=(7, 4.2))
   marks = set()
   for record in records:
     curve = record["heldout_curve"]
     minutes = [s / 60 for s in curve["train_seconds"]]
-    ax.plot(minutes, curve["bleu"], marker="o", markersize=3,
-            label=f"{record['name']} ({curve['search']})")
+    ax.plot(
+      minutes,
+      curve["bleu"],
+      marker="o",
+      markersize=3,
+      label=f"{record['name']} ({curve['search']})",
+    )
     marks.update(float(t) for t in record.get("thresholds", {}))
   for mark in sorted(marks):
     ax.axhline(mark, color="grey", linestyle=":", linewidth=0.8)
@@ -87,15 +101,19 @@ def rows(record: dict) -> list[str]:
   """One table row per threshold of one time-to-quality record."""
   final = record["heldout"]
   tests = ", ".join(f"{name} {s['bleu']:.1f}" for name, s in record.get("test", {}).items())
-  common = (f"{final['bleu']:.1f} ({final.get('search', 'beam')}) | {tests or '–'} "
-            f"| {results_table._hardware(record.get('hardware', {}))} | `{record['command']}` |")
+  common = (
+    f"{final['bleu']:.1f} ({final.get('search', 'beam')}) | {tests or '–'} "
+    f"| {results_table._hardware(record.get('hardware', {}))} | `{record['command']}` |"
+  )
   out = []
   for mark, hit in record["thresholds"].items():
     if hit is None:
       out.append(f"| {record['name']} | {mark} | not reached | – | – | {common}")
     else:
-      out.append(f"| {record['name']} | {mark} | {hit['step']:,} | "
-                 f"{_minutes(hit['train_seconds'])} | {_minutes(hit['wall_seconds'])} | {common}")
+      out.append(
+        f"| {record['name']} | {mark} | {hit['step']:,} | "
+        f"{_minutes(hit['train_seconds'])} | {_minutes(hit['wall_seconds'])} | {common}"
+      )
   return out
 
 
@@ -135,12 +153,15 @@ def record_run(name: str, base: dict, thresholds: list[float], out_dir: str) -> 
 
 def _define_flags(flag_values: flags.FlagValues):
   """--thresholds, --report and --readme, next to the driver's run flags."""
-  flags.DEFINE_string("thresholds", "", "Held-out BLEU marks, e.g. 30,35,38.",
-                      flag_values=flag_values)
-  flags.DEFINE_bool("report", False, "Make the table and plot of every run.",
-                    flag_values=flag_values)
-  flags.DEFINE_string("readme", "", "With --report: README whose table to replace.",
-                      flag_values=flag_values)
+  flags.DEFINE_string(
+    "thresholds", "", "Held-out BLEU marks, e.g. 30,35,38.", flag_values=flag_values
+  )
+  flags.DEFINE_bool(
+    "report", False, "Make the table and plot of every run.", flag_values=flag_values
+  )
+  flags.DEFINE_string(
+    "readme", "", "With --report: README whose table to replace.", flag_values=flag_values
+  )
 
 
 def main(argv: list[str]) -> int:
@@ -160,9 +181,12 @@ def main(argv: list[str]) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   from jaxseq import checkpointing
+
   if checkpointing.has_checkpoints(parsed.workdir):
-    print(f"error: {parsed.workdir} holds checkpoints; time to quality needs a fresh workdir",
-          file=sys.stderr)
+    print(
+      f"error: {parsed.workdir} holds checkpoints; time to quality needs a fresh workdir",
+      file=sys.stderr,
+    )
     return 2
   record = driver.train_from_flags("benchmarks.quality.time_to_quality", argv, parsed)
   if record is None:

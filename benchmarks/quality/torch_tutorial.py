@@ -58,14 +58,17 @@ class Bahdanau(nn.Module):
 
   def __init__(self, hidden: int):
     super().__init__()
-    self.w, self.u, self.v = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden), nn.Linear(
-        hidden, 1)
+    self.w, self.u, self.v = (
+      nn.Linear(hidden, hidden),
+      nn.Linear(hidden, hidden),
+      nn.Linear(hidden, 1),
+    )
 
   def forward(self, query, keys):
     """query [batch, 1, hidden], keys [batch, src_len, hidden] -> context, weights."""
     scores = self.v(torch.tanh(self.w(query) + self.u(keys))).squeeze(2).unsqueeze(1)
-    weights = torch.softmax(scores, dim=-1)       # [batch, 1, src_len]
-    return torch.bmm(weights, keys), weights      # context [batch, 1, hidden]
+    weights = torch.softmax(scores, dim=-1)  # [batch, 1, src_len]
+    return torch.bmm(weights, keys), weights  # context [batch, 1, hidden]
 
 
 class Decoder(nn.Module):
@@ -93,8 +96,8 @@ class Decoder(nn.Module):
     for i in range(length):
       log_probs, hidden = self.step(token, hidden, keys)
       outputs.append(log_probs)
-      token = target[:, i:i + 1] if target is not None else log_probs.argmax(-1)
-    return torch.cat(outputs, dim=1)               # [batch, length, vocab]
+      token = target[:, i : i + 1] if target is not None else log_probs.argmax(-1)
+    return torch.cat(outputs, dim=1)  # [batch, length, vocab]
 
 
 def tensors(examples, width: int):
@@ -102,8 +105,8 @@ def tensors(examples, width: int):
   src = np.full((len(examples), width), PAD, np.int64)
   tgt = np.full((len(examples), width), PAD, np.int64)
   for row, (s, t) in enumerate(examples):
-    src[row, :len(s) + 1] = [*s, EOS]
-    tgt[row, :len(t) + 1] = [*t, EOS]
+    src[row, : len(s) + 1] = [*s, EOS]
+    tgt[row, : len(t) + 1] = [*t, EOS]
   return torch.from_numpy(src), torch.from_numpy(tgt)
 
 
@@ -114,8 +117,8 @@ def translate(encoder, decoder, corpus, width: int, batch_size: int = 256) -> li
   hypotheses = []
   with torch.no_grad():
     for start in range(0, len(corpus.eval), batch_size):
-      chunk = corpus.eval[start:start + batch_size]
-      ids = [np.asarray(corpus.src_vocab.encode(s)[:width - 1], np.int64) for s, _ in chunk]
+      chunk = corpus.eval[start : start + batch_size]
+      ids = [np.asarray(corpus.src_vocab.encode(s)[: width - 1], np.int64) for s, _ in chunk]
       src, _ = tensors([(s, []) for s in ids], width)
       keys, hidden = encoder(src)
       out = decoder(keys, hidden, width).argmax(-1).numpy()
@@ -132,12 +135,20 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--max_steps", type=int, default=0, help="stop after this many (0: none)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-  parser.add_argument("--eval_every", type=int, default=0,
-                      help="held-out BLEU every this many steps, for time to quality (0: none)")
-  parser.add_argument("--thresholds", default="55,58.6",
-                      help="with --eval_every: held-out BLEU marks to time")
-  parser.add_argument("--out_dir", default=None, help="default: benchmarks/results, or "
-                      "benchmarks/results/time_to_quality with --eval_every")
+  parser.add_argument(
+    "--eval_every",
+    type=int,
+    default=0,
+    help="held-out BLEU every this many steps, for time to quality (0: none)",
+  )
+  parser.add_argument(
+    "--thresholds", default="55,58.6", help="with --eval_every: held-out BLEU marks to time"
+  )
+  parser.add_argument(
+    "--out_dir",
+    default=None,
+    help="default: benchmarks/results, or benchmarks/results/time_to_quality with --eval_every",
+  )
   args = parser.parse_args(argv[1:])
   if args.out_dir is None:
     args.out_dir = time_to_quality.OUT_DIR if args.eval_every else driver.RESULTS
@@ -157,8 +168,9 @@ def main(argv: list[str]) -> int:
     print(f"error: bad data: {e}", file=sys.stderr)
     return 2
   width = config.model.max_length + 1  # up to max_length words and EOS
-  examples, _ = input_pipeline.encode_pairs(corpus.train, corpus.src_vocab, corpus.tgt_vocab,
-                                            config.model.max_length)
+  examples, _ = input_pipeline.encode_pairs(
+    corpus.train, corpus.src_vocab, corpus.tgt_vocab, config.model.max_length
+  )
   src, tgt = tensors(examples, width)
   hidden, dropout = config.model.hidden_size, config.model.dropout
   encoder = Encoder(len(corpus.src_vocab), hidden, dropout)
@@ -167,30 +179,46 @@ def main(argv: list[str]) -> int:
   optimizer = torch.optim.Adam(params, lr=config.learning_rate)
   loss_fn = nn.NLLLoss()
   references = corpus.eval_references or [[t] for _, t in corpus.eval]
-  curve = {"search": "greedy", "steps": [], "bleu": [], "train_seconds": [],
-           "wall_seconds": [], "load_1min": []}
+  curve = {
+    "search": "greedy",
+    "steps": [],
+    "bleu": [],
+    "train_seconds": [],
+    "wall_seconds": [],
+    "load_1min": [],
+  }
 
   def add_point(step: int, bleu: float, train_seconds: float):
-    for key, value in (("steps", step), ("bleu", bleu), ("train_seconds", train_seconds),
-                       ("wall_seconds", time.time() - started),
-                       ("load_1min", os.getloadavg()[0])):
+    for key, value in (
+      ("steps", step),
+      ("bleu", bleu),
+      ("train_seconds", train_seconds),
+      ("wall_seconds", time.time() - started),
+      ("load_1min", os.getloadavg()[0]),
+    ):
       curve[key].append(round(value, 2) if isinstance(value, float) else value)
     print(f"step {step}: held-out BLEU (greedy) {bleu:.2f} after {train_seconds:.0f} s")
 
   def evaluate(step: int, train_seconds: float):
     """Greedy held-out BLEU at this step, added to the curve (not counted as training)."""
-    add_point(step, evaluation.text_metrics(translate(encoder, decoder, corpus, width),
-                                            references, exact_match=False)["bleu"],
-              train_seconds)
+    add_point(
+      step,
+      evaluation.text_metrics(
+        translate(encoder, decoder, corpus, width), references, exact_match=False
+      )["bleu"],
+      train_seconds,
+    )
 
   batch, step, train_seconds = config.batch_size, 0, 0.0
-  print(f"{len(examples)} training pairs, {len(corpus.eval)} held-out sources, "
-        f"{sum(p.numel() for p in params):,} parameters")
+  print(
+    f"{len(examples)} training pairs, {len(corpus.eval)} held-out sources, "
+    f"{sum(p.numel() for p in params):,} parameters"
+  )
   for epoch in range(args.epochs):
     tick, total, batches = time.time(), 0.0, 0
     order = torch.randperm(len(examples))
     for start in range(0, len(order), batch):
-      rows = order[start:start + batch]
+      rows = order[start : start + batch]
       keys, state = encoder(src[rows])
       log_probs = decoder(keys, state, width, target=tgt[rows])
       loss = loss_fn(log_probs.reshape(-1, log_probs.shape[-1]), tgt[rows].reshape(-1))
@@ -206,23 +234,36 @@ def main(argv: list[str]) -> int:
       if args.max_steps and step >= args.max_steps:
         break
     train_seconds += time.time() - tick
-    print(f"epoch {epoch + 1}: mean loss {total / max(batches, 1):.4f}, "
-          f"step {step}, {train_seconds:.0f} s")
+    print(
+      f"epoch {epoch + 1}: mean loss {total / max(batches, 1):.4f}, "
+      f"step {step}, {train_seconds:.0f} s"
+    )
     if args.max_steps and step >= args.max_steps:
       break
   hypotheses = translate(encoder, decoder, corpus, width)
   metrics = evaluation.text_metrics(hypotheses, references, exact_match=False)
   record = {
-      "name": args.name, "config": "benchmarks/quality/torch_tutorial.py",
-      "command": common.command_line("benchmarks.quality.torch_tutorial", argv[1:]),
-      "dataset": config.dataset, "recipe": "torch_tutorial",
-      "direction": driver.direction(config.to_dict()),
-      "heldout": {**{k: metrics[k] for k in ("bleu", "bleu_lowercase", "chrf")},
-                  "sentences": len(hypotheses), "search": "greedy"},
-      "test": {}, "num_parameters": sum(p.numel() for p in params), "steps": step,
-      "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - started, 1),
-      "hardware": {**common.run_hardware(), "torch": torch.__version__,
-                   "torch_threads": torch.get_num_threads()},
+    "name": args.name,
+    "config": "benchmarks/quality/torch_tutorial.py",
+    "command": common.command_line("benchmarks.quality.torch_tutorial", argv[1:]),
+    "dataset": config.dataset,
+    "recipe": "torch_tutorial",
+    "direction": driver.direction(config.to_dict()),
+    "heldout": {
+      **{k: metrics[k] for k in ("bleu", "bleu_lowercase", "chrf")},
+      "sentences": len(hypotheses),
+      "search": "greedy",
+    },
+    "test": {},
+    "num_parameters": sum(p.numel() for p in params),
+    "steps": step,
+    "train_seconds": round(train_seconds, 1),
+    "wall_seconds": round(time.time() - started, 1),
+    "hardware": {
+      **common.run_hardware(),
+      "torch": torch.__version__,
+      "torch_threads": torch.get_num_threads(),
+    },
   }
   if args.eval_every:
     if not curve["steps"] or curve["steps"][-1] != step:

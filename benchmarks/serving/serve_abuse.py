@@ -39,14 +39,26 @@ from benchmarks import common
 ROOT = common.ROOT
 
 OUT = os.path.join(common.RESULTS, "serving", "serve_abuse.json")
-TRAIN_FLAGS = ["--config.num_train_steps=300", "--config.data.num_eval=200",
-               "--config.eval_every_steps=300", "--config.checkpoint_every_steps=300",
-               "--config.num_samples=0", "--config.num_attention_plots=0"]
+TRAIN_FLAGS = [
+  "--config.num_train_steps=300",
+  "--config.data.num_eval=200",
+  "--config.eval_every_steps=300",
+  "--config.checkpoint_every_steps=300",
+  "--config.num_samples=0",
+  "--config.num_attention_plots=0",
+]
 MALFORMED = [
-    b"{not json", b"[" * 60000 + b"]" * 60000, b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-    b'{"text": "one", "beam_size": ' + b"9" * 5000 + b"}", b'{"text": "forty \xff one"}',
-    b'{"text": 41}', b'{"text": []}', b'{"text": "x", "nbest": 1e999}', b"\x00" * 1000,
-    b'{"text": "x", "attention": NaN}', b'{"' + b"k" * 20000 + b'": 1}',
+  b"{not json",
+  b"[" * 60000 + b"]" * 60000,
+  b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+  b'{"text": "one", "beam_size": ' + b"9" * 5000 + b"}",
+  b'{"text": "forty \xff one"}',
+  b'{"text": 41}',
+  b'{"text": []}',
+  b'{"text": "x", "nbest": 1e999}',
+  b"\x00" * 1000,
+  b'{"text": "x", "attention": NaN}',
+  b'{"' + b"k" * 20000 + b'": 1}',
 ]
 POISONED = [["\ud800"], ["seven", "\udfff forty"], ["a\ud834b", "twelve", "nine"]]
 MAX_P99_RATIO, MAX_RSS_GROWTH_MIB = 3.0, 100.0
@@ -56,6 +68,7 @@ CLOSED = (OSError, RuntimeError, asyncio.TimeoutError, asyncio.IncompleteReadErr
 
 
 # ---- pure parts (tested in tests/test_serve_abuse.py) ----
+
 
 def percentile(values: list[float], q: float) -> float | None:
   """The nearest-rank q-th percentile (0 < q <= 100) of values; None when there are none."""
@@ -68,9 +81,13 @@ def percentile(values: list[float], q: float) -> float | None:
 def latency_summary(latencies: list[float], failed: int) -> dict:
   """Good requests of one phase: how many, how many failed, and p50/p99 in seconds."""
   total = len(latencies) + failed
-  return {"requests": total, "failed": failed,
-          "success_rate": len(latencies) / total if total else None,
-          "latency_p50": percentile(latencies, 50), "latency_p99": percentile(latencies, 99)}
+  return {
+    "requests": total,
+    "failed": failed,
+    "success_rate": len(latencies) / total if total else None,
+    "latency_p50": percentile(latencies, 50),
+    "latency_p99": percentile(latencies, 99),
+  }
 
 
 def verdict(record: dict) -> dict:
@@ -79,21 +96,23 @@ def verdict(record: dict) -> dict:
   idle, fds = record["idle_connections"], record["open_files"]
   good = [record["good"][phase] for phase in ("quiet", "abuse", "after")]
   return {
-      "no_good_request_failed": all(p["failed"] == 0 and p["requests"] > 0 for p in good),
-      "no_5xx": record["status_5xx"] == 0,
-      "p99_under_abuse_at_most_3x": (abuse["latency_p99"] is not None
-                                     and quiet["latency_p99"] is not None
-                                     and abuse["latency_p99"]
-                                     <= MAX_P99_RATIO * quiet["latency_p99"]),
-      "rss_growth_under_100_mib": record["rss_mib"]["growth"] < MAX_RSS_GROWTH_MIB,
-      "idle_closed_within_read_timeout": (idle["closed"] == idle["opened"]
-                                          and idle["latest_close_s"]
-                                          <= record["read_timeout"] + 1.0),
-      "descriptors_back_to_baseline": fds["after"] <= fds["before"],
+    "no_good_request_failed": all(p["failed"] == 0 and p["requests"] > 0 for p in good),
+    "no_5xx": record["status_5xx"] == 0,
+    "p99_under_abuse_at_most_3x": (
+      abuse["latency_p99"] is not None
+      and quiet["latency_p99"] is not None
+      and abuse["latency_p99"] <= MAX_P99_RATIO * quiet["latency_p99"]
+    ),
+    "rss_growth_under_100_mib": record["rss_mib"]["growth"] < MAX_RSS_GROWTH_MIB,
+    "idle_closed_within_read_timeout": (
+      idle["closed"] == idle["opened"] and idle["latest_close_s"] <= record["read_timeout"] + 1.0
+    ),
+    "descriptors_back_to_baseline": fds["after"] <= fds["before"],
   }
 
 
 # ---- the server and what is measured of it ----
+
 
 def _free_port() -> int:
   with socket.socket() as s:
@@ -139,13 +158,18 @@ def ensure_workdir(workdir: str | None) -> str:
   workdir = os.path.join(tempfile.gettempdir(), "jaxseq-serve-abuse-workdir")
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     print(f"training {workdir} (once)", file=sys.stderr, flush=True)
-    subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), f"--workdir={workdir}",
-                    *TRAIN_FLAGS], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(
+      [sys.executable, os.path.join(ROOT, "train.py"), f"--workdir={workdir}", *TRAIN_FLAGS],
+      check=True,
+      cwd=ROOT,
+      stdout=subprocess.DEVNULL,
+    )
   return workdir
 
 
 def held_out_sentences(workdir: str, count: int = 200) -> list[str]:
   from jaxseq import checkpointing, data
+
   config = checkpointing.load_config(workdir)
   corpus = data.load_corpus(config, workdir)
   sources = [s for s, _ in corpus.eval] or [s for s, _ in corpus.train]
@@ -154,9 +178,21 @@ def held_out_sentences(workdir: str, count: int = 200) -> list[str]:
 
 def start_server(workdir: str, port: int, read_timeout: float) -> subprocess.Popen:
   server = subprocess.Popen(
-      [sys.executable, "-m", "jaxseq.serve", f"--workdir={workdir}", f"--port={port}",
-       f"--read_timeout={read_timeout}", "--keepalive_timeout=5", "--max_connections=2048"],
-      cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stderr=subprocess.PIPE, text=True)
+    [
+      sys.executable,
+      "-m",
+      "jaxseq.serve",
+      f"--workdir={workdir}",
+      f"--port={port}",
+      f"--read_timeout={read_timeout}",
+      "--keepalive_timeout=5",
+      "--max_connections=2048",
+    ],
+    cwd=ROOT,
+    env=dict(os.environ, PYTHONPATH=ROOT),
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   started = server.stderr.readline()  # printed once every shape is compiled
   if "compiled" not in started:
     server.kill()
@@ -174,17 +210,23 @@ def start_server(workdir: str, port: int, read_timeout: float) -> subprocess.Pop
 
 # ---- clients ----
 
+
 def post(body: bytes, close: bool = False) -> bytes:
-  return (b"POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-          b"Content-Length: %d\r\n%s\r\n%s"
-          % (len(body), b"Connection: close\r\n" if close else b"", body))
+  return (
+    b"POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\n%s\r\n%s"
+    % (len(body), b"Connection: close\r\n" if close else b"", body)
+  )
 
 
 async def read_response(reader) -> tuple[int, bytes]:
   head = await reader.readuntil(b"\r\n\r\n")
   status = int(head.split(b" ", 2)[1])
-  length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:"))
+  length = next(
+    int(line.split(b":")[1])
+    for line in head.split(b"\r\n")
+    if line.lower().startswith(b"content-length:")
+  )
   return status, await reader.readexactly(length)
 
 
@@ -256,8 +298,9 @@ async def poisoned(port: int, stop: float, tally):
       return
     bad = json.dumps({"text": POISONED[n % len(POISONED)]}).encode()
     good = json.dumps({"text": "forty one"}).encode()
-    await asyncio.gather(one_shot(port, post(bad, close=True), tally),
-                         one_shot(port, post(good, close=True), tally))
+    await asyncio.gather(
+      one_shot(port, post(bad, close=True), tally), one_shot(port, post(good, close=True), tally)
+    )
     await asyncio.sleep(0.05)
 
 
@@ -286,8 +329,10 @@ async def chunked_flood(port: int, stop: float, tally, megabytes: int, sent: lis
 
 
 async def announced_too_large(port: int, stop: float, tally):
-  head = (b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n"
-          b"Expect: 100-continue\r\n\r\n")
+  head = (
+    b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n"
+    b"Expect: 100-continue\r\n\r\n"
+  )
   while time.monotonic() < stop:
     await one_shot(port, head, tally)
     await asyncio.sleep(0.1)
@@ -327,8 +372,8 @@ async def idle_connections(port: int, count: int) -> dict:
   """Opens `count` connections that send nothing; when the server closed each."""
   opened = time.monotonic()
   connections = await asyncio.gather(
-      *(asyncio.open_connection("127.0.0.1", port) for _ in range(count)),
-      return_exceptions=True)
+    *(asyncio.open_connection("127.0.0.1", port) for _ in range(count)), return_exceptions=True
+  )
   streams = [c for c in connections if not isinstance(c, BaseException)]
 
   async def closed_after(reader, writer) -> float | None:
@@ -339,32 +384,43 @@ async def idle_connections(port: int, count: int) -> dict:
       return None
     finally:
       writer.close()
+
   delays = await asyncio.gather(*(closed_after(r, w) for r, w in streams))
   closed = [d for d in delays if d is not None]
-  return {"opened": len(streams), "failed_to_open": count - len(streams),
-          "closed": len(closed), "earliest_close_s": min(closed, default=None),
-          "latest_close_s": max(closed, default=None)}
+  return {
+    "opened": len(streams),
+    "failed_to_open": count - len(streams),
+    "closed": len(closed),
+    "earliest_close_s": min(closed, default=None),
+    "latest_close_s": max(closed, default=None),
+  }
 
 
 # ---- the run ----
 
-async def good_phase(port: int, texts: list[str], seconds: float, tally, rate: float,
-                     clients: int):
+
+async def good_phase(port: int, texts: list[str], seconds: float, tally, rate: float, clients: int):
   stop = time.monotonic() + seconds
-  await asyncio.gather(*(good_client(port, texts[i::clients], rate / clients, stop, tally)
-                         for i in range(clients)))
+  await asyncio.gather(
+    *(good_client(port, texts[i::clients], rate / clients, stop, tally) for i in range(clients))
+  )
 
 
 async def abuse(port: int, args) -> dict:
   """Every abusive client at once, for args.seconds: what they got."""
   stop, tally, chunked_sent = time.monotonic() + args.seconds, Statuses(), []
   results = await asyncio.gather(
-      idle_connections(port, args.idle), malformed(port, stop, tally),
-      poisoned(port, stop, tally), announced_too_large(port, stop, tally),
-      pipelined_flood(port, stop, tally),
-      *(chunked_flood(port, stop, tally, args.chunked_mb, chunked_sent)
-        for _ in range(args.chunked_clients)),
-      *(slow_client(port, stop, tally, partial_body=i % 2 == 1) for i in range(10)))
+    idle_connections(port, args.idle),
+    malformed(port, stop, tally),
+    poisoned(port, stop, tally),
+    announced_too_large(port, stop, tally),
+    pipelined_flood(port, stop, tally),
+    *(
+      chunked_flood(port, stop, tally, args.chunked_mb, chunked_sent)
+      for _ in range(args.chunked_clients)
+    ),
+    *(slow_client(port, stop, tally, partial_body=i % 2 == 1) for i in range(10)),
+  )
   return {"statuses": dict(tally.counts), "idle": results[0], "chunked_sent": chunked_sent}
 
 
@@ -372,10 +428,21 @@ def start_abusers(port: int, args) -> subprocess.Popen:
   """The abusive clients in a process of their own, so that the good clients' latencies
   are not those of a client event loop busy opening a thousand connections."""
   return subprocess.Popen(
-      [sys.executable, "-m", "benchmarks.serving.serve_abuse", f"--abuse_only={port}",
-       f"--seconds={args.seconds}", f"--idle={args.idle}", f"--chunked_mb={args.chunked_mb}",
-       f"--chunked_clients={args.chunked_clients}"],
-      cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE, text=True)
+    [
+      sys.executable,
+      "-m",
+      "benchmarks.serving.serve_abuse",
+      f"--abuse_only={port}",
+      f"--seconds={args.seconds}",
+      f"--idle={args.idle}",
+      f"--chunked_mb={args.chunked_mb}",
+      f"--chunked_clients={args.chunked_clients}",
+    ],
+    cwd=ROOT,
+    env=dict(os.environ, PYTHONPATH=ROOT),
+    stdout=subprocess.PIPE,
+    text=True,
+  )
 
 
 def settle_open_files(pid: int, baseline: int, seconds: float) -> tuple[int, float]:
@@ -388,6 +455,7 @@ def settle_open_files(pid: int, baseline: int, seconds: float) -> tuple[int, flo
 
 def measure(args, workdir: str, port: int, server: subprocess.Popen) -> dict:
   import uvloop
+
   texts = held_out_sentences(workdir)
   tally, sampler = Statuses(), Sampler(server.pid)
   uvloop.run(good_phase(port, texts, 2, tally, args.rate, args.clients))  # warm-up
@@ -408,24 +476,34 @@ def measure(args, workdir: str, port: int, server: subprocess.Popen) -> dict:
   for status, count in abused["statuses"].items():
     tally.counts[int(status)] += count
   chunked_sent, idle = abused["chunked_sent"], abused["idle"]
-  after_fds, settle_seconds = settle_open_files(server.pid, before_fds,
-                                                args.read_timeout + 10)
+  after_fds, settle_seconds = settle_open_files(server.pid, before_fds, args.read_timeout + 10)
   sampler.done.set()
   peak_abuse, rss_before_abuse = sampler.peak("abuse", 0), rss_at_start["abuse"]
   return {
-      "good": {p: latency_summary(tally.latencies[p], tally.failed[p])
-               for p in ("quiet", "abuse", "after")},
-      "statuses": {str(k): v for k, v in sorted(tally.counts.items())},
-      "status_5xx": sum(v for k, v in tally.counts.items() if k >= 500),
-      "rss_mib": {"before_abuse": round(rss_before_abuse, 1), "peak_abuse": round(peak_abuse, 1),
-                  "growth": round(peak_abuse - rss_before_abuse, 1),
-                  "after": round(rss_mib(server.pid), 1)},
-      "open_files": {"before": before_fds, "peak_abuse": int(sampler.peak("abuse", 1)),
-                     "after": after_fds, "settled_after_s": round(settle_seconds, 2)},
-      "idle_connections": idle,
-      "chunked_bodies": {"clients": args.chunked_clients, "megabytes_each": args.chunked_mb,
-                         "attempts": len(chunked_sent),
-                         "largest_bytes_sent_before_refused": max(chunked_sent, default=0)},
+    "good": {
+      p: latency_summary(tally.latencies[p], tally.failed[p]) for p in ("quiet", "abuse", "after")
+    },
+    "statuses": {str(k): v for k, v in sorted(tally.counts.items())},
+    "status_5xx": sum(v for k, v in tally.counts.items() if k >= 500),
+    "rss_mib": {
+      "before_abuse": round(rss_before_abuse, 1),
+      "peak_abuse": round(peak_abuse, 1),
+      "growth": round(peak_abuse - rss_before_abuse, 1),
+      "after": round(rss_mib(server.pid), 1),
+    },
+    "open_files": {
+      "before": before_fds,
+      "peak_abuse": int(sampler.peak("abuse", 1)),
+      "after": after_fds,
+      "settled_after_s": round(settle_seconds, 2),
+    },
+    "idle_connections": idle,
+    "chunked_bodies": {
+      "clients": args.chunked_clients,
+      "megabytes_each": args.chunked_mb,
+      "attempts": len(chunked_sent),
+      "largest_bytes_sent_before_refused": max(chunked_sent, default=0),
+    },
   }
 
 
@@ -440,16 +518,22 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--chunked_clients", type=int, default=2)
   parser.add_argument("--read_timeout", type=float, default=3.0, help="the server's")
   parser.add_argument("--out", default=OUT)
-  parser.add_argument("--abuse_only", type=int, metavar="PORT",
-                      help="(what the run starts) only the abusive clients, against PORT, "
-                      "for --seconds; prints what they got as JSON")
+  parser.add_argument(
+    "--abuse_only",
+    type=int,
+    metavar="PORT",
+    help="(what the run starts) only the abusive clients, against PORT, "
+    "for --seconds; prints what they got as JSON",
+  )
   args = parser.parse_args(argv)
   from jaxseq import connections
+
   problem = connections.open_files_for(args.idle + 256)  # the idle connections' ends
   if problem:
     raise SystemExit(f"error: {problem}")
   if args.abuse_only:
     import uvloop
+
     print(json.dumps(uvloop.run(abuse(args.abuse_only, args))))
     return 0
   load_before = os.getloadavg()
@@ -461,16 +545,28 @@ def main(argv: list[str]) -> int:
   finally:
     server.terminate()
     server.wait(timeout=120)
-  record = {"command": "python -m benchmarks.serving.serve_abuse " + " ".join(argv),
-            "workdir": workdir, "read_timeout": args.read_timeout,
-            "seconds_per_phase": args.seconds, "good_rate": args.rate,
-            "good_clients": args.clients, **record,
-            "load_average_before": [round(x, 2) for x in load_before],
-            "hardware": common.hardware()}
+  record = {
+    "command": "python -m benchmarks.serving.serve_abuse " + " ".join(argv),
+    "workdir": workdir,
+    "read_timeout": args.read_timeout,
+    "seconds_per_phase": args.seconds,
+    "good_rate": args.rate,
+    "good_clients": args.clients,
+    **record,
+    "load_average_before": [round(x, 2) for x in load_before],
+    "hardware": common.hardware(),
+  }
   record["targets"] = verdict(record)
   common.write_json(args.out, record)
-  print(json.dumps({k: record[k] for k in ("good", "status_5xx", "rss_mib", "open_files",
-                                           "idle_connections", "targets")}, indent=1))
+  print(
+    json.dumps(
+      {
+        k: record[k]
+        for k in ("good", "status_5xx", "rss_mib", "open_files", "idle_connections", "targets")
+      },
+      indent=1,
+    )
+  )
   return 0
 
 

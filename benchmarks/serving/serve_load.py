@@ -34,6 +34,7 @@ def _free_port() -> int:
 
 def _sentences(workdir: str, count: int) -> list[str]:
   from jaxseq import checkpointing, data
+
   config = checkpointing.load_config(workdir)
   corpus = data.load_corpus(config, workdir)
   sources = [s for s, _ in corpus.eval] or [s for s, _ in corpus.train]
@@ -55,13 +56,18 @@ class Client:
       if self.streams is None:
         self.streams = await asyncio.open_connection("127.0.0.1", self.port)
       reader, writer = self.streams
-      writer.write(b"POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                   b"Content-Type: application/json\r\n"
-                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+      writer.write(
+        b"POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+      )
       head = await reader.readuntil(b"\r\n\r\n")
       status = int(head.split(b" ", 2)[1])
-      length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:"))
+      length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+      )
       answer = json.loads(await reader.readexactly(length))
       ok = status == 200 and bool(answer["translations"])
     except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
@@ -81,14 +87,20 @@ async def _phase(port: int, sentences: list[str], clients: int, seconds: float) 
       ok, took = await client.ask(text)
       latencies.append(took)
       failures[0] += not ok
+
   started = time.perf_counter()
   await asyncio.gather(*(work() for _ in range(clients)))
   elapsed = time.perf_counter() - started
   ordered = sorted(latencies)
-  return {"clients": clients, "requests": len(latencies), "failed": failures[0],
-          "seconds": round(elapsed, 3), "sentences_per_second": len(latencies) / elapsed,
-          "latency_p50": statistics.median(ordered),
-          "latency_p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]}
+  return {
+    "clients": clients,
+    "requests": len(latencies),
+    "failed": failures[0],
+    "seconds": round(elapsed, 3),
+    "sentences_per_second": len(latencies) / elapsed,
+    "latency_p50": statistics.median(ordered),
+    "latency_p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+  }
 
 
 def phase(port: int, sentences: list[str], clients: int, seconds: float) -> dict:
@@ -97,17 +109,20 @@ def phase(port: int, sentences: list[str], clients: int, seconds: float) -> dict
   The clients share the server's cores, so they run on uvloop (the event loop uvicorn
   serves with) to take as little of them as they can."""
   import uvloop
+
   return uvloop.run(_phase(port, sentences, clients, seconds))
 
 
 def summary(rounds: list[dict]) -> dict:
   """One phase over several rounds: the median rate and p50, the worst p99, every request."""
-  return {"clients": rounds[0]["clients"],
-          "requests": sum(r["requests"] for r in rounds),
-          "failed": sum(r["failed"] for r in rounds),
-          "sentences_per_second": statistics.median(r["sentences_per_second"] for r in rounds),
-          "latency_p50": statistics.median(r["latency_p50"] for r in rounds),
-          "latency_p99": max(r["latency_p99"] for r in rounds)}
+  return {
+    "clients": rounds[0]["clients"],
+    "requests": sum(r["requests"] for r in rounds),
+    "failed": sum(r["failed"] for r in rounds),
+    "sentences_per_second": statistics.median(r["sentences_per_second"] for r in rounds),
+    "latency_p50": statistics.median(r["latency_p50"] for r in rounds),
+    "latency_p99": max(r["latency_p99"] for r in rounds),
+  }
 
 
 def main(argv: list[str]) -> int:
@@ -115,12 +130,17 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--clients", type=int, default=32)
   parser.add_argument("--requests", type=int, default=1024, help="per phase, at most")
-  parser.add_argument("--sequential_requests", type=int, default=128,
-                      help="requests of the one-at-a-time phase")
+  parser.add_argument(
+    "--sequential_requests", type=int, default=128, help="requests of the one-at-a-time phase"
+  )
   parser.add_argument("--seconds", type=float, default=120, help="per phase, at most")
-  parser.add_argument("--rounds", type=int, default=3,
-                      help="both phases, one after the other, this many times (medians "
-                      "reported: two cores shared by clients and server make one round noisy)")
+  parser.add_argument(
+    "--rounds",
+    type=int,
+    default=3,
+    help="both phases, one after the other, this many times (medians "
+    "reported: two cores shared by clients and server make one round noisy)",
+  )
   parser.add_argument("--max_batch", type=int, default=16, help="jaxseq-serve's (its default)")
   parser.add_argument("--out", default=os.path.join(common.RESULTS, "serving", "load.json"))
   args = parser.parse_args(argv)
@@ -128,8 +148,18 @@ def main(argv: list[str]) -> int:
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=common.ROOT)
   server = subprocess.Popen(
-      [sys.executable, "-m", "jaxseq.serve", f"--workdir={args.workdir}", f"--port={port}",
-       f"--max_batch={args.max_batch}"], env=env, stderr=subprocess.PIPE, text=True)
+    [
+      sys.executable,
+      "-m",
+      "jaxseq.serve",
+      f"--workdir={args.workdir}",
+      f"--port={port}",
+      f"--max_batch={args.max_batch}",
+    ],
+    env=env,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   try:
     started = server.stderr.readline()  # the line it prints once every shape is compiled
     if "compiled" not in started:
@@ -144,22 +174,27 @@ def main(argv: list[str]) -> int:
     phase(port, sentences[:1], 1, args.seconds)  # one request before timing
     rounds = []
     for _ in range(args.rounds):
-      rounds.append({"one_at_a_time": phase(port, sentences[:args.sequential_requests], 1,
-                                            args.seconds),
-                     "concurrent": phase(port, sentences, args.clients, args.seconds)})
+      rounds.append(
+        {
+          "one_at_a_time": phase(port, sentences[: args.sequential_requests], 1, args.seconds),
+          "concurrent": phase(port, sentences, args.clients, args.seconds),
+        }
+      )
   finally:
     server.terminate()
     server.wait(timeout=120)
   record = {
-      "command": common.command_line("benchmarks.serving.serve_load", argv),
-      "server": started.strip(), "max_batch": args.max_batch,
-      "rounds": rounds,
-      "one_at_a_time": summary([r["one_at_a_time"] for r in rounds]),
-      "concurrent": summary([r["concurrent"] for r in rounds]),
-      "hardware": common.run_hardware(),
+    "command": common.command_line("benchmarks.serving.serve_load", argv),
+    "server": started.strip(),
+    "max_batch": args.max_batch,
+    "rounds": rounds,
+    "one_at_a_time": summary([r["one_at_a_time"] for r in rounds]),
+    "concurrent": summary([r["concurrent"] for r in rounds]),
+    "hardware": common.run_hardware(),
   }
-  record["speedup"] = (record["concurrent"]["sentences_per_second"]
-                       / record["one_at_a_time"]["sentences_per_second"])
+  record["speedup"] = (
+    record["concurrent"]["sentences_per_second"] / record["one_at_a_time"]["sentences_per_second"]
+  )
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(record, f, indent=2)

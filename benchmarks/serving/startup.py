@@ -25,8 +25,13 @@ from benchmarks import common
 
 def timed(argv: list[str], env: dict) -> float:
   started = time.perf_counter()
-  proc = subprocess.run([sys.executable, "-m", "jaxseq.translate", *argv], env=env,
-                        capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxseq.translate", *argv],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   if proc.returncode != 0:
     raise SystemExit(f"error: {' '.join(argv)} failed: {proc.stderr.strip()[-500:]}")
   return time.perf_counter() - started
@@ -51,18 +56,22 @@ def main(argv: list[str]) -> int:
       warm.append(timed(artifact, env))
       workdir.append(timed([f"--workdir={args.workdir}", args.sentence], env))
   record = {
-      "command": common.command_line("benchmarks.serving.startup", argv),
-      "workdir_seconds": workdir, "artifact_cold_cache_seconds": cold,
-      "artifact_seconds": warm,
-      "median": {"workdir": statistics.median(workdir), "artifact": statistics.median(warm)},
-      "artifact_over_workdir": statistics.median(warm) / statistics.median(workdir),
-      "hardware": common.run_hardware(),
+    "command": common.command_line("benchmarks.serving.startup", argv),
+    "workdir_seconds": workdir,
+    "artifact_cold_cache_seconds": cold,
+    "artifact_seconds": warm,
+    "median": {"workdir": statistics.median(workdir), "artifact": statistics.median(warm)},
+    "artifact_over_workdir": statistics.median(warm) / statistics.median(workdir),
+    "hardware": common.run_hardware(),
   }
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(record, f, indent=2)
-  print(json.dumps(record["median"]), f"ratio {record['artifact_over_workdir']:.2f}",
-        f"(artifact's first start: {cold:.1f} s)")
+  print(
+    json.dumps(record["median"]),
+    f"ratio {record['artifact_over_workdir']:.2f}",
+    f"(artifact's first start: {cold:.1f} s)",
+  )
   return 0
 
 

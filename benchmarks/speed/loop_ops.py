@@ -102,13 +102,15 @@ def loops(hlo_text: str) -> list[dict]:
       op_name = re.search(r'op_name="([^"]*)"', line)
       name = op_name.group(1) if op_name else ""
       counts = count_body(body, comps)
-      found.append({"loop": loop_label(name), "jax_name": name, **counts,
-                    "total": sum(counts.values())})
+      found.append(
+        {"loop": loop_label(name), "jax_name": name, **counts, "total": sum(counts.values())}
+      )
   return sorted(found, key=lambda r: r["loop"])
 
 
 def train_step_hlo(size: common.Size) -> str:
   from jaxseq import parallel
+
   _, state, train_step, mesh = train_throughput.build(size)
   batch = parallel.shard_batch(common.make_batches(size, 1)[0], mesh)
   return train_step.lower(state, batch).compile().as_text()
@@ -118,26 +120,37 @@ def beam_search_hlo(size: common.Size, beam_size: int) -> str:
   import jax.numpy as jnp
 
   from jaxseq import evaluation
+
   model, state, _, _ = train_throughput.build(size)
   src = jnp.asarray(common.make_batches(size, 1)[0]["src"])
-  lowered = evaluation._beam.lower(state.params, src, None, 0.6, 2.0, 4, model=model,
-                                   beam_size=beam_size, max_len=size.length)
+  lowered = evaluation._beam.lower(
+    state.params, src, None, 0.6, 2.0, 4, model=model, beam_size=beam_size, max_len=size.length
+  )
   return lowered.compile().as_text()
 
 
 def measure(size_names: list[str], beam_size: int) -> dict:
-  record = {"benchmark": "loop_ops", "hardware": common.hardware(),
-            "versions": common.versions(), "beam_size": beam_size, "sizes": {}}
+  record = {
+    "benchmark": "loop_ops",
+    "hardware": common.hardware(),
+    "versions": common.versions(),
+    "beam_size": beam_size,
+    "sizes": {},
+  }
   for name in size_names:
     size = common.SIZES[name]
     train = loops(train_step_hlo(size))
     beam = loops(beam_search_hlo(size, beam_size))
     record["sizes"][name] = {
-        "size": dataclasses.asdict(size), "train_step": train, "beam_search": beam,
-        "train_step_per_time_step": {k: sum(r[k] for r in train)
-                                     for k in ("dots", "fusions", "other", "total")},
-        "train_backward_per_time_step": sum(r["total"] for r in train
-                                            if r["loop"].startswith("backward")),
+      "size": dataclasses.asdict(size),
+      "train_step": train,
+      "beam_search": beam,
+      "train_step_per_time_step": {
+        k: sum(r[k] for r in train) for k in ("dots", "fusions", "other", "total")
+      },
+      "train_backward_per_time_step": sum(
+        r["total"] for r in train if r["loop"].startswith("backward")
+      ),
     }
   return record
 
@@ -148,16 +161,25 @@ def table(record: dict) -> str:
     for where in ("train_step", "beam_search"):
       for r in result[where]:
         rows.append({"size": name, "program": where.replace("_", " "), **r})
-  return common.markdown_table(rows, [
-      ("size", "size", ""), ("program", "program", ""), ("loop", "loop", ""),
-      ("dots", "dots", "d"), ("fusions", "fusions", "d"), ("other", "other", "d"),
-      ("total", "ops per time step", "d")])
+  return common.markdown_table(
+    rows,
+    [
+      ("size", "size", ""),
+      ("program", "program", ""),
+      ("loop", "loop", ""),
+      ("dots", "dots", "d"),
+      ("fusions", "fusions", "d"),
+      ("other", "other", "d"),
+      ("total", "ops per time step", "d"),
+    ],
+  )
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--sizes", default="small,large", help="comma-separated: "
-                      + ", ".join(common.SIZES))
+  parser.add_argument(
+    "--sizes", default="small,large", help="comma-separated: " + ", ".join(common.SIZES)
+  )
   parser.add_argument("--beam_size", type=int, default=4)
   parser.add_argument("--out", default="", help="JSON file to write (default: print only)")
   args = parser.parse_args(argv)

@@ -26,6 +26,7 @@ def measure() -> dict:
   """GFLOP/s of jnp.dot per shape, in this process (with its XLA_FLAGS)."""
   import jax
   import jax.numpy as jnp
+
   rates = {}
   dot = jax.jit(jnp.dot)
   for m, k, n in SHAPES:
@@ -53,14 +54,26 @@ def main(argv=None):
   results = []
   for flags in SETTINGS:
     env = {**os.environ, "XLA_FLAGS": flags}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.speed.matmul_flags", "--worker"],
-                          env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+      [sys.executable, "-m", "benchmarks.speed.matmul_flags", "--worker"],
+      env=env,
+      capture_output=True,
+      text=True,
+      check=True,
+    )
     rates = json.loads(done.stdout.strip().splitlines()[-1])
     results.append({"xla_flags": flags, "gflops": rates})
     print(f"{flags or '(default)':50s} " + "  ".join(f"{s} {r:6.0f}" for s, r in rates.items()))
   if args.out:
-    common.write_json(args.out, {"benchmark": "matmul_flags", "hardware": common.hardware(),
-                                 "versions": common.versions(), "results": results})
+    common.write_json(
+      args.out,
+      {
+        "benchmark": "matmul_flags",
+        "hardware": common.hardware(),
+        "versions": common.versions(),
+        "results": results,
+      },
+    )
 
 
 if __name__ == "__main__":

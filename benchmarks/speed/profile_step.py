@@ -35,8 +35,12 @@ from benchmarks.speed import train_throughput
 
 # (a piece of the JAX op name, the part it marks), the first match wins; "jvp()" is the
 # loss, traced outside every vmap (its backward is "transpose(jvp())").
-PARTS = (("Seq2Seq.encode", "encoder"), ("/while", "decoder loop"),
-         ("Seq2Seq.logits", "readout and output"), ("jvp()", "loss"))
+PARTS = (
+  ("Seq2Seq.encode", "encoder"),
+  ("/while", "decoder loop"),
+  ("Seq2Seq.logits", "readout and output"),
+  ("jvp()", "loss"),
+)
 
 
 def _hlo_names(compiled_text: str) -> dict[str, tuple[str, str]]:
@@ -52,8 +56,13 @@ def _hlo_names(compiled_text: str) -> dict[str, tuple[str, str]]:
 
 def classify(opcode: str, op_name: str) -> tuple[str, str, str]:
   """(phase, part, kind) of one op from its HLO opcode and JAX op name."""
-  phase = ("backward" if op_name.startswith("transpose(") else
-           "forward" if op_name.startswith("jvp(") else "update")
+  phase = (
+    "backward"
+    if op_name.startswith("transpose(")
+    else "forward"
+    if op_name.startswith("jvp(")
+    else "update"
+  )
   part = next((label for key, label in PARTS if key in op_name), "other")
   if phase == "update":
     part = "optimizer and other"
@@ -74,7 +83,9 @@ def classify(opcode: str, op_name: str) -> tuple[str, str, str]:
 
 def profile(size: common.Size, num_steps: int, top: int) -> dict:
   import jax
+
   from jaxseq import parallel
+
   _, state, train_step, mesh = train_throughput.build(size)
   batch = parallel.shard_batch(common.make_batches(size, 1)[0], mesh)
   compiled = train_step.lower(state, batch).compile()
@@ -102,12 +113,18 @@ def profile(size: common.Size, num_steps: int, top: int) -> dict:
     for key, value in zip(groups, classify(*names[op])):
       groups[key][value] += ms
   return {
-      "benchmark": "profile_step", "hardware": common.hardware(),
-      "versions": common.versions(), "size": dataclasses.asdict(size), "traced_steps": num_steps,
-      "step_ms_wall": wall * 1e3, "op_ms_total": sum(per_op.values()),
-      **{f"ms_by_{key}": dict(counter.most_common()) for key, counter in groups.items()},
-      "top_ops": [{"op": op, "opcode": names[op][0], "jax_name": names[op][1], "ms": ms}
-                  for op, ms in per_op.most_common(top)],
+    "benchmark": "profile_step",
+    "hardware": common.hardware(),
+    "versions": common.versions(),
+    "size": dataclasses.asdict(size),
+    "traced_steps": num_steps,
+    "step_ms_wall": wall * 1e3,
+    "op_ms_total": sum(per_op.values()),
+    **{f"ms_by_{key}": dict(counter.most_common()) for key, counter in groups.items()},
+    "top_ops": [
+      {"op": op, "opcode": names[op][0], "jax_name": names[op][1], "ms": ms}
+      for op, ms in per_op.most_common(top)
+    ],
   }
 
 
@@ -119,12 +136,18 @@ def main(argv=None):
   parser.add_argument("--out", help="write the JSON record here")
   args = parser.parse_args(argv)
   record = profile(common.SIZES[args.size], args.steps, args.top)
-  print(f"{args.size}: {record['step_ms_wall']:.1f} ms a step (wall), "
-        f"{record['op_ms_total']:.1f} ms of op time")
+  print(
+    f"{args.size}: {record['step_ms_wall']:.1f} ms a step (wall), "
+    f"{record['op_ms_total']:.1f} ms of op time"
+  )
   for key in ("phase", "part", "kind"):
     shares = record[f"ms_by_{key}"]
-    print(f"  by {key}: " + ", ".join(
-        f"{name} {ms:.1f} ({ms / record['op_ms_total']:.0%})" for name, ms in shares.items()))
+    print(
+      f"  by {key}: "
+      + ", ".join(
+        f"{name} {ms:.1f} ({ms / record['op_ms_total']:.0%})" for name, ms in shares.items()
+      )
+    )
   if args.out:
     common.write_json(args.out, record)
 

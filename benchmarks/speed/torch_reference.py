@@ -28,7 +28,6 @@ third contender on the same batches (its parameters and loss stay float32).
 
 import argparse
 import dataclasses
-import os
 
 import numpy as np
 import torch
@@ -64,8 +63,9 @@ class TorchSeq2Seq(nn.Module):
     """src, tgt_in: [batch, len] int64 (0 = padding) -> logits [batch, tgt_len, vocab]."""
     mask = src != 0
     lengths = mask.sum(1)
-    packed = rnn_utils.pack_padded_sequence(self.embed(src), lengths.cpu(), batch_first=True,
-                                            enforce_sorted=False)
+    packed = rnn_utils.pack_padded_sequence(
+      self.embed(src), lengths.cpu(), batch_first=True, enforce_sorted=False
+    )
     out, final = self.encoder(packed)  # final: [directions, batch, hidden]
     values, _ = rnn_utils.pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
     if self.bidirectional:
@@ -105,11 +105,17 @@ def load_jaxseq_params(model: TorchSeq2Seq, params: dict):
   p = params["params"]
   model.embed.weight.copy_(torch.from_numpy(np.array(p["encoder"]["embed"]["embedding"])))
   enc = model.encoder
-  _gru(enc.weight_ih_l0, enc.weight_hh_l0, enc.bias_ih_l0, enc.bias_hh_l0,
-       p["encoder"]["layer0_fwd"])
+  _gru(
+    enc.weight_ih_l0, enc.weight_hh_l0, enc.bias_ih_l0, enc.bias_hh_l0, p["encoder"]["layer0_fwd"]
+  )
   if model.bidirectional:
-    _gru(enc.weight_ih_l0_reverse, enc.weight_hh_l0_reverse, enc.bias_ih_l0_reverse,
-         enc.bias_hh_l0_reverse, p["encoder"]["layer0_bwd"])
+    _gru(
+      enc.weight_ih_l0_reverse,
+      enc.weight_hh_l0_reverse,
+      enc.bias_ih_l0_reverse,
+      enc.bias_hh_l0_reverse,
+      p["encoder"]["layer0_bwd"],
+    )
     _dense(model.memory_proj, p["memory_proj"])
     _dense(model.bridge, p["bridge0"])
   _dense(model.key, p["attention"]["key"])
@@ -153,7 +159,9 @@ def torch_stepper(size: common.Size, jax_params, threads: int, device: str = "cp
 def jaxseq_stepper(size: common.Size, first_batch: dict, dtype: str = "float32"):
   """One jaxseq train step per call (compiled here), and the initial parameters."""
   import jax
+
   from jaxseq import parallel
+
   _, state, train_step, mesh = train_throughput.build(size, dtype)
   initial = jax.device_get(state.params)
   compiled = train_step.lower(state, parallel.shard_batch(first_batch, mesh)).compile()
@@ -170,9 +178,14 @@ def jaxseq_stepper(size: common.Size, first_batch: dict, dtype: str = "float32")
 def _summary(times: list[float], losses: list[float], batches: list[dict], **extra) -> dict:
   step_seconds = common.median(times)
   tokens = common.median([common.target_tokens(b) for b in batches])
-  return {"step_seconds_median": step_seconds, "step_seconds_all": times,
-          "steps_per_second": 1 / step_seconds, "tokens_per_second": tokens / step_seconds,
-          "losses": losses, **extra}
+  return {
+    "step_seconds_median": step_seconds,
+    "step_seconds_all": times,
+    "steps_per_second": 1 / step_seconds,
+    "tokens_per_second": tokens / step_seconds,
+    "losses": losses,
+    **extra,
+  }
 
 
 def measure_torch_matmul(n: int = 2048, repeats: int = 10) -> dict:
@@ -184,13 +197,14 @@ def measure_torch_matmul(n: int = 2048, repeats: int = 10) -> dict:
     torch.set_num_threads(threads)
     a @ a  # warm up
     times = common.time_calls(lambda _: a @ a, repeats)
-    rates[threads] = 2 * n ** 3 / common.median(times)
+    rates[threads] = 2 * n**3 / common.median(times)
   torch.set_num_threads(default_threads)
   return {"matrix_size": n, "flops_per_second_by_threads": rates}
 
 
-def compare(size: common.Size, num_steps: int, warmup: int = 2, device: str = "cpu",
-            bfloat16: bool = False) -> dict:
+def compare(
+  size: common.Size, num_steps: int, warmup: int = 2, device: str = "cpu", bfloat16: bool = False
+) -> dict:
   """jaxseq and PyTorch on the same batches in this process, their steps interleaved.
 
   Step i of every contender runs back to back on batch i, so a change in the machine's
@@ -200,7 +214,9 @@ def compare(size: common.Size, num_steps: int, warmup: int = 2, device: str = "c
   bfloat16 adds jaxseq with model.dtype=bfloat16 (result "jaxseq_bfloat16").
   """
   import time
+
   import jax
+
   if device != "cpu":
     if not torch.cuda.is_available():
       raise RuntimeError(f"--device {device}: PyTorch sees no CUDA device")
@@ -218,12 +234,13 @@ def compare(size: common.Size, num_steps: int, warmup: int = 2, device: str = "c
       contenders[name], torch_params = torch_stepper(size, initial, threads)
       torch_settings[name] = {"threads": threads, "device": "cpu"}
   else:
-    contenders["torch_cuda"], torch_params = torch_stepper(size, initial, default_threads,
-                                                           device)
-    torch_settings["torch_cuda"] = {"threads": default_threads, "device": device,
-                                    "gpu": torch.cuda.get_device_name(),
-                                    "float32_matmul_precision":
-                                        torch.get_float32_matmul_precision()}
+    contenders["torch_cuda"], torch_params = torch_stepper(size, initial, default_threads, device)
+    torch_settings["torch_cuda"] = {
+      "threads": default_threads,
+      "device": device,
+      "gpu": torch.cuda.get_device_name(),
+      "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
   times = {name: [] for name in contenders}
   losses = {name: [] for name in contenders}
   for i, batch in enumerate(batches):
@@ -235,49 +252,64 @@ def compare(size: common.Size, num_steps: int, warmup: int = 2, device: str = "c
   torch.set_num_threads(default_threads)
   timed = batches[warmup:]
   jax_result = _summary(times["jaxseq"], losses["jaxseq"], timed, num_params=jax_params)
-  tries = [_summary(times[n], losses[n], timed, num_params=torch_params, **settings)
-           for n, settings in torch_settings.items()]
+  tries = [
+    _summary(times[n], losses[n], timed, num_params=torch_params, **settings)
+    for n, settings in torch_settings.items()
+  ]
   torch_result = min(tries, key=lambda r: r["step_seconds_median"])
   torch_result["other_thread_counts"] = [
-      {"threads": r["threads"], "tokens_per_second": r["tokens_per_second"]}
-      for r in tries if r is not torch_result]
+    {"threads": r["threads"], "tokens_per_second": r["tokens_per_second"]}
+    for r in tries
+    if r is not torch_result
+  ]
   train_flops = flops.train_step_flops(size)
   result = {
-      "size": dataclasses.asdict(size), "warmup_steps": warmup, "timed_steps": num_steps,
-      "devices": jax.device_count(),  # jaxseq's data-parallel devices (JAX_NUM_CPU_DEVICES)
-      "jax_device_kind": jax.devices()[0].device_kind, "torch_device": device,
-      "jaxseq": jax_result, "torch": torch_result,
-      "params_match": jax_params == torch_params,
-      "first_loss_abs_diff": abs(jax_result["losses"][0] - torch_result["losses"][0]),
-      "last_loss_abs_diff": abs(jax_result["losses"][-1] - torch_result["losses"][-1]),
-      "speedup": torch_result["step_seconds_median"] / jax_result["step_seconds_median"],
-      "train_step_gflop": train_flops / 1e9,
-      "jaxseq_gflops": train_flops / jax_result["step_seconds_median"] / 1e9,
-      "torch_gflops": train_flops / torch_result["step_seconds_median"] / 1e9,
+    "size": dataclasses.asdict(size),
+    "warmup_steps": warmup,
+    "timed_steps": num_steps,
+    "devices": jax.device_count(),  # jaxseq's data-parallel devices (JAX_NUM_CPU_DEVICES)
+    "jax_device_kind": jax.devices()[0].device_kind,
+    "torch_device": device,
+    "jaxseq": jax_result,
+    "torch": torch_result,
+    "params_match": jax_params == torch_params,
+    "first_loss_abs_diff": abs(jax_result["losses"][0] - torch_result["losses"][0]),
+    "last_loss_abs_diff": abs(jax_result["losses"][-1] - torch_result["losses"][-1]),
+    "speedup": torch_result["step_seconds_median"] / jax_result["step_seconds_median"],
+    "train_step_gflop": train_flops / 1e9,
+    "jaxseq_gflops": train_flops / jax_result["step_seconds_median"] / 1e9,
+    "torch_gflops": train_flops / torch_result["step_seconds_median"] / 1e9,
   }
   if bfloat16:
-    bf16 = _summary(times["jaxseq_bfloat16"], losses["jaxseq_bfloat16"], timed,
-                    num_params=jax_params, dtype="bfloat16")
+    bf16 = _summary(
+      times["jaxseq_bfloat16"],
+      losses["jaxseq_bfloat16"],
+      timed,
+      num_params=jax_params,
+      dtype="bfloat16",
+    )
     result["jaxseq_bfloat16"] = bf16
-    result["speedup_bfloat16"] = (torch_result["step_seconds_median"]
-                                  / bf16["step_seconds_median"])
+    result["speedup_bfloat16"] = torch_result["step_seconds_median"] / bf16["step_seconds_median"]
     result["bfloat16_first_loss_abs_diff"] = abs(bf16["losses"][0] - jax_result["losses"][0])
   return result
 
 
 def report(result: dict) -> str:
   j, t = result["jaxseq"], result["torch"]
-  where = (f"{t['threads']} threads" if t.get("device", "cpu") == "cpu"
-           else f"on {t['device']}")
-  text = (f"{result['size']['name']} ({result['devices']} jax device(s)): parameters jaxseq "
-          f"{j['num_params']:,} / torch "
-          f"{t['num_params']:,}; first loss {j['losses'][0]:.5f} / {t['losses'][0]:.5f}, last "
-          f"{j['losses'][-1]:.5f} / {t['losses'][-1]:.5f}; tokens/s {j['tokens_per_second']:,.0f}"
-          f" / {t['tokens_per_second']:,.0f} ({where}); "
-          f"jaxseq / torch = {result['speedup']:.2f}x")
+  where = f"{t['threads']} threads" if t.get("device", "cpu") == "cpu" else f"on {t['device']}"
+  text = (
+    f"{result['size']['name']} ({result['devices']} jax device(s)): parameters jaxseq "
+    f"{j['num_params']:,} / torch "
+    f"{t['num_params']:,}; first loss {j['losses'][0]:.5f} / {t['losses'][0]:.5f}, last "
+    f"{j['losses'][-1]:.5f} / {t['losses'][-1]:.5f}; tokens/s {j['tokens_per_second']:,.0f}"
+    f" / {t['tokens_per_second']:,.0f} ({where}); "
+    f"jaxseq / torch = {result['speedup']:.2f}x"
+  )
   if "jaxseq_bfloat16" in result:
-    text += (f"; bfloat16 tokens/s {result['jaxseq_bfloat16']['tokens_per_second']:,.0f}, "
-             f"jaxseq bfloat16 / torch = {result['speedup_bfloat16']:.2f}x")
+    text += (
+      f"; bfloat16 tokens/s {result['jaxseq_bfloat16']['tokens_per_second']:,.0f}, "
+      f"jaxseq bfloat16 / torch = {result['speedup_bfloat16']:.2f}x"
+    )
   return text
 
 
@@ -287,10 +319,15 @@ def main(argv=None):
   parser.add_argument("--batch_size", type=int, help="overrides the size's batch")
   parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 warm-up)")
   parser.add_argument("--out", help="write the JSON record here")
-  parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                      help="where the PyTorch model trains (jaxseq uses JAX's default device)")
-  parser.add_argument("--bfloat16", action="store_true",
-                      help="also time jaxseq with model.dtype=bfloat16")
+  parser.add_argument(
+    "--device",
+    choices=("cpu", "cuda"),
+    default="cpu",
+    help="where the PyTorch model trains (jaxseq uses JAX's default device)",
+  )
+  parser.add_argument(
+    "--bfloat16", action="store_true", help="also time jaxseq with model.dtype=bfloat16"
+  )
   args = parser.parse_args(argv)
   size = common.SIZES[args.size]
   if args.batch_size:
@@ -298,8 +335,15 @@ def main(argv=None):
   result = compare(size, args.steps, device=args.device, bfloat16=args.bfloat16)
   print(report(result))
   if args.out:
-    common.write_json(args.out, {"benchmark": "torch_reference", "hardware": common.hardware(),
-                                 "versions": common.versions(), "result": result})
+    common.write_json(
+      args.out,
+      {
+        "benchmark": "torch_reference",
+        "hardware": common.hardware(),
+        "versions": common.versions(),
+        "result": result,
+      },
+    )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,10 @@ from benchmarks import common
 from benchmarks.speed import flops
 
 
-
 def train_config(size: common.Size, dtype: str = "float32", scan_unroll: int = 1):
   """The trainer config of a benchmark: constant learning rate, Adam, clipping at 1."""
   from configs import default
+
   config = default.get_config()
   config.model = size.model_config(dtype, scan_unroll)
   config.batch_size = size.batch_size
@@ -41,20 +41,27 @@ def train_config(size: common.Size, dtype: str = "float32", scan_unroll: int = 1
 def build(size: common.Size, dtype: str = "float32", scan_unroll: int = 1):
   """(model, initial state, compiled-on-first-use train step, mesh) for one size."""
   import jax
-  from jaxseq import model as model_lib, parallel, steps, trainer
+
+  from jaxseq import model as model_lib
+  from jaxseq import parallel, steps, trainer
+
   config = train_config(size, dtype, scan_unroll)
   model = model_lib.from_config(config.model, size.vocab_size, size.vocab_size)
   mesh = parallel.make_mesh()
   state = parallel.init_replicated(
-      lambda: steps.create_train_state(model, config, jax.random.key(config.seed)), mesh)
+    lambda: steps.create_train_state(model, config, jax.random.key(config.seed)), mesh
+  )
   return model, state, trainer._jit_train_step(model, config, mesh), mesh
 
 
-def measure(size: common.Size, num_steps: int, warmup: int = 2, dtype: str = "float32",
-            scan_unroll: int = 1) -> dict:
+def measure(
+  size: common.Size, num_steps: int, warmup: int = 2, dtype: str = "float32", scan_unroll: int = 1
+) -> dict:
   """Trains `num_steps` timed steps (after `warmup`) on fixed synthetic batches."""
   import jax
+
   from jaxseq import parallel
+
   _, state, train_step, mesh = build(size, dtype, scan_unroll)
   batches = common.make_batches(size, warmup + num_steps)
   start = time.perf_counter()
@@ -77,25 +84,37 @@ def measure(size: common.Size, num_steps: int, warmup: int = 2, dtype: str = "fl
   memory = jax.devices()[0].memory_stats() or {}
   train_flops = flops.train_step_flops(size)
   return {
-      "size": dataclasses.asdict(size), "dtype": dtype, "scan_unroll": scan_unroll,
-      "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
-      "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
-      "compile_seconds": compile_seconds, "step_seconds_median": step_seconds,
-      "step_seconds_all": times, "steps_per_second": 1.0 / step_seconds,
-      "tokens_per_second": common.median(tokens) / step_seconds,
-      "train_step_gflop": train_flops / 1e9, "achieved_gflops": train_flops / step_seconds / 1e9,
-      "peak_rss_mib": common.peak_rss_mib(),
-      "device_peak_bytes": memory.get("peak_bytes_in_use"),
-      "loss_first": losses[0], "loss_last": losses[-1],
+    "size": dataclasses.asdict(size),
+    "dtype": dtype,
+    "scan_unroll": scan_unroll,
+    "devices": jax.device_count(),
+    "device_kind": jax.devices()[0].device_kind,
+    "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+    "compile_seconds": compile_seconds,
+    "step_seconds_median": step_seconds,
+    "step_seconds_all": times,
+    "steps_per_second": 1.0 / step_seconds,
+    "tokens_per_second": common.median(tokens) / step_seconds,
+    "train_step_gflop": train_flops / 1e9,
+    "achieved_gflops": train_flops / step_seconds / 1e9,
+    "peak_rss_mib": common.peak_rss_mib(),
+    "device_peak_bytes": memory.get("peak_bytes_in_use"),
+    "loss_first": losses[0],
+    "loss_last": losses[-1],
   }
 
 
 def run_in_subprocess(spec: dict, num_devices: int = 1, timeout: int = 1800) -> dict:
   """One `measure(**spec)` in a fresh process with `num_devices` CPU devices."""
   env = {**os.environ, "PYTHONPATH": common.ROOT, "JAX_NUM_CPU_DEVICES": str(num_devices)}
-  done = subprocess.run([sys.executable, "-m", "benchmarks.speed.train_throughput",
-                         "--worker", json.dumps(spec)],
-                        env=env, cwd=common.ROOT, capture_output=True, text=True, timeout=timeout)
+  done = subprocess.run(
+    [sys.executable, "-m", "benchmarks.speed.train_throughput", "--worker", json.dumps(spec)],
+    env=env,
+    cwd=common.ROOT,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
   if done.returncode != 0:
     return {"spec": spec, "devices": num_devices, "error": done.stderr.strip()[-2000:]}
   return json.loads(done.stdout.strip().splitlines()[-1])
@@ -105,29 +124,46 @@ def plan(quick: bool) -> list[tuple[str, dict, int]]:
   """(sweep, measure() arguments, device count) for every measurement of the suite."""
   steps = 3 if quick else 10
   small, medium, large = (dataclasses.asdict(common.SIZES[k]) for k in ("small", "medium", "large"))
-  runs = [("sizes", {"size": s, "num_steps": steps}, 1)
-          for s in ((small, medium) if quick else (small, medium, large))]
-  for batch in ((8, 128) if quick else (8, 16, 64, 128)):
+  runs = [
+    ("sizes", {"size": s, "num_steps": steps}, 1)
+    for s in ((small, medium) if quick else (small, medium, large))
+  ]
+  for batch in (8, 128) if quick else (8, 16, 64, 128):
     runs.append(("batch_size", {"size": {**small, "batch_size": batch}, "num_steps": steps}, 1))
-  for length in ((32,) if quick else (8, 32, 64)):
+  for length in (32,) if quick else (8, 32, 64):
     runs.append(("length", {"size": {**small, "length": length}, "num_steps": steps}, 1))
-  for hidden in ((256,) if quick else (64, 256, 512)):
-    runs.append(("hidden_size", {"size": {**small, "hidden_size": hidden,
-                                          "embed_size": hidden}, "num_steps": steps}, 1))
-  for devices in ((2, 4) if quick else (2, 4, 8)):
+  for hidden in (256,) if quick else (64, 256, 512):
+    runs.append(
+      (
+        "hidden_size",
+        {"size": {**small, "hidden_size": hidden, "embed_size": hidden}, "num_steps": steps},
+        1,
+      )
+    )
+  for devices in (2, 4) if quick else (2, 4, 8):
     runs.append(("devices", {"size": medium, "num_steps": steps}, devices))
-  for unroll in ((4,) if quick else (2, 4, 8)):
+  for unroll in (4,) if quick else (2, 4, 8):
     runs.append(("scan_unroll", {"size": small, "num_steps": steps, "scan_unroll": unroll}, 1))
   runs.append(("dtype", {"size": small, "num_steps": steps, "dtype": "bfloat16"}, 1))
   return runs
 
 
-COLUMNS = [("sweep", "sweep", "s"), ("name", "size", "s"), ("hidden", "hidden", "d"),
-           ("bidirectional", "bidir", "d"), ("batch", "batch", "d"), ("length", "len", "d"),
-           ("devices", "devices", "d"), ("dtype", "dtype", "s"), ("scan_unroll", "unroll", "d"),
-           ("tokens_per_second", "tokens/s", ",.0f"), ("steps_per_second", "steps/s", ".2f"),
-           ("compile_seconds", "compile s", ".1f"), ("peak_rss_mib", "peak RSS MiB", ",.0f"),
-           ("achieved_gflops", "GFLOP/s", ".1f")]
+COLUMNS = [
+  ("sweep", "sweep", "s"),
+  ("name", "size", "s"),
+  ("hidden", "hidden", "d"),
+  ("bidirectional", "bidir", "d"),
+  ("batch", "batch", "d"),
+  ("length", "len", "d"),
+  ("devices", "devices", "d"),
+  ("dtype", "dtype", "s"),
+  ("scan_unroll", "unroll", "d"),
+  ("tokens_per_second", "tokens/s", ",.0f"),
+  ("steps_per_second", "steps/s", ".2f"),
+  ("compile_seconds", "compile s", ".1f"),
+  ("peak_rss_mib", "peak RSS MiB", ",.0f"),
+  ("achieved_gflops", "GFLOP/s", ".1f"),
+]
 
 
 def table_rows(results: list[dict]) -> list[dict]:
@@ -136,9 +172,16 @@ def table_rows(results: list[dict]) -> list[dict]:
     if "error" in r:
       continue
     s = r["size"]
-    rows.append({**r, "name": s["name"], "hidden": s["hidden_size"],
-                 "bidirectional": int(s["bidirectional"]), "batch": s["batch_size"],
-                 "length": s["length"]})
+    rows.append(
+      {
+        **r,
+        "name": s["name"],
+        "hidden": s["hidden_size"],
+        "bidirectional": int(s["bidirectional"]),
+        "batch": s["batch_size"],
+        "length": s["length"],
+      }
+    )
   return rows
 
 
@@ -153,17 +196,27 @@ def run(out_dir: str, quick: bool) -> dict:
       print(f"  failed: {result['error'].splitlines()[-1]}", flush=True)
     else:
       print(f"  {result['tokens_per_second']:,.0f} tokens/s", flush=True)
-  record = {"benchmark": "train_throughput", "hardware": common.hardware(),
-            "versions": common.versions(), "quick": quick,
-            "config": train_config(common.SIZES["small"]).to_dict(), "results": results}
+  record = {
+    "benchmark": "train_throughput",
+    "hardware": common.hardware(),
+    "versions": common.versions(),
+    "quick": quick,
+    "config": train_config(common.SIZES["small"]).to_dict(),
+    "results": results,
+  }
   common.write_json(os.path.join(out_dir, "train_throughput.json"), record)
   with open(os.path.join(out_dir, "train_throughput.md"), "w") as f:
     f.write(common.markdown_table(table_rows(results), COLUMNS) + "\n")
   return record
 
 
-def batch_sweep(size: common.Size, num_steps: int = 10, max_batch: int = 16384,
-                min_gain: float = 0.05, budget_seconds: float | None = None) -> dict:
+def batch_sweep(
+  size: common.Size,
+  num_steps: int = 10,
+  max_batch: int = 16384,
+  min_gain: float = 0.05,
+  budget_seconds: float | None = None,
+) -> dict:
   """Doubles size's batch until tokens/s grows by less than min_gain, or max_batch.
 
   Every point is a `measure` in this process (compilation excluded). The sweep also
@@ -187,19 +240,29 @@ def batch_sweep(size: common.Size, num_steps: int = 10, max_batch: int = 16384,
     if points:
       point["gain"] = point["tokens_per_second"] / points[-1]["tokens_per_second"] - 1
     points.append(point)
-    print(f"batch_sweep: batch {batch}: {point['tokens_per_second']:,.0f} tokens/s"
-          + (f" ({point['gain']:+.1%})" if "gain" in point else ""), flush=True)
+    print(
+      f"batch_sweep: batch {batch}: {point['tokens_per_second']:,.0f} tokens/s"
+      + (f" ({point['gain']:+.1%})" if "gain" in point else ""),
+      flush=True,
+    )
     if point.get("gain", min_gain) < min_gain:
       reason = "gain"
       break
     batch *= 2
   measured = [p for p in points if "error" not in p]
   best = max(measured, key=lambda p: p["tokens_per_second"]) if measured else None
-  return {"size": dataclasses.asdict(size), "num_steps": num_steps, "max_batch": max_batch,
-          "min_gain": min_gain, "budget_seconds": budget_seconds, "stop_reason": reason,
-          "best_batch_size": best and best["batch_size"],
-          "best_tokens_per_second": best and best["tokens_per_second"],
-          "seconds": time.perf_counter() - start, "points": points}
+  return {
+    "size": dataclasses.asdict(size),
+    "num_steps": num_steps,
+    "max_batch": max_batch,
+    "min_gain": min_gain,
+    "budget_seconds": budget_seconds,
+    "stop_reason": reason,
+    "best_batch_size": best and best["batch_size"],
+    "best_tokens_per_second": best and best["tokens_per_second"],
+    "seconds": time.perf_counter() - start,
+    "points": points,
+  }
 
 
 def main(argv=None):
@@ -207,8 +270,11 @@ def main(argv=None):
   parser.add_argument("--out", default=common.RESULTS)
   parser.add_argument("--quick", action="store_true", help="few steps and sweep points")
   parser.add_argument("--worker", help=argparse.SUPPRESS)  # one measure() spec, as JSON
-  parser.add_argument("--batch_sweep", choices=sorted(common.SIZES),
-                      help="only double this size's batch until tokens/s stops growing")
+  parser.add_argument(
+    "--batch_sweep",
+    choices=sorted(common.SIZES),
+    help="only double this size's batch until tokens/s stops growing",
+  )
   parser.add_argument("--max_batch", type=int, default=16384, help="--batch_sweep's cap")
   parser.add_argument("--budget_seconds", type=float, help="--batch_sweep: start no point after")
   args = parser.parse_args(argv)
@@ -218,11 +284,21 @@ def main(argv=None):
     print(json.dumps(measure(**spec)))
     return
   if args.batch_sweep:
-    sweep = batch_sweep(common.SIZES[args.batch_sweep], 3 if args.quick else 10,
-                        args.max_batch, budget_seconds=args.budget_seconds)
-    common.write_json(os.path.join(args.out, "batch_sweep.json"),
-                      {"benchmark": "batch_sweep", "hardware": common.hardware(),
-                       "versions": common.versions(), **sweep})
+    sweep = batch_sweep(
+      common.SIZES[args.batch_sweep],
+      3 if args.quick else 10,
+      args.max_batch,
+      budget_seconds=args.budget_seconds,
+    )
+    common.write_json(
+      os.path.join(args.out, "batch_sweep.json"),
+      {
+        "benchmark": "batch_sweep",
+        "hardware": common.hardware(),
+        "versions": common.versions(),
+        **sweep,
+      },
+    )
     return
   run(args.out, args.quick)
 

@@ -38,6 +38,7 @@ def load_model(workdir: str | None, seed: int):
   """(model, params, src_vocab, max_length, sources): a trained workdir or the default config."""
   if workdir:
     from jaxseq.translate import Translator
+
     t = Translator(workdir)
     config, model, params, src_vocab = t.config, t.model, t.params, t.src_vocab
     tgt_vocab = t.tgt_vocab
@@ -49,7 +50,8 @@ def load_model(workdir: str | None, seed: int):
     model = model_lib.from_config(config.model, len(src_vocab), len(tgt_vocab))
     # One compiled program: the optimizer's state, made op by op, took seconds.
     params = jax.jit(lambda key: steps.create_train_state(model, config, key).params)(
-        jax.random.key(seed))
+      jax.random.key(seed)
+    )
   del tgt_vocab
   return config, model, params, src_vocab
 
@@ -82,8 +84,14 @@ def one_at_a_time(functions, params, sources, max_length) -> int:
 
 def batched(model, params, sources, max_length, batch_size, search, beam_size, settings):
   outputs = evaluation.translate_ids(
-      model, params, sources, batch_size=batch_size, max_length=max_length, search=search,
-      settings={**settings, "beam_size": beam_size})
+    model,
+    params,
+    sources,
+    batch_size=batch_size,
+    max_length=max_length,
+    search=search,
+    settings={**settings, "beam_size": beam_size},
+  )
   return sum(len(o.best.ids) + int(o.best.ended) for o in outputs)
 
 
@@ -101,63 +109,86 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", help="trained workdir (default: untrained default config)")
   parser.add_argument("--num_sentences", type=int, default=512)
-  parser.add_argument("--num_single", type=int, default=64,
-                      help="sentences translated one at a time, jit-compiled steps")
-  parser.add_argument("--num_eager", type=int, default=16,
-                      help="sentences translated one at a time, eager steps (slowest)")
+  parser.add_argument(
+    "--num_single",
+    type=int,
+    default=64,
+    help="sentences translated one at a time, jit-compiled steps",
+  )
+  parser.add_argument(
+    "--num_eager",
+    type=int,
+    default=16,
+    help="sentences translated one at a time, eager steps (slowest)",
+  )
   parser.add_argument("--batch_size", type=int, default=128)
   parser.add_argument("--beam_sizes", default="4,8")
   parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (best kept)")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--output", default=os.path.join(common.RESULTS, "speed",
-                                                       "translate_throughput.json"))
+  parser.add_argument(
+    "--output", default=os.path.join(common.RESULTS, "speed", "translate_throughput.json")
+  )
   args = parser.parse_args(argv)
 
   config, model, params, src_vocab = load_model(args.workdir, args.seed)
   max_length = config.model.max_length
-  pairs = synthetic.make_splits(args.seed + 1, 0, args.num_sentences, config.data.get(
-      "language", "de"))["eval"]
+  pairs = synthetic.make_splits(
+    args.seed + 1, 0, args.num_sentences, config.data.get("language", "de")
+  )["eval"]
   sources = [np.asarray(src_vocab.encode(s)[:max_length], np.int32) for s, _ in pairs]
   sources = [s for s in sources if len(s)]
   settings = config.decode.to_dict()
 
   results = {}
-  for name, compiled, count in (("one_at_a_time_greedy", True, args.num_single),
-                                ("one_at_a_time_greedy_eager", False, args.num_eager)):
+  for name, compiled, count in (
+    ("one_at_a_time_greedy", True, args.num_single),
+    ("one_at_a_time_greedy_eager", False, args.num_eager),
+  ):
     single = sources[:count]
     functions = tutorial_functions(model, compiled=compiled)
     one_at_a_time(functions, params, single, max_length)  # compiles every source length
-    seconds, tokens = timed(lambda: one_at_a_time(functions, params, single, max_length),
-                            args.repeats)
+    run = functools.partial(one_at_a_time, functions, params, single, max_length)
+    seconds, tokens = timed(run, args.repeats)
     results[name] = {"sentences": len(single), "seconds": seconds, "output_tokens": tokens}
   modes = [("batched_greedy", "greedy", 1)] + [
-      (f"batched_beam{b}", "beam", int(b)) for b in args.beam_sizes.split(",")]
+    (f"batched_beam{b}", "beam", int(b)) for b in args.beam_sizes.split(",")
+  ]
   for name, search, beam in modes:
-    run = lambda: batched(model, params, sources, max_length, args.batch_size, search, beam,
-                          settings)
+    run = functools.partial(
+      batched, model, params, sources, max_length, args.batch_size, search, beam, settings
+    )
     run()  # warm-up: compiles the one batch shape
     seconds, tokens = timed(run, args.repeats)
     results[name] = {"sentences": len(sources), "seconds": seconds, "output_tokens": tokens}
   for r in results.values():
     r["sentences_per_second"] = r["sentences"] / r["seconds"]
     r["tokens_per_second"] = r["output_tokens"] / r["seconds"]
-    print(f"{r['sentences_per_second']:10.1f} sent/s {r['tokens_per_second']:10.1f} tok/s",
-          file=sys.stderr)
+    print(
+      f"{r['sentences_per_second']:10.1f} sent/s {r['tokens_per_second']:10.1f} tok/s",
+      file=sys.stderr,
+    )
   base = results["one_at_a_time_greedy"]["sentences_per_second"]
   report = {
-      "benchmark": "translate_throughput",
-      "model": "trained " + args.workdir if args.workdir else "untrained configs/default.py",
-      "config": config.model.to_dict(), "batch_size": args.batch_size,
-      "alpha": settings["alpha"], "repeats": args.repeats, "results": results,
-      "speedup_vs_one_at_a_time": {k: v["sentences_per_second"] / base
-                                   for k, v in results.items()},
-      "speedup_vs_eager_one_at_a_time": {
-          k: v["sentences_per_second"] / results["one_at_a_time_greedy_eager"][
-              "sentences_per_second"] for k, v in results.items()},
-      "hardware": {"platform": platform.platform(), "processor": platform.processor(),
-                   "cpu_count": os.cpu_count(), "jax": jax.__version__,
-                   "devices": [str(d) for d in jax.devices()],
-                   "device_kind": jax.devices()[0].device_kind},
+    "benchmark": "translate_throughput",
+    "model": "trained " + args.workdir if args.workdir else "untrained configs/default.py",
+    "config": config.model.to_dict(),
+    "batch_size": args.batch_size,
+    "alpha": settings["alpha"],
+    "repeats": args.repeats,
+    "results": results,
+    "speedup_vs_one_at_a_time": {k: v["sentences_per_second"] / base for k, v in results.items()},
+    "speedup_vs_eager_one_at_a_time": {
+      k: v["sentences_per_second"] / results["one_at_a_time_greedy_eager"]["sentences_per_second"]
+      for k, v in results.items()
+    },
+    "hardware": {
+      "platform": platform.platform(),
+      "processor": platform.processor(),
+      "cpu_count": os.cpu_count(),
+      "jax": jax.__version__,
+      "devices": [str(d) for d in jax.devices()],
+      "device_kind": jax.devices()[0].device_kind,
+    },
   }
   common.write_json(args.output, report)
   print(json.dumps(report["speedup_vs_one_at_a_time"], indent=2))

@@ -32,14 +32,20 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 def data_dir(config) -> str:
   """The local directory of raw corpora."""
-  return (config.data_dir or os.environ.get("JAXSEQ_DATA_DIR")
-          or os.path.join(os.path.dirname(REPO_ROOT), "shared", "data"))
+  return (
+    config.data_dir
+    or os.environ.get("JAXSEQ_DATA_DIR")
+    or os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
+  )
 
 
 def tfds_dir(config) -> str:
   """Where prepared TFDS datasets are kept."""
-  return (config.tfds_dir or os.environ.get("JAXSEQ_TFDS_DIR")
-          or os.path.join(os.path.expanduser("~"), ".cache", "jaxseq", "tfds"))
+  return (
+    config.tfds_dir
+    or os.environ.get("JAXSEQ_TFDS_DIR")
+    or os.path.join(os.path.expanduser("~"), ".cache", "jaxseq", "tfds")
+  )
 
 
 def raw_digest(paths: list[str]) -> str:
@@ -91,7 +97,8 @@ def data_sources(builder: tfds.core.DatasetBuilder) -> dict:
   (see PairSource)."""
   sources = builder.as_data_source()
   sources["train"] = builder.as_data_source(
-      split="train", deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    split="train", deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
+  )
   return sources
 
 
@@ -118,8 +125,10 @@ class PairSource(collections.abc.Sequence):
 
   def _pair(self, record: bytes) -> tuple[str, str]:
     feature = tf_example_pb2.Example.FromString(record).features.feature
-    return (feature[self.src_key].bytes_list.value[0].decode("utf-8"),
-            feature[self.tgt_key].bytes_list.value[0].decode("utf-8"))
+    return (
+      feature[self.src_key].bytes_list.value[0].decode("utf-8"),
+      feature[self.tgt_key].bytes_list.value[0].decode("utf-8"),
+    )
 
   def __getitem__(self, index):
     if isinstance(index, slice):
@@ -141,35 +150,58 @@ class PairSource(collections.abc.Sequence):
 def split_pairs(sources: dict, config) -> dict:
   """{split: pairs}: the training split as a PairSource, the others read whole."""
   langs = config.data.source_lang, config.data.target_lang
-  return {split: PairSource(source, *langs) if split == "train" else text_pairs(source, *langs)
-          for split, source in sources.items()}
+  return {
+    split: PairSource(source, *langs) if split == "train" else text_pairs(source, *langs)
+    for split, source in sources.items()
+  }
 
 
 def multi30k_splits(config) -> dict:
   """{train, validation, test2016, test2017: [(source, target)]} in config.data's direction
   (train: a PairSource)."""
   from jaxseq.datasets import multi30k
+
   raw_dir = os.path.join(data_dir(config), "multi30k")
   raw_files = [p for langs in multi30k.local_files(raw_dir).values() for p in langs.values()]
-  return split_pairs(prepare(functools.partial(
-      multi30k.Multi30k, raw_dir=raw_dir, data_dir=keyed_tfds_dir(config, raw_files),
-      file_format="array_record")), config)
+  return split_pairs(
+    prepare(
+      functools.partial(
+        multi30k.Multi30k,
+        raw_dir=raw_dir,
+        data_dir=keyed_tfds_dir(config, raw_files),
+        file_format="array_record",
+      )
+    ),
+    config,
+  )
 
 
 def tatoeba_splits(config) -> dict:
   """{train, validation: [(source, target)]} of config.data.variant (tutorial | full); the
   held-out split is grouped by the French side (train: a PairSource)."""
   from jaxseq.datasets import tatoeba
+
   raw_dir = os.path.join(data_dir(config), "tatoeba-eng-fra")
   raw_files = [os.path.join(raw_dir, tatoeba.LOCAL_FILE)]
-  return split_pairs(prepare(functools.partial(
-      tatoeba.TatoebaEngFra, config=config.data.variant, raw_dir=raw_dir,
-      data_dir=keyed_tfds_dir(config, raw_files), file_format="array_record")), config)
+  return split_pairs(
+    prepare(
+      functools.partial(
+        tatoeba.TatoebaEngFra,
+        config=config.data.variant,
+        raw_dir=raw_dir,
+        data_dir=keyed_tfds_dir(config, raw_files),
+        file_format="array_record",
+      )
+    ),
+    config,
+  )
 
 
 def wmt14_splits(config) -> dict:
   """{train, validation, test: [(source, target)]} of wmt14_translate (needs a network;
   train: a PairSource)."""
   from jaxseq.datasets import wmt14
-  return split_pairs(data_sources(wmt14.prepared_builder(config.data.pair, tfds_dir(config))),
-                     config)
+
+  return split_pairs(
+    data_sources(wmt14.prepared_builder(config.data.pair, tfds_dir(config))), config
+  )

@@ -12,16 +12,23 @@ from etils import epath
 from jaxseq.datasets import textfiles
 
 RAW_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/"
-# split name -> file stem in the local layout (multi30k/<stem>.<lang>) and in the official repository
-SPLITS = {"train": ("train", "train"), "validation": ("val", "val"),
-          "test2016": ("test2016", "test_2016_flickr"), "test2017": ("test2017", "test_2017_flickr")}
+# split name -> file stem in the local layout (multi30k/<stem>.<lang>) and in the official
+# repository
+SPLITS = {
+  "train": ("train", "train"),
+  "validation": ("val", "val"),
+  "test2016": ("test2016", "test_2016_flickr"),
+  "test2017": ("test2017", "test_2017_flickr"),
+}
 LANGUAGES = ("de", "en")
 
 
 def local_files(raw_dir: str) -> dict[str, dict[str, str]]:
   """{split: {language: path}} in the local layout; the cache key hashes the same files."""
-  return {split: {lang: os.path.join(raw_dir, f"{stem}.{lang}") for lang in LANGUAGES}
-          for split, (stem, _) in SPLITS.items()}
+  return {
+    split: {lang: os.path.join(raw_dir, f"{stem}.{lang}") for lang in LANGUAGES}
+    for split, (stem, _) in SPLITS.items()
+  }
 
 
 class Multi30k(tfds.core.GeneratorBasedBuilder):
@@ -41,11 +48,12 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
-        builder=self,
-        disable_shuffling=True,  # keep file order, so outputs line up with the raw files
-        features=tfds.features.FeaturesDict({lang: tfds.features.Text() for lang in LANGUAGES}),
-        supervised_keys=("de", "en"),
-        homepage="https://github.com/multi30k/dataset")
+      builder=self,
+      disable_shuffling=True,  # keep file order, so outputs line up with the raw files
+      features=tfds.features.FeaturesDict({lang: tfds.features.Text() for lang in LANGUAGES}),
+      supervised_keys=("de", "en"),
+      homepage="https://github.com/multi30k/dataset",
+    )
 
   def _local_files(self) -> dict | None:
     if not self.raw_dir:
@@ -54,18 +62,23 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
     present = [os.path.isfile(p) for langs in files.values() for p in langs.values()]
     if any(present) and not all(present):
       missing = [p for langs in files.values() for p in langs.values() if not os.path.isfile(p)]
-      raise textfiles.DataError(f"{missing[0]}: file is missing ({len(missing)} of the "
-                                f"{len(present)} Multi30k files are)")
+      raise textfiles.DataError(
+        f"{missing[0]}: file is missing ({len(missing)} of the {len(present)} Multi30k files are)"
+      )
     return files if all(present) else None
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     files = self._local_files()
     if files is None:  # needs a network: the official gzipped raw files
-      urls = {f"{split}.{lang}": f"{RAW_URL}{remote}.{lang}.gz"
-              for split, (_, remote) in SPLITS.items() for lang in LANGUAGES}
+      urls = {
+        f"{split}.{lang}": f"{RAW_URL}{remote}.{lang}.gz"
+        for split, (_, remote) in SPLITS.items()
+        for lang in LANGUAGES
+      }
       paths = textfiles.download(dl_manager, urls, os.path.join(self.raw_dir or "", "train.de"))
-      files = {split: {lang: os.fspath(paths[f"{split}.{lang}"]) for lang in LANGUAGES}
-               for split in SPLITS}
+      files = {
+        split: {lang: os.fspath(paths[f"{split}.{lang}"]) for lang in LANGUAGES} for split in SPLITS
+      }
     return {split: self._generate_examples(langs) for split, langs in files.items()}
 
   def _generate_examples(self, langs: dict):

@@ -28,8 +28,20 @@ LOCAL_FILE = "eng-fra.txt"
 LANGUAGES = ("fra", "eng")  # the features of every example
 MAX_WORDS = 10  # tutorial: both sides strictly shorter than this many words
 # The tutorial's prefixes, spaces included as it writes them (so "i m " but "he is").
-ENGLISH_PREFIXES = ("i am ", "i m ", "he is", "he s ", "she is", "she s ", "you are",
-                    "you re ", "we are", "we re ", "they are", "they re ")
+ENGLISH_PREFIXES = (
+  "i am ",
+  "i m ",
+  "he is",
+  "he s ",
+  "she is",
+  "she s ",
+  "you are",
+  "you re ",
+  "we are",
+  "we re ",
+  "they are",
+  "they re ",
+)
 
 
 def unicode_to_ascii(text: str) -> str:
@@ -47,8 +59,11 @@ def normalize(text: str) -> str:
 
 def keep_tutorial_pair(fra: str, eng: str) -> bool:
   """The tutorial's filterPair on normalized text."""
-  return (len(fra.split(" ")) < MAX_WORDS and len(eng.split(" ")) < MAX_WORDS
-          and eng.startswith(ENGLISH_PREFIXES))
+  return (
+    len(fra.split(" ")) < MAX_WORDS
+    and len(eng.split(" ")) < MAX_WORDS
+    and eng.startswith(ENGLISH_PREFIXES)
+  )
 
 
 def is_heldout(source: str, percent: int) -> bool:
@@ -85,10 +100,18 @@ class TatoebaEngFra(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "full and tutorial configs, held-out split grouped by source."}
   BUILDER_CONFIGS = [
-      TatoebaEngFraConfig(name="full", tutorial=False, heldout_percent=2,
-                          description="every pair, text unchanged; 2% of sources held out"),
-      TatoebaEngFraConfig(name="tutorial", tutorial=True, heldout_percent=10,
-                          description="the tutorial's normalization and filter; 10% held out"),
+    TatoebaEngFraConfig(
+      name="full",
+      tutorial=False,
+      heldout_percent=2,
+      description="every pair, text unchanged; 2% of sources held out",
+    ),
+    TatoebaEngFraConfig(
+      name="tutorial",
+      tutorial=True,
+      heldout_percent=10,
+      description="the tutorial's normalization and filter; 10% held out",
+    ),
   ]
   code_path = epath.Path(__file__)  # jaxseq is a namespace package; tfds cannot find it alone
 
@@ -98,11 +121,12 @@ class TatoebaEngFra(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
-        builder=self,
-        disable_shuffling=True,  # keep file order, so outputs line up with the raw files
-        features=tfds.features.FeaturesDict({lang: tfds.features.Text() for lang in LANGUAGES}),
-        supervised_keys=LANGUAGES,
-        homepage="https://www.manythings.org/anki/")
+      builder=self,
+      disable_shuffling=True,  # keep file order, so outputs line up with the raw files
+      features=tfds.features.FeaturesDict({lang: tfds.features.Text() for lang in LANGUAGES}),
+      supervised_keys=LANGUAGES,
+      homepage="https://www.manythings.org/anki/",
+    )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     path = os.path.join(self.raw_dir, LOCAL_FILE) if self.raw_dir else ""
@@ -114,13 +138,16 @@ class TatoebaEngFra(tfds.core.GeneratorBasedBuilder):
       pairs = tutorial_pairs([(eng, fra) for fra, eng in pairs])
     percent = self.builder_config.heldout_percent
     heldout = [is_heldout(fra, percent) for fra, _ in pairs]
-    splits = {"train": [p for p, h in zip(pairs, heldout) if not h],
-              "validation": [p for p, h in zip(pairs, heldout) if h]}
+    splits = {
+      "train": [p for p, h in zip(pairs, heldout) if not h],
+      "validation": [p for p, h in zip(pairs, heldout) if h],
+    }
     for name, split in splits.items():
       if not split:
         raise textfiles.DataError(
-            f"{path}: {len(pairs)} pairs kept by config {self.builder_config.name!r} leave the "
-            f"{name} split empty; the file is too small")
+          f"{path}: {len(pairs)} pairs kept by config {self.builder_config.name!r} leave the "
+          f"{name} split empty; the file is too small"
+        )
     return {name: self._generate_examples(split) for name, split in splits.items()}
 
   def _generate_examples(self, pairs: list[tuple[str, str]]):

@@ -16,6 +16,8 @@ import socket
 import urllib.parse
 from collections.abc import Iterator
 
+LOGGER = logging.getLogger("jaxseq.data")
+
 MAX_LINE_CHARS = 4096  # longer lines are not sentences (a broken export); such pairs are skipped
 
 
@@ -26,6 +28,7 @@ class DataError(ValueError):
 @dataclasses.dataclass
 class ReadReport:
   """What reading changed or skipped, with the first line number of each kind."""
+
   crlf: int = 0
   empty: int = 0
   too_long: int = 0
@@ -35,13 +38,18 @@ class ReadReport:
     setattr(self, kind, getattr(self, kind) + 1)
     self.first_line.setdefault(kind, line_number)
 
-  def log(self, name: str, logger=logging.getLogger("jaxseq.data")) -> list[str]:
+  def log(self, name: str, logger: logging.Logger = LOGGER) -> list[str]:
     """Logs one line per kind that occurred; returns the lines."""
-    texts = {"crlf": "lines ended in CRLF (CR removed)",
-             "empty": "pairs skipped: an empty side",
-             "too_long": f"pairs skipped: a side over {MAX_LINE_CHARS} characters"}
-    lines = [f"{name}: {getattr(self, k)} {texts[k]} (first at line {self.first_line[k]})"
-             for k in texts if getattr(self, k)]
+    texts = {
+      "crlf": "lines ended in CRLF (CR removed)",
+      "empty": "pairs skipped: an empty side",
+      "too_long": f"pairs skipped: a side over {MAX_LINE_CHARS} characters",
+    }
+    lines = [
+      f"{name}: {getattr(self, k)} {texts[k]} (first at line {self.first_line[k]})"
+      for k in texts
+      if getattr(self, k)
+    ]
     for line in lines:
       logger.warning(line)
     return lines
@@ -61,14 +69,18 @@ def download(dl_manager, urls, local: str):
   first = next(iter(urls.values())) if isinstance(urls, dict) else urls
   host = urllib.parse.urlparse(first).hostname
   if not reachable(host):
-    raise DataError(f"{local} is missing and {host} cannot be reached to download the corpus; "
-                    "point config.data_dir or $JAXSEQ_DATA_DIR at a local copy")
+    raise DataError(
+      f"{local} is missing and {host} cannot be reached to download the corpus; "
+      "point config.data_dir or $JAXSEQ_DATA_DIR at a local copy"
+    )
   try:
     return dl_manager.download_and_extract(urls)
   except Exception as e:  # noqa: BLE001  (offline, the error types vary by transport)
-    raise DataError(f"{local} is missing and downloading the corpus failed "
-                    f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
-                    "point config.data_dir or $JAXSEQ_DATA_DIR at a local copy") from None
+    raise DataError(
+      f"{local} is missing and downloading the corpus failed "
+      f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+      "point config.data_dir or $JAXSEQ_DATA_DIR at a local copy"
+    ) from None
 
 
 def iter_lines(path: str, report: ReadReport | None = None) -> Iterator[str]:
@@ -124,8 +136,10 @@ def iter_parallel(src_path: str, tgt_path: str) -> Iterator[tuple[str, str]]:
     if s is None or t is None:
       src_count = number - 1 + (s is not None) + sum(1 for _ in src)
       tgt_count = number - 1 + (t is not None) + sum(1 for _ in tgt)
-      raise DataError(f"{src_path} has {src_count} lines but {tgt_path} has {tgt_count}; "
-                      "line N of one must translate line N of the other")
+      raise DataError(
+        f"{src_path} has {src_count} lines but {tgt_path} has {tgt_count}; "
+        "line N of one must translate line N of the other"
+      )
     if _keep(report, number, s, t):
       yield s.strip(), t.strip()
   report.log(f"{src_path} / {tgt_path}")

@@ -24,7 +24,9 @@ def prepared_builder(pair: str, tfds_dir: str):
   builder = wmt14.Wmt14Translate(config=pair, data_dir=tfds_dir, file_format="array_record")
   if not builder.is_prepared():
     if not textfiles.reachable(HOST):
-      raise DataError(f"{name} is not prepared in {tfds_dir} and {HOST} cannot be reached: "
-                      "WMT'14 needs a network to download (use multi30k or tatoeba offline)")
+      raise DataError(
+        f"{name} is not prepared in {tfds_dir} and {HOST} cannot be reached: "
+        "WMT'14 needs a network to download (use multi30k or tatoeba offline)"
+      )
     builder.download_and_prepare()
   return builder
