@@ -34,6 +34,18 @@ TINY = {
 FAULTS = ("fault_nan_steps", "fault_signal", "fault_signal_step")
 
 
+# A user that file permissions bind, who may still read and search every folder (the
+# interpreter and the libraries may live in a folder only root can enter).
+UNPRIVILEGED = (
+  "setpriv",
+  "--reuid=65534",
+  "--regid=65534",
+  "--clear-groups",
+  "--inh-caps=+dac_read_search",
+  "--ambient-caps=+dac_read_search",
+)
+
+
 def _faults(overrides: dict) -> tuple[dict, dict]:
   """(config overrides, tests/faults.py's arguments) of a run's keyword arguments:
   fault_nan_steps="3,4", fault_signal="KILL", fault_signal_step=17."""

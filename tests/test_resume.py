@@ -246,18 +246,6 @@ def test_a_disk_that_fills_during_a_save_loses_no_good_checkpoint(capfd, referen
   assert runs.digest(tmp_path / "copy", 30) == runs.digest(reference, 30)
 
 
-# A user that file permissions bind, who may still read and search every folder (the
-# interpreter and the libraries may live in a folder only root can enter).
-UNPRIVILEGED = (
-  "setpriv",
-  "--reuid=65534",
-  "--regid=65534",
-  "--clear-groups",
-  "--inh-caps=+dac_read_search",
-  "--ambient-caps=+dac_read_search",
-)
-
-
 def _owned_by_unprivileged(path: pathlib.Path) -> pathlib.Path:
   path.mkdir()
   os.chown(path, 65534, 65534)
@@ -265,7 +253,7 @@ def _owned_by_unprivileged(path: pathlib.Path) -> pathlib.Path:
 
 
 def test_a_checkpoints_folder_that_cannot_be_written_ends_the_run(tmp_path):
-  dropped = subprocess.run([*UNPRIVILEGED, "true"], capture_output=True, text=True)
+  dropped = subprocess.run([*runs.UNPRIVILEGED, "true"], capture_output=True, text=True)
   if os.geteuid() != 0 or dropped.returncode:
     pytest.skip(f"cannot drop to another user here: {dropped.stderr.strip() or 'not root'}")
   workdir = _owned_by_unprivileged(tmp_path / "run")
@@ -273,7 +261,11 @@ def test_a_checkpoints_folder_that_cannot_be_written_ends_the_run(tmp_path):
   # Before the fix the error line came, then the process waited for orbax's threads
   # (300 s) and the subprocess timed out.
   result = runs.train_breaking_a_save(
-    workdir, "unwritable", 10, prefix=UNPRIVILEGED, env={"JAX_COMPILATION_CACHE_DIR": str(cache)}
+    workdir,
+    "unwritable",
+    10,
+    prefix=runs.UNPRIVILEGED,
+    env={"JAX_COMPILATION_CACHE_DIR": str(cache)},
   )
   assert result.returncode == 2, result.stderr
   errors = runs.error_lines(result)

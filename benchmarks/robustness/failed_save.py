@@ -23,14 +23,6 @@ from tests import runs
 
 ROOT = common.ROOT
 
-UNPRIVILEGED = [
-  "setpriv",
-  "--reuid=65534",
-  "--regid=65534",
-  "--clear-groups",
-  "--inh-caps=+dac_read_search",
-  "--ambient-caps=+dac_read_search",
-]
 OUT = os.path.join(common.RESULTS, "robustness", "failed_save.json")
 
 
@@ -74,7 +66,7 @@ def main() -> int:
     workdir = owned_folder(base, "unwritable")
     record["runs"]["unwritable_checkpoints"] = timed_run(
       [
-        *UNPRIVILEGED,
+        *runs.UNPRIVILEGED,
         sys.executable,
         "-m",
         "tests.save_faults",

@@ -35,6 +35,7 @@ import threading
 import time
 
 from benchmarks import common
+from benchmarks.serving.serve_load import read_response
 
 ROOT = common.ROOT
 
@@ -217,17 +218,6 @@ def post(body: bytes, close: bool = False) -> bytes:
     b"Content-Length: %d\r\n%s\r\n%s"
     % (len(body), b"Connection: close\r\n" if close else b"", body)
   )
-
-
-async def read_response(reader) -> tuple[int, bytes]:
-  head = await reader.readuntil(b"\r\n\r\n")
-  status = int(head.split(b" ", 2)[1])
-  length = next(
-    int(line.split(b":")[1])
-    for line in head.split(b"\r\n")
-    if line.lower().startswith(b"content-length:")
-  )
-  return status, await reader.readexactly(length)
 
 
 class Statuses:

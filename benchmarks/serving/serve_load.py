@@ -41,6 +41,18 @@ def _sentences(workdir: str, count: int) -> list[str]:
   return [sources[i % len(sources)] for i in range(count)]
 
 
+async def read_response(reader) -> tuple[int, bytes]:
+  """(status, body) of one HTTP/1.1 answer with a Content-Length, read from a stream."""
+  head = await reader.readuntil(b"\r\n\r\n")
+  status = int(head.split(b" ", 2)[1])
+  length = next(
+    int(line.split(b":")[1])
+    for line in head.split(b"\r\n")
+    if line.lower().startswith(b"content-length:")
+  )
+  return status, await reader.readexactly(length)
+
+
 class Client:
   """One keep-alive HTTP/1.1 connection over asyncio streams (a thread per client would
   spend the cores the server needs); `ask` returns (ok, seconds)."""
@@ -61,14 +73,8 @@ class Client:
         b"Content-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
       )
-      head = await reader.readuntil(b"\r\n\r\n")
-      status = int(head.split(b" ", 2)[1])
-      length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-      )
-      answer = json.loads(await reader.readexactly(length))
+      status, body = await read_response(reader)
+      answer = json.loads(body)
       ok = status == 200 and bool(answer["translations"])
     except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
       ok, self.streams = False, None
