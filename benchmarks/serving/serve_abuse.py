@@ -35,6 +35,7 @@ import threading
 import time
 
 from benchmarks import common
+from benchmarks.serving import serve_load
 from benchmarks.serving.serve_load import read_response
 
 ROOT = common.ROOT
@@ -194,7 +195,7 @@ def start_server(workdir: str, port: int, read_timeout: float) -> subprocess.Pop
     stderr=subprocess.PIPE,
     text=True,
   )
-  started = server.stderr.readline()  # printed once every shape is compiled
+  started = serve_load.wait_until_listening(server)
   if "compiled" not in started:
     server.kill()
     raise SystemExit(f"error: jaxseq-serve did not start: {started}{server.stderr.read()}")

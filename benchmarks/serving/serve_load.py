@@ -41,6 +41,16 @@ def _sentences(workdir: str, count: int) -> list[str]:
   return [sources[i % len(sources)] for i in range(count)]
 
 
+def wait_until_listening(server: subprocess.Popen) -> str:
+  """The line jaxseq-serve prints once every shape is compiled (after the line naming the
+  checkpoint it loaded), or the last line it printed before it stopped."""
+  line = ""
+  for line in server.stderr:
+    if "compiled" in line:
+      break
+  return line
+
+
 async def read_response(reader) -> tuple[int, bytes]:
   """(status, body) of one HTTP/1.1 answer with a Content-Length, read from a stream."""
   head = await reader.readuntil(b"\r\n\r\n")
@@ -167,7 +177,7 @@ def main(argv: list[str]) -> int:
     text=True,
   )
   try:
-    started = server.stderr.readline()  # the line it prints once every shape is compiled
+    started = wait_until_listening(server)
     if "compiled" not in started:
       raise SystemExit(f"error: jaxseq-serve did not start: {started}{server.stderr.read()}")
     deadline = time.time() + 60
