@@ -8,9 +8,7 @@ same command again to resume.
 import sys
 
 from jaxseq import artifact, checkpointing, configuration, data, quiet, trainer
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 3
+from jaxseq.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 
 
 def fail(message: str) -> int:

@@ -19,7 +19,8 @@ import os
 import sys
 import time
 
-from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser, print_lines
+from jaxseq.errors import EXIT_BAD_INPUT
+from jaxseq.translate import OneLineParser, decode_overrides, print_lines
 
 HELDOUT = "heldout"
 
@@ -47,12 +48,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   )
   parser.add_argument("--out", help="directory for hypothesis, reference and alignment files")
   args = parser.parse_args(argv)
-  for name in ("beam_size", "batch_size"):
-    value = getattr(args, name)
-    if value is not None and value < 1:
-      parser.error(f"--{name}={value} is not allowed; expected an integer >= 1")
-  if args.alpha is not None and args.alpha < 0:
-    parser.error(f"--alpha={args.alpha} is not allowed; expected a number >= 0")
+  parser.require_positive(args, "beam_size", "batch_size")
+  parser.require_not_negative(args, "alpha")
   return args
 
 
@@ -87,11 +84,7 @@ def run(argv: list[str]) -> int:
   except OSError as e:
     print(f"error: --out {args.out!r} cannot be made: {e.strerror}", file=sys.stderr)
     return EXIT_BAD_INPUT
-  settings = first.config.decode.to_dict()
-  if args.beam_size is not None:
-    settings["beam_size"] = args.beam_size
-  if args.alpha is not None:
-    settings["alpha"] = args.alpha
+  settings = decode_overrides(first.config.decode.to_dict(), args)
   batch_size = args.batch_size or first.config.batch_size
   report = {
     "workdirs": [m.workdir for m in members],

@@ -21,7 +21,8 @@ import sys
 import tempfile
 
 from jaxseq.artifact import FORMAT, FORMAT_VERSION, MANIFEST, sha256
-from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser, beam_sizes_flag
+from jaxseq.errors import EXIT_BAD_INPUT
+from jaxseq.translate import OneLineParser, beam_sizes_flag
 
 PARAMS = "params.npz"
 

@@ -40,7 +40,8 @@ import time
 from typing import NamedTuple
 
 from jaxseq import batching, jsontext
-from jaxseq.translate import EXIT_BAD_INPUT, OneLineParser, beam_sizes_flag
+from jaxseq.errors import EXIT_BAD_INPUT
+from jaxseq.translate import OneLineParser, beam_sizes_flag
 
 FIELDS = ("text", "beam_size", "nbest", "attention")
 
@@ -479,12 +480,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if bool(args.workdir) == bool(args.artifact):
     parser.error("give --workdir or --artifact, exactly one of the two")
-  for name in ("max_batch", "workers", "max_texts", "max_chars", "max_body", "max_connections"):
-    value = getattr(args, name)
-    if value is not None and value < 1:
-      parser.error(f"--{name}={value} is not allowed; expected an integer >= 1")
-  if args.max_wait_ms < 0:
-    parser.error(f"--max_wait_ms={args.max_wait_ms} is not allowed; expected a number >= 0")
+  parser.require_positive(
+    args, "max_batch", "workers", "max_texts", "max_chars", "max_body", "max_connections"
+  )
+  parser.require_not_negative(args, "max_wait_ms")
   for name in ("read_timeout", "keepalive_timeout"):
     value = getattr(args, name)
     if not 0 < value < float("inf"):

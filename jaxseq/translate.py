@@ -37,8 +37,8 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from jaxseq import jsontext
+from jaxseq.errors import EXIT_BAD_INPUT
 
-EXIT_BAD_INPUT = 2
 EXIT_READER_GONE = 1  # stdout's reader closed the pipe; nothing is said about it
 
 
@@ -51,6 +51,26 @@ class OneLineParser(argparse.ArgumentParser):
 
   def error(self, message: str):
     self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+  def require_positive(self, args: argparse.Namespace, *names: str):
+    """The one-line error for the first of these integer flags that was given below 1."""
+    for name in names:
+      value = getattr(args, name)
+      if value is not None and value < 1:
+        self.error(f"--{name}={value} is not allowed; expected an integer >= 1")
+
+  def require_not_negative(self, args: argparse.Namespace, *names: str):
+    """The one-line error for the first of these number flags that was given below 0."""
+    for name in names:
+      value = getattr(args, name)
+      if value is not None and value < 0:
+        self.error(f"--{name}={value} is not allowed; expected a number >= 0")
+
+
+def decode_overrides(settings: dict, args: argparse.Namespace) -> dict:
+  """settings (a config.decode) with the --beam_size and --alpha that were given."""
+  given = {name: getattr(args, name) for name in ("beam_size", "alpha")}
+  return dict(settings, **{k: v for k, v in given.items() if v is not None})
 
 
 def beam_sizes_flag(parser: argparse.ArgumentParser, text: str) -> list[int]:
@@ -135,12 +155,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if bool(args.workdir) == bool(args.artifact):
     parser.error("give --workdir (one or more) or --artifact, exactly one of the two")
-  for name in ("beam_size", "nbest", "batch_size"):
-    value = getattr(args, name)
-    if value is not None and value < 1:
-      parser.error(f"--{name}={value} is not allowed; expected an integer >= 1")
-  if args.alpha is not None and args.alpha < 0:
-    parser.error(f"--alpha={args.alpha} is not allowed; expected a number >= 0")
+  parser.require_positive(args, "beam_size", "nbest", "batch_size")
+  parser.require_not_negative(args, "alpha")
   if args.texts and args.input:
     parser.error("give sentences as arguments or --input FILE, not both")
   sampling = ("temperature", "top_k", "top_p", "seed")
@@ -493,11 +509,7 @@ def _read_requests(args) -> list[Request] | None:
 
 def _apply_flags(translator: Translator, args):
   """The decoding flags over the workdir's config.decode; InputError when they conflict."""
-  settings = translator.settings
-  if args.beam_size is not None:
-    settings["beam_size"] = args.beam_size
-  if args.alpha is not None:
-    settings["alpha"] = args.alpha
+  settings = translator.settings = decode_overrides(translator.settings, args)
   if args.sample:
     settings.update(
       search="sample",
