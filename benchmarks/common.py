@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jaxseq.vocab import BOS, EOS, PAD
+from jaxseq.data.vocab import BOS, EOS, PAD
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 RESULTS = os.path.join(ROOT, "benchmarks", "results")

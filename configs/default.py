@@ -11,16 +11,18 @@ time, 54 s of it training (benchmarks/results/numbers_de.json).
 
 import ml_collections
 
-from jaxseq import configuration, fields
-from jaxseq import model as model_lib
+from jaxseq import fields
+from jaxseq.model import seq2seq
+from jaxseq.training import configuration
 
 
 def get_model_config() -> ml_collections.ConfigDict:
-  """config.model's defaults (model.ModelConfig defines each field)."""
-  return fields.config_dict(model_lib.ModelConfig())
+  """config.model's defaults (seq2seq.ModelConfig defines each field)."""
+  return fields.config_dict(seq2seq.ModelConfig())
 
 
 def get_config() -> ml_collections.ConfigDict:
   """Every field at its default (configuration.TrainConfig and the parts it nests define
-  them; `python -m jaxseq.configuration` lists them): generated numbers, English -> German."""
+  them; `python -m jaxseq.training.configuration` lists them): generated numbers, English ->
+  German."""
   return fields.config_dict(configuration.TrainConfig())

@@ -3,7 +3,7 @@
 configs/multi30k_en_de_fast.py with one change, the decoder of the published recurrent
 baselines on this task (nmtpytorch, Nematus): a first GRU from the previous word,
 additive attention asked by its new state, and a second GRU that reads the context and
-makes the step's state (`attention="conditional"`, see jaxseq/attention.py). The
+makes the step's state (`attention="conditional"`, see jaxseq/model/attention.py). The
 attention now sits inside the recurrence, so a step costs about 1.3 times the fast
 recipe's.
 

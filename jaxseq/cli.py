@@ -7,8 +7,11 @@ same command again to resume.
 
 import sys
 
-from jaxseq import artifact, checkpointing, configuration, data, quiet, trainer
+from jaxseq import quiet
+from jaxseq.data import corpora
 from jaxseq.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from jaxseq.serving import artifact
+from jaxseq.training import checkpointing, configuration, trainer
 
 
 def fail(message: str) -> int:
@@ -28,7 +31,7 @@ def run_training(config, workdir: str) -> int:
     return fail(str(e))
   except checkpointing.CheckpointError as e:
     return fail(str(e))
-  except data.DataError as e:
+  except corpora.DataError as e:
     return fail(f"bad data: {e}")
   except trainer.TrainingStopped as e:
     return fail(f"training stopped: {e}")

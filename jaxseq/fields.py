@@ -1,7 +1,7 @@
 """Config fields defined once: name, type, default, one-line meaning and check together.
 
-Each part of the config is a frozen dataclass in the module that owns it (`model.ModelConfig`,
-`data.DataConfig`, `evaluation.DecodeConfig`, `configuration.TrainConfig`), built from
+Each part of the config is a frozen dataclass in the module that owns it (`seq2seq.ModelConfig`,
+`corpora.DataConfig`, `evaluation.DecodeConfig`, `configuration.TrainConfig`), built from
 `Config` and `field`:
 
     hidden_size: int = fields.field(128, "recurrent state size", fields.at_least(1))
@@ -11,7 +11,7 @@ field takes an int) and its check, then the class's own `check()` for rules betw
 and raises `ConfigError` naming the dotted field, its value and what is allowed. `from_dict`
 builds one from a possibly partial mapping (a ConfigDict, a workdir's config.json): a missing
 field takes its default; `config_dict` gives the locked ConfigDict that a config file
-returns. `python -m jaxseq.configuration` lists every field with its meaning.
+returns. `python -m jaxseq.training.configuration` lists every field with its meaning.
 """
 
 import dataclasses

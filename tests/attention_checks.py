@@ -10,9 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseq import attention, decode
-from jaxseq.model import Seq2Seq
-from jaxseq.vocab import BOS
+from jaxseq.data.vocab import BOS
+from jaxseq.decoding import decode
+from jaxseq.model import attention
+from jaxseq.model.seq2seq import Seq2Seq
 
 SRC = jnp.array([[4, 7, 5, 9, 0, 0], [6, 0, 0, 0, 0, 0], [3, 8, 8, 4, 5, 10]], jnp.int32)
 TGT = jnp.array([[BOS, 5, 6, 7, 0], [BOS, 8, 0, 0, 0], [BOS, 4, 4, 9, 12]], jnp.int32)

@@ -38,16 +38,16 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
 
-from jaxseq import model as model_lib  # noqa: E402
-from jaxseq.model import Seq2Seq  # noqa: E402
-from jaxseq.vocab import BOS  # noqa: E402
+from jaxseq.data.vocab import BOS  # noqa: E402
+from jaxseq.model import seq2seq  # noqa: E402
+from jaxseq.model.seq2seq import Seq2Seq  # noqa: E402
 from tests import runs  # noqa: E402
 
 
 def tiny_model(src_vocab_size: int = 11, tgt_vocab_size: int = 13, **overrides) -> Seq2Seq:
-  """The default model (model.ModelConfig, the one source of its fields) at tiny sizes."""
+  """The default model (seq2seq.ModelConfig, the one source of its fields) at tiny sizes."""
   fields = dict(embed_size=8, hidden_size=12, attention_size=10, max_length=9, bidirectional=False)
-  return Seq2Seq(model_lib.ModelConfig(**{**fields, **overrides}), src_vocab_size, tgt_vocab_size)
+  return Seq2Seq(seq2seq.ModelConfig(**{**fields, **overrides}), src_vocab_size, tgt_vocab_size)
 
 
 def init_params(model: Seq2Seq, seed: int = 0):
@@ -98,7 +98,7 @@ def reference(reference_run) -> pathlib.Path:
 def exported(reference, tmp_path_factory) -> str:
   """The shared tiny workdir exported by jaxseq-export (made once for all workers); tests
   must not change it (copy it first)."""
-  from jaxseq import export
+  from jaxseq.serving import export
 
   base = tmp_path_factory.getbasetemp()
   shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base

@@ -1,7 +1,7 @@
 """Fault injection for the tests of a run's guards: NaN steps and signals, from outside.
 
 The product knows nothing of these. A poisoned step is the real train step run on NaN
-parameters (`jaxseq.steps.train_step` wrapped for the test), and a signal is sent by the
+parameters (`jaxseq.training.steps.train_step` wrapped for the test), and a signal is sent by the
 `after_step` action that `trainer.train_and_evaluate` accepts, right after the step and
 its checkpoint, so what the tests see is what a diverged update or an operator's `kill`
 would cause.
@@ -24,7 +24,7 @@ from unittest import mock
 import jax
 import jax.numpy as jnp
 
-from jaxseq import steps, trainer
+from jaxseq.training import steps, trainer
 
 SIGNALS = ("KILL", "TERM", "INT")
 

@@ -13,7 +13,7 @@ import shutil
 import sys
 
 import train
-from jaxseq import checkpointing
+from jaxseq.training import checkpointing
 
 
 def break_workdir(action: str, workdir: str):

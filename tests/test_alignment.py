@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from jaxseq import alignment, tokenizers
-from jaxseq.vocab import WordVocab
+from jaxseq.data import tokenizers
+from jaxseq.data.vocab import WordVocab
+from jaxseq.decoding import alignment
 
 SENTENCES = [
   "the unbelievable cyclists were overtaking the slower lorries",

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseq import attention
+from jaxseq.model import attention
 from tests import attention_checks as checks
 from tests.conftest import REPO, init_params, tiny_model
 
@@ -88,7 +88,7 @@ def test_attention_rejects_a_batched_call():
 
 
 def test_the_readme_table_is_the_one_made_from_the_rows():
-  """README.md's attention table is `table_markdown()`; `python -m jaxseq.attention
+  """README.md's attention table is `table_markdown()`; `python -m jaxseq.model.attention
   --readme=README.md` rewrites it after a row changes."""
   readme = (pathlib.Path(REPO) / "README.md").read_text(encoding="utf-8")
   assert attention.with_table(readme) == readme

@@ -3,7 +3,8 @@ service's row counts."""
 
 import pytest
 
-from jaxseq import batching, input_pipeline
+from jaxseq.data import input_pipeline
+from jaxseq.decoding import batching
 
 
 @pytest.mark.parametrize("max_length", [1, 3, 4, 5, 8, 9, 16, 50, 64, 100])

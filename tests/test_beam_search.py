@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseq import beam_search, decode
-from jaxseq.vocab import BOS, EOS
+from jaxseq.data.vocab import BOS, EOS
+from jaxseq.decoding import beam_search, decode
 from tests.conftest import tiny_model
 
 TGT_VOCAB = 5  # PAD, BOS, EOS, UNK and one word

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseq import cells
-from jaxseq.model import run_rnns
+from jaxseq.model import cells
+from jaxseq.model.seq2seq import run_rnns
 
 
 def run_rnn(cell, kind: str, x, mask, *, reverse: bool):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from jaxseq import checkpointing, preemption, steps
-from jaxseq import model as model_lib
+from jaxseq.model import seq2seq
+from jaxseq.training import checkpointing, preemption, steps
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def config():
 
 @pytest.fixture(scope="module")
 def state(config):
-  model = model_lib.from_config(config.model, 9, 11)
+  model = seq2seq.from_config(config.model, 9, 11)
   return steps.create_train_state(model, config, jax.random.key(0))
 
 

@@ -10,13 +10,16 @@ import pytest
 
 import train as train_py
 from configs import default
-from jaxseq import configuration, data, evaluation, fields
-from jaxseq import model as model_lib
+from jaxseq import fields
+from jaxseq.data import corpora
+from jaxseq.decoding import evaluation
+from jaxseq.model import seq2seq
+from jaxseq.training import configuration
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_CLASSES = (
-  model_lib.ModelConfig,
-  data.DataConfig,
+  seq2seq.ModelConfig,
+  corpora.DataConfig,
   evaluation.DecodeConfig,
   configuration.TrainConfig,
 )
@@ -28,13 +31,13 @@ RECIPES = sorted(
 def declarations(source: str, path: str) -> list[tuple[str, str, str]]:
   """(path, class, name) of every class-level annotated declaration `name: type` in a class
   that holds config fields: a subclass of fields.Config (a base named Config), or a Flax
-  module of jaxseq/model.py (Seq2Seq and Encoder once repeated config.model's fields)."""
+  module of jaxseq/model/seq2seq.py (Seq2Seq and Encoder once repeated config.model's fields)."""
   found = []
   for node in ast.walk(ast.parse(source)):
     if not isinstance(node, ast.ClassDef):
       continue
     bases = {ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases}
-    if "Config" not in bases and not (path == "jaxseq/model.py" and "Module" in bases):
+    if "Config" not in bases and not (path == "jaxseq/model/seq2seq.py" and "Module" in bases):
       continue
     found += [
       (path, node.name, stmt.target.id)
@@ -58,9 +61,9 @@ def test_the_declaration_finder_sees_a_repeated_field():
     "class DataConfig(fields.Config):\n  hidden_size: int = fields.field(1, 'x')\n"
     "class Plain:\n  hidden_size: int\n"
   )
-  assert declarations(source, "jaxseq/model.py") == [
-    ("jaxseq/model.py", "Encoder", "hidden_size"),
-    ("jaxseq/model.py", "DataConfig", "hidden_size"),
+  assert declarations(source, "jaxseq/model/seq2seq.py") == [
+    ("jaxseq/model/seq2seq.py", "Encoder", "hidden_size"),
+    ("jaxseq/model/seq2seq.py", "DataConfig", "hidden_size"),
   ]
   assert declarations(source, "jaxseq/other.py") == [
     ("jaxseq/other.py", "DataConfig", "hidden_size")
@@ -99,7 +102,7 @@ def test_every_config_file_has_exactly_the_dataclass_fields(name):
 
 def test_the_default_config_is_the_dataclass_defaults():
   assert configuration.validate(default.get_config()) == configuration.TrainConfig()
-  assert default.get_model_config().to_dict() == dataclasses.asdict(model_lib.ModelConfig())
+  assert default.get_model_config().to_dict() == dataclasses.asdict(seq2seq.ModelConfig())
 
 
 @pytest.mark.parametrize(
@@ -150,7 +153,7 @@ def test_a_partial_mapping_takes_the_defaults_and_a_loose_one_ignores_unknown_ke
   )
   assert config.model.hidden_size == 32
   assert config == dataclasses.replace(
-    configuration.TrainConfig(), model=dataclasses.replace(model_lib.ModelConfig(), hidden_size=32)
+    configuration.TrainConfig(), model=dataclasses.replace(seq2seq.ModelConfig(), hidden_size=32)
   )
 
 

@@ -1,7 +1,8 @@
 import pytest
 
 from configs import default
-from jaxseq import attention, configuration, steps
+from jaxseq.model import attention
+from jaxseq.training import configuration, steps
 
 
 def test_the_default_config_is_valid():

@@ -6,7 +6,8 @@ import pathlib
 import pytest
 
 from configs import multi30k_de_en, tutorial_fra_eng
-from jaxseq import cli, configuration
+from jaxseq import cli
+from jaxseq.training import configuration
 
 # Every runnable config file (corpus_fields.py is the fields they share, not a config).
 CONFIGS = sorted(

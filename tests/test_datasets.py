@@ -8,9 +8,10 @@ import threading
 
 import pytest
 
-from jaxseq import configuration, data, datasets
-from jaxseq.datasets import multi30k, tatoeba
-from jaxseq.datasets.textfiles import DataError
+from jaxseq.data import corpora, datasets
+from jaxseq.data.datasets import multi30k, tatoeba
+from jaxseq.data.datasets.textfiles import DataError
+from jaxseq.training import configuration
 
 SHARED = os.environ.get("JAXSEQ_DATA_DIR") or os.path.join(
   os.path.dirname(datasets.REPO_ROOT), "shared", "data"
@@ -52,7 +53,7 @@ def test_multi30k_builder_keeps_every_split_in_file_order(tmp_path):
   assert train[6] == ("line train 6", "satz train 6")
   assert train.take([5, 0]) == [("line train 5", "satz train 5"), ("line train 0", "satz train 0")]
   assert list(train[1:3]) == [(f"line train {i}", f"satz train {i}") for i in (1, 2)]
-  corpus = data.load_corpus(config)
+  corpus = corpora.load_corpus(config)
   assert set(corpus.test) == {"test2016", "test2017"} and corpus.eval == splits["validation"]
 
 
@@ -181,7 +182,7 @@ def test_tatoeba_heldout_split_is_grouped_by_source(tmp_path):
   held_sources = {s for s, _ in splits["validation"]}
   assert held_sources and not held_sources & train_sources
   assert len(splits["train"]) + len(splits["validation"]) == len(lines) - 1
-  corpus = data.load_corpus(config)
+  corpus = corpora.load_corpus(config)
   assert len(corpus.eval) == len(held_sources) == len(corpus.eval_references)
   for (src, first), refs in zip(corpus.eval, corpus.eval_references):
     all_refs = [t for s, t in splits["validation"] if s == src]
@@ -206,7 +207,7 @@ def test_real_multi30k_split_sizes(tmp_path):
 
 
 def test_wmt14_offline_fails_with_one_clear_message(tmp_path, monkeypatch):
-  from jaxseq.datasets import wmt14
+  from jaxseq.data.datasets import wmt14
 
   monkeypatch.setattr(wmt14.textfiles, "reachable", lambda host: False)  # as on a machine offline
   with pytest.raises(DataError, match="needs a network"):
@@ -214,7 +215,7 @@ def test_wmt14_offline_fails_with_one_clear_message(tmp_path, monkeypatch):
 
 
 def test_missing_local_copy_offline_is_one_data_error(tmp_path, monkeypatch):
-  from jaxseq.datasets import textfiles
+  from jaxseq.data.datasets import textfiles
 
   monkeypatch.setattr(textfiles, "reachable", lambda host: False)  # as on a machine offline
   config = corpus_config(tmp_path, "multi30k", "de", "en")

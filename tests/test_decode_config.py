@@ -3,7 +3,8 @@
 import pytest
 
 from configs import default
-from jaxseq import configuration, evaluation
+from jaxseq.decoding import evaluation
+from jaxseq.training import configuration
 
 
 def test_defaults_are_valid_and_every_search_is_allowed():

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from configs import default
-from jaxseq import beam_search, decode, ensemble, evaluation, input_pipeline, steps, synthetic
-from jaxseq import model as model_lib
-from jaxseq.vocab import BOS, EOS, PAD, WordVocab
+from jaxseq.data import input_pipeline, synthetic
+from jaxseq.data.vocab import BOS, EOS, PAD, WordVocab
+from jaxseq.decoding import beam_search, decode, ensemble, evaluation
+from jaxseq.model import seq2seq
+from jaxseq.training import steps
 
 MAX_LENGTH = 16
 SETTINGS = dict(default.get_config().decode.to_dict(), temperature=1.0, top_k=0, top_p=1.0, seed=0)
@@ -38,7 +40,7 @@ def trained():
     max_length=MAX_LENGTH,
     dropout=0.0,
   )
-  model = model_lib.from_config(fields, len(src_vocab), len(tgt_vocab))
+  model = seq2seq.from_config(fields, len(src_vocab), len(tgt_vocab))
   config = default.get_config()
   config.update(
     dict(

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 
 from configs import default
-from jaxseq import decode, steps
-from jaxseq import model as model_lib
+from jaxseq.decoding import decode
+from jaxseq.model import seq2seq
+from jaxseq.training import steps
 
 
 def _models(**overrides):
   m = default.get_model_config()
   m.update(embed_size=16, hidden_size=32, attention_size=16, max_length=8, **overrides)
-  f32 = model_lib.from_config(m, 20, 24)
+  f32 = seq2seq.from_config(m, 20, 24)
   m.dtype = "bfloat16"
-  return f32, model_lib.from_config(m, 20, 24)
+  return f32, seq2seq.from_config(m, 20, 24)
 
 
 def _batch(seed=0, batch=4, length=8):

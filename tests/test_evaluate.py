@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from jaxseq import evaluate
+from jaxseq.serving import evaluate
 
 
 def _evaluate(capsys, *args):

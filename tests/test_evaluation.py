@@ -12,8 +12,8 @@ import pytest
 import sacrebleu
 
 from configs import default
-from jaxseq import evaluation
-from jaxseq.vocab import BOS, WordVocab
+from jaxseq.data.vocab import BOS, WordVocab
+from jaxseq.decoding import evaluation
 from tests.conftest import subprocess_env, tiny_model
 
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from jaxseq import export
+from jaxseq.serving import export
 from tests.conftest import REPO, subprocess_env
 from tests.test_translate import SENTENCES, _one_error_line, translate  # noqa: F401  (fixture)
 
@@ -39,9 +39,10 @@ def test_loading_needs_no_flax_and_no_model_code(artifact):
   # The modules a workdir needs are made unimportable; the artifact still translates.
   code = (
     "import sys\n"
-    "for name in ('flax', 'orbax', 'optax', 'jaxseq.model', 'jaxseq.checkpointing'):\n"
+    "for name in ('flax', 'orbax', 'optax', 'jaxseq.model.seq2seq',"
+    " 'jaxseq.training.checkpointing'):\n"
     "  sys.modules[name] = None\n"
-    "from jaxseq import translate\n"
+    "from jaxseq.serving import translate\n"
     f"sys.exit(translate.run(['--artifact={artifact}', 'forty one']))\n"
   )
   proc = subprocess.run(

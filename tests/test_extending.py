@@ -19,11 +19,13 @@ import pytest
 from jax import export as jax_export
 
 from configs import default
-from jaxseq import attention, beam_search, cells, configuration, decode, ensemble, export
-from jaxseq import model as model_lib
-from jaxseq.attention import AFTER_CELL, Entry, attend, check_memory
-from jaxseq.model import Seq2Seq
-from jaxseq.vocab import BOS, EOS
+from jaxseq.data.vocab import BOS, EOS
+from jaxseq.decoding import beam_search, decode, ensemble
+from jaxseq.model import attention, cells, seq2seq
+from jaxseq.model.attention import AFTER_CELL, Entry, attend, check_memory
+from jaxseq.model.seq2seq import Seq2Seq
+from jaxseq.serving import export
+from jaxseq.training import configuration
 from tests import attention_checks as checks
 from tests.attention_checks import SRC, TGT
 from tests.conftest import REPO, init_params, tiny_model
@@ -91,12 +93,12 @@ def test_the_doc_shows_this_code_and_names_only_what_exists():
     assert f"| `wiring.{field}` |" in doc, f"docs/extending.md lacks Wiring.{field}"
   modules = {
     "attention": attention,
-    "model": model_lib,
+    "seq2seq": seq2seq,
     "configuration": configuration,
     "cells": cells,
     "Seq2Seq": Seq2Seq,
   }
-  named = re.findall(r"`(attention|model|configuration|cells|Seq2Seq)\.(\w+)", doc)
+  named = re.findall(r"`(attention|seq2seq|configuration|cells|Seq2Seq)\.(\w+)", doc)
   assert len(named) > 5
   for module, name in named:
     assert hasattr(modules[module], name), f"docs/extending.md names {module}.{name}"

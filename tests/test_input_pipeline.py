@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from configs import default
-from jaxseq import input_pipeline, steps
-from jaxseq import model as model_lib
-from jaxseq.vocab import BOS, EOS, PAD, WordVocab
+from jaxseq.data import input_pipeline
+from jaxseq.data.vocab import BOS, EOS, PAD, WordVocab
+from jaxseq.model import seq2seq
+from jaxseq.training import steps
 
 BATCH, MAX_LENGTH = 8, 20
 
@@ -201,7 +202,7 @@ def test_train_step_compiles_once_per_bucket_over_two_epochs():
       num_train_steps=100,
     )
   )
-  model = model_lib.from_config(m, 30, 30)
+  model = seq2seq.from_config(m, 30, 30)
   state = steps.create_train_state(model, config, jax.random.key(0))
   # create_train_state leaves step a Python int; the step returns an int32 array, and that
   # change of input type alone would compile a second time

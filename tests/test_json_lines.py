@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from jaxseq import translate as translate_cli
+from jaxseq.serving import translate as translate_cli
 
 # Characters the commands meet in practice and at their edges: surrogates (lone, from a
 # JSON escape or undecodable bytes), NUL and other controls, combining marks, line and

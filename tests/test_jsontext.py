@@ -2,7 +2,7 @@
 
 import pytest
 
-from jaxseq import jsontext
+from jaxseq.serving import jsontext
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseq import attention, decode
-from jaxseq.model import Seq2Seq
-from jaxseq.vocab import BOS, EOS
+from jaxseq.data.vocab import BOS, EOS
+from jaxseq.decoding import decode
+from jaxseq.model import attention
+from jaxseq.model.seq2seq import Seq2Seq
 from tests import attention_checks as checks
 from tests.attention_checks import SRC, TGT
 from tests.conftest import init_params, tiny_model
@@ -167,9 +168,9 @@ def test_readout_none_is_the_tutorials_decoder():
   ],
 )
 def test_a_readout_that_would_cut_the_context_off_is_refused(fields, field):
-  from jaxseq import model as model_lib
+  from jaxseq.model import seq2seq
 
-  problem = model_lib.wiring_problem(
+  problem = seq2seq.wiring_problem(
     fields["attention"], fields["readout"], fields.get("input_feeding", False)
   )
   assert problem is not None and problem[0] == field
@@ -209,7 +210,7 @@ def test_conditional_is_two_cells_around_the_attention():
   np.testing.assert_allclose(logits, out @ p["output"]["kernel"] + p["output"]["bias"], atol=1e-5)
   # The context reaches the state through the second cell, so a readout of h alone is
   # allowed here, unlike with Luong's scores.
-  from jaxseq import model as model_lib
+  from jaxseq.model import seq2seq
 
-  assert model_lib.wiring_problem("conditional", "none", False) is None
-  assert model_lib.wiring_problem("luong_general", "none", False) is not None
+  assert seq2seq.wiring_problem("conditional", "none", False) is None
+  assert seq2seq.wiring_problem("luong_general", "none", False) is not None

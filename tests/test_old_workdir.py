@@ -12,9 +12,10 @@ import shutil
 import jax
 import pytest
 
-from jaxseq import checkpointing, configuration, steps, tokenizers
-from jaxseq import model as model_lib
-from jaxseq import translate as translate_cli
+from jaxseq.data import tokenizers
+from jaxseq.model import seq2seq
+from jaxseq.serving import translate as translate_cli
+from jaxseq.training import checkpointing, configuration, steps
 from tests import runs
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "workdir_0.1.0"
@@ -31,7 +32,7 @@ def _built_table(workdir: pathlib.Path) -> dict[str, str]:
   """The train-state layout that today's code builds from a workdir's config and vocabularies."""
   config = checkpointing.load_config(str(workdir))
   src_vocab, tgt_vocab = tokenizers.load_pair(str(workdir))
-  model = model_lib.from_config(config.model, len(src_vocab), len(tgt_vocab))
+  model = seq2seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
   abstract = jax.eval_shape(
     lambda key: steps.create_train_state(model, config, key), jax.random.key(0)
   )
@@ -57,8 +58,8 @@ def _without(tmp_path, section: str, name: str) -> pathlib.Path:
 @pytest.mark.parametrize(
   "section, name, default",
   [
-    ("model", "tie_embeddings", model_lib.ModelConfig().tie_embeddings),
-    ("model", "scan_unroll", model_lib.ModelConfig().scan_unroll),
+    ("model", "tie_embeddings", seq2seq.ModelConfig().tie_embeddings),
+    ("model", "scan_unroll", seq2seq.ModelConfig().scan_unroll),
     ("decode", "alpha", configuration.TrainConfig().decode.alpha),
     ("decode", "eval_search", configuration.TrainConfig().decode.eval_search),
   ],

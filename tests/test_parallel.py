@@ -86,15 +86,16 @@ def _train_losses() -> dict:
   """Trains the tiny config for NUM_STEPS on every visible device; reports what it saw."""
   import jax
 
-  from jaxseq import data, input_pipeline, parallel, steps, trainer
-  from jaxseq import model as model_lib
+  from jaxseq.data import corpora, input_pipeline
+  from jaxseq.model import seq2seq
+  from jaxseq.training import parallel, steps, trainer
 
   config = _tiny_config()
-  corpus = data.load_corpus(config)
+  corpus = corpora.load_corpus(config)
   examples, _ = input_pipeline.encode_pairs(
     corpus.train, corpus.src_vocab, corpus.tgt_vocab, config.model.max_length
   )
-  model = model_lib.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
+  model = seq2seq.from_config(config.model, len(corpus.src_vocab), len(corpus.tgt_vocab))
   mesh = parallel.make_mesh()
   state = parallel.init_replicated(
     lambda: steps.create_train_state(model, config, jax.random.key(config.seed)), mesh
@@ -117,7 +118,7 @@ def _train_losses() -> dict:
     state, metrics = train_step(state, batch)
     losses.append(float(metrics["loss"]) / float(metrics["tokens"]))
   if os.environ.get(SAVE_TO_ENV):  # a checkpoint of the devices' state, for a restore test
-    from jaxseq import checkpointing
+    from jaxseq.training import checkpointing
 
     manager = checkpointing.make_manager(os.environ[SAVE_TO_ENV], config)
     checkpointing.save(manager, state, {}, force=True)
@@ -239,12 +240,12 @@ def test_a_checkpoint_saved_by_four_devices_restores_on_one(one_and_four, four_d
   """Inference restores onto this process's device, not onto the topology that saved."""
   import jax
 
-  from jaxseq import checkpointing, steps
-  from jaxseq import model as model_lib
+  from jaxseq.model import seq2seq
+  from jaxseq.training import checkpointing, steps
 
   _, four = one_and_four
   config = _tiny_config()
-  model = model_lib.from_config(config.model, *four["vocab_sizes"])
+  model = seq2seq.from_config(config.model, *four["vocab_sizes"])
   abstract = jax.eval_shape(lambda k: steps.create_train_state(model, config, k), jax.random.key(0))
   state, step = checkpointing.restore_for_inference(four_devices_workdir, abstract)
   params = jax.tree.leaves(state.params)
@@ -277,7 +278,7 @@ def test_two_processes_of_two_devices_follow_the_one_device_trajectory(one_and_f
 def test_distributed_is_requested_by_config_or_environment(monkeypatch):
   import ml_collections
 
-  from jaxseq import parallel
+  from jaxseq.training import parallel
 
   monkeypatch.delenv(parallel.DISTRIBUTED_ENV, raising=False)
   assert not parallel.distributed_requested(ml_collections.ConfigDict({"distributed": False}))
@@ -295,7 +296,7 @@ def test_distributed_without_a_cluster_is_a_config_error():
   }
   code = (
     "import ml_collections\n"
-    "from jaxseq import configuration, parallel\n"
+    "from jaxseq.training import configuration, parallel\n"
     "try:\n"
     "  parallel.initialize_distributed(ml_collections.ConfigDict({'distributed': True}))\n"
     "except configuration.ConfigError as e:\n"
@@ -314,7 +315,7 @@ def test_distributed_without_a_cluster_is_a_config_error():
 
 
 if __name__ == "__main__":
-  from jaxseq import parallel
+  from jaxseq.training import parallel
 
   parallel.initialize_distributed(_tiny_config())  # only where JAXSEQ_DISTRIBUTED=1
   print(json.dumps(_train_losses()))

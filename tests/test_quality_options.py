@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from jaxseq import averaging, configuration, early_stopping, steps
-from jaxseq.model import Seq2Seq
+from jaxseq.model.seq2seq import Seq2Seq
+from jaxseq.training import averaging, configuration, early_stopping, steps
 from tests.conftest import init_params, tiny_model
 from tests.test_steps import _batch, _config
 

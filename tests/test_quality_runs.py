@@ -7,8 +7,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxseq import averaging, checkpointing, data, evaluation, input_pipeline, steps, tokenizers
-from jaxseq import model as model_lib
+from jaxseq.data import corpora, input_pipeline, tokenizers
+from jaxseq.decoding import evaluation
+from jaxseq.model import seq2seq
+from jaxseq.training import averaging, checkpointing, steps
 from tests import runs
 
 
@@ -41,7 +43,7 @@ def test_averaged_checkpoints_are_the_mean_of_the_newest_and_are_what_is_scored(
 
   config = checkpointing.load_config(str(tmp_path))
   src_vocab, tgt_vocab = tokenizers.load_pair(str(tmp_path))
-  model = model_lib.from_config(config.model, len(src_vocab), len(tgt_vocab))
+  model = seq2seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
   abstract = jax.eval_shape(
     functools.partial(steps.create_train_state, model, config), jax.random.key(0)
   )
@@ -59,7 +61,7 @@ def test_averaged_checkpoints_are_the_mean_of_the_newest_and_are_what_is_scored(
     assert not np.array_equal(a, b)
 
   # The averaged scores are those of the mean parameters, not of the final ones.
-  corpus = data.load_corpus(config)
+  corpus = corpora.load_corpus(config)
   examples, _ = input_pipeline.encode_indexed(
     corpus.eval, src_vocab, tgt_vocab, config.model.max_length
   )

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from jaxseq import trained
+from jaxseq.decoding import trained
 from tests import runs
 
 

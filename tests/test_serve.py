@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from jaxseq import serve
+from jaxseq.serving import serve
 from tests import runs
 from tests.conftest import REPO, subprocess_env
 
@@ -39,7 +39,7 @@ class Server:
     self.port = _free_port()
     self.url = f"http://127.0.0.1:{self.port}"
     self.proc = subprocess.Popen(
-      [sys.executable, "-m", "jaxseq.serve", f"--port={self.port}", *flags]
+      [sys.executable, "-m", "jaxseq.serving.serve", f"--port={self.port}", *flags]
       + [f"--workdir={workdir}"] * (workdir is not None),
       cwd=REPO,
       env=subprocess_env(),
@@ -479,7 +479,7 @@ def test_what_is_not_http_gets_a_json_400(guarded, sent):
 
 def test_flag_mistakes_are_one_line(trained_workdir):
   proc = subprocess.run(
-    [sys.executable, "-m", "jaxseq.serve", "--max_batch=0", f"--workdir={trained_workdir}"],
+    [sys.executable, "-m", "jaxseq.serving.serve", "--max_batch=0", f"--workdir={trained_workdir}"],
     cwd=REPO,
     env=subprocess_env(),
     capture_output=True,
@@ -503,7 +503,7 @@ def test_flag_mistakes_are_one_line(trained_workdir):
 )
 def test_limit_flag_mistakes_are_one_line(flag, says):
   proc = subprocess.run(
-    [sys.executable, "-m", "jaxseq.serve", flag, "--workdir=unused"],
+    [sys.executable, "-m", "jaxseq.serving.serve", flag, "--workdir=unused"],
     cwd=REPO,
     env=subprocess_env(),
     capture_output=True,
@@ -525,7 +525,7 @@ def test_more_connections_than_the_process_may_open_is_one_line(trained_workdir)
     [
       sys.executable,
       "-m",
-      "jaxseq.serve",
+      "jaxseq.serving.serve",
       f"--max_connections={hard}",
       f"--workdir={trained_workdir}",
     ],

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from jaxseq import jsontext, serve, tokenizers
-from jaxseq.translate import Request, Translator
+from jaxseq.data import tokenizers
+from jaxseq.serving import jsontext, serve
+from jaxseq.serving.translate import Request, Translator
 
 LIMITS = serve.Limits(max_texts=4, max_chars=60, beam_sizes=(1, 4), beam_size=4)
 GERMAN = [

@@ -71,7 +71,7 @@ def test_loading_translating_and_training_put_everything_back(reference_run, tmp
   assert (
     _changes(f"""
       import train
-      from jaxseq import translate
+      from jaxseq.serving import translate
       translator = translate.Translator([{str(workdir)!r}], command="test")
       translator.translate([translate.Request("seven")], nbest=1, batch_size=1)
       assert translate.run(["--workdir={workdir}", "forty two"]) == 0

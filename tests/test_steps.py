@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import default
-from jaxseq import steps
-from jaxseq.input_pipeline import pad_batch
+from jaxseq.data.input_pipeline import pad_batch
+from jaxseq.training import steps
 from tests.conftest import tiny_model
 
 

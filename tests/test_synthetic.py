@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from num2words import num2words
 
-from jaxseq import synthetic
+from jaxseq.data import synthetic
 
 
 def test_german_split_rebuilds_the_word_for_many_numbers():

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from jaxseq.datasets import textfiles
-from jaxseq.datasets.textfiles import DataError
+from jaxseq.data.datasets import textfiles
+from jaxseq.data.datasets.textfiles import DataError
 
 
 def write(path, data: bytes):

@@ -1,7 +1,7 @@
 """SentencePiece and word tokenizers: reserved ids, exact round trip, save/load, determinism."""
 
-from jaxseq import tokenizers, vocab
-from jaxseq.vocab import BOS, EOS, PAD, UNK
+from jaxseq.data import tokenizers, vocab
+from jaxseq.data.vocab import BOS, EOS, PAD, UNK
 
 SENTENCES = [
   f"Ein {w} Hund läuft über die Wiese, {i} Mal!"

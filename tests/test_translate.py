@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from jaxseq import translate as translate_cli
+from jaxseq.serving import translate as translate_cli
 from tests import runs
 from tests.conftest import REPO, subprocess_env
 
@@ -30,7 +30,7 @@ LOADED = re.compile(r"^jaxseq-\w+: workdir .+, checkpoint step \d+$")
 def translate_process(workdir, *args, stdin: bytes | None = b""):
   """jaxseq-translate in a subprocess: (exit status, stdout, stderr)."""
   proc = subprocess.run(
-    [sys.executable, "-m", "jaxseq.translate", f"--workdir={workdir}", *args],
+    [sys.executable, "-m", "jaxseq.serving.translate", f"--workdir={workdir}", *args],
     cwd=REPO,
     env=subprocess_env(),
     input=stdin,
@@ -42,7 +42,7 @@ def translate_process(workdir, *args, stdin: bytes | None = b""):
 
 @pytest.fixture
 def translate(capsys, monkeypatch):
-  """jaxseq.translate.run in this process, stdin given as bytes: (status, stdout, stderr).
+  """jaxseq.serving.translate.run in this process, stdin given as bytes: (status, stdout, stderr).
   workdir None: no --workdir (an artifact is given in args)."""
 
   def run(workdir, *args, stdin: bytes = b""):
@@ -143,7 +143,7 @@ def test_attention_plot_for_one_sentence(trained_workdir, tmp_path, translate):
 def test_interactive_prompt_when_stdin_is_a_terminal(trained_workdir, translate):
   leader, follower = pty.openpty()
   proc = subprocess.Popen(
-    [sys.executable, "-m", "jaxseq.translate", f"--workdir={trained_workdir}"],
+    [sys.executable, "-m", "jaxseq.serving.translate", f"--workdir={trained_workdir}"],
     cwd=REPO,
     env=subprocess_env(),
     stdin=follower,
@@ -401,7 +401,13 @@ def test_the_loaded_checkpoint_is_named_and_a_damaged_newest_one_is_warned(
 def test_output_that_cannot_be_written_is_one_line_and_a_reader_that_leaves_is_quiet(
   trained_workdir,
 ):
-  command = [sys.executable, "-m", "jaxseq.translate", f"--workdir={trained_workdir}", *SENTENCES]
+  command = [
+    sys.executable,
+    "-m",
+    "jaxseq.serving.translate",
+    f"--workdir={trained_workdir}",
+    *SENTENCES,
+  ]
   with open("/dev/full", "w") as full:  # every write: "No space left on device"
     proc = subprocess.run(
       command,
@@ -439,7 +445,7 @@ def test_an_attention_plot_that_cannot_be_written_is_one_line(trained_workdir, t
 
 def test_ctrl_c_ends_the_command_at_once(trained_workdir):
   proc = subprocess.Popen(
-    [sys.executable, "-m", "jaxseq.translate", f"--workdir={trained_workdir}"],
+    [sys.executable, "-m", "jaxseq.serving.translate", f"--workdir={trained_workdir}"],
     cwd=REPO,
     env=subprocess_env(),
     stdin=subprocess.PIPE,

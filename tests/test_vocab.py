@@ -1,7 +1,7 @@
 import pytest
 
-from jaxseq.tokenizers import load_pair, save_pair
-from jaxseq.vocab import BOS, EOS, PAD, UNK, WordVocab
+from jaxseq.data.tokenizers import load_pair, save_pair
+from jaxseq.data.vocab import BOS, EOS, PAD, UNK, WordVocab
 
 
 def test_round_trip_and_reserved_ids(tmp_path):

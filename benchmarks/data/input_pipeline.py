@@ -22,8 +22,9 @@ import numpy as np
 
 from benchmarks import common
 from configs import multi30k_de_en
-from jaxseq import data, input_pipeline, steps
-from jaxseq import model as model_lib
+from jaxseq.data import corpora, input_pipeline
+from jaxseq.model import seq2seq
+from jaxseq.training import steps
 
 
 def pipeline_rate(examples, config, num_batches: int, num_threads: int) -> dict:
@@ -48,7 +49,7 @@ def pipeline_rate(examples, config, num_batches: int, num_threads: int) -> dict:
 
 
 def train_rate(examples, config, src_size, tgt_size, num_steps: int) -> dict:
-  model = model_lib.from_config(config.model, src_size, tgt_size)
+  model = seq2seq.from_config(config.model, src_size, tgt_size)
   state = steps.create_train_state(model, config, jax.random.key(0))
   step = jax.jit(
     functools.partial(
@@ -92,7 +93,7 @@ def main():
   args = parser.parse_args()
 
   config = multi30k_de_en.get_config()
-  corpus = data.load_corpus(config)
+  corpus = corpora.load_corpus(config)
   # what training reads: the array_record files, encoded as they are read
   streamed = input_pipeline.EncodedPairs(corpus.train, corpus.src_vocab, corpus.tgt_vocab)
   pipeline = pipeline_rate(streamed, config, args.pipeline_batches, args.num_threads)

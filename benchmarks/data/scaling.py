@@ -6,7 +6,7 @@
 For each size N it writes a Multi30k-layout corpus whose training split is N pairs: the
 Multi30k training pairs repeated, each copy marked by its number on both sides ("... (12)"),
 with the real validation and test splits beside them. Each measurement is a fresh process
-running the training path of configs/multi30k_de_en_fast.py (`jaxseq.trainer.start`, then
+running the training path of configs/multi30k_de_en_fast.py (`jaxseq.training.trainer.start`, then
 train steps):
   cold  empty TFDS directory and compilation cache: the array_record preparation and the
         compilation of the train step are part of the time;
@@ -64,7 +64,8 @@ def child(args) -> dict:
   import numpy as np
 
   from configs import multi30k_de_en_fast
-  from jaxseq import artifact, parallel, trainer
+  from jaxseq.serving import artifact
+  from jaxseq.training import parallel, trainer
 
   artifact.use_compilation_cache()  # as train.py does ($JAXSEQ_XLA_CACHE, set by measure)
   config = multi30k_de_en_fast.get_config()

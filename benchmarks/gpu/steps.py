@@ -85,7 +85,7 @@ def environment(args) -> dict:
   import tensorflow_datasets
   import torch
 
-  from jaxseq import trainer  # noqa: F401  (the import is the check)
+  from jaxseq.training import trainer  # noqa: F401  (the import is the check)
 
   name, source = gpu_name()
   versions = {}
@@ -196,7 +196,9 @@ def utilisation(args) -> dict:
   no periodic evaluation, and a final evaluation cut to one output token (the limit is a
   traced argument: the compiled search is the Multi30k run's), so that the runs are the
   step loop and little else."""
-  from jaxseq import quiet, tokenizers, trainer
+  from jaxseq import quiet
+  from jaxseq.data import tokenizers
+  from jaxseq.training import trainer
 
   num_steps = args.steps
   save_every = max(num_steps // 4, 5)

@@ -99,7 +99,9 @@ def train(config, workdir: str) -> dict | None:
   """The summary that training config in workdir returns, or None after one error line
   (a bad config, corpus or checkpoint, a stopped or interrupted run, an unwritable
   workdir; an interrupted run resumes with the same command)."""
-  from jaxseq import checkpointing, configuration, data, quiet, trainer
+  from jaxseq import quiet
+  from jaxseq.data import corpora
+  from jaxseq.training import checkpointing, configuration, trainer
 
   try:
     with quiet.quiet_training():
@@ -107,7 +109,7 @@ def train(config, workdir: str) -> dict | None:
   except (
     configuration.ConfigError,
     checkpointing.CheckpointError,
-    data.DataError,
+    corpora.DataError,
     trainer.TrainingStopped,
     trainer.TrainingInterrupted,
     OSError,
@@ -173,21 +175,24 @@ def train_from_flags(module: str, argv: list[str], flag_values: flags.FlagValues
 def load(workdirs: list[str]):
   """(trained.Loaded of the workdirs, several being their ensemble; the corpus of the first),
   or None after one error line."""
-  from jaxseq import checkpointing, data, quiet, trained
+  from jaxseq import quiet
+  from jaxseq.data import corpora
+  from jaxseq.decoding import trained
+  from jaxseq.training import checkpointing
 
   try:
     with quiet.absl_errors_only():
       loaded = trained.Loaded(workdirs)
     first = loaded.members[0]
-    return loaded, data.load_corpus(first.config, first.workdir)
-  except (checkpointing.CheckpointError, data.DataError) as e:
+    return loaded, corpora.load_corpus(first.config, first.workdir)
+  except (checkpointing.CheckpointError, corpora.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return None
 
 
 def split_names(corpus) -> tuple[str, list[str]]:
   """(the held-out split's name, the names of the test splits) of a corpus."""
-  from jaxseq import evaluate
+  from jaxseq.serving import evaluate
 
   tests = [k for k in evaluate.select_splits(corpus, None) if k != evaluate.HELDOUT]
   return evaluate.HELDOUT, tests
@@ -199,7 +204,7 @@ def score(
   """{split: metrics and seconds} of the named splits, beam search with the first member's
   config.decode updated by `settings`, batches of its config.batch_size (as jaxseq-evaluate
   scores them); with `out`, the hypothesis, reference and alignment files go there."""
-  from jaxseq import evaluate
+  from jaxseq.serving import evaluate
 
   if not names:
     return {}  # (select_splits reads no names as every split)
@@ -240,7 +245,7 @@ def _with_lc_tok(workdir: str, split: dict, language: str) -> dict:
   that training wrote where the training predates that metric."""
   if "bleu_lc_tok" in split or "files" not in split:
     return split
-  from jaxseq import evaluation
+  from jaxseq.decoding import evaluation
 
   def lines(name):
     with open(os.path.join(workdir, name), encoding="utf-8") as f:

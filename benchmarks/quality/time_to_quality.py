@@ -67,7 +67,7 @@ def parse_thresholds(text: str) -> list[float]:
 
 def save_plot(path: str, records: list[dict]):
   """BLEU against training minutes, one line per record, thresholds as dotted lines."""
-  from jaxseq import plots  # matplotlib without a display
+  from jaxseq.training import plots  # matplotlib without a display
 
   fig, ax = plots.pyplot().subplots(figsize=(7, 4.2))
   marks = set()
@@ -180,7 +180,7 @@ def main(argv: list[str]) -> int:
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  from jaxseq import checkpointing
+  from jaxseq.training import checkpointing
 
   if checkpointing.has_checkpoints(parsed.workdir):
     print(

@@ -12,8 +12,9 @@ always teacher forcing, 80 epochs, greedy decoding of up to MAX_LENGTH words. As
 tutorial, nothing is masked: padded positions are read by the encoder and the attention and
 counted in the loss. What comes from jaxseq: the data (configs/tutorial_fra_eng.py: the
 tutorial's filter, the held-out split grouped by French source), the word vocabularies, and
-the evaluation (multi-reference sacreBLEU and chrF of jaxseq.evaluation). The results JSON has
-the fields of benchmarks/quality/driver.py's, so benchmarks/quality/results_table.py lists
+the evaluation (multi-reference sacreBLEU and chrF of jaxseq.decoding.evaluation). The
+results JSON has the fields of benchmarks/quality/driver.py's, so
+benchmarks/quality/results_table.py lists
 it too.
 
 References:
@@ -35,8 +36,9 @@ from torch import nn
 from benchmarks import common
 from benchmarks.quality import driver, time_to_quality
 from configs import tutorial_fra_eng
-from jaxseq import data, evaluation, input_pipeline
-from jaxseq.vocab import BOS, EOS, PAD
+from jaxseq.data import corpora, input_pipeline
+from jaxseq.data.vocab import BOS, EOS, PAD
+from jaxseq.decoding import evaluation
 
 
 class Encoder(nn.Module):
@@ -163,8 +165,8 @@ def main(argv: list[str]) -> int:
   started = time.time()
   config = tutorial_fra_eng.get_config()
   try:
-    corpus = data.load_corpus(config)
-  except data.DataError as e:
+    corpus = corpora.load_corpus(config)
+  except corpora.DataError as e:
     print(f"error: bad data: {e}", file=sys.stderr)
     return 2
   width = config.model.max_length + 1  # up to max_length words and EOS

@@ -170,10 +170,11 @@ def ensure_workdir(workdir: str | None) -> str:
 
 
 def held_out_sentences(workdir: str, count: int = 200) -> list[str]:
-  from jaxseq import checkpointing, data
+  from jaxseq.data import corpora
+  from jaxseq.training import checkpointing
 
   config = checkpointing.load_config(workdir)
-  corpus = data.load_corpus(config, workdir)
+  corpus = corpora.load_corpus(config, workdir)
   sources = [s for s, _ in corpus.eval] or [s for s, _ in corpus.train]
   return sources[:count]
 
@@ -183,7 +184,7 @@ def start_server(workdir: str, port: int, read_timeout: float) -> subprocess.Pop
     [
       sys.executable,
       "-m",
-      "jaxseq.serve",
+      "jaxseq.serving.serve",
       f"--workdir={workdir}",
       f"--port={port}",
       f"--read_timeout={read_timeout}",
@@ -517,7 +518,7 @@ def main(argv: list[str]) -> int:
     "for --seconds; prints what they got as JSON",
   )
   args = parser.parse_args(argv)
-  from jaxseq import connections
+  from jaxseq.serving import connections
 
   problem = connections.open_files_for(args.idle + 256)  # the idle connections' ends
   if problem:

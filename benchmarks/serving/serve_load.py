@@ -33,10 +33,11 @@ def _free_port() -> int:
 
 
 def _sentences(workdir: str, count: int) -> list[str]:
-  from jaxseq import checkpointing, data
+  from jaxseq.data import corpora
+  from jaxseq.training import checkpointing
 
   config = checkpointing.load_config(workdir)
-  corpus = data.load_corpus(config, workdir)
+  corpus = corpora.load_corpus(config, workdir)
   sources = [s for s, _ in corpus.eval] or [s for s, _ in corpus.train]
   return [sources[i % len(sources)] for i in range(count)]
 
@@ -167,7 +168,7 @@ def main(argv: list[str]) -> int:
     [
       sys.executable,
       "-m",
-      "jaxseq.serve",
+      "jaxseq.serving.serve",
       f"--workdir={args.workdir}",
       f"--port={port}",
       f"--max_batch={args.max_batch}",

@@ -26,7 +26,7 @@ from benchmarks import common
 def timed(argv: list[str], env: dict) -> float:
   started = time.perf_counter()
   proc = subprocess.run(
-    [sys.executable, "-m", "jaxseq.translate", *argv],
+    [sys.executable, "-m", "jaxseq.serving.translate", *argv],
     env=env,
     capture_output=True,
     text=True,

@@ -18,7 +18,7 @@ from benchmarks.common import Size
 def forward_flops_per_example(size: Size) -> int:
   """Matmul FLOPs of one teacher-forced forward pass of one sentence pair.
 
-  Mirrors jaxseq.model.Seq2Seq with a GRU and Bahdanau attention.
+  Mirrors jaxseq.model.seq2seq.Seq2Seq with a GRU and Bahdanau attention.
   """
   S = T = size.length
   E, H, A, V = size.embed_size, size.hidden_size, size.hidden_size, size.vocab_size

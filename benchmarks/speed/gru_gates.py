@@ -1,4 +1,4 @@
-"""Why the GRU's input projection is split by gate before the scan (jaxseq/cells.py).
+"""Why the GRU's input projection is split by gate before the scan (jaxseq/model/cells.py).
 
     python -m benchmarks.speed.gru_gates
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.speed import train_throughput
-from jaxseq import cells
+from jaxseq.model import cells
 
 
 def _fused_step(kernel, bias, h, x_proj):

@@ -109,7 +109,7 @@ def loops(hlo_text: str) -> list[dict]:
 
 
 def train_step_hlo(size: common.Size) -> str:
-  from jaxseq import parallel
+  from jaxseq.training import parallel
 
   _, state, train_step, mesh = train_throughput.build(size)
   batch = parallel.shard_batch(common.make_batches(size, 1)[0], mesh)
@@ -119,7 +119,7 @@ def train_step_hlo(size: common.Size) -> str:
 def beam_search_hlo(size: common.Size, beam_size: int) -> str:
   import jax.numpy as jnp
 
-  from jaxseq import evaluation
+  from jaxseq.decoding import evaluation
 
   model, state, _, _ = train_throughput.build(size)
   src = jnp.asarray(common.make_batches(size, 1)[0]["src"])

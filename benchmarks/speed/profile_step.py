@@ -84,7 +84,7 @@ def classify(opcode: str, op_name: str) -> tuple[str, str, str]:
 def profile(size: common.Size, num_steps: int, top: int) -> dict:
   import jax
 
-  from jaxseq import parallel
+  from jaxseq.training import parallel
 
   _, state, train_step, mesh = train_throughput.build(size)
   batch = parallel.shard_batch(common.make_batches(size, 1)[0], mesh)

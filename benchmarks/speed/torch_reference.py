@@ -1,9 +1,9 @@
 """The same model in PyTorch eager, trained the way the PyTorch tutorial trains, side by
 side with jaxseq on the same batches in the same run.
 
-The PyTorch model repeats the equations of jaxseq.model.Seq2Seq (GRU, Bahdanau
+The PyTorch model repeats the equations of jaxseq.model.seq2seq.Seq2Seq (GRU, Bahdanau
 attention, optional bidirectional encoder): nn.GRU has the same gate order (r, z, n)
-and applies the reset gate after the recurrent product, as jaxseq.cells.gru_step does.
+and applies the reset gate after the recurrent product, as jaxseq.model.cells.gru_step does.
 The jaxseq initial parameters are copied into it, so the first losses must agree to
 float precision before anything is timed; that is the check that the two really are
 the same network. Then both train with Adam (lr 1e-3, global-norm clipping at 1) for
@@ -160,7 +160,7 @@ def jaxseq_stepper(size: common.Size, first_batch: dict, dtype: str = "float32")
   """One jaxseq train step per call (compiled here), and the initial parameters."""
   import jax
 
-  from jaxseq import parallel
+  from jaxseq.training import parallel
 
   _, state, train_step, mesh = train_throughput.build(size, dtype)
   initial = jax.device_get(state.params)

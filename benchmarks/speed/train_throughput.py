@@ -42,11 +42,11 @@ def build(size: common.Size, dtype: str = "float32", scan_unroll: int = 1):
   """(model, initial state, compiled-on-first-use train step, mesh) for one size."""
   import jax
 
-  from jaxseq import model as model_lib
-  from jaxseq import parallel, steps, trainer
+  from jaxseq.model import seq2seq
+  from jaxseq.training import parallel, steps, trainer
 
   config = train_config(size, dtype, scan_unroll)
-  model = model_lib.from_config(config.model, size.vocab_size, size.vocab_size)
+  model = seq2seq.from_config(config.model, size.vocab_size, size.vocab_size)
   mesh = parallel.make_mesh()
   state = parallel.init_replicated(
     lambda: steps.create_train_state(model, config, jax.random.key(config.seed)), mesh
@@ -60,7 +60,7 @@ def measure(
   """Trains `num_steps` timed steps (after `warmup`) on fixed synthetic batches."""
   import jax
 
-  from jaxseq import parallel
+  from jaxseq.training import parallel
 
   _, state, train_step, mesh = build(size, dtype, scan_unroll)
   batches = common.make_batches(size, warmup + num_steps)

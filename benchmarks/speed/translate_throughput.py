@@ -8,7 +8,7 @@ decoder once per output token from Python, reading the argmax back to the host e
 step. It runs twice: with both calls jit-compiled (the strongest one-at-a-time
 baseline; speedups are relative to it) and eagerly, op by op, as the tutorial's
 PyTorch modules run (`speedup_vs_eager_one_at_a_time`). The batched
-modes are jaxseq.evaluation.translate_ids with fixed [batch, max_length] shapes. Every
+modes are jaxseq.decoding.evaluation.translate_ids with fixed [batch, max_length] shapes. Every
 mode translates the same sentences with the same parameters; compilation is excluded
 by a warm-up, and results are synchronised before the clock stops. Writes JSON with the
 hardware and the ratios measured in this one run.
@@ -28,16 +28,18 @@ import numpy as np
 
 from benchmarks import common
 from configs import default
-from jaxseq import evaluation, steps, synthetic
-from jaxseq import model as model_lib
-from jaxseq.model import Seq2Seq
-from jaxseq.vocab import BOS, EOS, WordVocab
+from jaxseq.data import synthetic
+from jaxseq.data.vocab import BOS, EOS, WordVocab
+from jaxseq.decoding import evaluation
+from jaxseq.model import seq2seq
+from jaxseq.model.seq2seq import Seq2Seq
+from jaxseq.training import steps
 
 
 def load_model(workdir: str | None, seed: int):
   """(model, params, src_vocab, max_length, sources): a trained workdir or the default config."""
   if workdir:
-    from jaxseq.translate import Translator
+    from jaxseq.serving.translate import Translator
 
     t = Translator(workdir)
     config, model, params, src_vocab = t.config, t.model, t.params, t.src_vocab
@@ -47,7 +49,7 @@ def load_model(workdir: str | None, seed: int):
     splits = synthetic.make_splits(seed, 2000, 0, config.data.language)
     src_vocab = WordVocab.build(s for s, _ in splits["train"])
     tgt_vocab = WordVocab.build(t for _, t in splits["train"])
-    model = model_lib.from_config(config.model, len(src_vocab), len(tgt_vocab))
+    model = seq2seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
     # One compiled program: the optimizer's state, made op by op, took seconds.
     params = jax.jit(lambda key: steps.create_train_state(model, config, key).params)(
       jax.random.key(seed)

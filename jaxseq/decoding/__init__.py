@@ -1,0 +1,4 @@
+"""Decoding: the decoder loops for one sentence (`decode`: teacher-forced, greedy, sampling,
+prefixes), beam search (`beam_search`), one model or an ensemble behind one step (`ensemble`),
+fixed-shape batches (`batching`), word alignments (`alignment`), a trained workdir restored
+for inference (`trained`), and the scores of a split (`evaluation`)."""

@@ -1,0 +1,203 @@
+"""Beam search for one sentence, with the GNMT length penalty, and its batched form.
+
+Every buffer has a fixed shape ([beam, max_len] tokens, [beam, max_len, src_len]
+attention), so the search compiles once per (src_len, max_len, beam_size); the loop
+is a `lax.while_loop` that stops as soon as no live hypothesis can still beat the
+worst finished one. `batch_beam_search` is the `jax.vmap` over sentences; it lives
+here rather than in `jaxseq/decoding/decode.py` so that the search stays in one module.
+
+References:
+  Wu et al. 2016, "Google's Neural Machine Translation System", Eq. 14 (length
+    penalty lp(Y) = (5 + |Y|)^alpha / (5 + 1)^alpha, score = log P(Y|X) / lp(Y)).
+  Flax examples/wmt/decode.py (the fixed-shape alive/finished formulation).
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxseq.data.vocab import BOS, EOS, PAD
+from jaxseq.decoding import batching, decode, ensemble
+
+Array = jax.Array
+NEG_INF = batching.NEG_INF  # a log-probability no real hypothesis reaches
+
+
+class BeamResult(NamedTuple):
+  """The n-best list of one sentence, best first."""
+
+  tokens: Array  # [nbest, max_len] int32, EOS included (when produced), then PAD
+  lengths: Array  # [nbest] int32, tokens before EOS
+  scores: Array  # [nbest] log P / length penalty; NEG_INF where fewer were found
+  log_probs: Array  # [nbest] log P(Y | X), no penalty
+  attention: Array  # [nbest, max_len, src_len] attention of each, zero after its end
+
+
+class _Loop(NamedTuple):
+  """The while_loop carry; `alive` rows are hypotheses still growing."""
+
+  t: Array  # [] next output position
+  alive_tokens: Array  # [beam, max_len]
+  alive_log_probs: Array  # [beam]
+  alive_attn: Array  # [beam, max_len, src_len]
+  alive_state: tuple  # DecoderState with a leading [beam] axis (attention state too)
+  fin_tokens: Array  # [beam, max_len]
+  fin_scores: Array  # [beam] penalised scores, NEG_INF on empty slots
+  fin_log_probs: Array  # [beam]
+  fin_lengths: Array  # [beam] output tokens counted by the penalty (EOS included)
+  fin_attn: Array  # [beam, max_len, src_len]
+
+
+def length_penalty(length: Array, alpha: float) -> Array:
+  """GNMT lp(Y) = ((5 + |Y|) / 6) ** alpha; 1 for alpha = 0."""
+  return ((5.0 + length) / 6.0) ** alpha
+
+
+def output_limit(src: Array, max_len: int, ratio: float, offset: int) -> Array:
+  """Longest output (EOS included) for a source: ratio * src tokens + offset, in [1, max_len]."""
+  src_len = jnp.sum(src != PAD)
+  limit = jnp.floor(ratio * src_len).astype(jnp.int32) + offset
+  return jnp.clip(limit, 1, max_len)
+
+
+def beam_search(
+  model,
+  params,
+  src: Array,
+  *,
+  beam_size: int,
+  max_len: int,
+  alpha: float = 0.0,
+  nbest: int = 1,
+  max_length_ratio: float | None = None,
+  max_length_offset: int = 0,
+  prefix: Array | None = None,
+) -> BeamResult:
+  """The `nbest` best outputs of one sentence under log P(Y | X) / lp(Y).
+
+  A hypothesis ends when it emits EOS, or when it reaches the output limit
+  (`max_len`, or `output_limit` of the source when `max_length_ratio` is given); at
+  the limit the live hypotheses are scored as they are, so beam_size=1 with alpha=0
+  is exactly greedy decoding.
+
+  model, params: a Seq2Seq and its params, or tuples of them (an ensemble, see
+  `jaxseq/decoding/ensemble.py`). src: [src_len] int (0 = PAD). prefix: [prefix_len] int, target
+  tokens every hypothesis starts with (padded with PAD; their log-probabilities count in
+  the score), or None; the output limit is raised to leave room for one more token.
+  Returns a BeamResult (see its fields for shapes).
+  """
+  if src.ndim != 1:
+    raise ValueError(f"beam_search takes one sentence: src [src_len], got {src.shape}")
+  if not 1 <= nbest <= beam_size:
+    raise ValueError(f"nbest={nbest} must be in [1, beam_size={beam_size}]")
+  models, params = ensemble.members(model, params)
+  memories, state = ensemble.start(models, params, src)
+  src_len = src.shape[0]
+  limit = (
+    jnp.int32(max_len)
+    if max_length_ratio is None
+    else output_limit(src, max_len, max_length_ratio, max_length_offset)
+  )
+  if prefix is not None:
+    limit = jnp.clip(jnp.maximum(limit, jnp.sum(prefix != PAD) + 1), 1, max_len)
+  dtype = memories[0].values.dtype
+  k = 2 * beam_size  # enough candidates that beam_size of them do not end in EOS
+
+  def step_all(states, tokens):
+    """One decoder step for every live hypothesis: [beam] tokens -> log P [beam, vocab]."""
+    fn = lambda s, tok: ensemble.step(models, params, memories, s, tok)
+    return jax.vmap(fn)(states, tokens)
+
+  def cond(loop: _Loop):
+    # The best a live hypothesis can still reach: its log P can only fall, and its
+    # penalty grows at most to lp(limit).
+    best_alive = loop.alive_log_probs[0] / length_penalty(limit, alpha)
+    can_improve = best_alive > jnp.min(loop.fin_scores)
+    return (loop.t < limit) & can_improve
+
+  def body(loop: _Loop) -> _Loop:
+    t = loop.t
+    prev = jnp.where(t == 0, BOS, loop.alive_tokens[:, jnp.maximum(t - 1, 0)])
+    states, step_log_probs, weights = step_all(loop.alive_state, prev)
+    vocab = step_log_probs.shape[-1]
+    forced, forced_tok = decode.forced_token(prefix, t)
+    # Within the prefix every hypothesis takes the forced token (the others cannot win).
+    allowed = ~forced | (jnp.arange(vocab) == forced_tok)
+    step_log_probs = jnp.where(allowed, step_log_probs, NEG_INF)
+    log_probs = loop.alive_log_probs[:, None] + step_log_probs  # [beam, vocab]
+    cand_log_probs, flat = lax.top_k(log_probs.reshape(-1), k)  # [k]
+    origin, token = flat // vocab, (flat % vocab).astype(jnp.int32)  # [k] each
+    cand_tokens = loop.alive_tokens[origin].at[:, t].set(token)  # [k, max_len]
+    cand_attn = loop.alive_attn[origin].at[:, t].set(weights[origin])  # [k, max_len, src_len]
+    length = t + 1
+    ends = (token == EOS) | (length >= limit)
+    # A candidate finishes only from within the top beam_size of this step (as in a
+    # beam that shrinks when a hypothesis ends), and only from a real, not padding, row.
+    in_beam = jnp.arange(k) < beam_size
+    real = cand_log_probs > NEG_INF / 2
+
+    # Finished: the old ones and the candidates that end here; keep the best beam.
+    cand_scores = jnp.where(
+      ends & in_beam & real, cand_log_probs / length_penalty(length, alpha), NEG_INF
+    )
+    all_scores = jnp.concatenate([loop.fin_scores, cand_scores])
+    fin_scores, pick = lax.top_k(all_scores, beam_size)
+    take = lambda old, new: jnp.concatenate([old, new])[pick]
+    fin_tokens = take(loop.fin_tokens, cand_tokens)
+    fin_log_probs = take(loop.fin_log_probs, cand_log_probs)
+    fin_lengths = take(loop.fin_lengths, jnp.full((k,), length, jnp.int32))
+    fin_attn = take(loop.fin_attn, cand_attn)
+
+    # Alive: the best beam candidates that go on.
+    going = jnp.where(ends, NEG_INF, cand_log_probs)
+    alive_log_probs, keep = lax.top_k(going, beam_size)
+    source_row = origin[keep]
+    return _Loop(
+      t=t + 1,
+      alive_tokens=cand_tokens[keep],
+      alive_log_probs=alive_log_probs,
+      alive_attn=cand_attn[keep],
+      alive_state=jax.tree.map(lambda x: x[source_row], states),
+      fin_tokens=fin_tokens,
+      fin_scores=fin_scores,
+      fin_log_probs=fin_log_probs,
+      fin_lengths=fin_lengths,
+      fin_attn=fin_attn,
+    )
+
+  beams = lambda x: jnp.broadcast_to(x, (beam_size,) + x.shape)
+  # Only row 0 is live at the start; the others would repeat it.
+  start_log_probs = jnp.full((beam_size,), NEG_INF, dtype).at[0].set(0.0)
+  loop = _Loop(
+    t=jnp.int32(0),
+    alive_tokens=jnp.full((beam_size, max_len), PAD, jnp.int32),
+    alive_log_probs=start_log_probs,
+    alive_attn=jnp.zeros((beam_size, max_len, src_len), dtype),
+    alive_state=jax.tree.map(beams, state),
+    fin_tokens=jnp.full((beam_size, max_len), PAD, jnp.int32),
+    fin_scores=jnp.full((beam_size,), NEG_INF, dtype),
+    fin_log_probs=jnp.full((beam_size,), NEG_INF, dtype),
+    fin_lengths=jnp.zeros((beam_size,), jnp.int32),
+    fin_attn=jnp.zeros((beam_size, max_len, src_len), dtype),
+  )
+  loop = lax.while_loop(cond, body, loop)
+
+  tokens = loop.fin_tokens[:nbest]
+  is_eos = tokens == EOS
+  lengths = jnp.where(is_eos.any(-1), jnp.argmax(is_eos, -1), loop.fin_lengths[:nbest])
+  return BeamResult(
+    tokens=tokens,
+    lengths=lengths.astype(jnp.int32),
+    scores=loop.fin_scores[:nbest],
+    log_probs=loop.fin_log_probs[:nbest],
+    attention=loop.fin_attn[:nbest],
+  )
+
+
+def batch_beam_search(model, params, src, prefix=None, **kwargs) -> BeamResult:
+  """src [batch, src_len] (prefix [batch, prefix_len] or None) -> a BeamResult with a
+  leading [batch] axis on every field."""
+  fn = lambda s, p: beam_search(model, params, s, prefix=p, **kwargs)
+  return jax.vmap(fn)(src, prefix)

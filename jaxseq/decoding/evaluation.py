@@ -1,0 +1,439 @@
+"""Held-out loss, batched translation of a split, and its text metrics (sacreBLEU).
+
+BLEU is sacreBLEU's corpus BLEU on detokenized text, cased, with the signature that
+says how it was computed; the lowercased score is reported next to it. `bleu_lc_tok` is
+the score most papers on Multi30k report (multi-bleu.perl or MultEval on preprocessed
+text): hypotheses and references are punctuation-normalised, lowercased and tokenised
+by the Moses rules of the target language (sacremoses, no escaping, no aggressive hyphen
+splitting), then scored by sacreBLEU with tokenize="none". chrF uses sacreBLEU's defaults.
+Perplexity is exp of the per-token NLL with reference decoder inputs.
+
+References:
+  Papineni et al. 2002 (BLEU); Popovic 2015 (chrF); Post 2018, "A Call for Clarity in
+    Reporting BLEU Scores" (sacreBLEU and its signature).
+"""
+
+import dataclasses
+import functools
+import os
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import numpy as np
+import sacrebleu
+
+from jaxseq import fields
+from jaxseq.data import input_pipeline
+from jaxseq.decoding import alignment, batching, beam_search, decode, ensemble
+from jaxseq.decoding.batching import Output
+from jaxseq.errors import ConfigError
+from jaxseq.training import steps
+
+SEARCHES = ("greedy", "beam")  # what config.decode.eval_search takes
+# What translate_ids(search=...) takes: those, and drawing outputs at random (`decode.sample`).
+ALL_SEARCHES = SEARCHES + ("sample",)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig(fields.Config):
+  """config.decode: beam search, and the search of periodic evaluation. `to_dict()` is the
+  `settings` that translate_ids and score_split take."""
+
+  section: ClassVar[str] = "decode"
+
+  beam_size: int = fields.field(
+    4, "hypotheses kept per step by beam search (1 = greedy)", fields.at_least(1)
+  )
+  alpha: float = fields.field(
+    0.6, "GNMT length penalty ((5 + len) / 6) ** alpha; 0 = none", fields.in_range(0.0)
+  )
+  nbest: int = fields.field(
+    1, "hypotheses returned per sentence (at most beam_size)", fields.at_least(1)
+  )
+  max_length_ratio: float = fields.field(
+    2.0,
+    "output length limit: ratio * source tokens + offset, capped by model.max_length",
+    fields.in_range(0.0),
+  )
+  max_length_offset: int = fields.field(4, "the offset of that limit", fields.at_least(1))
+  eval_search: str = fields.field(
+    "greedy", "search for the BLEU of periodic evaluation", fields.one_of(SEARCHES)
+  )
+
+  def check(self):
+    """nbest <= beam_size."""
+    if self.nbest > self.beam_size:
+      raise ConfigError(
+        "decode.nbest", self.nbest, f"an integer in [1, decode.beam_size={self.beam_size}]"
+      )
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _eval_sums(params, batch, model):
+  if isinstance(model, tuple):  # an ensemble: the loss of its combined distribution
+    score = jax.vmap(
+      functools.partial(ensemble.teacher_forced_log_probs, model), in_axes=(None, 0, 0)
+    )
+    return steps.token_sums(score(params, batch["src"], batch["tgt_in"]), batch["tgt_out"])
+  return steps.eval_step(params, batch, model=model)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_len"))
+def _greedy(params, src, prefix, model, max_len):
+  return decode.batch_greedy(model, params, src, max_len=max_len, prefix=prefix)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_len"))
+def _sample(params, src, keys, prefix, temperature, top_k, top_p, model, max_len):
+  """keys [batch, samples] -> Decoded fields [batch, samples, ...]: independent draws, a
+  batched sampling per column of keys."""
+  draw = lambda column: decode.batch_sample(
+    model,
+    params,
+    src,
+    column,
+    max_len=max_len,
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+    prefix=prefix,
+  )
+  return jax.vmap(draw, in_axes=1, out_axes=1)(keys)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "beam_size", "max_len"))
+def _beam(params, src, prefix, alpha, ratio, offset, model, beam_size, max_len):
+  """Every finished hypothesis of the beam (nbest = beam_size): one compilation per beam
+  size serves every n-best request, which is cut on the host."""
+  return beam_search.batch_beam_search(
+    model,
+    params,
+    src,
+    prefix,
+    beam_size=beam_size,
+    nbest=beam_size,
+    max_len=max_len,
+    alpha=alpha,
+    max_length_ratio=ratio,
+    max_length_offset=offset,
+  )
+
+
+def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> dict:
+  """Per-token NLL, perplexity and token accuracy with reference decoder inputs (of one
+  model, or of an ensemble's combined distribution when model and params are tuples)."""
+  totals = {"nll": 0.0, "tokens": 0.0, "correct": 0.0}
+  for batch, _ in input_pipeline.eval_batches(examples, batch_size, max_length):
+    sums = jax.device_get(_eval_sums(params, batch, model))
+    for k in totals:
+      totals[k] += float(sums[k])
+  tokens = max(totals["tokens"], 1.0)
+  nll = totals["nll"] / tokens
+  return {
+    "loss": nll,
+    "perplexity": float(np.exp(nll)),
+    "token_accuracy": totals["correct"] / tokens,
+  }
+
+
+def _search_batch(
+  model, params, src, prefix, keys, *, search: str, settings: dict, nbest: int, max_length: int
+):
+  """One padded batch through the chosen search -> numpy (tokens [B, n, L], lengths
+  [B, n], scores [B, n], attention [B, n, L, W]), the n outputs of a row best first."""
+  if search == "greedy":
+    out = jax.device_get(_greedy(params, src, prefix, model, max_length))
+    return (out.tokens[:, None], out.length[:, None], out.log_prob[:, None], out.attention[:, None])
+  if search == "sample":
+    out = jax.device_get(
+      _sample(
+        params,
+        src,
+        keys,
+        prefix,
+        float(settings["temperature"]),
+        int(settings["top_k"]),
+        float(settings["top_p"]),
+        model,
+        max_length,
+      )
+    )
+    order = np.argsort(-out.log_prob, axis=1, kind="stable")  # most likely draw first
+    pick = lambda x: np.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)
+    return pick(out.tokens), pick(out.length), pick(out.log_prob), pick(out.attention)
+  out = jax.device_get(
+    _beam(
+      params,
+      src,
+      prefix,
+      float(settings["alpha"]),
+      float(settings["max_length_ratio"]),
+      int(settings["max_length_offset"]),
+      model,
+      int(settings["beam_size"]),
+      max_length,
+    )
+  )
+  return tuple(x[:, :nbest] for x in (out.tokens, out.lengths, out.scores, out.attention))
+
+
+def translate_ids(
+  model,
+  params,
+  sources: list[np.ndarray],
+  *,
+  batch_size: int,
+  max_length: int,
+  search: str,
+  settings: dict,
+  nbest: int = 1,
+  prefixes: list[list[int]] | None = None,
+  progress: str | None = None,
+) -> list[Output]:
+  """Translates source id arrays (each 1..max_length ids) in fixed-shape batches, in order
+  (`batching.translate_in_batches`).
+
+  model, params: one model, or tuples of them (an ensemble). search: "greedy" (up to
+  max_length tokens), "beam" (settings' beam_size, alpha and source-relative output
+  limit; nbest best) or "sample" (settings' temperature, top_k, top_p and seed; nbest
+  draws, most likely first; sentence i draws with fold_in(key(seed), i), so its outputs
+  do not depend on the batch). prefixes: per source, target ids every output must start
+  with (empty: none).
+  """
+  if search not in ALL_SEARCHES:
+    raise ValueError(f"search {search!r}; allowed: {', '.join(ALL_SEARCHES)}")
+
+  def search_batch(src, prefix, rows):
+    keys = None
+    if search == "sample":
+      seed_key = jax.random.key(int(settings.get("seed", 0)))
+      keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(seed_key, i), nbest))(rows)
+    return _search_batch(
+      model,
+      params,
+      src,
+      prefix,
+      keys,
+      search=search,
+      settings=settings,
+      nbest=nbest,
+      max_length=max_length,
+    )
+
+  return batching.translate_in_batches(
+    sources,
+    search_batch,
+    batch_size=batch_size,
+    max_length=max_length,
+    prefixes=prefixes,
+    progress=progress,
+  )
+
+
+def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
+  """Per-sentence reference lists -> sacreBLEU's streams (None where a sentence has fewer)."""
+  count = max((len(r) for r in references), default=1)
+  return [[r[j] if j < len(r) else None for r in references] for j in range(count)]
+
+
+# ISO 639-3 codes some corpora use -> the two-letter codes of the Moses rules
+MOSES_LANGUAGES = {"eng": "en", "fra": "fr", "deu": "de"}
+
+
+@functools.cache
+def _moses(language: str):
+  import sacremoses  # here: half a second to import, and only final scores need it
+
+  lang = MOSES_LANGUAGES.get(language, language)
+  return sacremoses.MosesPunctNormalizer(lang), sacremoses.MosesTokenizer(lang)
+
+
+def moses_lc_tok(text: str, language: str) -> str:
+  """text as the papers score it: Moses punctuation normalisation, lowercase, Moses
+  tokenisation (tokens joined by single spaces)."""
+  normalizer, tokenizer = _moses(language)
+  return tokenizer.tokenize(normalizer.normalize(text).lower(), escape=False, return_str=True)
+
+
+def text_metrics(
+  hypotheses: list[str], references: list[list[str]], exact_match: bool, language: str | None = None
+) -> dict:
+  """Corpus BLEU (cased, with signature; and lowercased) and chrF, by sacreBLEU.
+
+  references: one list of reference strings per hypothesis (one or more each).
+  exact_match: whether to add the share of hypotheses equal to their first reference.
+  language: the target language's code; with it, also `bleu_lc_tok` (see the docstring
+  of this module).
+  """
+  if len(hypotheses) != len(references):
+    raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+  # sacreBLEU takes None for a sentence's missing reference, which its annotations omit.
+  streams: Any = reference_streams(references)
+  bleu = sacrebleu.BLEU()
+  bleu_lower = sacrebleu.BLEU(lowercase=True)
+  chrf = sacrebleu.CHRF()
+  metrics = {
+    "bleu": bleu.corpus_score(hypotheses, streams).score,
+    "bleu_signature": str(bleu.get_signature()),
+    "bleu_lowercase": bleu_lower.corpus_score(hypotheses, streams).score,
+    "chrf": chrf.corpus_score(hypotheses, streams).score,
+    "chrf_signature": str(chrf.get_signature()),
+    "references_per_sentence": len(streams),
+  }
+  if language:
+    tok_bleu = sacrebleu.BLEU(tokenize="none", force=True)
+    tok = lambda x: None if x is None else moses_lc_tok(x, language)
+    tok_streams: Any = [[tok(r) for r in s] for s in streams]
+    metrics["bleu_lc_tok"] = tok_bleu.corpus_score(
+      [moses_lc_tok(h, language) for h in hypotheses], tok_streams
+    ).score
+  if exact_match:
+    same = sum(h == r[0] for h, r in zip(hypotheses, references))
+    metrics["exact_match"] = same / max(len(references), 1)
+  return metrics
+
+
+class SplitResult(NamedTuple):
+  metrics: dict  # BLEU, chrF, (exact match), sentences, truncated sources
+  hypotheses: list[str]  # best translation per source, in order
+  attentions: list[np.ndarray]  # [output tokens + EOS, source tokens] per source
+  alignments: list[str] | None = None  # Pharaoh word alignment per source, when asked
+
+
+def evaluate_split(
+  model,
+  params,
+  pairs: list[tuple[str, str]],
+  src_vocab,
+  tgt_vocab,
+  *,
+  batch_size: int,
+  max_length: int,
+  search: str,
+  settings: dict,
+  references: list[list[str]] | None = None,
+  exact_match: bool = False,
+  progress: str | None = None,
+  alignments: bool = False,
+  language: str | None = None,
+) -> SplitResult:
+  """Translates every source of a split and scores it against its references.
+
+  No sentence is left out: a source longer than max_length is cut to its first
+  max_length tokens (and counted), an empty one translates to the empty string.
+  references: per sentence lists (multi-reference BLEU); default the pairs' targets.
+  model, params: one model, or tuples of them (an ensemble). alignments: also give each
+  best translation's word alignment (`jaxseq/decoding/alignment.py`). language: the target
+  language, for `bleu_lc_tok`.
+  """
+  if references is None:
+    references = [[t] for _, t in pairs]
+  encoded = [np.asarray(src_vocab.encode(s), np.int32) for s, _ in pairs]
+  truncated = sum(len(ids) > max_length for ids in encoded)
+  kept = [i for i, ids in enumerate(encoded) if len(ids)]
+  outputs = translate_ids(
+    model,
+    params,
+    [encoded[i][:max_length] for i in kept],
+    batch_size=batch_size,
+    max_length=max_length,
+    search=search,
+    settings=settings,
+    progress=progress,
+  )
+  hypotheses = [""] * len(pairs)
+  attentions = [np.zeros((1, 0), np.float32)] * len(pairs)
+  links = [""] * len(pairs)
+  for i, out in zip(kept, outputs):
+    if out.best:
+      hypotheses[i] = tgt_vocab.decode(out.best.ids)
+      attentions[i] = out.best.attention
+      if alignments:
+        links[i] = alignment.align(
+          out.best.attention, encoded[i][:max_length], out.best.ids, src_vocab, tgt_vocab
+        )
+  metrics = text_metrics(hypotheses, references, exact_match, language)
+  metrics.update(sentences=len(pairs), truncated_sources=truncated, search=search)
+  return SplitResult(metrics, hypotheses, attentions, links if alignments else None)
+
+
+def score_split(
+  model,
+  params,
+  pairs: list[tuple[str, str]],
+  src_vocab,
+  tgt_vocab,
+  *,
+  batch_size: int,
+  max_length: int,
+  search: str,
+  settings: dict,
+  references: list[list[str]] | None = None,
+  exact_match: bool = False,
+  workdir: str | None = None,
+  name: str | None = None,
+  progress: str | None = None,
+  language: str | None = None,
+) -> SplitResult:
+  """Every score of one split: held-out loss, perplexity and token accuracy of the pairs
+  that fit max_length, and BLEU, chrF (and exact match) of every source translated.
+
+  With workdir and name, NAME.hyp.txt, NAME.ref*.txt and NAME.align.txt (the Pharaoh
+  word alignment of each hypothesis) are written there and the metrics say so under
+  "files". The one function behind every evaluation of a run.
+  """
+  examples, _ = input_pipeline.encode_pairs(pairs, src_vocab, tgt_vocab, max_length)
+  loss = heldout_loss(model, params, examples, batch_size, max_length)
+  result = evaluate_split(
+    model,
+    params,
+    pairs,
+    src_vocab,
+    tgt_vocab,
+    batch_size=batch_size,
+    max_length=max_length,
+    search=search,
+    settings=settings,
+    references=references,
+    exact_match=exact_match,
+    progress=progress,
+    alignments=workdir is not None and name is not None,
+    language=language,
+  )
+  metrics = {**loss, **result.metrics}
+  if workdir is not None and name is not None:
+    metrics["files"] = write_outputs(
+      workdir, name, result.hypotheses, references or [[t] for _, t in pairs], result.alignments
+    )
+  return result._replace(metrics=metrics)
+
+
+def write_outputs(
+  workdir: str,
+  name: str,
+  hypotheses: list[str],
+  references: list[list[str]],
+  alignments: list[str] | None = None,
+) -> dict:
+  """Writes NAME.hyp.txt and NAME.ref0.txt ... (one line per sentence) for sacreBLEU's CLI,
+  and NAME.align.txt (Pharaoh, one line per hypothesis) when alignments are given.
+
+  sacreBLEU's command line reads an empty line as an empty reference, so a sentence
+  with fewer references than others repeats its first one in the later files instead:
+  a repeated reference changes neither BLEU's clipped counts and closest reference
+  length nor chrF's best reference, so the scores equal those computed here with None.
+  Returns the file names, relative to workdir.
+  """
+  files: dict[str, Any] = {"hypotheses": f"{name}.hyp.txt", "references": []}
+  with open(os.path.join(workdir, files["hypotheses"]), "w", encoding="utf-8") as f:
+    f.writelines(h + "\n" for h in hypotheses)
+  if alignments is not None:
+    files["alignments"] = f"{name}.align.txt"
+    with open(os.path.join(workdir, files["alignments"]), "w", encoding="utf-8") as f:
+      f.writelines(a + "\n" for a in alignments)
+  for j, stream in enumerate(reference_streams(references)):
+    path = f"{name}.ref{j}.txt"
+    files["references"].append(path)
+    with open(os.path.join(workdir, path), "w", encoding="utf-8") as f:
+      f.writelines((r if r is not None else refs[0]) + "\n" for r, refs in zip(stream, references))
+  return files

@@ -1,0 +1,146 @@
+"""Loads a translator written by `jaxseq-export`, with jax, numpy and the tokenizer library.
+
+Nothing here imports Flax or jaxseq's model code: the searches are the serialised
+`jax.export` functions, called with the saved parameters. Every file is checked against
+the manifest's SHA-256 before use, so a tampered or incomplete artifact is refused with
+an `ArtifactError` naming the file. `Artifact.translate_ids` has the signature of
+`trained.Loaded.translate_ids`, so `jaxseq-translate --artifact` and `jaxseq-serve
+--artifact` use it in place of a workdir.
+"""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from jaxseq.data import tokenizers
+from jaxseq.decoding import batching
+from jaxseq.errors import ArtifactError
+
+FORMAT, FORMAT_VERSION = "jaxseq-artifact", 1
+MANIFEST = "manifest.json"
+
+
+def sha256(path: str) -> str:
+  """The hex SHA-256 of a file's bytes, as the manifest records it."""
+  with open(path, "rb") as f:
+    return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _read_manifest(directory: str) -> dict:
+  path = os.path.join(directory, MANIFEST)
+  if not os.path.isfile(path):
+    raise ArtifactError(f"{path} is missing: {directory!r} is not a jaxseq-export artifact")
+  try:
+    with open(path, encoding="utf-8") as f:
+      manifest = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ArtifactError(f"{path} cannot be read as JSON: {e}") from None
+  if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    raise ArtifactError(f"{path} is not a {FORMAT} manifest")
+  if manifest.get("format_version") != FORMAT_VERSION:
+    raise ArtifactError(
+      f"{path} has format version {manifest.get('format_version')}; this "
+      f"jaxseq reads version {FORMAT_VERSION}: export the workdir again"
+    )
+  return manifest
+
+
+def use_compilation_cache():
+  """Keeps the compiled searches on disk, so that a later start loads them instead of
+  compiling: $JAX_COMPILATION_CACHE_DIR when set, else $JAXSEQ_XLA_CACHE, else
+  ~/.cache/jaxseq/xla (JAX's persistent compilation cache; an entry is keyed by the
+  program, the device and the compiler flags, so it is never used for another)."""
+  import jax
+
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return
+  directory = os.environ.get("JAXSEQ_XLA_CACHE") or os.path.join(
+    os.path.expanduser("~"), ".cache", "jaxseq", "xla"
+  )
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+class Artifact:
+  """An exported translator: tokenizers, parameters and one beam search per (beam size,
+  source width), each compiled on its first call for a batch size (and kept in the
+  persistent compilation cache where the command turned it on, see `use_compilation_cache`)."""
+
+  def __init__(self, directory: str):
+    from jax import export
+
+    manifest = _read_manifest(directory)
+    for name, expected in manifest["sha256"].items():
+      path = os.path.join(directory, name)
+      if not os.path.isfile(path):
+        raise ArtifactError(f"{path} is missing: the artifact is incomplete; export it again")
+      if sha256(path) != expected:
+        raise ArtifactError(
+          f"{path} does not match the SHA-256 in {MANIFEST}: the file was "
+          "changed or damaged; export the workdir again"
+        )
+    self.manifest = manifest
+    self.src_vocab = tokenizers.load(os.path.join(directory, manifest["tokenizers"]["source"]))
+    self.tgt_vocab = tokenizers.load(os.path.join(directory, manifest["tokenizers"]["target"]))
+    with np.load(os.path.join(directory, manifest["params"])) as saved:
+      self.leaves = [saved[f"arr_{i}"] for i in range(manifest["num_params"])]
+    self.max_length = int(manifest["max_length"])
+    self.step = manifest["source"]["step"]
+    self.beam_sizes = [int(b) for b in manifest["beam_sizes"]]
+    self.settings = dict(manifest["decode"], search="beam")
+    self._functions = {
+      (int(beam), int(width)): export.deserialize(
+        bytearray(open(os.path.join(directory, name), "rb").read())
+      )
+      for beam, by_width in manifest["functions"].items()
+      for width, name in by_width.items()
+    }
+
+  def search_batch(self, src: np.ndarray, *, beam_size: int, nbest: int, settings: dict):
+    """One padded batch [batch, width] -> numpy (tokens, lengths, scores, attention), nbest
+    per row (the layout of `batching.SearchBatch`)."""
+    function = self._functions[(beam_size, src.shape[1])]
+    out = function.call(
+      self.leaves,
+      src,
+      np.float32(settings["alpha"]),
+      np.float32(settings["max_length_ratio"]),
+      np.int32(settings["max_length_offset"]),
+    )
+    return tuple(np.asarray(x)[:, :nbest] for x in out)
+
+  def translate_ids(
+    self,
+    sources: list[np.ndarray],
+    *,
+    batch_size: int,
+    search: str,
+    settings: dict,
+    nbest: int = 1,
+    prefixes: list[list[int]] | None = None,
+    progress: str | None = None,
+  ) -> list[batching.Output]:
+    """Beam search of source id arrays, in order; ValueError for what was not exported."""
+    beam_size = int(settings["beam_size"])
+    if search != "beam":
+      raise ValueError(
+        f"an exported translator has beam search only, not {search!r}; "
+        "translate with --workdir for it"
+      )
+    if any(prefixes or []):
+      raise ValueError(
+        "an exported translator does not force prefixes; translate with --workdir for it"
+      )
+    if beam_size not in self.beam_sizes:
+      raise ValueError(
+        f"beam size {beam_size} was not exported; this artifact has "
+        f"{', '.join(map(str, self.beam_sizes))}"
+      )
+    run = lambda src, prefix, rows: self.search_batch(
+      src, beam_size=beam_size, nbest=nbest, settings=settings
+    )
+    return batching.translate_in_batches(
+      sources, run, batch_size=batch_size, max_length=self.max_length, progress=progress
+    )

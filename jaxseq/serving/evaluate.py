@@ -1,0 +1,175 @@
+"""Scores trained workdirs on their corpus's held-out and test splits; several as an ensemble.
+
+    jaxseq-evaluate --workdir=run1 --split=test2016
+    jaxseq-evaluate --workdir=run1 --workdir=run2 --out=ensemble/   # the two as one ensemble
+
+The corpus, the decoding settings (config.decode) and the tokenizers are those of the
+first workdir; every model must share its vocabularies. Per split one JSON line goes to
+stdout: sacreBLEU BLEU (cased, detokenized, with its signature), lowercased BLEU, chrF,
+held-out loss and perplexity (of the ensemble's combined distribution), the number of
+sentences and the seconds it took. With --out, DIR gets SPLIT.hyp.txt,
+SPLIT.ref*.txt, SPLIT.align.txt (Pharaoh word alignments) and evaluation.json. Mistakes
+(missing or mismatched checkpoints, vocabularies that differ, an unknown split, a corpus
+that cannot be read) are one line on stderr and exit status 2.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from jaxseq.errors import EXIT_BAD_INPUT
+from jaxseq.serving.translate import OneLineParser, decode_overrides, print_lines
+
+HELDOUT = "heldout"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+  parser = OneLineParser(
+    prog="jaxseq-evaluate", description="Score trained jaxseq workdirs (one, or an ensemble)."
+  )
+  parser.add_argument(
+    "--workdir",
+    required=True,
+    action="append",
+    help="directory written by train.py; several: their ensemble",
+  )
+  parser.add_argument(
+    "--split", action="append", help=f"'{HELDOUT}' or a test split of the corpus (default: all)"
+  )
+  parser.add_argument("--search", choices=("beam", "greedy"), default="beam")
+  parser.add_argument("--beam_size", type=int, help="default: config.decode.beam_size")
+  parser.add_argument("--alpha", type=float, help="length penalty; default: config.decode.alpha")
+  parser.add_argument(
+    "--batch_size",
+    type=int,
+    help="sentences per batch; default: the first workdir's config.batch_size",
+  )
+  parser.add_argument("--out", help="directory for hypothesis, reference and alignment files")
+  args = parser.parse_args(argv)
+  parser.require_positive(args, "beam_size", "batch_size")
+  parser.require_not_negative(args, "alpha")
+  return args
+
+
+def select_splits(corpus, wanted: list[str] | None) -> dict:
+  """name -> (pairs, references or None), in the order asked; ValueError for an unknown one."""
+  available = {HELDOUT: (corpus.eval, corpus.eval_references)}
+  available.update({name: (pairs, None) for name, pairs in corpus.test.items()})
+  for name in wanted or []:
+    if name not in available:
+      raise ValueError(
+        f"--split={name!r} is not a split of this corpus; allowed: {', '.join(available)}"
+      )
+  return {name: available[name] for name in (wanted or available)}
+
+
+def run(argv: list[str]) -> int:
+  args = parse_args(argv)
+  from jaxseq import quiet
+  from jaxseq.data import corpora
+  from jaxseq.decoding import trained
+  from jaxseq.training import checkpointing
+
+  started = time.time()
+  try:
+    with quiet.absl_errors_only():  # orbax's notes on read-only restores
+      loaded = trained.Loaded(args.workdir, command="jaxseq-evaluate")
+    members, first = loaded.members, loaded.members[0]
+    corpus = corpora.load_corpus(first.config, first.workdir)
+    splits = select_splits(corpus, args.split)
+    if args.out:
+      os.makedirs(args.out, exist_ok=True)
+  except (checkpointing.CheckpointError, corpora.DataError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  except OSError as e:
+    print(f"error: --out {args.out!r} cannot be made: {e.strerror}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  settings = decode_overrides(first.config.decode.to_dict(), args)
+  batch_size = args.batch_size or first.config.batch_size
+  report = {
+    "workdirs": [m.workdir for m in members],
+    "steps": [m.step for m in members],
+    "dataset": first.config.dataset,
+    "search": args.search,
+    "settings": settings,
+    "load_seconds": time.time() - started,
+    "splits": {},
+  }
+  try:
+    status = print_lines(
+      _report_lines(
+        report,
+        score_splits(
+          loaded, corpus, splits, settings, search=args.search, batch_size=batch_size, out=args.out
+        ),
+      )
+    )
+    if status:
+      return status
+    if args.out:
+      with open(os.path.join(args.out, "evaluation.json"), "w") as f:
+        json.dump(report, f, indent=2)
+  except OSError as e:  # the files of --out (stdout's own errors are print_lines')
+    print(
+      f"error: --out {args.out!r} cannot be written: {e.strerror or e}; give a writable directory",
+      file=sys.stderr,
+    )
+    return EXIT_BAD_INPUT
+  return 0
+
+
+def _report_lines(report: dict, scores):
+  """Adds each (split, metrics) of scores to report["splits"] and yields its JSON line."""
+  for name, metrics in scores:
+    report["splits"][name] = metrics
+    yield json.dumps({"split": name, **metrics})
+
+
+def score_splits(
+  loaded,
+  corpus,
+  splits: dict,
+  settings: dict,
+  *,
+  search: str,
+  batch_size: int,
+  out: str | None = None,
+):
+  """Yields (split name, metrics with the seconds it took) for each of `splits` (from
+  select_splits), decoded by `loaded` (a trained.Loaded) with these decoding settings; with `out`,
+  the split's hypothesis, reference and alignment files are written there."""
+  from jaxseq.data import corpora
+  from jaxseq.decoding import evaluation
+
+  first = loaded.members[0]
+  for name, (pairs, references) in splits.items():
+    started = time.time()
+    result = evaluation.score_split(
+      loaded.model,
+      loaded.params,
+      pairs,
+      loaded.src_vocab,
+      loaded.tgt_vocab,
+      batch_size=batch_size,
+      max_length=loaded.max_length,
+      search=search,
+      settings=settings,
+      references=references,
+      exact_match=corpus.exact_match,
+      workdir=out,
+      name=name if out else None,
+      progress=f"evaluate {name}",
+      language=corpora.target_language(first.config),
+    )
+    yield name, dict(result.metrics, seconds=time.time() - started)
+
+
+def main() -> int:
+  return run(sys.argv[1:])
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,202 @@
+"""Exports a trained workdir as a translator that runs without the training code.
+
+    jaxseq-export --workdir=workdir --out=translator/
+    jaxseq-translate --artifact=translator/ "forty two"
+
+The encoder and the batched beam search are serialised with `jax.export` (StableHLO): one
+function per beam size and source width, each with a symbolic batch size, so any batch
+runs without tracing the model again. The length penalty and the output limit stay
+arguments. The parameters go to params.npz (in the flattening order of their tree), the
+tokenizers are copied, and manifest.json records the versions, the config, the shapes and
+a SHA-256 of every file. `jaxseq/serving/artifact.py` loads it with jax, numpy and the tokenizer
+library only. Mistakes (a missing or mismatched checkpoint, bad flags) are one line on
+stderr and exit status 2; the output directory is written only when everything is ready.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from jaxseq.errors import EXIT_BAD_INPUT
+from jaxseq.serving.artifact import FORMAT, FORMAT_VERSION, MANIFEST, sha256
+from jaxseq.serving.translate import OneLineParser, beam_sizes_flag
+
+PARAMS = "params.npz"
+
+
+def function_file(beam_size: int, width: int) -> str:
+  return f"beam{beam_size}_src{width}.jaxexport"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+  parser = OneLineParser(
+    prog="jaxseq-export", description="Export a trained jaxseq workdir as a translator."
+  )
+  parser.add_argument("--workdir", required=True, help="directory written by train.py")
+  parser.add_argument("--out", required=True, help="new directory for the artifact")
+  parser.add_argument(
+    "--beam_sizes",
+    default="",
+    help="comma-separated beam sizes to export (default: 1 and config.decode.beam_size)",
+  )
+  parser.add_argument(
+    "--platforms",
+    default="",
+    help="comma-separated: cpu, cuda, rocm, tpu (default: this machine's)",
+  )
+  args = parser.parse_args(argv)
+  args.beam_sizes = beam_sizes_flag(parser, args.beam_sizes)
+  args.platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
+  unknown = [p for p in args.platforms if p not in ("cpu", "cuda", "rocm", "tpu")]
+  if unknown:
+    parser.error(f"--platforms: {unknown[0]!r} is not allowed; expected cpu, cuda, rocm or tpu")
+  if os.path.exists(args.out) and os.listdir(args.out):
+    parser.error(f"--out {args.out!r} exists and is not empty; give a new directory")
+  return args
+
+
+def export_beam_search(
+  model, params, *, beam_size: int, width: int, max_length: int, platforms: list[str]
+) -> bytes:
+  """Serialised (leaves, src [b, width], alpha, ratio, offset) -> (tokens [b, k, max_length],
+  lengths [b, k], scores [b, k], attention [b, k, max_length, width]), k = beam_size, b
+  symbolic."""
+  import jax
+  import jax.numpy as jnp
+  from jax import export
+
+  from jaxseq.decoding import beam_search
+
+  leaves, treedef = jax.tree.flatten(params)
+
+  def search(leaves, src, alpha, ratio, offset):
+    result = beam_search.batch_beam_search(
+      model,
+      jax.tree.unflatten(treedef, leaves),
+      src,
+      beam_size=beam_size,
+      nbest=beam_size,
+      max_len=max_length,
+      alpha=alpha,
+      max_length_ratio=ratio,
+      max_length_offset=offset,
+    )
+    return result.tokens, result.lengths, result.scores, result.attention
+
+  (batch,) = export.symbolic_shape("batch")
+  specs = (
+    [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves],
+    jax.ShapeDtypeStruct((batch, width), jnp.int32),
+    jax.ShapeDtypeStruct((), jnp.float32),
+    jax.ShapeDtypeStruct((), jnp.float32),
+    jax.ShapeDtypeStruct((), jnp.int32),
+  )
+  exported = export.export(jax.jit(search), platforms=platforms or None)(*specs)
+  return bytes(exported.serialize())
+
+
+def write_artifact(loaded, out: str, beam_sizes: list[int], platforms: list[str]) -> dict:
+  """Writes the artifact of a `trained.Trained` into out (made here); returns the manifest."""
+  import importlib.metadata
+
+  import jax
+  import numpy as np
+
+  from jaxseq.data import tokenizers
+  from jaxseq.decoding import batching
+
+  config, max_length = loaded.config, loaded.config.model.max_length
+  beam_sizes = beam_sizes or sorted({1, int(config.decode.beam_size)})
+  widths = batching.widths(max_length)
+  parent = os.path.dirname(os.path.abspath(out))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+  try:
+    leaves = jax.tree.leaves(loaded.params)
+    np.savez(os.path.join(staging, PARAMS), *[np.asarray(x) for x in leaves])
+    for name in (tokenizers.SRC_FILE, tokenizers.TGT_FILE):
+      shutil.copyfile(os.path.join(loaded.workdir, name), os.path.join(staging, name))
+    functions: dict[str, dict[str, str]] = {}
+    for beam_size in beam_sizes:
+      for width in widths:
+        name = function_file(beam_size, width)
+        with open(os.path.join(staging, name), "wb") as f:
+          f.write(
+            export_beam_search(
+              loaded.model,
+              loaded.params,
+              beam_size=beam_size,
+              width=width,
+              max_length=max_length,
+              platforms=platforms,
+            )
+          )
+        functions.setdefault(str(beam_size), {})[str(width)] = name
+    files = sorted(os.listdir(staging))
+    manifest = {
+      "format": FORMAT,
+      "format_version": FORMAT_VERSION,
+      "versions": {
+        "jax": jax.__version__,
+        "jaxseq": importlib.metadata.version("jaxseq"),
+        "sentencepiece": importlib.metadata.version("sentencepiece"),
+      },
+      "source": {"workdir": os.path.abspath(loaded.workdir), "step": loaded.step},
+      "platforms": platforms or [jax.default_backend()],
+      "max_length": max_length,
+      "widths": widths,
+      "beam_sizes": beam_sizes,
+      "decode": config.decode.to_dict(),
+      "config": config.to_dict(),
+      "tokenizers": {"source": tokenizers.SRC_FILE, "target": tokenizers.TGT_FILE},
+      "params": PARAMS,
+      "num_params": len(leaves),
+      "functions": functions,
+      "sha256": {name: sha256(os.path.join(staging, name)) for name in files},
+    }
+    with open(os.path.join(staging, MANIFEST), "w") as f:
+      json.dump(manifest, f, indent=2)
+    if os.path.isdir(out):
+      os.rmdir(out)  # empty (parse_args checked)
+    os.rename(staging, out)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  return manifest
+
+
+def run(argv: list[str]) -> int:
+  args = parse_args(argv)
+  from jaxseq import quiet
+  from jaxseq.decoding import trained
+
+  try:
+    with quiet.absl_errors_only():  # orbax's notes on read-only restores
+      loaded = trained.load(args.workdir, command="jaxseq-export")
+  except trained.CheckpointError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  try:
+    manifest = write_artifact(loaded, args.out, args.beam_sizes, args.platforms)
+  except OSError as e:
+    print(f"error: --out {args.out!r} cannot be written: {e}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
+  print(
+    f"exported step {loaded.step} of {args.workdir} to {args.out}: beam sizes "
+    f"{manifest['beam_sizes']}, source widths {manifest['widths']}, "
+    f"{size / 2**20:.1f} MiB",
+    file=sys.stderr,
+  )
+  return 0
+
+
+def main() -> int:
+  return run(sys.argv[1:])
+
+
+if __name__ == "__main__":
+  sys.exit(main())

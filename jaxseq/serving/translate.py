@@ -1,0 +1,591 @@
+"""Translates text with a trained workdir: arguments, stdin, a file, or interactively.
+
+    python -m jaxseq.serving.translate --workdir=workdir "three hundred and twelve"
+    echo "forty two" | jaxseq-translate --workdir=workdir --beam_size=8 --nbest=3
+    jaxseq-translate --workdir=workdir --input=sources.txt > translations.txt
+    jaxseq-translate --workdir=workdir --json --attention_plot=att.png "seven"
+    jaxseq-translate --workdir=run1 --workdir=run2 "forty two"       # an ensemble
+    jaxseq-translate --workdir=workdir --sample --top_p=0.9 --nbest=5 --seed=1 "seven"
+    jaxseq-translate --workdir=workdir --prefix="sieben" --alignments "seven hundred"
+
+One output line per input line, in order (with --nbest N: N lines `i ||| text |||
+score`; with --alignments ` ||| 0-0 1-2 ...` added; with --json: one JSON object per
+line, and input lines may be objects {"text": ..., "prefix": ...}). An empty line gives
+an empty line; a source longer than the model's max_length is cut, with a warning on
+stderr. stderr also names the checkpoint step loaded from each workdir, after a warning
+for a damaged newer one that was skipped. Mistakes (missing or mismatched checkpoint,
+models with different vocabularies, invalid UTF-8, text that is not valid Unicode such
+as a lone surrogate, a --json line starting with "{" that is not JSON within
+`jsontext`'s bounds, a prefix the target vocabulary cannot write, bad flags or
+combinations of them) are one line on stderr and exit status 2; at the interactive
+prompt a bad line is reported and the session goes on. Output that cannot be written
+(a full disk) is one line and exit status 2 as well; a reader that stops reading (`|
+head`) ends the command quietly with exit status 1, and Ctrl-C ends it at once (the
+lines printed so far are complete).
+"""
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from jaxseq.errors import EXIT_BAD_INPUT
+from jaxseq.serving import jsontext
+
+EXIT_READER_GONE = 1  # stdout's reader closed the pipe; nothing is said about it
+
+
+class InputError(ValueError):
+  """The text to translate cannot be read."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+  """Flag mistakes as one line (what is wrong and what is allowed) and exit status 2."""
+
+  def error(self, message: str):
+    self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+  def require_positive(self, args: argparse.Namespace, *names: str):
+    """The one-line error for the first of these integer flags that was given below 1."""
+    for name in names:
+      value = getattr(args, name)
+      if value is not None and value < 1:
+        self.error(f"--{name}={value} is not allowed; expected an integer >= 1")
+
+  def require_not_negative(self, args: argparse.Namespace, *names: str):
+    """The one-line error for the first of these number flags that was given below 0."""
+    for name in names:
+      value = getattr(args, name)
+      if value is not None and value < 0:
+        self.error(f"--{name}={value} is not allowed; expected a number >= 0")
+
+
+def decode_overrides(settings: dict, args: argparse.Namespace) -> dict:
+  """settings (a config.decode) with the --beam_size and --alpha that were given."""
+  given = {name: getattr(args, name) for name in ("beam_size", "alpha")}
+  return dict(settings, **{k: v for k, v in given.items() if v is not None})
+
+
+def beam_sizes_flag(parser: argparse.ArgumentParser, text: str) -> list[int]:
+  """The sorted beam sizes of a comma-separated --beam_sizes value ([] for ""); a mistake is
+  the parser's one-line error."""
+  try:
+    sizes = sorted({int(b) for b in text.split(",") if b.strip()})
+  except ValueError:
+    sizes = [0]
+  if any(b < 1 for b in sizes):
+    parser.error(
+      f"--beam_sizes={text!r} is not allowed; expected integers >= 1 separated by commas"
+    )
+  return sizes
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+  parser = OneLineParser(
+    prog="jaxseq-translate", description="Translate with a trained jaxseq workdir."
+  )
+  parser.add_argument(
+    "texts",
+    nargs="*",
+    metavar="TEXT",
+    help="sentences to translate (default: lines of --input or stdin)",
+  )
+  parser.add_argument(
+    "--workdir",
+    action="append",
+    help="directory written by train.py; give it several times to decode "
+    "with the ensemble of those models (same vocabularies)",
+  )
+  parser.add_argument(
+    "--artifact", help="directory written by jaxseq-export (instead of --workdir)"
+  )
+  parser.add_argument("--input", help="file with one sentence per line")
+  parser.add_argument("--beam_size", type=int, help="default: config.decode.beam_size")
+  parser.add_argument("--alpha", type=float, help="length penalty; default: config.decode.alpha")
+  parser.add_argument(
+    "--nbest", type=int, default=1, help="translations per sentence (with --sample: samples drawn)"
+  )
+  parser.add_argument("--batch_size", type=int, default=64, help="sentences per batch")
+  parser.add_argument(
+    "--sample",
+    action="store_true",
+    help="draw outputs at random from the model instead of beam search",
+  )
+  parser.add_argument(
+    "--temperature",
+    type=float,
+    help="with --sample: divides the log-probabilities (default 1; 0 is greedy)",
+  )
+  parser.add_argument(
+    "--top_k", type=int, help="with --sample: draw among the k most likely tokens (default 0: all)"
+  )
+  parser.add_argument(
+    "--top_p",
+    type=float,
+    help="with --sample: draw among the most likely tokens whose probability "
+    "reaches p (default 1: all)",
+  )
+  parser.add_argument(
+    "--seed", type=int, help="with --sample: the same seed gives the same outputs (default 0)"
+  )
+  parser.add_argument(
+    "--prefix", default="", help="target text every translation starts with; the model completes it"
+  )
+  parser.add_argument(
+    "--alignments",
+    action="store_true",
+    help="add each translation's word alignment (Pharaoh 'src-tgt' pairs)",
+  )
+  parser.add_argument(
+    "--json",
+    action="store_true",
+    help="one JSON object per line out; input lines may be JSON objects "
+    '{"text": ..., "prefix": ...}',
+  )
+  parser.add_argument(
+    "--attention_plot", metavar="FILE.png", help="attention heatmap of the (single) sentence"
+  )
+  args = parser.parse_args(argv)
+  if bool(args.workdir) == bool(args.artifact):
+    parser.error("give --workdir (one or more) or --artifact, exactly one of the two")
+  parser.require_positive(args, "beam_size", "nbest", "batch_size")
+  parser.require_not_negative(args, "alpha")
+  if args.texts and args.input:
+    parser.error("give sentences as arguments or --input FILE, not both")
+  sampling = ("temperature", "top_k", "top_p", "seed")
+  if not args.sample:
+    given = [f"--{n}" for n in sampling if getattr(args, n) is not None]
+    if given:
+      parser.error(f"{given[0]} applies only with --sample")
+  else:
+    if args.beam_size is not None and args.beam_size > 1:
+      parser.error(
+        f"--sample draws outputs one token at a time; --beam_size={args.beam_size} "
+        "is not allowed with it (leave it out, or use 1)"
+      )
+    if args.temperature is not None and args.temperature < 0:
+      parser.error(f"--temperature={args.temperature} is not allowed; expected a number >= 0")
+    if args.top_k is not None and args.top_k < 0:
+      parser.error(f"--top_k={args.top_k} is not allowed; expected an integer >= 0 (0: all)")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+      parser.error(f"--top_p={args.top_p} is not allowed; expected a number in (0, 1]")
+  return args
+
+
+def read_lines(stream, name: str) -> list[str]:
+  """Lines of a binary stream as text; InputError names the first line that is not UTF-8."""
+  lines = []
+  for number, raw in enumerate(stream, 1):
+    try:
+      lines.append(raw.decode("utf-8").rstrip("\r\n"))
+    except UnicodeDecodeError as e:
+      raise InputError(
+        f"{name} line {number} is not valid UTF-8 (byte 0x{raw[e.start]:02x} "
+        f"at column {e.start + 1}); give UTF-8 text"
+      ) from None
+  return lines
+
+
+class Request(NamedTuple):
+  """One line to translate: its text and the target prefix its outputs must start with."""
+
+  text: str
+  prefix: str = ""
+
+
+def check_unicode(request: Request, where: str) -> Request:
+  """The request, when its text and prefix are valid Unicode; InputError names the first
+  lone surrogate (a JSON escape such as "\\ud800", or an argument that is not UTF-8)."""
+  for field, value in zip(Request._fields, request):
+    if problem := jsontext.unicode_problem(value):
+      raise InputError(
+        f"{where} is not valid Unicode: its {field} holds {problem}; give UTF-8 text"
+      )
+  return request
+
+
+def parse_json_lines(lines: list[str], name: str, first: int = 1) -> list[Request]:
+  """--json input: a line that starts with "{" is an object {"text": ..., "prefix": ...}
+  ("prefix" optional); any other line is plain text. The lines are numbered from first.
+  InputError (one line) names the bad line: not JSON, nested or numbered beyond
+  jsontext's bounds, not such an object, or text that is not valid Unicode."""
+  requests = []
+  for number, line in enumerate(lines, first):
+    where = f"{name} line {number}"
+    if not line.lstrip().startswith("{"):
+      requests.append(check_unicode(Request(line), where))
+      continue
+    try:
+      item = jsontext.loads(line)
+    except jsontext.JsonError as e:
+      raise InputError(
+        f"{where} starts with '{{' but is not a JSON object ({e}); give "
+        '{"text": ..., "prefix": ...} or plain text'
+      ) from None
+    unknown = set(item) - set(Request._fields) if isinstance(item, dict) else set()
+    if (
+      not isinstance(item, dict)
+      or not isinstance(item.get("text"), str)
+      or not isinstance(item.get("prefix", ""), str)
+      or unknown
+    ):
+      raise InputError(
+        f"{where} is not a translation request: expected a JSON "
+        'object with a string "text" and an optional string "prefix"'
+        + (f" (unknown field {sorted(unknown)[0]!r})" if unknown else "")
+      )
+    requests.append(check_unicode(Request(item["text"], item.get("prefix", "")), where))
+  return requests
+
+
+class Backend(Protocol):
+  """What a Translator translates with: one workdir or an ensemble (`trained.Loaded`), or
+  an exported artifact (`artifact.Artifact`)."""
+
+  src_vocab: Any  # tokenizers.Tokenizer
+  tgt_vocab: Any
+  step: int
+  max_length: int
+  settings: dict
+
+  def translate_ids(
+    self,
+    sources: list[np.ndarray],
+    *,
+    batch_size: int,
+    search: str,
+    settings: dict,
+    nbest: int = 1,
+    prefixes: list[list[int]] | None = None,
+    progress: str | None = None,
+  ) -> list: ...
+
+
+class Translator:
+  """Text in, translations out, over a trained workdir (`trained.Loaded`: one model or an
+  ensemble) or an exported artifact (`artifact.Artifact`). command: the name that leads
+  the stderr line saying which checkpoint of a workdir was loaded."""
+
+  def __init__(
+    self, workdirs: list[str] | None = None, artifact: str | None = None, command: str = "jaxseq"
+  ):
+    # Imported here so that `--help` and flag mistakes answer before JAX starts.
+    self.backend: Backend
+    if artifact is not None:
+      from jaxseq.serving import artifact as artifact_lib
+
+      self.backend = artifact_lib.Artifact(artifact)
+    else:
+      from jaxseq import quiet
+      from jaxseq.decoding import trained
+
+      with quiet.absl_errors_only():  # orbax's notes on read-only restores
+        self.backend = trained.Loaded(workdirs or [], command)
+    backend = self.backend
+    self.src_vocab, self.tgt_vocab = backend.src_vocab, backend.tgt_vocab
+    self.step, self.max_length = backend.step, backend.max_length
+    self.settings = dict(backend.settings)
+
+  def prefix_ids(self, prefix: str, where: str) -> list[int]:
+    """Target ids of a prefix; InputError when the target tokenizer cannot represent it."""
+    from jaxseq.data.vocab import UNK
+
+    if not prefix.strip():
+      return []
+    ids = self.tgt_vocab.encode(prefix)
+    if UNK in ids or self.tgt_vocab.decode(ids).split() != prefix.split():
+      unknown = [w for w in prefix.split() if UNK in self.tgt_vocab.encode(w)]
+      raise InputError(
+        f"the prefix {prefix!r} of {where} cannot be written with the target "
+        "vocabulary"
+        + (f" ({unknown[0]!r} is not in it)" if unknown else "")
+        + "; use words the model knows"
+      )
+    if len(ids) >= self.max_length:
+      raise InputError(
+        f"the prefix of {where} has {len(ids)} tokens; at most "
+        f"{self.max_length - 1} fit (model.max_length {self.max_length})"
+      )
+    return ids
+
+  def translate(
+    self,
+    requests: list[Request],
+    *,
+    nbest: int,
+    batch_size: int,
+    alignments: bool = False,
+    progress: bool = False,
+    settings: dict | None = None,
+    attention: bool = True,
+  ) -> list[dict]:
+    """One dict per request: translation, score, nbest [{translation, score(, alignment)}],
+    source and output tokens, attention (when asked) and alignment (when asked).
+    InputError for a bad prefix. settings: the decoding settings of this call (default:
+    self.settings)."""
+    settings = self.settings if settings is None else settings
+    from jaxseq.decoding import alignment
+
+    prefixes = [self.prefix_ids(r.prefix, f"line {n}") for n, r in enumerate(requests, 1)]
+    sources, results = [], []
+    for number, request in enumerate(requests, 1):
+      ids = self.src_vocab.encode(request.text)
+      if len(ids) > self.max_length:
+        print(
+          f"warning: sentence {number} has {len(ids)} tokens; only the first "
+          f"{self.max_length} (model.max_length) are translated",
+          file=sys.stderr,
+        )
+      sources.append(ids[: self.max_length])
+    todo = [i for i, ids in enumerate(sources) if ids]
+    try:
+      outputs = self.backend.translate_ids(
+        [np.asarray(sources[i], np.int32) for i in todo],
+        batch_size=batch_size,
+        search=settings["search"],
+        settings=settings,
+        nbest=nbest,
+        prefixes=[prefixes[i] for i in todo],
+        progress="translate" if progress else None,
+      )
+    except ValueError as e:  # what an exported artifact cannot do
+      raise InputError(str(e)) from None
+    by_line = dict(zip(todo, outputs))
+    for i, request in enumerate(requests):
+      src_tokens = [self.src_vocab.words[t] for t in sources[i]]
+      out = by_line.get(i)
+      if out is None or not out.nbest:
+        results.append(
+          {
+            "source": request.text,
+            "translation": "",
+            "score": None,
+            "nbest": [],
+            "source_tokens": src_tokens,
+            "output_tokens": [],
+          }
+          | ({"attention": []} if attention else {})
+          | ({"alignment": ""} if alignments else {})
+        )
+        continue
+      hypotheses: list[dict[str, Any]] = []
+      for h in out.nbest:
+        entry: dict[str, Any] = {"translation": self.tgt_vocab.decode(h.ids), "score": h.score}
+        if alignments:
+          entry["alignment"] = alignment.align(
+            h.attention, sources[i], h.ids, self.src_vocab, self.tgt_vocab
+          )
+        hypotheses.append(entry)
+      best = out.nbest[0]
+      result: dict[str, Any] = {
+        "source": request.text,
+        "translation": hypotheses[0]["translation"],
+        "score": hypotheses[0]["score"],
+        "nbest": hypotheses,
+        "source_tokens": src_tokens,
+        "output_tokens": [self.tgt_vocab.words[t] for t in best.ids]
+        + (["</s>"] if best.ended else []),
+      }
+      if attention:
+        result["attention"] = np.round(best.attention, 4).tolist()
+      if request.prefix.strip():
+        result["prefix"] = request.prefix
+      if alignments:
+        result["alignment"] = hypotheses[0]["alignment"]
+      results.append(result)
+    return results
+
+
+def format_result(
+  index: int, result: dict, *, as_json: bool, nbest: int, alignments: bool = False
+) -> str:
+  """A result as printed: JSON, the translation (with ' ||| alignment'), or n-best lines
+  'i ||| translation ||| score' (with ' ||| alignment')."""
+  if as_json:
+    return json.dumps(result, ensure_ascii=False)
+  if nbest == 1:
+    return result["translation"] + (f" ||| {result['alignment']}" if alignments else "")
+  rows = [
+    f"{index} ||| {h['translation']} ||| {h['score']:.4f}"
+    + (f" ||| {h['alignment']}" if alignments else "")
+    for h in result["nbest"]
+  ]
+  return "\n".join(rows) or f"{index} |||  ||| "
+
+
+def print_lines(lines: Iterable[str]) -> int:
+  """Prints each line to stdout as it comes; returns the exit status: 0; 1 when the reader
+  closed the pipe (e.g. `| head`: the rest is dropped without a word); 2, after one line
+  on stderr, when stdout cannot be written (e.g. a full disk). What making the lines
+  raises is raised."""
+  for line in lines:
+    try:
+      print(line, flush=True)
+    except BrokenPipeError:
+      _drop_stdout()
+      return EXIT_READER_GONE
+    except OSError as e:
+      _drop_stdout()
+      print(f"error: the output cannot be written: {e.strerror or e}", file=sys.stderr)
+      return EXIT_BAD_INPUT
+  return 0
+
+
+def _drop_stdout():
+  """Points stdout at /dev/null, so that the interpreter's last flush of what is still
+  buffered does not fail again (with a traceback) at exit."""
+  with contextlib.suppress(OSError, ValueError):  # no file descriptor (a test's capture)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _interactive(translator: Translator, args) -> Iterator[str]:
+  print(
+    f"jaxseq-translate: model of step {translator.step}; one sentence per line, Ctrl-D to quit",
+    file=sys.stderr,
+  )
+  index = 0
+  for number in itertools.count(1):
+    try:
+      print("> ", end="", file=sys.stderr, flush=True)  # stdout carries translations only
+      line = input()
+    except EOFError:
+      print(file=sys.stderr)
+      return
+    except UnicodeDecodeError as e:  # the terminal sent bytes that are not UTF-8
+      print(
+        f"error: input line {number} is not valid UTF-8 (byte 0x{e.object[e.start]:02x}); "
+        "give UTF-8 text",
+        file=sys.stderr,
+      )
+      continue
+    try:
+      request = (
+        parse_json_lines([line], "input", number)
+        if args.json
+        else [check_unicode(Request(line), f"input line {number}")]
+      )[0]
+      request = request._replace(prefix=request.prefix or args.prefix)
+      result = translator.translate(
+        [request], nbest=args.nbest, batch_size=1, alignments=args.alignments
+      )[0]
+    except InputError as e:  # a bad line in a session: say so and go on
+      print(f"error: {e}", file=sys.stderr)
+      continue
+    yield format_result(
+      index, result, as_json=args.json, nbest=args.nbest, alignments=args.alignments
+    )
+    index += 1
+
+
+def _read_requests(args) -> list[Request] | None:
+  """The lines to translate (None: an interactive session), each with its prefix."""
+  if args.texts:  # bytes that are not UTF-8 arrive as lone surrogates (check_unicode)
+    lines = list(args.texts)
+  elif args.input:
+    try:
+      with open(args.input, "rb") as f:
+        lines = read_lines(f, args.input)
+    except OSError as e:
+      raise InputError(f"--input {args.input!r} cannot be read: {e.strerror}") from None
+  elif sys.stdin.isatty():
+    return None
+  else:
+    lines = read_lines(sys.stdin.buffer, "stdin")
+  check_unicode(Request("", args.prefix), "--prefix")
+  name = args.input or ("arguments" if args.texts else "stdin")
+  requests = (
+    parse_json_lines(lines, name)
+    if args.json
+    else [check_unicode(Request(line), f"{name} line {n}") for n, line in enumerate(lines, 1)]
+  )
+  return [r._replace(prefix=r.prefix or args.prefix) for r in requests]
+
+
+def _apply_flags(translator: Translator, args):
+  """The decoding flags over the workdir's config.decode; InputError when they conflict."""
+  settings = translator.settings = decode_overrides(translator.settings, args)
+  if args.sample:
+    settings.update(
+      search="sample",
+      temperature=1.0 if args.temperature is None else args.temperature,
+      top_k=args.top_k or 0,
+      top_p=1.0 if args.top_p is None else args.top_p,
+      seed=args.seed or 0,
+    )
+  elif args.nbest > settings["beam_size"]:
+    raise InputError(
+      f"--nbest={args.nbest} is not allowed; expected at most the beam size "
+      f"({settings['beam_size']})"
+    )
+
+
+def run(argv: list[str]) -> int:
+  args = parse_args(argv)
+  from jaxseq.errors import ArtifactError, CheckpointError
+  from jaxseq.serving import artifact
+
+  if args.artifact:
+    artifact.use_compilation_cache()  # later starts load the artifact's compiled searches
+  try:
+    requests = _read_requests(args)
+    if args.attention_plot and (requests is None or len(requests) != 1):
+      raise InputError(
+        "--attention_plot draws one sentence; give exactly one "
+        f"(got {'an interactive session' if requests is None else len(requests)})"
+      )
+    translator = Translator(args.workdir, args.artifact, command="jaxseq-translate")
+    _apply_flags(translator, args)
+    if requests is None:
+      return print_lines(_interactive(translator, args))
+    results = translator.translate(
+      requests,
+      nbest=args.nbest,
+      batch_size=args.batch_size,
+      alignments=args.alignments,
+      progress=len(requests) > args.batch_size,
+    )
+  except (InputError, CheckpointError, ArtifactError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  status = print_lines(
+    format_result(index, result, as_json=args.json, nbest=args.nbest, alignments=args.alignments)
+    for index, result in enumerate(results)
+  )
+  if status:
+    return status
+  if args.attention_plot:
+    from jaxseq.training import plots
+
+    result = results[0]
+    try:
+      plots.save_attention(
+        args.attention_plot, result["attention"], result["source_tokens"], result["output_tokens"]
+      )
+    except OSError as e:
+      print(
+        f"error: --attention_plot {args.attention_plot!r} cannot be written: "
+        f"{e.strerror or e}; give a file in a writable folder",
+        file=sys.stderr,
+      )
+      return EXIT_BAD_INPUT
+  return 0
+
+
+def main() -> int:
+  # Ctrl-C ends the command at once, as the signal's default does: Python's own handler
+  # raises KeyboardInterrupt wherever the main thread is, and where that is one of JAX's
+  # garbage-collection callbacks, the interpreter prints it as ignored and the command
+  # goes on. Nothing is lost: every line printed so far was flushed.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+  return run(sys.argv[1:])
+
+
+if __name__ == "__main__":
+  sys.exit(main())
