@@ -22,6 +22,7 @@ import time
 import traceback
 import types
 import warnings
+import weakref
 
 from absl import logging as absl_logging
 
@@ -30,11 +31,37 @@ def closed_loop(error) -> bool:
   return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
 
 
-def _pending_on_aclosed_loop() -> bool:
-  return any(
-    issubclass(type(x), asyncio.Future) and not x.done() and x.get_loop().is_closed()
-    for x in gc.get_objects()
-  )
+class _TrackingPolicy(asyncio.DefaultEventLoopPolicy):
+  """The default event loop policy, except that every task of a loop it makes is also put in
+  `tasks` (a WeakSet): the reads of a restore, and nothing else of the process."""
+
+  def __init__(self, tasks: weakref.WeakSet):
+    super().__init__()
+    self._tasks = tasks
+
+  def new_event_loop(self) -> asyncio.AbstractEventLoop:
+    loop = super().new_event_loop()
+
+    def tracked(loop, coro, **kwargs):
+      task = asyncio.Task(coro, loop=loop, **kwargs)
+      self._tasks.add(task)
+      return task
+
+    loop.set_task_factory(tracked)
+    return loop
+
+
+@contextlib.contextmanager
+def _tracked_tasks():
+  """Within the block, the event loops that asyncio makes (orbax makes one per restore)
+  record their tasks in the WeakSet it yields; the policy before is put back at the end."""
+  tasks: weakref.WeakSet = weakref.WeakSet()
+  policy = asyncio.get_event_loop_policy()
+  asyncio.set_event_loop_policy(_TrackingPolicy(tasks))
+  try:
+    yield tasks
+  finally:
+    asyncio.set_event_loop_policy(policy)
 
 
 def _clear_frames(error: BaseException | None):
@@ -48,14 +75,16 @@ def _clear_frames(error: BaseException | None):
     error = error.__cause__ or error.__context__
 
 
-def _collect_abandoned_reads(seconds: float):
-  """Waits (at most seconds) until the futures left pending on closed event loops are
+def _collect_abandoned_reads(tasks: weakref.WeakSet, seconds: float):
+  """Waits (at most seconds) until the tasks left pending on a closed event loop are
   garbage-collected, so that whatever they print is printed now."""
   deadline = time.monotonic() + seconds
   while True:
     gc.collect()
-    if not _pending_on_aclosed_loop() or time.monotonic() > deadline:
+    abandoned = [t for t in list(tasks) if not t.done() and t.get_loop().is_closed()]
+    if not abandoned or time.monotonic() > deadline:
       return
+    del abandoned
     time.sleep(0.02)
 
 
@@ -128,15 +157,17 @@ def quiet_restore(wait_seconds: float = 10.0):
   retrieved" for their gathers: each with a traceback, at times that depend on the
   machine. Within this scope those are dropped and the absl (orbax) and asyncio log
   records are held back; after a failure it waits (at most wait_seconds) until the
-  abandoned reads are collected, then puts every hook and logger level back.
+  abandoned reads are collected, then puts every hook and logger level back. It knows
+  them as the tasks of the event loops made within the scope (the only loops whose
+  policy it sets), without looking at any other object of the process.
   """
   abandoned = lambda info: (
     isinstance(info.object, types.CoroutineType) or closed_loop(info.exc_value)
   )
-  with _dropped(abandoned, closed_loop):
+  with _dropped(abandoned, closed_loop), _tracked_tasks() as tasks:
     try:
       yield
     except Exception as error:
       _clear_frames(error)
-      _collect_abandoned_reads(wait_seconds)
+      _collect_abandoned_reads(tasks, wait_seconds)
       raise

@@ -18,7 +18,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "jaxseq"
 # The libraries jaxseq builds on, imported before the first snapshot: what they set up
 # when imported is theirs, not jaxseq's.
 PRELUDE = """
-import gc, json, logging, sys, threading
+import asyncio, gc, json, logging, sys, threading
 import absl.logging, flax, grain, jax, optax, orbax.checkpoint, sentencepiece, starlette
 import matplotlib, sacrebleu, sacremoses, tensorboardX, tensorflow_datasets, uvicorn
 from tensorboardX import SummaryWriter
@@ -28,7 +28,8 @@ def snapshot():
             if isinstance(logger, logging.Logger)}
   levels[""] = logging.root.level
   return {"levels": levels, "absl": absl.logging.get_verbosity(),
-          "hooks": [id(sys.excepthook), id(sys.unraisablehook), id(threading.excepthook)],
+          "hooks": [id(sys.excepthook), id(sys.unraisablehook), id(threading.excepthook),
+                    id(asyncio.get_event_loop_policy())],
           "gc": [gc.isenabled(), list(gc.get_threshold()), gc.get_freeze_count()],
           "jax": {k: repr(v) for k, v in jax.config.values.items()}}
 
