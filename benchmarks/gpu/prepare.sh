@@ -2,7 +2,7 @@
 # Everything the GPU run needs beside the working tree, made here once before the device
 # call: the wheels (.whl/, fetch_wheels.sh) and the Multi30k raw files (.gpu_data/multi30k,
 # about 4 MiB), since ../shared does not travel. Both folders are git-ignored; the device
-# call carries them (see benchmarks/gpu/README_SECTION.md).
+# call carries them (see docs/gpu.md).
 #
 #   bash benchmarks/gpu/prepare.sh          # JAXSEQ_DATA_DIR picks another corpus folder
 set -euo pipefail
