@@ -54,14 +54,39 @@ class DataConfig(fields.Config):
   spm_model_type: str = fields.field(
     "bpe", "sentencepiece: model type", fields.one_of(tokenizers.MODEL_TYPES)
   )
+  subword_alpha: float = fields.field(
+    0.0,
+    "sentencepiece unigram: subword regularisation, 0 = off; else every time a training "
+    "pair is read, each side is segmented anew, one of its subword_nbest best segmentations "
+    "drawn with probability proportional to P ** subword_alpha",
+    fields.in_range(0.0),
+  )
+  subword_nbest: int = fields.field(
+    8, "sentencepiece unigram: segmentations subword_alpha draws from", fields.at_least(2)
+  )
   variant: str = fields.field(
     "tutorial", "tatoeba: tutorial (filtered, normalized) | full", fields.one_of(TATOEBA_VARIANTS)
   )
   pair: str = fields.field("fr-en", "wmt14: the wmt14_translate config", fields.one_of(wmt14.PAIRS))
 
+  def check(self):
+    if self.subword_alpha > 0 and (self.tokenizer, self.spm_model_type) != (
+      "sentencepiece",
+      "unigram",
+    ):
+      raise ConfigError(
+        "data.subword_alpha",
+        self.subword_alpha,
+        "0 unless data.tokenizer=sentencepiece and data.spm_model_type=unigram "
+        f"(here {self.tokenizer}, {self.spm_model_type})",
+      )
+
   def check_for(self, dataset: str):
-    """The rules that depend on config.dataset: a corpus' languages, WMT'14's pair."""
+    """The rules that depend on config.dataset: a corpus' languages, WMT'14's pair, and
+    subword sampling only where there are subwords."""
     if dataset not in LANGUAGES:
+      if self.subword_alpha > 0:
+        raise ConfigError("data.subword_alpha", self.subword_alpha, f"0 for dataset {dataset}")
       return
     langs = LANGUAGES[dataset]
     if self.source_lang not in langs:

@@ -14,6 +14,7 @@ import bisect
 import collections
 import functools
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import grain
 import jax
@@ -23,6 +24,16 @@ from jaxseq.data.vocab import BOS, EOS, PAD
 from jaxseq.decoding import batching
 
 Example = tuple[np.ndarray, np.ndarray]  # (source ids, target ids), no BOS/EOS
+
+
+class SubwordSampling(NamedTuple):
+  """config.data.subword_alpha and subword_nbest, and the seed of the draws: a pair read at
+  position p of the training stream is segmented with the generator seeded by (seed, p),
+  so the stream stays a pure function of the seed, resumed or not."""
+
+  alpha: float
+  nbest: int
+  seed: int
 
 
 def encode_indexed(
@@ -106,35 +117,63 @@ def fits(example: Example, max_length: int) -> bool:
 
 
 class EncodedPairs(Sequence):
-  """Text pairs as token ids, encoded when read: example i is (src ids, tgt ids) of pairs[i]."""
+  """Text pairs as token ids, encoded when read: example i is (src ids, tgt ids) of pairs[i].
 
-  def __init__(self, pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab):
+  With `sampling`, a read at a known stream position (`take`'s positions) segments both
+  sides by `encode_sampled`; every other read, and evaluation, uses the best segmentation.
+  """
+
+  def __init__(
+    self,
+    pairs: Sequence[tuple[str, str]],
+    src_vocab,
+    tgt_vocab,
+    sampling: SubwordSampling | None = None,
+  ):
     self.pairs, self.src_vocab, self.tgt_vocab = pairs, src_vocab, tgt_vocab
+    self.sampling = sampling
 
   def __len__(self) -> int:
     return len(self.pairs)
 
-  def _encode(self, pair: tuple[str, str]) -> Example:
-    return (
-      np.asarray(self.src_vocab.encode(pair[0]), np.int32),
-      np.asarray(self.tgt_vocab.encode(pair[1]), np.int32),
-    )
+  def _encode(self, pair: tuple[str, str], position: int | None = None) -> Example:
+    if self.sampling is None or position is None:
+      sides = self.src_vocab.encode(pair[0]), self.tgt_vocab.encode(pair[1])
+    else:
+      alpha, nbest, seed = self.sampling
+      rng = np.random.default_rng((seed, position))
+      sides = (
+        self.src_vocab.encode_sampled(pair[0], rng, alpha, nbest),
+        self.tgt_vocab.encode_sampled(pair[1], rng, alpha, nbest),
+      )
+    return np.asarray(sides[0], np.int32), np.asarray(sides[1], np.int32)
 
   def __getitem__(self, index: int) -> Example:  # type: ignore[override]  # no slices
     return self._encode(self.pairs[index])
 
-  def take(self, indices: Sequence[int]) -> list[Example]:
-    """The examples at these indices; the pairs are read in one call where they can be."""
+  def take(
+    self, indices: Sequence[int], positions: Sequence[int | None] | None = None
+  ) -> list[Example]:
+    """The examples at these indices, read at these stream positions (None: unknown); the
+    pairs are read in one call where they can be."""
     take = getattr(self.pairs, "take", None)
     pairs = take(indices) if take else [self.pairs[i] for i in indices]
-    return [self._encode(pair) for pair in pairs]
+    positions = positions if positions is not None else [None] * len(pairs)
+    return [self._encode(pair, position) for pair, position in zip(pairs, positions)]
 
 
-def take(examples: Sequence[Example], indices: Sequence[int] | np.ndarray) -> list[Example]:
-  """examples[i] for each index, in one batched read where the sequence offers `take`."""
+def take(
+  examples: Sequence[Example],
+  indices: Sequence[int] | np.ndarray,
+  positions: Sequence[int | None] | None = None,
+) -> list[Example]:
+  """examples[i] for each index, in one batched read where the sequence offers `take` (and
+  read at the given stream positions, where it samples its segmentations)."""
   indices = [int(i) for i in indices]
   batched = getattr(examples, "take", None)
-  return batched(indices) if batched else [examples[i] for i in indices]
+  if batched is None:
+    return [examples[i] for i in indices]
+  return batched(indices) if positions is None else batched(indices, positions)
 
 
 # Examples read and encoded per grain element, in one batched random read. A read of the
@@ -144,8 +183,27 @@ def take(examples: Sequence[Example], indices: Sequence[int] | np.ndarray) -> li
 CHUNK = 1024
 
 
-def _read_chunk(indices: np.ndarray, examples: Sequence[Example]) -> list[tuple[int, Example]]:
-  return list(zip(indices.tolist(), take(examples, indices)))
+# An example read from the stream: (stream position, index into the examples), and what
+# was read. The position seeds its subword sampling; restored states from before positions
+# were kept hold bare indices (position None), and train without sampling.
+Key = tuple[int | None, int]
+
+
+def _read_chunk(chunk: tuple[np.ndarray, np.ndarray], examples) -> list[tuple[Key, Example]]:
+  positions, indices = chunk[0].tolist(), chunk[1].tolist()
+  return list(zip(zip(positions, indices), take(examples, indices, positions)))
+
+
+def _reread(examples: Sequence[Example], keys: list) -> list[tuple[Key, Example]]:
+  """The examples of saved keys, read again as they were read: [position, index] pairs, or
+  bare indices (saved before positions were kept)."""
+  pairs: list[Key] = [(None, k) if isinstance(k, int) else (k[0], k[1]) for k in keys]
+  if any(position is None for position, _ in pairs) and getattr(examples, "sampling", None):
+    raise ValueError("an iterator state without stream positions cannot resume subword sampling")
+  positions = [position for position, _ in pairs]
+  indices = [index for _, index in pairs]
+  has_positions = all(position is not None for position in positions)
+  return list(zip(pairs, take(examples, indices, positions if has_positions else None)))
 
 
 class _BucketIterator(grain.DatasetIterator):
@@ -170,8 +228,8 @@ class _BucketIterator(grain.DatasetIterator):
       lengths,
       rows,
     )
-    self._pending: collections.deque[tuple[int, Example]] = collections.deque()
-    self._buffers: list[list[tuple[int, Example]]] = [[] for _ in lengths]
+    self._pending: collections.deque[tuple[Key, Example]] = collections.deque()
+    self._buffers: list[list[tuple[Key, Example]]] = [[] for _ in lengths]
     self.skipped = 0
 
   def __next__(self) -> dict:
@@ -179,7 +237,7 @@ class _BucketIterator(grain.DatasetIterator):
     while True:
       if not self._pending:
         self._pending.extend(next(self._parent))
-      index, example = self._pending.popleft()
+      key, example = self._pending.popleft()
       if not fits(example, self._lengths[-1]):
         self.skipped += 1
         in_a_row += 1
@@ -192,7 +250,7 @@ class _BucketIterator(grain.DatasetIterator):
       in_a_row = 0
       bucket = bisect.bisect_left(self._lengths, example_length(example))
       buffer = self._buffers[bucket]
-      buffer.append((index, example))
+      buffer.append((key, example))
       if len(buffer) == self._batch_size:
         self._buffers[bucket] = []
         batch = pad_batch([e for _, e in buffer], self._lengths[bucket], self._batch_size)
@@ -202,16 +260,15 @@ class _BucketIterator(grain.DatasetIterator):
     return {
       "parent": self._parent.get_state(),
       "skipped": self.skipped,
-      "pending": [i for i, _ in self._pending],
-      "buffers": [[i for i, _ in buffer] for buffer in self._buffers],
+      "pending": [list(key) for key, _ in self._pending],
+      "buffers": [[list(key) for key, _ in buffer] for buffer in self._buffers],
     }
 
   def set_state(self, state: dict):
     self._parent.set_state(state["parent"])
     self.skipped = state["skipped"]
-    reread = lambda ids: list(zip(ids, take(self._examples, ids)))
-    self._pending = collections.deque(reread(state["pending"]))
-    self._buffers = [reread(buffer) for buffer in state["buffers"]]
+    self._pending = collections.deque(_reread(self._examples, state["pending"]))
+    self._buffers = [_reread(self._examples, buffer) for buffer in state["buffers"]]
 
 
 class _BucketDataset(grain.IterDataset):
@@ -272,6 +329,7 @@ class TrainIterator:
       grain.MapDataset.range(len(examples))
       .shuffle(seed=seed)
       .repeat()
+      .map_with_index(lambda position, index: (position, index))
       .batch(CHUNK)
       .map(functools.partial(_read_chunk, examples=examples))
     )

@@ -8,7 +8,9 @@ single-threaded and unshuffled, so it is deterministic.
 
 References:
   Kudo & Richardson 2018, "SentencePiece: A simple and language independent subword tokenizer
-  and detokenizer for Neural Text Processing". Sennrich et al. 2016 (BPE); Kudo 2018 (unigram).
+  and detokenizer for Neural Text Processing". Sennrich et al. 2016 (BPE); Kudo 2018,
+  "Subword Regularization: Improving Neural Network Translation Models with Multiple Subword
+  Candidates" (the unigram model, and sampling its segmentations in training).
 """
 
 import base64
@@ -107,6 +109,21 @@ class SentencePieceTokenizer:
   def encode(self, sentence: str) -> list[int]:
     """Piece ids, without BOS/EOS."""
     return self.processor.encode(sentence, out_type=int)
+
+  def encode_sampled(
+    self, sentence: str, rng: np.random.Generator, alpha: float, nbest: int
+  ) -> list[int]:
+    """One segmentation of the sentence drawn from its `nbest` most likely ones (a unigram
+    model's), with probability proportional to P(segmentation) ** alpha: subword
+    regularisation (Kudo 2018, Sec. 3.2). alpha -> 0 draws uniformly; a large alpha gives
+    `encode`'s best segmentation."""
+    nbests = self.processor.nbest_encode_as_proto(sentence, nbest_size=nbest).nbests
+    if len(nbests) < 2:
+      return self.encode(sentence)
+    logits = alpha * np.array([candidate.score for candidate in nbests], np.float64)
+    weights = np.exp(logits - logits.max())
+    chosen = nbests[rng.choice(len(nbests), p=weights / weights.sum())]
+    return [piece.id for piece in chosen.pieces]
 
   def decode(self, ids: Iterable[int]) -> str:
     """Text of the ids up to the first EOS; PAD, BOS and out-of-range ids are dropped."""

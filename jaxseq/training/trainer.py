@@ -139,7 +139,14 @@ def start(config, workdir: str):
 
   corpus = corpora.load_corpus(config, workdir)
   corpus.src_vocab, corpus.tgt_vocab = _tokenizers(workdir, corpus, resuming)
-  train_examples = input_pipeline.EncodedPairs(corpus.train, corpus.src_vocab, corpus.tgt_vocab)
+  sampling = None
+  if config.data.subword_alpha > 0:
+    sampling = input_pipeline.SubwordSampling(
+      config.data.subword_alpha, config.data.subword_nbest, config.seed
+    )
+  train_examples = input_pipeline.EncodedPairs(
+    corpus.train, corpus.src_vocab, corpus.tgt_vocab, sampling
+  )
   _log(
     f"data: {len(train_examples)} training pairs (encoded as read; those longer than "
     f"model.max_length={config.model.max_length} are skipped), {len(corpus.eval)} "
