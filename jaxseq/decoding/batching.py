@@ -112,7 +112,7 @@ def translate_in_batches(
       for row, i in enumerate(chunk):
         prefix[row, : len(prefixes[i])] = prefixes[i]
     rows = np.asarray(list(chunk) + [0] * (batch_size - len(chunk)), np.int32)
-    tokens, lengths, scores, attn = search_batch(src, prefix, rows)
+    tokens, lengths, scores, attn = search_batch(src, prefix, rows)  # a SearchResult
     for row, i in enumerate(chunk):
       found = []
       for r in range(tokens.shape[1]):

@@ -356,7 +356,7 @@ class Translator:
         prefixes=[prefixes[i] for i in todo],
         progress="translate" if progress else None,
       )
-    except ValueError as e:  # what an exported translator cannot do
+    except ValueError as e:  # what an exported artifact cannot do
       raise InputError(str(e)) from None
     by_line = dict(zip(todo, outputs))
     return [
