@@ -26,13 +26,10 @@ from jaxseq.data import input_pipeline
 from jaxseq.data.tokenizers import Tokenizer
 from jaxseq.decoding import alignment, batching, beam_search, decode, ensemble
 from jaxseq.decoding.batching import Output, SearchResult
-from jaxseq.decoding.options import SEARCHES as SEARCHES
-from jaxseq.decoding.options import DecodeConfig as DecodeConfig
+from jaxseq.decoding.options import SEARCHES as SEARCHES  # what eval_search takes
+from jaxseq.decoding.options import DecodeConfig as DecodeConfig  # config.decode
 from jaxseq.decoding.options import DecodeOptions, Search
 from jaxseq.training import steps
-
-# What translate_ids takes: every search, drawing outputs at random (`decode.sample`) too.
-ALL_SEARCHES = tuple(s.value for s in Search)
 
 
 class Searcher(NamedTuple):
