@@ -147,7 +147,7 @@ class Inputs(NamedTuple):
   each array, of a batch)."""
 
   src: Array  # [src_len] int (0 = PAD)
-  key: Array  # the random key of the draws (any key for greedy search)
+  key: Array | None = None  # the random key of the draws (sampling only)
   prefix: Array | None = None  # [prefix_len] int, target tokens forced first (PAD-padded)
 
 
@@ -170,6 +170,7 @@ def _decode(model, params, inputs: Inputs, choose: Choose, *, max_len: int) -> D
   under `vmap` it runs until every sentence of the batch has ended.
   """
   src, key, prefix = inputs
+  key = jax.random.key(0) if key is None else key  # greedy search draws nothing
   models, params = ensemble.members(model, params)
   memories, states = ensemble.start(models, params, src)
   src_len = src.shape[0]
@@ -210,10 +211,8 @@ def greedy(model, params, src: Array, *, max_len: int, prefix: Array | None = No
   `jaxseq/decoding/ensemble.py`). src: [src_len] int (0 = PAD). prefix: [prefix_len] int, target
   tokens forced first (padded with PAD), or None.
   """
-  inputs = Inputs(src, jax.random.key(0), prefix)
-  return _decode(
-    model, params, inputs, lambda log_probs, key: jnp.argmax(log_probs), max_len=max_len
-  )
+  choose = lambda log_probs, key: jnp.argmax(log_probs)
+  return _decode(model, params, Inputs(src, prefix=prefix), choose, max_len=max_len)
 
 
 def sampling_log_probs(log_probs: Array, temperature: Array, top_k: Array, top_p: Array) -> Array:

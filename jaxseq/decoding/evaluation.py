@@ -160,11 +160,11 @@ def translate_ids(
   (`batching.translate_in_batches`), with the search of options (see `DecodeOptions`).
   prefixes: per source, target ids every output must start with (empty: none).
   """
-  seed_key = jax.random.key(options.seed)
 
   def search_batch(src, prefix, rows):
-    keys = seed_key  # greedy and beam search draw nothing
+    keys = None  # greedy and beam search draw nothing
     if options.search is Search.SAMPLE:
+      seed_key = jax.random.key(options.seed)
       split = lambda i: jax.random.split(jax.random.fold_in(seed_key, i), options.nbest)
       keys = jax.vmap(split)(rows)
     return _search_batch(searcher, decode.Inputs(src, keys, prefix), options)
