@@ -1,7 +1,7 @@
 """Config fields defined once: name, type, default, one-line meaning and check together.
 
 Each part of the config is a frozen dataclass in the module that owns it (`seq2seq.ModelConfig`,
-`corpora.DataConfig`, `evaluation.DecodeConfig`, `configuration.TrainConfig`), built from
+`corpora.DataConfig`, `options.DecodeConfig`, `configuration.TrainConfig`), built from
 `Config` and `field`:
 
     hidden_size: int = fields.field(128, "recurrent state size", fields.at_least(1))
@@ -15,6 +15,7 @@ returns. `python -m jaxseq.training.configuration` lists every field with its me
 """
 
 import dataclasses
+import enum
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
@@ -70,7 +71,13 @@ _TYPE_WORDS = {bool: "True or False", int: "an integer", float: "a number", str:
 
 
 def _typed(kind: type, value):
-  """value as `kind` (an int for a float field becomes a float), or None when it is not one."""
+  """value as `kind` (an int for a float field becomes a float, an enum's value its member),
+  or None when it is not one."""
+  if isinstance(kind, type) and issubclass(kind, enum.Enum) and not isinstance(value, kind):
+    try:
+      return kind(value)
+    except ValueError:
+      return None
   if kind is float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     return float(value) if ok else None
@@ -137,8 +144,10 @@ class Config:
     return cls(**kwargs)
 
   def to_dict(self) -> dict:
-    """Every field as plain JSON-ready values, nested configs as dicts."""
-    return dataclasses.asdict(typing.cast(Any, self))
+    """Every field as plain JSON-ready values (an enum member as its value), nested configs
+    as dicts."""
+    plain = lambda items: {k: v.value if isinstance(v, enum.Enum) else v for k, v in items}
+    return dataclasses.asdict(typing.cast(Any, self), dict_factory=plain)
 
 
 def describe(cls: type[Config]) -> list[str]:

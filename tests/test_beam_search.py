@@ -47,12 +47,14 @@ def _search(model, params, src, alpha, ratio, offset, *, beam_size, nbest, max_l
     model,
     params,
     src,
-    beam_size=beam_size,
-    nbest=nbest,
-    max_len=max_len,
-    alpha=alpha,
-    max_length_ratio=ratio,
-    max_length_offset=offset,
+    beam_search.Beam(
+      beam_size=beam_size,
+      nbest=nbest,
+      max_len=max_len,
+      alpha=alpha,
+      max_length_ratio=ratio,
+      max_length_offset=offset,
+    ),
   )
 
 
@@ -169,7 +171,9 @@ def test_compiles_once_for_equal_shapes(small):
   @functools.partial(jax.jit, static_argnames=("beam_size",))
   def search(params, src, beam_size):
     traces.append(src.shape)
-    return beam_search.batch_beam_search(model, params, src, beam_size=beam_size, max_len=7)
+    return beam_search.batch_beam_search(
+      model, params, src, beam_search.Beam(beam_size=beam_size, max_len=7)
+    )
 
   first = search(params, _sources(4, seed=3), 2)
   second = search(params, _sources(4, seed=4), 2)

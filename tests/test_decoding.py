@@ -17,6 +17,7 @@ from configs import default
 from jaxseq.data import input_pipeline, synthetic
 from jaxseq.data.vocab import BOS, EOS, PAD, WordVocab
 from jaxseq.decoding import beam_search, decode, ensemble, evaluation
+from jaxseq.decoding.options import DecodeOptions
 from jaxseq.model import seq2seq
 from jaxseq.training import steps
 
@@ -70,17 +71,11 @@ def _sources(pairs, src_vocab, count=None):
 
 
 def _translate(model, params, sources, search, nbest=1, prefixes=None, batch_size=16, **settings):
-  return evaluation.translate_ids(
-    model,
-    params,
-    sources,
-    batch_size=batch_size,
-    max_length=MAX_LENGTH,
-    search=search,
-    settings={**SETTINGS, **settings},
-    nbest=nbest,
-    prefixes=prefixes,
+  options = DecodeOptions.from_dict(
+    {**SETTINGS, **settings, "search": search, "nbest": nbest}, strict=False
   )
+  searcher = evaluation.Searcher(model, params, MAX_LENGTH, batch_size)
+  return evaluation.translate_ids(searcher, sources, options, prefixes=prefixes)
 
 
 def _texts(outputs, tgt_vocab):
@@ -211,7 +206,7 @@ def test_beam_search_with_a_prefix_keeps_its_fixed_shapes(trained):
   )
   prefix = jnp.asarray([tgt_vocab.encode("drei")[0], PAD], jnp.int32)[None].repeat(4, 0)
   result = beam_search.batch_beam_search(
-    model, params, src, prefix, beam_size=3, nbest=3, max_len=MAX_LENGTH
+    model, params, src, beam_search.Beam(beam_size=3, nbest=3, max_len=MAX_LENGTH), prefix
   )
   assert result.tokens.shape == (4, 3, MAX_LENGTH)
   assert result.attention.shape == (4, 3, MAX_LENGTH, MAX_LENGTH)

@@ -14,6 +14,7 @@ import sacrebleu
 from configs import default
 from jaxseq.data.vocab import BOS, WordVocab
 from jaxseq.decoding import evaluation
+from jaxseq.decoding.options import DecodeOptions
 from tests.conftest import subprocess_env, tiny_model
 
 
@@ -74,15 +75,12 @@ def test_evaluate_split_keeps_every_sentence():
   params = jax.jit(model.init)(jax.random.key(0), jnp.ones((2,), jnp.int32), jnp.int32(BOS))
   pairs = [("a b", "x"), ("", "y"), ("a b c d a b c", "z z"), ("unknown c", "x y")]
   result = evaluation.evaluate_split(
-    model,
-    params,
-    pairs,
-    src_vocab,
-    tgt_vocab,
-    batch_size=2,
-    max_length=4,
-    search="greedy",
-    settings=default.get_config().decode.to_dict(),
+    evaluation.Searcher(model, params, max_length=4, batch_size=2),
+    evaluation.Vocabularies(src_vocab, tgt_vocab),
+    evaluation.Split(pairs),
+    DecodeOptions.from_dict(
+      {**default.get_config().decode.to_dict(), "search": "greedy"}, strict=False
+    ),
   )
   assert len(result.hypotheses) == len(pairs)
   assert result.hypotheses[1] == ""

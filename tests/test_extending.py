@@ -7,6 +7,7 @@ tests/attention_checks.py. The stateful one is then run through every search: te
 forcing, greedy, sampling, beam search, an ensemble and an exported beam search.
 """
 
+import functools
 import inspect
 import pathlib
 import re
@@ -217,10 +218,18 @@ def _forced_log_probs(models, params, src, tokens, lengths):
 
 
 _greedy = jax.jit(decode.batch_greedy, static_argnames=("model", "max_len"))
-_sample = jax.jit(decode.batch_sample, static_argnames=("model", "max_len"))
-_beam = jax.jit(
-  beam_search.batch_beam_search, static_argnames=("model", "beam_size", "nbest", "max_len")
-)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_len"))
+def _sample(model, params, src, keys, *, max_len, temperature):
+  sampling = decode.Sampling(temperature)
+  return decode.batch_sample(model, params, decode.Inputs(src, keys), sampling, max_len=max_len)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "beam_size", "nbest", "max_len"))
+def _beam(model, params, src, *, beam_size, nbest, max_len, alpha, **limit):
+  beam = beam_search.Beam(beam_size, max_len, nbest, alpha, **limit)
+  return beam_search.batch_beam_search(model, params, src, beam)
 
 
 def _check_beam(models, params, tokens, lengths, scores, alpha):

@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 
+from jaxseq.decoding.options import DecodeOptions
 from jaxseq.serving import serve
 from tests import runs
 from tests.conftest import REPO, subprocess_env
@@ -239,10 +240,10 @@ def test_the_batcher_puts_concurrent_texts_into_one_device_call():
   calls = []
 
   class Recorder:
-    settings = {"beam_size": 4}
+    options = DecodeOptions(beam_size=4)
 
-    def translate(self, requests, *, nbest, batch_size, settings, attention):
-      calls.append((len(requests), batch_size, settings["beam_size"], nbest, attention))
+    def translate(self, requests, *, options, batch_size, attention):
+      calls.append((len(requests), batch_size, options.beam_size, options.nbest, attention))
       return [{"translation": r.text.upper()} for r in requests]
 
   async def main():

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from jaxseq.data import tokenizers
+from jaxseq.decoding.options import DecodeOptions
 from jaxseq.serving import jsontext, serve
 from jaxseq.serving.translate import Request, Translator
 
@@ -29,9 +30,10 @@ POISON = "\x07"  # the stand-in tokenizer below raises for texts holding it
 class EchoBackend:
   """Stands for a model: each source's best "translation" is its own ids."""
 
-  settings = {"beam_size": 4, "search": "beam"}
+  options = DecodeOptions(beam_size=4)
 
-  def translate_ids(self, sources, *, batch_size, search, settings, nbest, prefixes, progress):
+  def translate_ids(self, sources, options, *, batch_size, prefixes=None, progress=None):
+    nbest = options.nbest
     hypotheses = [
       types.SimpleNamespace(
         ids=list(map(int, s)),
@@ -50,7 +52,7 @@ def echo_translator(tokenizer) -> Translator:
   translator.backend = EchoBackend()
   translator.src_vocab = translator.tgt_vocab = tokenizer
   translator.step, translator.max_length = 7, 64
-  translator.settings = dict(EchoBackend.settings)
+  translator.options = EchoBackend.options
   return translator
 
 
@@ -102,7 +104,7 @@ def test_a_lone_surrogate_fails_only_its_own_request_with_sentencepiece(sentence
   bad, good, mixed = answers
   assert isinstance(bad, serve.TextFailed) and bad.index == 0
   assert isinstance(bad.cause, RuntimeError)
-  assert [r["translation"] for r in good] == ["Ein Mann fährt Fahrrad."]  # the exact echo
+  assert [r.translation for r in good] == ["Ein Mann fährt Fahrrad."]  # the exact echo
   assert isinstance(mixed, serve.TextFailed) and mixed.index == 1
 
 
@@ -118,10 +120,8 @@ def test_a_failing_text_is_found_by_halving_and_the_others_are_answered():
   translator.translate = counting
   texts = [[t] for t in GERMAN[:7]] + [[f"Ein {POISON} Mann"]]
   answers, batches = run_batched(translator, texts)
-  alone = [
-    translator.translate([Request(t)], nbest=1, batch_size=1)[0]["translation"] for t in GERMAN[:7]
-  ]
-  assert [a[0]["translation"] for a in answers[:7]] == alone
+  alone = [translator.translate([Request(t)], batch_size=1)[0].translation for t in GERMAN[:7]]
+  assert [a[0].translation for a in answers[:7]] == alone
   assert isinstance(answers[7], serve.TextFailed) and answers[7].index == 0
   # One batch of 8; it fails, then 4 + 4, then 2 + 2 of the failing half, then 1 + 1.
   assert batches == 1 and calls[:7] == [8, 4, 4, 2, 2, 1, 1]

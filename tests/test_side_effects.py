@@ -74,7 +74,7 @@ def test_loading_translating_and_training_put_everything_back(reference_run, tmp
       import train
       from jaxseq.serving import translate
       translator = translate.Translator([{str(workdir)!r}], command="test")
-      translator.translate([translate.Request("seven")], nbest=1, batch_size=1)
+      translator.translate([translate.Request("seven")], batch_size=1)
       assert translate.run(["--workdir={workdir}", "forty two"]) == 0
       assert train.main(["train.py", "--workdir={tmp_path}", "--config.num_train_steps=2",
                          "--config.data.num_train=50", "--config.data.num_eval=5",

@@ -20,6 +20,7 @@ import time
 import pytest
 
 from jaxseq.serving import translate as translate_cli
+from jaxseq.serving.translation import Candidate, Translation
 from tests import runs
 from tests.conftest import REPO, subprocess_env
 
@@ -338,7 +339,9 @@ class _EchoTranslator:
   step = 1
 
   def translate(self, requests, **options):
-    return [{"translation": r.text, "prefix": r.prefix} for r in requests]
+    return [
+      Translation(r.text, [Candidate(r.text, 0.0)], [], [], prefix=r.prefix) for r in requests
+    ]
 
 
 def test_interactive_json_lines_report_each_bad_line_and_go_on(monkeypatch, capsys):

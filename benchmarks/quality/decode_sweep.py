@@ -12,6 +12,7 @@ setting's held-out scores and seconds, the choice, its test scores, and the hard
 """
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -69,7 +70,8 @@ def main(argv: list[str]) -> int:
   heldout, tests = driver.split_names(corpus)
 
   def scores(names, beam_size, alpha):
-    scored = driver.score(loaded, corpus, names, {"beam_size": beam_size, "alpha": alpha})
+    options = dataclasses.replace(loaded.options, beam_size=beam_size, alpha=alpha, nbest=1)
+    scored = driver.score(loaded, corpus, names, options)
     return {
       name: driver.scores(m, keep=(*driver.METRICS, "seconds"), digits=2)
       for name, m in scored.items()

@@ -2,7 +2,7 @@
 
 quality.py, time_to_quality.py, ensemble.py and decode_sweep.py are thin users of it: it
 trains a config into a workdir (the trainer times the steps and the evaluations), restores
-trained workdirs and scores their splits with given decoding settings, and writes each
+trained workdirs and scores their splits with given decoding options, and writes each
 benchmark's results JSON with the command that reproduces it and the hardware.
 """
 
@@ -10,11 +10,15 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from absl import flags
 from ml_collections import config_flags
 
 from benchmarks import common
+
+if TYPE_CHECKING:
+  from jaxseq.decoding.options import DecodeOptions
 
 RESULTS = common.RESULTS
 METRICS = (
@@ -199,21 +203,26 @@ def split_names(corpus) -> tuple[str, list[str]]:
 
 
 def score(
-  loaded, corpus, names: list[str], settings: dict | None = None, out: str | None = None
+  loaded, corpus, names: list[str], options: "DecodeOptions | None" = None, out: str | None = None
 ) -> dict:
-  """{split: metrics and seconds} of the named splits, beam search with the first member's
-  config.decode updated by `settings`, batches of its config.batch_size (as jaxseq-evaluate
-  scores them); with `out`, the hypothesis, reference and alignment files go there."""
+  """{split: metrics and seconds} of the named splits decoded with options (default: beam
+  search with the first member's config.decode, `loaded.options`), batches of its
+  config.batch_size (as jaxseq-evaluate scores them); with `out`, the hypothesis,
+  reference and alignment files go there."""
   from jaxseq.serving import evaluate
 
   if not names:
     return {}  # (select_splits reads no names as every split)
   config = loaded.members[0].config
-  decode = dict(config.decode.to_dict(), **(settings or {}))
   splits = evaluate.select_splits(corpus, names)
   return dict(
     evaluate.score_splits(
-      loaded, corpus, splits, decode, search="beam", batch_size=config.batch_size, out=out
+      loaded,
+      corpus,
+      splits,
+      loaded.options if options is None else options,
+      batch_size=config.batch_size,
+      out=out,
     )
   )
 

@@ -15,6 +15,7 @@ hardware and the ratios measured in this one run.
 """
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -31,6 +32,7 @@ from configs import default
 from jaxseq.data import synthetic
 from jaxseq.data.vocab import BOS, EOS, WordVocab
 from jaxseq.decoding import evaluation
+from jaxseq.decoding.options import DecodeOptions, Search
 from jaxseq.model import seq2seq
 from jaxseq.model.seq2seq import Seq2Seq
 from jaxseq.training import steps
@@ -84,16 +86,8 @@ def one_at_a_time(functions, params, sources, max_length) -> int:
   return produced
 
 
-def batched(model, params, sources, max_length, batch_size, search, beam_size, settings):
-  outputs = evaluation.translate_ids(
-    model,
-    params,
-    sources,
-    batch_size=batch_size,
-    max_length=max_length,
-    search=search,
-    settings={**settings, "beam_size": beam_size},
-  )
+def batched(searcher: evaluation.Searcher, sources, options: DecodeOptions):
+  outputs = evaluation.translate_ids(searcher, sources, options)
   return sum(len(o.best.ids) + int(o.best.ended) for o in outputs)
 
 
@@ -139,7 +133,7 @@ def main(argv=None) -> int:
   )["eval"]
   sources = [np.asarray(src_vocab.encode(s)[:max_length], np.int32) for s, _ in pairs]
   sources = [s for s in sources if len(s)]
-  settings = config.decode.to_dict()
+  decode = DecodeOptions.from_dict(config.decode, strict=False)  # beam search
 
   results = {}
   for name, compiled, count in (
@@ -155,10 +149,10 @@ def main(argv=None) -> int:
   modes = [("batched_greedy", "greedy", 1)] + [
     (f"batched_beam{b}", "beam", int(b)) for b in args.beam_sizes.split(",")
   ]
+  searcher = evaluation.Searcher(model, params, max_length, args.batch_size)
   for name, search, beam in modes:
-    run = functools.partial(
-      batched, model, params, sources, max_length, args.batch_size, search, beam, settings
-    )
+    chosen = dataclasses.replace(decode, search=Search(search), beam_size=beam, nbest=1)
+    run = functools.partial(batched, searcher, sources, chosen)
     run()  # warm-up: compiles the one batch shape
     seconds, tokens = timed(run, args.repeats)
     results[name] = {"sentences": len(sources), "seconds": seconds, "output_tokens": tokens}
@@ -175,7 +169,7 @@ def main(argv=None) -> int:
     "model": "trained " + args.workdir if args.workdir else "untrained configs/default.py",
     "config": config.model.to_dict(),
     "batch_size": args.batch_size,
-    "alpha": settings["alpha"],
+    "alpha": decode.alpha,
     "repeats": args.repeats,
     "results": results,
     "speedup_vs_one_at_a_time": {k: v["sentences_per_second"] / base for k, v in results.items()},

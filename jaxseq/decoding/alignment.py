@@ -21,13 +21,17 @@ References:
 """
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+  from jaxseq.data.tokenizers import Tokenizer
 
 Ids = Sequence[int] | np.ndarray  # token ids of one sentence
 
 
-def word_positions(tokenizer, ids: Ids) -> list[int]:
+def word_positions(tokenizer: "Tokenizer", ids: Ids) -> list[int]:
   """For each token id, the index of the whitespace-separated word of decode(ids) it is in."""
   ids = [int(i) for i in ids]
   total = len(tokenizer.decode(ids).split())
@@ -66,7 +70,9 @@ def pharaoh(links: Sequence[tuple[int, int]]) -> str:
   return " ".join(f"{s}-{t}" for s, t in links)
 
 
-def align(attention: np.ndarray, src_ids: Ids, out_ids: Ids, src_vocab, tgt_vocab) -> str:
+def align(
+  attention: np.ndarray, src_ids: Ids, out_ids: Ids, src_vocab: "Tokenizer", tgt_vocab: "Tokenizer"
+) -> str:
   """The Pharaoh word alignment of one translation (out_ids without EOS) of src_ids."""
   return pharaoh(
     word_links(attention, word_positions(src_vocab, src_ids), word_positions(tgt_vocab, out_ids))

@@ -59,10 +59,18 @@ def widths(max_length: int) -> list[int]:
   return padded_sizes(4, 2, max_length)
 
 
+class SearchResult(NamedTuple):
+  """One batch's outputs (numpy), the n outputs of a row best first."""
+
+  tokens: np.ndarray  # [batch, n, max_len] int32, EOS included (when produced), then PAD
+  lengths: np.ndarray  # [batch, n] tokens before EOS
+  scores: np.ndarray  # [batch, n]; NEG_INF where a beam found fewer
+  attention: np.ndarray  # [batch, n, max_len, width]
+
+
 # (src [batch, width], prefix [batch, prefix_width] or None, rows [batch]: each row's index
-# among the sources, 0 for padding rows) -> numpy (tokens [batch, n, max_len], lengths
-# [batch, n], scores [batch, n], attention [batch, n, max_len, width]), best first per row.
-SearchBatch = Callable[[np.ndarray, np.ndarray | None, np.ndarray], tuple]
+# among the sources, 0 for padding rows) -> the batch's SearchResult.
+SearchBatch = Callable[[np.ndarray, np.ndarray | None, np.ndarray], SearchResult]
 
 
 def translate_in_batches(
@@ -104,7 +112,7 @@ def translate_in_batches(
       for row, i in enumerate(chunk):
         prefix[row, : len(prefixes[i])] = prefixes[i]
     rows = np.asarray(list(chunk) + [0] * (batch_size - len(chunk)), np.int32)
-    tokens, lengths, scores, attn = search_batch(src, prefix, rows)
+    tokens, lengths, scores, attn = search_batch(src, prefix, rows)  # a SearchResult
     for row, i in enumerate(chunk):
       found = []
       for r in range(tokens.shape[1]):

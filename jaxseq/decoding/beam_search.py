@@ -50,32 +50,32 @@ class _Loop(NamedTuple):
   fin_attn: Array  # [beam, max_len, src_len]
 
 
-def length_penalty(length: Array, alpha: float) -> Array:
+def length_penalty(length: Array, alpha: float | Array) -> Array:
   """GNMT lp(Y) = ((5 + |Y|) / 6) ** alpha; 1 for alpha = 0."""
   return ((5.0 + length) / 6.0) ** alpha
 
 
-def output_limit(src: Array, max_len: int, ratio: float, offset: int) -> Array:
+def output_limit(src: Array, max_len: int, ratio: float | Array, offset: int | Array) -> Array:
   """Longest output (EOS included) for a source: ratio * src tokens + offset, in [1, max_len]."""
   src_len = jnp.sum(src != PAD)
   limit = jnp.floor(ratio * src_len).astype(jnp.int32) + offset
   return jnp.clip(limit, 1, max_len)
 
 
-def beam_search(
-  model,
-  params,
-  src: Array,
-  *,
-  beam_size: int,
-  max_len: int,
-  alpha: float = 0.0,
-  nbest: int = 1,
-  max_length_ratio: float | None = None,
-  max_length_offset: int = 0,
-  prefix: Array | None = None,
-) -> BeamResult:
-  """The `nbest` best outputs of one sentence under log P(Y | X) / lp(Y).
+class Beam(NamedTuple):
+  """What one beam search keeps and how it ranks and stops. beam_size, max_len and nbest
+  fix shapes (static under jit); alpha and the output limit may be traced."""
+
+  beam_size: int
+  max_len: int  # output positions, EOS included
+  nbest: int = 1  # outputs returned, in [1, beam_size]
+  alpha: float | Array = 0.0  # GNMT length penalty; 0 = none
+  max_length_ratio: float | Array | None = None  # None: every output may reach max_len
+  max_length_offset: int | Array = 0
+
+
+def beam_search(model, params, src: Array, beam: Beam, prefix: Array | None = None) -> BeamResult:
+  """The `beam.nbest` best outputs of one sentence under log P(Y | X) / lp(Y).
 
   A hypothesis ends when it emits EOS, or when it reaches the output limit
   (`max_len`, or `output_limit` of the source when `max_length_ratio` is given); at
@@ -90,6 +90,7 @@ def beam_search(
   """
   if src.ndim != 1:
     raise ValueError(f"beam_search takes one sentence: src [src_len], got {src.shape}")
+  beam_size, max_len, nbest, alpha = beam.beam_size, beam.max_len, beam.nbest, beam.alpha
   if not 1 <= nbest <= beam_size:
     raise ValueError(f"nbest={nbest} must be in [1, beam_size={beam_size}]")
   models, params = ensemble.members(model, params)
@@ -97,8 +98,8 @@ def beam_search(
   src_len = src.shape[0]
   limit = (
     jnp.int32(max_len)
-    if max_length_ratio is None
-    else output_limit(src, max_len, max_length_ratio, max_length_offset)
+    if beam.max_length_ratio is None
+    else output_limit(src, max_len, beam.max_length_ratio, beam.max_length_offset)
   )
   if prefix is not None:
     limit = jnp.clip(jnp.maximum(limit, jnp.sum(prefix != PAD) + 1), 1, max_len)
@@ -196,8 +197,8 @@ def beam_search(
   )
 
 
-def batch_beam_search(model, params, src, prefix=None, **kwargs) -> BeamResult:
+def batch_beam_search(model, params, src, beam: Beam, prefix=None) -> BeamResult:
   """src [batch, src_len] (prefix [batch, prefix_len] or None) -> a BeamResult with a
-  leading [batch] axis on every field."""
-  fn = lambda s, p: beam_search(model, params, s, prefix=p, **kwargs)
+  leading [batch] axis on every field; the beam is shared by the batch."""
+  fn = lambda s, p: beam_search(model, params, s, beam, prefix=p)
   return jax.vmap(fn)(src, prefix)

@@ -15,6 +15,7 @@ References:
 """
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -141,13 +142,35 @@ def forced_token(prefix: Array | None, t: Array) -> tuple[Array, Array]:
   return (t < prefix.shape[0]) & (token != PAD), token
 
 
-def _decode(model, params, src: Array, key: Array, *, max_len: int, choose, prefix) -> Decoded:
+class Inputs(NamedTuple):
+  """What a token-by-token search reads of one sentence (with a leading [batch] axis on
+  each array, of a batch)."""
+
+  src: Array  # [src_len] int (0 = PAD)
+  key: Array | None = None  # the random key of the draws (sampling only)
+  prefix: Array | None = None  # [prefix_len] int, target tokens forced first (PAD-padded)
+
+
+class Sampling(NamedTuple):
+  """What `sample` draws from (see `sampling_log_probs`); each may be traced."""
+
+  temperature: float | Array = 1.0  # 0 takes the most likely token (greedy)
+  top_k: int | Array = 0  # <= 0: all tokens
+  top_p: float | Array = 1.0
+
+
+Choose = Callable[[Array, Array], Array]  # (log_probs [tgt_vocab], key) -> the next token []
+
+
+def _decode(model, params, inputs: Inputs, choose: Choose, *, max_len: int) -> Decoded:
   """The token-by-token loop behind `greedy` and `sample`.
 
   choose(log_probs [tgt_vocab], key) -> the next token []. The loop is a
   `lax.while_loop` over fixed-size buffers, so it compiles once per (src_len, max_len);
   under `vmap` it runs until every sentence of the batch has ended.
   """
+  src, key, prefix = inputs
+  key = jax.random.key(0) if key is None else key  # greedy search draws nothing
   models, params = ensemble.members(model, params)
   memories, states = ensemble.start(models, params, src)
   src_len = src.shape[0]
@@ -188,15 +211,8 @@ def greedy(model, params, src: Array, *, max_len: int, prefix: Array | None = No
   `jaxseq/decoding/ensemble.py`). src: [src_len] int (0 = PAD). prefix: [prefix_len] int, target
   tokens forced first (padded with PAD), or None.
   """
-  return _decode(
-    model,
-    params,
-    src,
-    jax.random.key(0),
-    max_len=max_len,
-    prefix=prefix,
-    choose=lambda log_probs, key: jnp.argmax(log_probs),
-  )
+  choose = lambda log_probs, key: jnp.argmax(log_probs)
+  return _decode(model, params, Inputs(src, prefix=prefix), choose, max_len=max_len)
 
 
 def sampling_log_probs(log_probs: Array, temperature: Array, top_k: Array, top_p: Array) -> Array:
@@ -217,32 +233,23 @@ def sampling_log_probs(log_probs: Array, temperature: Array, top_k: Array, top_p
   return jax.nn.log_softmax(jnp.where(tempered >= threshold, tempered, -jnp.inf))
 
 
-def sample(
-  model,
-  params,
-  src: Array,
-  key: Array,
-  *,
-  max_len: int,
-  temperature,
-  top_k=0,
-  top_p=1.0,
-  prefix: Array | None = None,
-) -> Decoded:
+def sample(model, params, inputs: Inputs, sampling: Sampling, *, max_len: int) -> Decoded:
   """One output of one sentence drawn token by token from the model, until EOS.
 
-  temperature, top_k and top_p may be traced (see `sampling_log_probs`); temperature 0
-  takes the most likely token, which is greedy decoding. The step keys are
-  fold_in(key, position), so a key gives the same output whatever the batch. The score
-  (`log_prob`) is the model's own, without temperature or truncation.
+  inputs: the source, the key of the draws and the prefix (see `Inputs`). sampling: the
+  distribution (see `sampling_log_probs`); temperature 0 takes the most likely token,
+  which is greedy decoding. The step keys are fold_in(key, position), so a key gives the
+  same output whatever the batch. The score (`log_prob`) is the model's own, without
+  temperature or truncation.
   """
+  temperature, top_k, top_p = sampling
 
   def choose(log_probs, step_key):
     safe = jnp.where(temperature > 0, temperature, 1.0)
     drawn = jax.random.categorical(step_key, sampling_log_probs(log_probs, safe, top_k, top_p))
     return jnp.where(temperature > 0, drawn, jnp.argmax(log_probs))
 
-  return _decode(model, params, src, key, max_len=max_len, prefix=prefix, choose=choose)
+  return _decode(model, params, inputs, choose, max_len=max_len)
 
 
 # The one place where sentences become batches (callers jit them).
@@ -263,20 +270,9 @@ def batch_greedy(model, params, src, *, max_len, prefix=None) -> Decoded:
   return jax.vmap(fn)(src, prefix)
 
 
-def batch_sample(
-  model, params, src, keys, *, max_len, temperature, top_k=0, top_p=1.0, prefix=None
-) -> Decoded:
-  """src [batch, src_len], keys [batch] (prefix [batch, prefix_len] or None) -> a Decoded
-  with a leading [batch] axis; the sampling settings are shared by the batch."""
-  fn = lambda s, k, p: sample(
-    model,
-    params,
-    s,
-    k,
-    max_len=max_len,
-    temperature=temperature,
-    top_k=top_k,
-    top_p=top_p,
-    prefix=p,
-  )
-  return jax.vmap(fn)(src, keys, prefix)
+def batch_sample(model, params, inputs: Inputs, sampling: Sampling, *, max_len) -> Decoded:
+  """inputs with a leading [batch] axis (src [batch, src_len], key [batch], prefix [batch,
+  prefix_len] or None) -> a Decoded with a leading [batch] axis; the sampling settings are
+  shared by the batch."""
+  fn = lambda one: sample(model, params, one, sampling, max_len=max_len)
+  return jax.vmap(fn)(inputs)

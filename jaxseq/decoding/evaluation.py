@@ -16,56 +16,55 @@ References:
 import dataclasses
 import functools
 import os
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 import sacrebleu
 
-from jaxseq import fields
 from jaxseq.data import input_pipeline
+from jaxseq.data.tokenizers import Tokenizer
 from jaxseq.decoding import alignment, batching, beam_search, decode, ensemble
-from jaxseq.decoding.batching import Output
-from jaxseq.errors import ConfigError
+from jaxseq.decoding.batching import Output, SearchResult
+from jaxseq.decoding.options import SEARCHES as SEARCHES  # what eval_search takes
+from jaxseq.decoding.options import DecodeConfig as DecodeConfig  # config.decode
+from jaxseq.decoding.options import DecodeOptions, Search
 from jaxseq.training import steps
 
-SEARCHES = ("greedy", "beam")  # what config.decode.eval_search takes
-# What translate_ids(search=...) takes: those, and drawing outputs at random (`decode.sample`).
-ALL_SEARCHES = SEARCHES + ("sample",)
+
+class Searcher(NamedTuple):
+  """What translates: one model, or tuples of models and params (an ensemble), in batches
+  of batch_size sources of up to max_length tokens."""
+
+  model: Any
+  params: Any
+  max_length: int
+  batch_size: int
 
 
-@dataclasses.dataclass(frozen=True)
-class DecodeConfig(fields.Config):
-  """config.decode: beam search, and the search of periodic evaluation. `to_dict()` is the
-  `settings` that translate_ids and score_split take."""
+class Vocabularies(NamedTuple):
+  """The source and target tokenizers of a model (or of every member of an ensemble)."""
 
-  section: ClassVar[str] = "decode"
+  source: Tokenizer
+  target: Tokenizer
 
-  beam_size: int = fields.field(
-    4, "hypotheses kept per step by beam search (1 = greedy)", fields.at_least(1)
-  )
-  alpha: float = fields.field(
-    0.6, "GNMT length penalty ((5 + len) / 6) ** alpha; 0 = none", fields.in_range(0.0)
-  )
-  nbest: int = fields.field(
-    1, "hypotheses returned per sentence (at most beam_size)", fields.at_least(1)
-  )
-  max_length_ratio: float = fields.field(
-    2.0,
-    "output length limit: ratio * source tokens + offset, capped by model.max_length",
-    fields.in_range(0.0),
-  )
-  max_length_offset: int = fields.field(4, "the offset of that limit", fields.at_least(1))
-  eval_search: str = fields.field(
-    "greedy", "search for the BLEU of periodic evaluation", fields.one_of(SEARCHES)
-  )
 
-  def check(self):
-    """nbest <= beam_size."""
-    if self.nbest > self.beam_size:
-      raise ConfigError(
-        "decode.nbest", self.nbest, f"an integer in [1, decode.beam_size={self.beam_size}]"
-      )
+class Split(NamedTuple):
+  """Sentence pairs to score, and how: references per sentence (multi-reference BLEU;
+  default the pairs' targets), whether to count exact matches, and the target language
+  (for `bleu_lc_tok`)."""
+
+  pairs: list[tuple[str, str]]
+  references: list[list[str]] | None = None
+  exact_match: bool = False
+  language: str | None = None
+
+
+class Written(NamedTuple):
+  """Where a split's hypothesis, reference and alignment files go: WORKDIR/NAME.*.txt."""
+
+  workdir: str
+  name: str
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -84,39 +83,29 @@ def _greedy(params, src, prefix, model, max_len):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_len"))
-def _sample(params, src, keys, prefix, temperature, top_k, top_p, model, max_len):
-  """keys [batch, samples] -> Decoded fields [batch, samples, ...]: independent draws, a
-  batched sampling per column of keys."""
-  draw = lambda column: decode.batch_sample(
-    model,
-    params,
-    src,
-    column,
-    max_len=max_len,
-    temperature=temperature,
-    top_k=top_k,
-    top_p=top_p,
-    prefix=prefix,
+def _sample(params, inputs: decode.Inputs, sampling: decode.Sampling, model, max_len):
+  """inputs.key [batch, samples] -> Decoded fields [batch, samples, ...]: independent
+  draws, a batched sampling per column of keys."""
+  draw = lambda keys: decode.batch_sample(
+    model, params, inputs._replace(key=keys), sampling, max_len=max_len
   )
-  return jax.vmap(draw, in_axes=1, out_axes=1)(keys)
+  return jax.vmap(draw, in_axes=1, out_axes=1)(inputs.key)
+
+
+class _Scoring(NamedTuple):
+  """The traced part of a beam search: the length penalty and the output limit."""
+
+  alpha: float
+  max_length_ratio: float
+  max_length_offset: int
 
 
 @functools.partial(jax.jit, static_argnames=("model", "beam_size", "max_len"))
-def _beam(params, src, prefix, alpha, ratio, offset, model, beam_size, max_len):
+def _beam(params, inputs: decode.Inputs, scoring: _Scoring, model, beam_size, max_len):
   """Every finished hypothesis of the beam (nbest = beam_size): one compilation per beam
   size serves every n-best request, which is cut on the host."""
-  return beam_search.batch_beam_search(
-    model,
-    params,
-    src,
-    prefix,
-    beam_size=beam_size,
-    nbest=beam_size,
-    max_len=max_len,
-    alpha=alpha,
-    max_length_ratio=ratio,
-    max_length_offset=offset,
-  )
+  beam = beam_search.Beam(beam_size, max_len, beam_size, *scoring)
+  return beam_search.batch_beam_search(model, params, inputs.src, beam, inputs.prefix)
 
 
 def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> dict:
@@ -137,94 +126,54 @@ def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> d
 
 
 def _search_batch(
-  model, params, src, prefix, keys, *, search: str, settings: dict, nbest: int, max_length: int
-):
-  """One padded batch through the chosen search -> numpy (tokens [B, n, L], lengths
-  [B, n], scores [B, n], attention [B, n, L, W]), the n outputs of a row best first."""
-  if search == "greedy":
-    out = jax.device_get(_greedy(params, src, prefix, model, max_length))
-    return (out.tokens[:, None], out.length[:, None], out.log_prob[:, None], out.attention[:, None])
-  if search == "sample":
-    out = jax.device_get(
-      _sample(
-        params,
-        src,
-        keys,
-        prefix,
-        float(settings["temperature"]),
-        int(settings["top_k"]),
-        float(settings["top_p"]),
-        model,
-        max_length,
-      )
+  searcher: Searcher, inputs: decode.Inputs, options: DecodeOptions
+) -> SearchResult:
+  """One padded batch through the search of options (inputs.key: [B, nbest] keys when
+  sampling) -> its SearchResult, options.nbest outputs per row at most."""
+  model, params, max_length, _ = searcher
+  if options.search is Search.GREEDY:
+    out = jax.device_get(_greedy(params, inputs.src, inputs.prefix, model, max_length))
+    return SearchResult(
+      *(x[:, None] for x in (out.tokens, out.length, out.log_prob, out.attention))
     )
+  if options.search is Search.SAMPLE:
+    sampling = decode.Sampling(options.temperature, options.top_k, options.top_p)
+    out = jax.device_get(_sample(params, inputs, sampling, model, max_length))
     order = np.argsort(-out.log_prob, axis=1, kind="stable")  # most likely draw first
     pick = lambda x: np.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)
-    return pick(out.tokens), pick(out.length), pick(out.log_prob), pick(out.attention)
-  out = jax.device_get(
-    _beam(
-      params,
-      src,
-      prefix,
-      float(settings["alpha"]),
-      float(settings["max_length_ratio"]),
-      int(settings["max_length_offset"]),
-      model,
-      int(settings["beam_size"]),
-      max_length,
-    )
-  )
-  return tuple(x[:, :nbest] for x in (out.tokens, out.lengths, out.scores, out.attention))
+    return SearchResult(pick(out.tokens), pick(out.length), pick(out.log_prob), pick(out.attention))
+  scoring = _Scoring(options.alpha, options.max_length_ratio, options.max_length_offset)
+  out = jax.device_get(_beam(params, inputs, scoring, model, options.beam_size, max_length))
+  nbest = options.nbest
+  return SearchResult(*(x[:, :nbest] for x in (out.tokens, out.lengths, out.scores, out.attention)))
 
 
 def translate_ids(
-  model,
-  params,
+  searcher: Searcher,
   sources: list[np.ndarray],
+  options: DecodeOptions,
   *,
-  batch_size: int,
-  max_length: int,
-  search: str,
-  settings: dict,
-  nbest: int = 1,
   prefixes: list[list[int]] | None = None,
   progress: str | None = None,
 ) -> list[Output]:
   """Translates source id arrays (each 1..max_length ids) in fixed-shape batches, in order
-  (`batching.translate_in_batches`).
-
-  model, params: one model, or tuples of them (an ensemble). search: "greedy" (up to
-  max_length tokens), "beam" (settings' beam_size, alpha and source-relative output
-  limit; nbest best) or "sample" (settings' temperature, top_k, top_p and seed; nbest
-  draws, most likely first; sentence i draws with fold_in(key(seed), i), so its outputs
-  do not depend on the batch). prefixes: per source, target ids every output must start
-  with (empty: none).
+  (`batching.translate_in_batches`), with the search of options (see `DecodeOptions`).
+  prefixes: per source, target ids every output must start with (empty: none).
   """
-  if search not in ALL_SEARCHES:
-    raise ValueError(f"search {search!r}; allowed: {', '.join(ALL_SEARCHES)}")
 
   def search_batch(src, prefix, rows):
-    keys = None
-    if search == "sample":
-      seed_key = jax.random.key(int(settings.get("seed", 0)))
-      keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(seed_key, i), nbest))(rows)
-    return _search_batch(
-      model,
-      params,
-      src,
-      prefix,
-      keys,
-      search=search,
-      settings=settings,
-      nbest=nbest,
-      max_length=max_length,
-    )
+    keys = None  # greedy and beam search draw nothing
+    if options.search is Search.SAMPLE:
+      seed_key = jax.random.key(options.seed)
+      split = lambda i: jax.random.split(jax.random.fold_in(seed_key, i), options.nbest)
+      keys = jax.vmap(split)(rows)
+    return _search_batch(searcher, decode.Inputs(src, keys, prefix), options)
 
   return batching.translate_in_batches(
     sources,
     search_batch,
-    batch_size=batch_size,
-    max_length=max_length,
+    batch_size=searcher.batch_size,
+    max_length=searcher.max_length,
     prefixes=prefixes,
     progress=progress,
   )
@@ -301,44 +250,31 @@ class SplitResult(NamedTuple):
 
 
 def evaluate_split(
-  model,
-  params,
-  pairs: list[tuple[str, str]],
-  src_vocab,
-  tgt_vocab,
+  searcher: Searcher,
+  vocabs: Vocabularies,
+  split: Split,
+  options: DecodeOptions,
   *,
-  batch_size: int,
-  max_length: int,
-  search: str,
-  settings: dict,
-  references: list[list[str]] | None = None,
-  exact_match: bool = False,
   progress: str | None = None,
   alignments: bool = False,
-  language: str | None = None,
 ) -> SplitResult:
-  """Translates every source of a split and scores it against its references.
+  """Translates every source of a split and scores its best translation against the
+  split's references.
 
   No sentence is left out: a source longer than max_length is cut to its first
   max_length tokens (and counted), an empty one translates to the empty string.
-  references: per sentence lists (multi-reference BLEU); default the pairs' targets.
-  model, params: one model, or tuples of them (an ensemble). alignments: also give each
-  best translation's word alignment (`jaxseq/decoding/alignment.py`). language: the target
-  language, for `bleu_lc_tok`.
+  alignments: also give each best translation's word alignment
+  (`jaxseq/decoding/alignment.py`).
   """
-  if references is None:
-    references = [[t] for _, t in pairs]
-  encoded = [np.asarray(src_vocab.encode(s), np.int32) for s, _ in pairs]
+  pairs, max_length = split.pairs, searcher.max_length
+  references = split.references if split.references is not None else [[t] for _, t in pairs]
+  encoded = [np.asarray(vocabs.source.encode(s), np.int32) for s, _ in pairs]
   truncated = sum(len(ids) > max_length for ids in encoded)
   kept = [i for i, ids in enumerate(encoded) if len(ids)]
   outputs = translate_ids(
-    model,
-    params,
+    searcher,
     [encoded[i][:max_length] for i in kept],
-    batch_size=batch_size,
-    max_length=max_length,
-    search=search,
-    settings=settings,
+    dataclasses.replace(options, nbest=1),  # one translation per source is scored
     progress=progress,
   )
   hypotheses = [""] * len(pairs)
@@ -346,64 +282,44 @@ def evaluate_split(
   links = [""] * len(pairs)
   for i, out in zip(kept, outputs):
     if out.best:
-      hypotheses[i] = tgt_vocab.decode(out.best.ids)
+      hypotheses[i] = vocabs.target.decode(out.best.ids)
       attentions[i] = out.best.attention
       if alignments:
         links[i] = alignment.align(
-          out.best.attention, encoded[i][:max_length], out.best.ids, src_vocab, tgt_vocab
+          out.best.attention, encoded[i][:max_length], out.best.ids, vocabs.source, vocabs.target
         )
-  metrics = text_metrics(hypotheses, references, exact_match, language)
-  metrics.update(sentences=len(pairs), truncated_sources=truncated, search=search)
+  metrics = text_metrics(hypotheses, references, split.exact_match, split.language)
+  metrics.update(sentences=len(pairs), truncated_sources=truncated, search=options.search.value)
   return SplitResult(metrics, hypotheses, attentions, links if alignments else None)
 
 
 def score_split(
-  model,
-  params,
-  pairs: list[tuple[str, str]],
-  src_vocab,
-  tgt_vocab,
+  searcher: Searcher,
+  vocabs: Vocabularies,
+  split: Split,
+  options: DecodeOptions,
   *,
-  batch_size: int,
-  max_length: int,
-  search: str,
-  settings: dict,
-  references: list[list[str]] | None = None,
-  exact_match: bool = False,
-  workdir: str | None = None,
-  name: str | None = None,
+  written: Written | None = None,
   progress: str | None = None,
-  language: str | None = None,
 ) -> SplitResult:
   """Every score of one split: held-out loss, perplexity and token accuracy of the pairs
   that fit max_length, and BLEU, chrF (and exact match) of every source translated.
 
-  With workdir and name, NAME.hyp.txt, NAME.ref*.txt and NAME.align.txt (the Pharaoh
-  word alignment of each hypothesis) are written there and the metrics say so under
+  With `written`, NAME.hyp.txt, NAME.ref*.txt and NAME.align.txt (the Pharaoh word
+  alignment of each hypothesis) are written to its workdir and the metrics say so under
   "files". The one function behind every evaluation of a run.
   """
-  examples, _ = input_pipeline.encode_pairs(pairs, src_vocab, tgt_vocab, max_length)
+  model, params, max_length, batch_size = searcher
+  examples, _ = input_pipeline.encode_pairs(split.pairs, vocabs.source, vocabs.target, max_length)
   loss = heldout_loss(model, params, examples, batch_size, max_length)
   result = evaluate_split(
-    model,
-    params,
-    pairs,
-    src_vocab,
-    tgt_vocab,
-    batch_size=batch_size,
-    max_length=max_length,
-    search=search,
-    settings=settings,
-    references=references,
-    exact_match=exact_match,
-    progress=progress,
-    alignments=workdir is not None and name is not None,
-    language=language,
+    searcher, vocabs, split, options, progress=progress, alignments=written is not None
   )
   metrics = {**loss, **result.metrics}
-  if workdir is not None and name is not None:
+  if written is not None:
+    references = split.references or [[t] for _, t in split.pairs]
     metrics["files"] = write_outputs(
-      workdir, name, result.hypotheses, references or [[t] for _, t in pairs], result.alignments
+      written.workdir, written.name, result.hypotheses, references, result.alignments
     )
   return result._replace(metrics=metrics)
 

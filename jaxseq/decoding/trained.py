@@ -13,8 +13,11 @@ import sys
 from typing import Any, NamedTuple
 
 import jax
+import numpy as np
 
 from jaxseq.data import tokenizers
+from jaxseq.decoding import batching, evaluation
+from jaxseq.decoding.options import DecodeOptions
 from jaxseq.model import seq2seq
 from jaxseq.training import checkpointing, configuration, steps
 from jaxseq.training.checkpointing import CheckpointError
@@ -25,8 +28,8 @@ class Trained(NamedTuple):
 
   workdir: str
   config: configuration.TrainConfig
-  src_vocab: Any  # vocab.WordVocab or tokenizers.SentencePieceTokenizer
-  tgt_vocab: Any
+  src_vocab: tokenizers.Tokenizer  # vocab.WordVocab or tokenizers.SentencePieceTokenizer
+  tgt_vocab: tokenizers.Tokenizer
   model: seq2seq.Seq2Seq
   params: Any
   step: int  # the training step of the restored checkpoint
@@ -70,7 +73,7 @@ def load(workdir: str, command: str = "jaxseq") -> Trained:
   return Trained(workdir, config, src_vocab, tgt_vocab, model, state.params, step)
 
 
-def vocabulary_difference(a, b) -> str | None:
+def vocabulary_difference(a: tokenizers.Tokenizer, b: tokenizers.Tokenizer) -> str | None:
   """How two tokenizers differ ('N vs M entries', or the first differing id), or None."""
   if type(a) is not type(b):
     return f"{type(a).__name__} vs {type(b).__name__}"
@@ -100,14 +103,17 @@ def load_ensemble(workdirs: list[str], command: str = "jaxseq") -> list[Trained]
 
 class Loaded:
   """One workdir's model, or several as an ensemble, behind `translate_ids` (the interface
-  `artifact.Artifact` shares): the first workdir's tokenizers and config.decode. command:
-  the name that leads the lines saying which checkpoints were loaded (see `load`)."""
+  `artifact.Artifact` shares, `translate.Backend`): the first workdir's tokenizers and
+  config.decode (as the options of beam search). command: the name that leads the lines
+  saying which checkpoints were loaded (see `load`)."""
 
   def __init__(self, workdirs: list[str], command: str = "jaxseq"):
     self.members = load_ensemble(workdirs, command)
     first = self.members[0]
-    self.src_vocab, self.tgt_vocab, self.step = first.src_vocab, first.tgt_vocab, first.step
-    self.settings = dict(first.config.decode.to_dict(), search="beam")
+    self.src_vocab: tokenizers.Tokenizer = first.src_vocab
+    self.tgt_vocab: tokenizers.Tokenizer = first.tgt_vocab
+    self.step = first.step
+    self.options = DecodeOptions.from_config(first.config.decode)
     self.max_length = min(m.config.model.max_length for m in self.members)
     self.model: Any  # one Seq2Seq, or a tuple of them (an ensemble); params alike
     self.params: Any
@@ -117,11 +123,24 @@ class Loaded:
       self.model = tuple(m.model for m in self.members)
       self.params = tuple(m.params for m in self.members)
 
-  def translate_ids(self, sources, **options):
-    """evaluation.translate_ids with these models (batch_size, search, settings, nbest,
-    prefixes, progress)."""
-    from jaxseq.decoding import evaluation
+  def searcher(self, batch_size: int) -> evaluation.Searcher:
+    """These models as an `evaluation.Searcher` of batches of batch_size sources."""
+    return evaluation.Searcher(self.model, self.params, self.max_length, batch_size)
 
+  def vocabularies(self) -> evaluation.Vocabularies:
+    """The tokenizers as an `evaluation.Vocabularies`."""
+    return evaluation.Vocabularies(self.src_vocab, self.tgt_vocab)
+
+  def translate_ids(
+    self,
+    sources: list[np.ndarray],
+    options: DecodeOptions,
+    *,
+    batch_size: int,
+    prefixes: list[list[int]] | None = None,
+    progress: str | None = None,
+  ) -> list[batching.Output]:
+    """evaluation.translate_ids with these models."""
     return evaluation.translate_ids(
-      self.model, self.params, sources, max_length=self.max_length, **options
+      self.searcher(batch_size), sources, options, prefixes=prefixes, progress=progress
     )

@@ -4,8 +4,8 @@ Nothing here imports Flax or jaxseq's model code: the searches are the serialise
 `jax.export` functions, called with the saved parameters. Every file is checked against
 the manifest's SHA-256 before use, so a tampered or incomplete artifact is refused with
 an `ArtifactError` naming the file. `Artifact.translate_ids` has the signature of
-`trained.Loaded.translate_ids`, so `jaxseq-translate --artifact` and `jaxseq-serve
---artifact` use it in place of a workdir.
+`trained.Loaded.translate_ids` (both are a `translate.Backend`), so `jaxseq-translate
+--artifact` and `jaxseq-serve --artifact` use it in place of a workdir.
 """
 
 import hashlib
@@ -16,6 +16,7 @@ import numpy as np
 
 from jaxseq.data import tokenizers
 from jaxseq.decoding import batching
+from jaxseq.decoding.options import DecodeOptions, Search
 from jaxseq.errors import ArtifactError
 
 FORMAT, FORMAT_VERSION = "jaxseq-artifact", 1
@@ -89,7 +90,8 @@ class Artifact:
     self.max_length = int(manifest["max_length"])
     self.step = manifest["source"]["step"]
     self.beam_sizes = [int(b) for b in manifest["beam_sizes"]]
-    self.settings = dict(manifest["decode"], search="beam")
+    # The manifest stores config.decode as a dict (its "eval_search" is not an option).
+    self.options = DecodeOptions.from_dict(manifest["decode"], strict=False)
     self._functions = {
       (int(beam), int(width)): export.deserialize(
         bytearray(open(os.path.join(directory, name), "rb").read())
@@ -98,49 +100,43 @@ class Artifact:
       for width, name in by_width.items()
     }
 
-  def search_batch(self, src: np.ndarray, *, beam_size: int, nbest: int, settings: dict):
-    """One padded batch [batch, width] -> numpy (tokens, lengths, scores, attention), nbest
-    per row (the layout of `batching.SearchBatch`)."""
-    function = self._functions[(beam_size, src.shape[1])]
+  def search_batch(self, src: np.ndarray, options: DecodeOptions) -> batching.SearchResult:
+    """One padded batch [batch, width] -> its SearchResult, options.nbest per row."""
+    function = self._functions[(options.beam_size, src.shape[1])]
     out = function.call(
       self.leaves,
       src,
-      np.float32(settings["alpha"]),
-      np.float32(settings["max_length_ratio"]),
-      np.int32(settings["max_length_offset"]),
+      np.float32(options.alpha),
+      np.float32(options.max_length_ratio),
+      np.int32(options.max_length_offset),
     )
-    return tuple(np.asarray(x)[:, :nbest] for x in out)
+    return batching.SearchResult(*(np.asarray(x)[:, : options.nbest] for x in out))
 
   def translate_ids(
     self,
     sources: list[np.ndarray],
+    options: DecodeOptions,
     *,
     batch_size: int,
-    search: str,
-    settings: dict,
-    nbest: int = 1,
     prefixes: list[list[int]] | None = None,
     progress: str | None = None,
   ) -> list[batching.Output]:
     """Beam search of source id arrays, in order; ValueError for what was not exported."""
-    beam_size = int(settings["beam_size"])
-    if search != "beam":
+    if options.search is not Search.BEAM:
       raise ValueError(
-        f"an exported translator has beam search only, not {search!r}; "
+        f"an exported translator has beam search only, not {options.search.value!r}; "
         "translate with --workdir for it"
       )
     if any(prefixes or []):
       raise ValueError(
         "an exported translator does not force prefixes; translate with --workdir for it"
       )
-    if beam_size not in self.beam_sizes:
+    if options.beam_size not in self.beam_sizes:
       raise ValueError(
-        f"beam size {beam_size} was not exported; this artifact has "
+        f"beam size {options.beam_size} was not exported; this artifact has "
         f"{', '.join(map(str, self.beam_sizes))}"
       )
-    run = lambda src, prefix, rows: self.search_batch(
-      src, beam_size=beam_size, nbest=nbest, settings=settings
-    )
+    run = lambda src, prefix, rows: self.search_batch(src, options)
     return batching.translate_in_batches(
       sources, run, batch_size=batch_size, max_length=self.max_length, progress=progress
     )

@@ -18,9 +18,15 @@ import json
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from jaxseq.errors import EXIT_BAD_INPUT
 from jaxseq.serving.translate import OneLineParser, decode_overrides, print_lines
+
+if TYPE_CHECKING:  # not imported at run time: flag mistakes answer before JAX starts
+  from jaxseq.data import corpora
+  from jaxseq.decoding import trained
+  from jaxseq.decoding.options import DecodeOptions
 
 HELDOUT = "heldout"
 
@@ -69,6 +75,7 @@ def run(argv: list[str]) -> int:
   args = parse_args(argv)
   from jaxseq import quiet
   from jaxseq.data import corpora
+  from jaxseq.decoding import options as options_lib
   from jaxseq.decoding import trained
   from jaxseq.training import checkpointing
 
@@ -87,14 +94,18 @@ def run(argv: list[str]) -> int:
   except OSError as e:
     print(f"error: --out {args.out!r} cannot be made: {e.strerror}", file=sys.stderr)
     return EXIT_BAD_INPUT
-  settings = decode_overrides(first.config.decode.to_dict(), args)
+  search = options_lib.Search(args.search)
+  # One translation per source is scored (evaluation.evaluate_split).
+  options = options_lib.DecodeOptions.from_config(first.config.decode, search)
+  options = decode_overrides(options, args, nbest=1)
   batch_size = args.batch_size or first.config.batch_size
+  given = {k: getattr(options, k) for k in ("beam_size", "alpha")}
   report = {
     "workdirs": [m.workdir for m in members],
     "steps": [m.step for m in members],
     "dataset": first.config.dataset,
     "search": args.search,
-    "settings": settings,
+    "settings": dict(first.config.decode.to_dict(), **given),
     "load_seconds": time.time() - started,
     "splits": {},
   }
@@ -102,9 +113,7 @@ def run(argv: list[str]) -> int:
     status = print_lines(
       _report_lines(
         report,
-        score_splits(
-          loaded, corpus, splits, settings, search=args.search, batch_size=batch_size, out=args.out
-        ),
+        score_splits(loaded, corpus, splits, options, batch_size=batch_size, out=args.out),
       )
     )
     if status:
@@ -129,40 +138,30 @@ def _report_lines(report: dict, scores):
 
 
 def score_splits(
-  loaded,
-  corpus,
+  loaded: "trained.Loaded",
+  corpus: "corpora.Corpus",
   splits: dict,
-  settings: dict,
+  options: "DecodeOptions",
   *,
-  search: str,
   batch_size: int,
   out: str | None = None,
 ):
   """Yields (split name, metrics with the seconds it took) for each of `splits` (from
-  select_splits), decoded by `loaded` (a trained.Loaded) with these decoding settings; with `out`,
-  the split's hypothesis, reference and alignment files are written there."""
+  select_splits), decoded by `loaded` in batches of batch_size with these options; with
+  `out`, the split's hypothesis, reference and alignment files are written there."""
   from jaxseq.data import corpora
   from jaxseq.decoding import evaluation
 
-  first = loaded.members[0]
+  language = corpora.target_language(loaded.members[0].config)
   for name, (pairs, references) in splits.items():
     started = time.time()
     result = evaluation.score_split(
-      loaded.model,
-      loaded.params,
-      pairs,
-      loaded.src_vocab,
-      loaded.tgt_vocab,
-      batch_size=batch_size,
-      max_length=loaded.max_length,
-      search=search,
-      settings=settings,
-      references=references,
-      exact_match=corpus.exact_match,
-      workdir=out,
-      name=name if out else None,
+      loaded.searcher(batch_size),
+      loaded.vocabularies(),
+      evaluation.Split(pairs, references, corpus.exact_match, language),
+      options,
+      written=evaluation.Written(out, name) if out else None,
       progress=f"evaluate {name}",
-      language=corpora.target_language(first.config),
     )
     yield name, dict(result.metrics, seconds=time.time() - started)
 

@@ -77,12 +77,7 @@ def export_beam_search(
       model,
       jax.tree.unflatten(treedef, leaves),
       src,
-      beam_size=beam_size,
-      nbest=beam_size,
-      max_len=max_length,
-      alpha=alpha,
-      max_length_ratio=ratio,
-      max_length_offset=offset,
+      beam_search.Beam(beam_size, max_length, beam_size, alpha, ratio, offset),
     )
     return result.tokens, result.lengths, result.scores, result.attention
 

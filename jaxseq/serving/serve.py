@@ -33,16 +33,21 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import gc
 import json
 import sys
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jaxseq.decoding import batching
 from jaxseq.errors import EXIT_BAD_INPUT
 from jaxseq.serving import jsontext
-from jaxseq.serving.translate import OneLineParser, beam_sizes_flag
+from jaxseq.serving.translate import OneLineParser, Translator, beam_sizes_flag
+from jaxseq.serving.translation import Translation
+
+if TYPE_CHECKING:  # not imported at run time: flag mistakes answer at once
+  from jaxseq.decoding.options import DecodeOptions
 
 FIELDS = ("text", "beam_size", "nbest", "attention")
 
@@ -173,7 +178,7 @@ class Batcher:
   to max_batch), and runs the batch in a single thread, one device call at a time.
   """
 
-  def __init__(self, translator, max_batch: int, max_wait: float, workers: int = 1):
+  def __init__(self, translator: Translator, max_batch: int, max_wait: float, workers: int = 1):
     self.translator, self.max_batch, self.max_wait = translator, max_batch, max_wait
     self.workers = workers
     self.rows = row_buckets(max_batch)
@@ -182,20 +187,26 @@ class Batcher:
     self.batches = 0  # device calls so far
     self.in_flight = 0  # requests waiting for their translations
 
+  def beam(self, beam_size: int, nbest: int) -> "DecodeOptions":
+    """The translator's options for beam search of this size and n-best."""
+    from jaxseq.decoding.options import Search
+
+    return dataclasses.replace(
+      self.translator.options, search=Search.BEAM, beam_size=beam_size, nbest=nbest
+    )
+
   def translate_now(
     self, texts: list[str], beam_size: int, nbest: int, attention: bool
-  ) -> list[dict]:
+  ) -> list[Translation]:
     """One device call (blocking): texts of one beam size, padded to a row bucket; the
     n-best lists and attention made on the host only as far as some request asked."""
     from jaxseq.serving.translate import Request
 
     rows = next(r for r in self.rows if r >= len(texts))
-    settings = dict(self.translator.settings, beam_size=beam_size, search="beam")
     return self.translator.translate(
       [Request(t) for t in texts],
-      nbest=nbest,
+      options=self.beam(beam_size, nbest),
       batch_size=rows,
-      settings=settings,
       attention=attention,
     )
 
@@ -207,19 +218,17 @@ class Batcher:
 
     count = 0
     for beam_size in beam_sizes:
-      settings = dict(self.translator.settings, beam_size=beam_size, search="beam")
+      options = self.beam(beam_size, 1)
       for rows in self.rows:
         for width in batching.widths(max_length):
           source = np.full(width, 4, np.int32)  # `width` tokens: a batch of exactly that width
-          self.translator.backend.translate_ids(
-            [source] * rows, batch_size=rows, search="beam", settings=settings, nbest=1
-          )
+          self.translator.backend.translate_ids([source] * rows, options, batch_size=rows)
           count += 1
     return count
 
   def translate_apart(self, texts: list[str], beam_size: int, nbest: int, attention: bool) -> list:
     """translate_now, and when it raises for several texts, each half apart, down to the
-    texts that fail on their own: one result per text, a dict or the exception that text
+    texts that fail on their own: one result per text, a Translation or the exception that text
     raised alone (so that one bad text never fails the others)."""
     try:
       return self.translate_now(texts, beam_size, nbest, attention)
@@ -239,7 +248,7 @@ class Batcher:
 
   async def submit(
     self, texts: list[str], beam_size: int, nbest: int = 1, attention: bool = False
-  ) -> list[dict]:
+  ) -> list[Translation]:
     """The results of texts, once their batches have run; TextFailed names the first text
     that failed."""
     loop = asyncio.get_running_loop()
@@ -315,16 +324,16 @@ def settle(future: asyncio.Future, result):
     future.set_result(result)
 
 
-def answer(result: dict, job: Job) -> dict:
+def answer(result: Translation, job: Job) -> dict:
   """The response object of one translated text."""
-  out = {"translation": result["translation"], "score": result["score"]}
+  out: dict[str, Any] = {"translation": result.translation, "score": result.score}
   if job.nbest > 1:
-    out["nbest"] = result["nbest"][: job.nbest]
+    out["nbest"] = [c.to_json() for c in result.nbest[: job.nbest]]
   if job.attention:
     out.update(
-      source_tokens=result["source_tokens"],
-      output_tokens=result["output_tokens"],
-      attention=result["attention"],
+      source_tokens=result.source_tokens,
+      output_tokens=result.output_tokens,
+      attention=result.attention,
     )
   return out
 
@@ -350,7 +359,11 @@ async def read_body(request, max_body: int) -> bytes:
 
 
 def make_app(
-  translator, limits: Limits, batcher: Batcher, model_info: dict, max_body: int | None = None
+  translator: Translator,
+  limits: Limits,
+  batcher: Batcher,
+  model_info: dict,
+  max_body: int | None = None,
 ):
   """The Starlette application (the batcher's worker starts with it); max_body: the
   largest request body (default `body_limit(limits)`)."""
@@ -501,7 +514,6 @@ def run(argv: list[str]) -> int:
 
   from jaxseq.errors import ArtifactError, CheckpointError
   from jaxseq.serving import artifact, connections
-  from jaxseq.serving.translate import Translator
 
   problem = connections.open_files_for(args.max_connections)
   if problem:
@@ -517,7 +529,7 @@ def run(argv: list[str]) -> int:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
   served = getattr(translator.backend, "beam_sizes", None)
-  beam_sizes = args.beam_sizes or served or [int(translator.settings["beam_size"])]
+  beam_sizes = args.beam_sizes or served or [translator.options.beam_size]
   if served and not set(beam_sizes) <= set(served):
     print(
       f"error: --beam_sizes={beam_sizes} is not allowed; the artifact holds "
@@ -525,7 +537,7 @@ def run(argv: list[str]) -> int:
       file=sys.stderr,
     )
     return EXIT_BAD_INPUT
-  default_beam = int(translator.settings["beam_size"])
+  default_beam = translator.options.beam_size
   if default_beam not in beam_sizes:
     default_beam = beam_sizes[-1]
   limits = Limits(args.max_texts, args.max_chars, tuple(beam_sizes), default_beam)

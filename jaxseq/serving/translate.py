@@ -26,18 +26,25 @@ lines printed so far are complete).
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
 from jaxseq.errors import EXIT_BAD_INPUT
 from jaxseq.serving import jsontext
+from jaxseq.serving.translation import Candidate, Translation
+
+if TYPE_CHECKING:  # not imported at run time: `--help` and flag mistakes answer at once
+  from jaxseq.data.tokenizers import Tokenizer
+  from jaxseq.decoding.batching import Output
+  from jaxseq.decoding.options import DecodeOptions
 
 EXIT_READER_GONE = 1  # stdout's reader closed the pipe; nothing is said about it
 
@@ -67,10 +74,12 @@ class OneLineParser(argparse.ArgumentParser):
         self.error(f"--{name}={value} is not allowed; expected a number >= 0")
 
 
-def decode_overrides(settings: dict, args: argparse.Namespace) -> dict:
-  """settings (a config.decode) with the --beam_size and --alpha that were given."""
+def decode_overrides(options: "DecodeOptions", args: argparse.Namespace, **more) -> "DecodeOptions":
+  """A new options object: options with the --beam_size and --alpha that were given, and
+  the fields in more (the flags were checked by the parser; the object checks itself)."""
   given = {name: getattr(args, name) for name in ("beam_size", "alpha")}
-  return dict(settings, **{k: v for k, v in given.items() if v is not None})
+  given = {k: v for k, v in given.items() if v is not None}
+  return dataclasses.replace(options, **given, **more)
 
 
 def beam_sizes_flag(parser: argparse.ArgumentParser, text: str) -> list[int]:
@@ -249,23 +258,21 @@ class Backend(Protocol):
   """What a Translator translates with: one workdir or an ensemble (`trained.Loaded`), or
   an exported artifact (`artifact.Artifact`)."""
 
-  src_vocab: Any  # tokenizers.Tokenizer
-  tgt_vocab: Any
+  src_vocab: "Tokenizer"
+  tgt_vocab: "Tokenizer"
   step: int
   max_length: int
-  settings: dict
+  options: "DecodeOptions"  # the default: beam search with config.decode
 
   def translate_ids(
     self,
     sources: list[np.ndarray],
+    options: "DecodeOptions",
     *,
     batch_size: int,
-    search: str,
-    settings: dict,
-    nbest: int = 1,
     prefixes: list[list[int]] | None = None,
     progress: str | None = None,
-  ) -> list: ...
+  ) -> list["Output"]: ...
 
 
 class Translator:
@@ -291,7 +298,7 @@ class Translator:
     backend = self.backend
     self.src_vocab, self.tgt_vocab = backend.src_vocab, backend.tgt_vocab
     self.step, self.max_length = backend.step, backend.max_length
-    self.settings = dict(backend.settings)
+    self.options: DecodeOptions = backend.options
 
   def prefix_ids(self, prefix: str, where: str) -> list[int]:
     """Target ids of a prefix; InputError when the target tokenizer cannot represent it."""
@@ -318,23 +325,19 @@ class Translator:
   def translate(
     self,
     requests: list[Request],
+    options: "DecodeOptions | None" = None,
     *,
-    nbest: int,
     batch_size: int,
     alignments: bool = False,
     progress: bool = False,
-    settings: dict | None = None,
     attention: bool = True,
-  ) -> list[dict]:
-    """One dict per request: translation, score, nbest [{translation, score(, alignment)}],
-    source and output tokens, attention (when asked) and alignment (when asked).
-    InputError for a bad prefix. settings: the decoding settings of this call (default:
-    self.settings)."""
-    settings = self.settings if settings is None else settings
-    from jaxseq.decoding import alignment
-
+  ) -> list[Translation]:
+    """One Translation per request: its n-best list (options.nbest, best first), source
+    and output tokens, attention (when asked) and alignments (when asked). InputError
+    for a bad prefix. options: the decoding options of this call (default: self.options)."""
+    options = self.options if options is None else options
     prefixes = [self.prefix_ids(r.prefix, f"line {n}") for n, r in enumerate(requests, 1)]
-    sources, results = [], []
+    sources = []
     for number, request in enumerate(requests, 1):
       ids = self.src_vocab.encode(request.text)
       if len(ids) > self.max_length:
@@ -348,74 +351,69 @@ class Translator:
     try:
       outputs = self.backend.translate_ids(
         [np.asarray(sources[i], np.int32) for i in todo],
+        options,
         batch_size=batch_size,
-        search=settings["search"],
-        settings=settings,
-        nbest=nbest,
         prefixes=[prefixes[i] for i in todo],
         progress="translate" if progress else None,
       )
     except ValueError as e:  # what an exported artifact cannot do
       raise InputError(str(e)) from None
     by_line = dict(zip(todo, outputs))
-    for i, request in enumerate(requests):
-      src_tokens = [self.src_vocab.words[t] for t in sources[i]]
-      out = by_line.get(i)
-      if out is None or not out.nbest:
-        results.append(
-          {
-            "source": request.text,
-            "translation": "",
-            "score": None,
-            "nbest": [],
-            "source_tokens": src_tokens,
-            "output_tokens": [],
-          }
-          | ({"attention": []} if attention else {})
-          | ({"alignment": ""} if alignments else {})
-        )
-        continue
-      hypotheses: list[dict[str, Any]] = []
-      for h in out.nbest:
-        entry: dict[str, Any] = {"translation": self.tgt_vocab.decode(h.ids), "score": h.score}
-        if alignments:
-          entry["alignment"] = alignment.align(
-            h.attention, sources[i], h.ids, self.src_vocab, self.tgt_vocab
-          )
-        hypotheses.append(entry)
-      best = out.nbest[0]
-      result: dict[str, Any] = {
-        "source": request.text,
-        "translation": hypotheses[0]["translation"],
-        "score": hypotheses[0]["score"],
-        "nbest": hypotheses,
-        "source_tokens": src_tokens,
-        "output_tokens": [self.tgt_vocab.words[t] for t in best.ids]
-        + (["</s>"] if best.ended else []),
-      }
-      if attention:
-        result["attention"] = np.round(best.attention, 4).tolist()
-      if request.prefix.strip():
-        result["prefix"] = request.prefix
-      if alignments:
-        result["alignment"] = hypotheses[0]["alignment"]
-      results.append(result)
-    return results
+    return [
+      self._translation(request, sources[i], by_line.get(i), alignments, attention)
+      for i, request in enumerate(requests)
+    ]
+
+  def _translation(
+    self, request: Request, source: list[int], out: "Output | None", alignments, attention
+  ) -> Translation:
+    """The Translation of one request from its search output (None: an empty source)."""
+    from jaxseq.decoding import alignment
+
+    src_tokens = [self.src_vocab.words[t] for t in source]
+    if out is None or not out.nbest:
+      return Translation(
+        request.text,
+        [],
+        src_tokens,
+        [],
+        attention=[] if attention else None,
+        alignment="" if alignments else None,
+      )
+    nbest = [
+      Candidate(
+        self.tgt_vocab.decode(h.ids),
+        h.score,
+        alignment.align(h.attention, source, h.ids, self.src_vocab, self.tgt_vocab)
+        if alignments
+        else None,
+      )
+      for h in out.nbest
+    ]
+    best = out.nbest[0]
+    return Translation(
+      request.text,
+      nbest,
+      src_tokens,
+      [self.tgt_vocab.words[t] for t in best.ids] + (["</s>"] if best.ended else []),
+      attention=np.round(best.attention, 4).tolist() if attention else None,
+      prefix=request.prefix if request.prefix.strip() else None,
+      alignment=nbest[0].alignment,
+    )
 
 
 def format_result(
-  index: int, result: dict, *, as_json: bool, nbest: int, alignments: bool = False
+  index: int, result: Translation, *, as_json: bool, nbest: int, alignments: bool = False
 ) -> str:
   """A result as printed: JSON, the translation (with ' ||| alignment'), or n-best lines
   'i ||| translation ||| score' (with ' ||| alignment')."""
   if as_json:
-    return json.dumps(result, ensure_ascii=False)
+    return json.dumps(result.to_json(), ensure_ascii=False)
   if nbest == 1:
-    return result["translation"] + (f" ||| {result['alignment']}" if alignments else "")
+    return result.translation + (f" ||| {result.alignment}" if alignments else "")
   rows = [
-    f"{index} ||| {h['translation']} ||| {h['score']:.4f}"
-    + (f" ||| {h['alignment']}" if alignments else "")
-    for h in result["nbest"]
+    f"{index} ||| {h.translation} ||| {h.score:.4f}" + (f" ||| {h.alignment}" if alignments else "")
+    for h in result.nbest
   ]
   return "\n".join(rows) or f"{index} |||  ||| "
 
@@ -472,9 +470,7 @@ def _interactive(translator: Translator, args) -> Iterator[str]:
         else [check_unicode(Request(line), f"input line {number}")]
       )[0]
       request = request._replace(prefix=request.prefix or args.prefix)
-      result = translator.translate(
-        [request], nbest=args.nbest, batch_size=1, alignments=args.alignments
-      )[0]
+      result = translator.translate([request], batch_size=1, alignments=args.alignments)[0]
     except InputError as e:  # a bad line in a session: say so and go on
       print(f"error: {e}", file=sys.stderr)
       continue
@@ -509,21 +505,29 @@ def _read_requests(args) -> list[Request] | None:
 
 
 def _apply_flags(translator: Translator, args):
-  """The decoding flags over the workdir's config.decode; InputError when they conflict."""
-  settings = translator.settings = decode_overrides(translator.settings, args)
+  """The decoding flags over the workdir's config.decode, as the translator's new options;
+  InputError when they conflict."""
+  from jaxseq.decoding.options import Search
+
+  options = translator.options
   if args.sample:
-    settings.update(
-      search="sample",
+    translator.options = decode_overrides(
+      options,
+      args,
+      search=Search.SAMPLE,
+      nbest=args.nbest,
       temperature=1.0 if args.temperature is None else args.temperature,
       top_k=args.top_k or 0,
       top_p=1.0 if args.top_p is None else args.top_p,
       seed=args.seed or 0,
     )
-  elif args.nbest > settings["beam_size"]:
+    return
+  beam_size = options.beam_size if args.beam_size is None else args.beam_size
+  if args.nbest > beam_size:
     raise InputError(
-      f"--nbest={args.nbest} is not allowed; expected at most the beam size "
-      f"({settings['beam_size']})"
+      f"--nbest={args.nbest} is not allowed; expected at most the beam size ({beam_size})"
     )
+  translator.options = decode_overrides(options, args, nbest=args.nbest)
 
 
 def run(argv: list[str]) -> int:
@@ -546,7 +550,6 @@ def run(argv: list[str]) -> int:
       return print_lines(_interactive(translator, args))
     results = translator.translate(
       requests,
-      nbest=args.nbest,
       batch_size=args.batch_size,
       alignments=args.alignments,
       progress=len(requests) > args.batch_size,
@@ -566,7 +569,10 @@ def run(argv: list[str]) -> int:
     result = results[0]
     try:
       plots.save_attention(
-        args.attention_plot, result["attention"], result["source_tokens"], result["output_tokens"]
+        args.attention_plot,
+        np.asarray(result.attention),
+        result.source_tokens,
+        result.output_tokens,
       )
     except OSError as e:
       print(

@@ -2,7 +2,7 @@
 
 Every field is defined once, with its type, default, meaning and check (jaxseq/fields.py):
 the top-level ones here, config.model in `seq2seq.ModelConfig`, config.data in
-`corpora.DataConfig`, config.decode in `evaluation.DecodeConfig`. Config files under configs/
+`corpora.DataConfig`, config.decode in `options.DecodeConfig`. Config files under configs/
 start from `fields.config_dict(TrainConfig())` and only set values; `validate` turns what
 they give (with the `--config.FIELD=VALUE` overrides) into a checked TrainConfig.
 
@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from jaxseq import fields
 from jaxseq.data import corpora, input_pipeline
-from jaxseq.decoding import evaluation
+from jaxseq.decoding import options
 from jaxseq.errors import ConfigError  # noqa: F401  (raised here; cli.py reports it)
 from jaxseq.model import seq2seq
 from jaxseq.training import steps
@@ -102,7 +102,7 @@ class TrainConfig(fields.Config):
   num_samples: int = _field(5, "translations printed at the end", fields.at_least(0))
   num_attention_plots: int = _field(3, "attention_*.png written at the end", fields.at_least(0))
 
-  decode: evaluation.DecodeConfig = _field(evaluation.DecodeConfig(), "decoding (config.decode)")
+  decode: options.DecodeConfig = _field(options.DecodeConfig(), "decoding (config.decode)")
 
   def check(self):
     """The rules between fields: data for the dataset, buckets, checkpoint averaging."""

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from jaxseq.data import corpora, input_pipeline, tokenizers
 from jaxseq.decoding import evaluation
+from jaxseq.decoding.options import DecodeOptions, Search
 from jaxseq.errors import ConfigError
 from jaxseq.model import seq2seq
 from jaxseq.training import (
@@ -64,22 +65,14 @@ class Run:
     """evaluation.score_split of one split with this run's model, vocabularies and
     settings; with a name, its hypothesis and reference files go to the workdir."""
     config = self.config
+    corpus = self.corpus
     return evaluation.score_split(
-      self.model,
-      params,
-      pairs,
-      self.corpus.src_vocab,
-      self.corpus.tgt_vocab,
-      batch_size=config.batch_size,
-      max_length=config.model.max_length,
-      search=search,
-      settings=config.decode.to_dict(),
-      references=references,
-      exact_match=self.corpus.exact_match,
-      workdir=self.workdir if name else None,
-      name=name,
+      evaluation.Searcher(self.model, params, config.model.max_length, config.batch_size),
+      evaluation.Vocabularies(corpus.src_vocab, corpus.tgt_vocab),
+      evaluation.Split(pairs, references, corpus.exact_match, corpora.target_language(config)),
+      DecodeOptions.from_config(config.decode, Search(search)),
+      written=evaluation.Written(self.workdir, name) if name else None,
       progress=f"eval {name}" if name else None,
-      language=corpora.target_language(config),
     )
 
   def score_heldout(self, params, *, search: str = "beam", name: str | None = None):
