@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import jax
 
 from jaxseq.data import tokenizers
+from jaxseq.decoding import evaluation
 from jaxseq.model import seq2seq
 from jaxseq.training import checkpointing, configuration, steps
 from jaxseq.training.checkpointing import CheckpointError
@@ -120,8 +121,6 @@ class Loaded:
   def translate_ids(self, sources, **options):
     """evaluation.translate_ids with these models (batch_size, search, settings, nbest,
     prefixes, progress)."""
-    from jaxseq.decoding import evaluation
-
     return evaluation.translate_ids(
       self.model, self.params, sources, max_length=self.max_length, **options
     )
