@@ -35,8 +35,6 @@ def _define(argv: list[str]):
   main() can be called again in one process, as the tests do): (flag_values, config flag,
   workdir flag). config_flags reads the --config.FIELD overrides of argv here, so an
   unknown field is raised here rather than at parse time."""
-  if PROJECT not in sys.path:  # the config files import one another as configs.NAME
-    sys.path.append(PROJECT)
   flag_values = flags.FlagValues()
   config = config_flags.DEFINE_config_file(
     "config",
@@ -111,11 +109,15 @@ def run_training(config, workdir: str) -> int:
 def main(argv: list[str] | None = None) -> int:
   """The exit status of a run of the command line argv (argv[0]: the program's name).
 
-  Without argv (jaxseq-train, `python train.py`): this process's command line, and the
-  libraries stay quiet to the end of the process: the tasks that a failed asynchronous
-  save abandoned report when the interpreter collects them at exit, after main has
-  returned (and reported that failure in its one line)."""
+  Without argv (jaxseq-train, `python train.py`): this process's command line. The config
+  files import one another as configs.NAME, from the project's folder, which `python
+  train.py` has on sys.path and jaxseq-train adds. The libraries stay quiet to the end of
+  the process: the tasks that a failed asynchronous save abandoned report when the
+  interpreter collects them at exit, after main has returned (and reported that failure in
+  its one line)."""
   if argv is None:
+    if PROJECT not in sys.path:
+      sys.path.append(PROJECT)
     _process_scope.enter_context(quiet.quiet_training())
     argv = sys.argv
   if any(a in HELP for a in argv[1:]):
