@@ -86,7 +86,7 @@ def run_training(config, workdir: str) -> int:
   and evaluation steps are kept in JAX's persistent compilation cache (the exported
   translator's, `artifact.use_compilation_cache`), so the next run starts without compiling."""
   # Imported here, after the flags: where PyTorch is installed (the test and bench extras),
-  # tensorboardX imports it, 8 s before a flag mistake could be reported (0.1 s without it).
+  # tensorboardX imports it, and a flag mistake would take 7.3 s instead of 3.9 s.
   from jaxseq.training import trainer
 
   use_compilation_cache()
@@ -128,3 +128,7 @@ def main(argv: list[str] | None = None) -> int:
   except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as e:
     return cli.fail(f"bad flag: {_describe(e, argv)}")
   return run_training(config, workdir)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
