@@ -1,10 +1,6 @@
-"""The errors that the commands turn into one line and exit status 2, shared by the modules
-that raise them (kept free of heavy imports, so that a command can catch them cheaply)."""
-
-# Exit statuses of every command: 2 bad input (a flag, config, workdir, checkpoint or text)
-# or a run that cannot go on; 3 a run interrupted by SIGTERM/SIGINT after saving.
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 3
+"""The errors that the commands turn into one line and exit status 2 (jaxseq/cli.py), shared
+by the modules that raise them (kept free of imports, so that a command can catch them
+cheaply)."""
 
 
 class ConfigError(ValueError):
@@ -21,3 +17,7 @@ class CheckpointError(RuntimeError):
 
 class ArtifactError(ValueError):
   """An exported translator cannot be used; the message names the file."""
+
+
+class InputError(ValueError):
+  """The text to translate cannot be read."""

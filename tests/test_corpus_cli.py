@@ -6,8 +6,8 @@ import pathlib
 import pytest
 
 from configs import multi30k_de_en, tutorial_fra_eng
-from jaxseq import cli
 from jaxseq.training import configuration
+from jaxseq.training import main as train_command
 
 # Every runnable config file (corpus_fields.py is the fields they share, not a config).
 CONFIGS = sorted(
@@ -35,7 +35,7 @@ def test_bad_corpus_file_is_one_line_and_exit_2(tmp_path, capsys):
   (raw / "eng-fra.txt").write_text("I am here.\tJe suis la.\nI am tired.  Je suis fatigue.\n")
   config = tutorial_fra_eng.get_config()
   config.data_dir, config.tfds_dir = str(tmp_path / "raw"), str(tmp_path / "tfds")
-  status = cli.run_training(config, str(tmp_path / "workdir"))
+  status = train_command.run_training(config, str(tmp_path / "workdir"))
   err = capsys.readouterr().err.strip().splitlines()
   assert status == 2
   assert err == [

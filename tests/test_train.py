@@ -1,10 +1,16 @@
-"""End to end: the real train.py, as a user runs it; its flag mistakes in this process."""
+"""End to end: the real train.py, as a user runs it; its flag mistakes in this process;
+jaxseq-train, the same command."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
 import train
+from jaxseq.training import main as train_command
 from tests import runs
 
 
@@ -57,3 +63,41 @@ def test_a_batch_larger_than_the_corpus_is_one_line(capfd, tmp_path):
   errors = runs.error_lines(result)
   assert len(errors) == 1 and "config.batch_size=32" in errors[0]
   assert "at most the" in errors[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["jaxseq-train", "--help"], ["train.py", "-h"]])
+def test_help_names_the_flags(capsys, argv):
+  assert train.main is train_command.main
+  assert train_command.main(argv) == 0
+  out, err = capsys.readouterr()
+  assert out.startswith(f"usage: {argv[0]} [--config=FILE]") and err == ""
+  for flag in ("--config:", "--workdir:", "configs/default.py"):
+    assert flag in out
+
+
+def test_jaxseq_train_and_train_py_take_the_same_flags(tmp_path):
+  """Both as a user runs them, from another folder, with a config file that imports another
+  one (as configs.NAME): the same one-line message and exit status 2."""
+  script = pathlib.Path(sys.executable).with_name("jaxseq-train")
+  flags = [
+    f"--workdir={tmp_path / 'run'}",
+    f"--config={runs.REPO / 'configs' / 'multi30k_en_de.py'}",
+    "--config.model.colour=red",
+  ]
+  results = [
+    subprocess.run(
+      command + flags,
+      cwd=tmp_path,
+      env=dict(os.environ, PYTHONPATH=""),
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+    for command in ([str(script)], [sys.executable, str(runs.REPO / "train.py")])
+  ]
+  for result in results:
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: bad flag: --config.model.colour: the config has no")
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+  assert results[0].stderr == results[1].stderr
+  assert not (tmp_path / "run").exists()

@@ -53,6 +53,8 @@ def use_compilation_cache():
   compiling: $JAX_COMPILATION_CACHE_DIR when set, else $JAXSEQ_XLA_CACHE, else
   ~/.cache/jaxseq/xla (JAX's persistent compilation cache; an entry is keyed by the
   program, the device and the compiler flags, so it is never used for another)."""
+  # JAX is imported where it is used: it takes 1.6 s, and jaxseq-translate and jaxseq-serve
+  # import this module before they parse their flags.
   import jax
 
   if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
@@ -70,7 +72,7 @@ class Artifact:
   persistent compilation cache where the command turned it on, see `use_compilation_cache`)."""
 
   def __init__(self, directory: str):
-    from jax import export
+    from jax import export  # here, not at the top: see use_compilation_cache
 
     manifest = _read_manifest(directory)
     for name, expected in manifest["sha256"].items():

@@ -36,18 +36,28 @@ import contextlib
 import dataclasses
 import gc
 import json
+import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from jaxseq import cli
 from jaxseq.decoding import batching
-from jaxseq.errors import EXIT_BAD_INPUT
-from jaxseq.serving import jsontext
-from jaxseq.serving.translate import OneLineParser, Translator, beam_sizes_flag
+from jaxseq.decoding.options import DecodeOptions, Search
+from jaxseq.errors import ArtifactError, CheckpointError
+from jaxseq.serving import connections, jsontext, page
+from jaxseq.serving.artifact import use_compilation_cache
+from jaxseq.serving.translate import Request, Translator
 from jaxseq.serving.translation import Translation
-
-if TYPE_CHECKING:  # not imported at run time: flag mistakes answer at once
-  from jaxseq.decoding.options import DecodeOptions
 
 FIELDS = ("text", "beam_size", "nbest", "attention")
 
@@ -187,10 +197,8 @@ class Batcher:
     self.batches = 0  # device calls so far
     self.in_flight = 0  # requests waiting for their translations
 
-  def beam(self, beam_size: int, nbest: int) -> "DecodeOptions":
+  def beam(self, beam_size: int, nbest: int) -> DecodeOptions:
     """The translator's options for beam search of this size and n-best."""
-    from jaxseq.decoding.options import Search
-
     return dataclasses.replace(
       self.translator.options, search=Search.BEAM, beam_size=beam_size, nbest=nbest
     )
@@ -200,8 +208,6 @@ class Batcher:
   ) -> list[Translation]:
     """One device call (blocking): texts of one beam size, padded to a row bucket; the
     n-best lists and attention made on the host only as far as some request asked."""
-    from jaxseq.serving.translate import Request
-
     rows = next(r for r in self.rows if r >= len(texts))
     return self.translator.translate(
       [Request(t) for t in texts],
@@ -212,10 +218,6 @@ class Batcher:
 
   def compile_all(self, beam_sizes, max_length: int) -> int:
     """Runs every (beam size, row count, source width) once, so that none compiles later."""
-    import numpy as np
-
-    from jaxseq.decoding import batching
-
     count = 0
     for beam_size in beam_sizes:
       options = self.beam(beam_size, 1)
@@ -367,20 +369,12 @@ def make_app(
 ):
   """The Starlette application (the batcher's worker starts with it); max_body: the
   largest request body (default `body_limit(limits)`)."""
-  from starlette.applications import Starlette
-  from starlette.exceptions import HTTPException
-  from starlette.requests import ClientDisconnect, Request
-  from starlette.responses import HTMLResponse, JSONResponse, Response
-  from starlette.routing import Route
-
-  from jaxseq.serving import page
-
   max_body = body_limit(limits) if max_body is None else max_body
 
   def error(status: int, message: str, **headers) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
-  async def translate(request: Request) -> Response:
+  async def translate(request: HTTPRequest) -> Response:
     try:
       job = parse_request(await read_body(request, max_body), limits)
     except ClientDisconnect:
@@ -400,15 +394,15 @@ def make_app(
       }
     )
 
-  async def health(request: Request) -> Response:
+  async def health(request: HTTPRequest) -> Response:
     return JSONResponse(
       {"status": "ok", **model_info, "batches": batcher.batches, "in_flight": batcher.in_flight}
     )
 
-  async def index(request: Request) -> Response:
+  async def index(request: HTTPRequest) -> Response:
     return HTMLResponse(page.HTML)
 
-  async def http_error(request: Request, exc: Exception) -> Response:
+  async def http_error(request: HTTPRequest, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # the handler of HTTPException only
     message = {
       404: f"no such path {shown(request.url.path)}; paths: /, /health, /translate",
@@ -416,7 +410,7 @@ def make_app(
     }
     return error(exc.status_code, message.get(exc.status_code, exc.detail))
 
-  async def internal_error(request: Request, exc: Exception) -> Response:
+  async def internal_error(request: HTTPRequest, exc: Exception) -> Response:
     return error(500, f"internal error ({type(exc).__name__}); the service goes on")
 
   @contextlib.asynccontextmanager
@@ -437,15 +431,12 @@ def make_app(
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-  parser = OneLineParser(prog="jaxseq-serve", description="Serve translations over HTTP.")
-  parser.add_argument("--workdir", help="directory written by train.py")
-  parser.add_argument("--artifact", help="directory written by jaxseq-export")
+  parser = cli.OneLineParser(prog="jaxseq-serve", description="Serve translations over HTTP.")
+  parser.add_model_flags(artifact=True)
   parser.add_argument("--host", default="127.0.0.1")
   parser.add_argument("--port", type=int, default=8000)
-  parser.add_argument(
-    "--beam_sizes",
-    default="",
-    help="comma-separated beam sizes requests may ask for (default: "
+  parser.add_beam_sizes_flag(
+    "comma-separated beam sizes requests may ask for (default: "
     "config.decode.beam_size; an artifact: what it holds)",
   )
   parser.add_argument(
@@ -492,8 +483,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     help="open connections; one more gets a 503 and is closed",
   )
   args = parser.parse_args(argv)
-  if bool(args.workdir) == bool(args.artifact):
-    parser.error("give --workdir or --artifact, exactly one of the two")
+  parser.require_one_model(args)
   parser.require_positive(
     args, "max_batch", "workers", "max_texts", "max_chars", "max_body", "max_connections"
   )
@@ -504,39 +494,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
       parser.error(f"--{name}={value} is not allowed; expected a number of seconds > 0")
   if not 0 <= args.port < 65536:
     parser.error(f"--port={args.port} is not allowed; expected 0..65535")
-  args.beam_sizes = beam_sizes_flag(parser, args.beam_sizes)
+  args.beam_sizes = parser.beam_sizes(args.beam_sizes)
   return args
 
 
 def run(argv: list[str]) -> int:
   args = parse_args(argv)
-  import uvicorn
-
-  from jaxseq.errors import ArtifactError, CheckpointError
-  from jaxseq.serving import artifact, connections
-
   problem = connections.open_files_for(args.max_connections)
   if problem:
-    print(f"error: {problem}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return cli.fail(problem)
   started = time.perf_counter()
-  artifact.use_compilation_cache()  # later starts load the compiled shapes
+  use_compilation_cache()  # later starts load the compiled shapes
   try:
     translator = Translator(
       [args.workdir] if args.workdir else None, args.artifact, command="jaxseq-serve"
     )
   except (CheckpointError, ArtifactError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return cli.fail(str(e))
   served = getattr(translator.backend, "beam_sizes", None)
   beam_sizes = args.beam_sizes or served or [translator.options.beam_size]
   if served and not set(beam_sizes) <= set(served):
-    print(
-      f"error: --beam_sizes={beam_sizes} is not allowed; the artifact holds "
-      f"{', '.join(map(str, served))}",
-      file=sys.stderr,
+    return cli.fail(
+      f"--beam_sizes={beam_sizes} is not allowed; the artifact holds {', '.join(map(str, served))}"
     )
-    return EXIT_BAD_INPUT
   default_beam = translator.options.beam_size
   if default_beam not in beam_sizes:
     default_beam = beam_sizes[-1]
@@ -578,7 +558,7 @@ def run(argv: list[str]) -> int:
     "Server", (uvicorn.Server,), {"capture_signals": contextlib.contextmanager(_graceful)}
   )(config)
   server.run()
-  return 0 if server.started else EXIT_BAD_INPUT  # not started: the port was not free
+  return 0 if server.started else cli.EXIT_BAD_INPUT  # not started: the port was not free
 
 
 def _graceful(server):
@@ -586,7 +566,6 @@ def _graceful(server):
 
   uvicorn's own handlers do the same but raise the signal again at the end, which makes
   the exit status say "killed"."""
-  import signal
 
   def stop(signum, frame):
     server.should_exit = True

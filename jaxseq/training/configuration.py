@@ -16,7 +16,7 @@ from typing import ClassVar
 from jaxseq import fields
 from jaxseq.data import corpora, input_pipeline
 from jaxseq.decoding import options
-from jaxseq.errors import ConfigError  # noqa: F401  (raised here; cli.py reports it)
+from jaxseq.errors import ConfigError  # noqa: F401  (raised here; the commands report it)
 from jaxseq.model import seq2seq
 from jaxseq.training import steps
 

@@ -26,6 +26,7 @@ import pathlib
 import tensorflow_datasets as tfds
 from tensorflow_datasets.proto import tf_example_pb2
 
+from jaxseq.data.datasets import multi30k, tatoeba, wmt14
 from jaxseq.data.datasets.textfiles import DataError  # noqa: F401  (re-exported)
 
 REPO_ROOT = str(pathlib.Path(__file__).resolve().parents[3])
@@ -160,8 +161,6 @@ def split_pairs(sources: dict, config) -> dict:
 def multi30k_splits(config) -> dict:
   """{train, validation, test2016, test2017: [(source, target)]} in config.data's direction
   (train: a PairSource)."""
-  from jaxseq.data.datasets import multi30k
-
   raw_dir = os.path.join(data_dir(config), "multi30k")
   raw_files = [p for langs in multi30k.local_files(raw_dir).values() for p in langs.values()]
   return split_pairs(
@@ -180,8 +179,6 @@ def multi30k_splits(config) -> dict:
 def tatoeba_splits(config) -> dict:
   """{train, validation: [(source, target)]} of config.data.variant (tutorial | full); the
   held-out split is grouped by the French side (train: a PairSource)."""
-  from jaxseq.data.datasets import tatoeba
-
   raw_dir = os.path.join(data_dir(config), "tatoeba-eng-fra")
   raw_files = [os.path.join(raw_dir, tatoeba.LOCAL_FILE)]
   return split_pairs(
@@ -201,8 +198,6 @@ def tatoeba_splits(config) -> dict:
 def wmt14_splits(config) -> dict:
   """{train, validation, test: [(source, target)]} of wmt14_translate (needs a network;
   train: a PairSource)."""
-  from jaxseq.data.datasets import wmt14
-
   return split_pairs(
     data_sources(wmt14.prepared_builder(config.data.pair, tfds_dir(config))), config
   )
