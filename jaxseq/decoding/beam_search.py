@@ -124,10 +124,12 @@ def beam_search(
     can_improve = best_alive > jnp.min(loop.fin_scores)
     return (loop.t < limit) & can_improve
 
-  def body(loop: _Loop) -> _Loop:
+  def body(loop: _Loop, stepped: tuple | None = None) -> _Loop:
     t = loop.t
     prev = jnp.where(t == 0, BOS, loop.alive_tokens[:, jnp.maximum(t - 1, 0)])
-    states, step_log_probs, weights = step_all(loop.alive_state, prev)
+    # stepped: this step's step_all outputs, when the constrained loop has them already.
+    stepped = step_all(loop.alive_state, prev) if stepped is None else stepped
+    states, step_log_probs, weights = stepped
     vocab = step_log_probs.shape[-1]
     forced, forced_tok = decode.forced_token(prefix, t)
     # Within the prefix every hypothesis takes the forced token (the others cannot win).
@@ -192,10 +194,8 @@ def beam_search(
   if constraints is None:
     loop = lax.while_loop(cond, body, loop)
   else:
-    search = functools.partial(
-      _constrained_step, step_all=step_all, prefix=prefix, limit=limit, alpha=alpha
-    )
-    loop = _constrained_loop(loop, cond, body, search, constraints, limit, alpha, beam_size)
+    search = functools.partial(_constrained_step, prefix=prefix, limit=limit, alpha=alpha)
+    loop = _constrained_loop(loop, cond, body, step_all, search, constraints, limit, alpha)
 
   tokens = loop.fin_tokens[:nbest]
   is_eos = tokens == EOS
@@ -217,15 +217,15 @@ def batch_beam_search(model, params, src, prefix=None, constraints=None, **kwarg
   return jax.vmap(fn)(src, prefix, constraints)
 
 
-def _constrained_loop(
-  loop: _Loop, cond, body, search, cons, limit: Array, alpha, beam_size: int
-) -> _Loop:
+def _constrained_loop(loop: _Loop, cond, body, step_all, search, cons, limit, alpha) -> _Loop:
   """The search loop with constraints (`jaxseq/decoding/constraints.py`).
 
   A sentence with constraint tokens takes `search` (`_constrained_step`) and stops when its
   best live hypothesis cannot beat its worst finished one; a sentence without takes the
-  unconstrained `body` and `cond`, so that its output is exactly theirs.
+  unconstrained `body` and `cond`, so that its output is exactly theirs. Both read one
+  decoder step (`step_all`) per position.
   """
+  beam_size = loop.alive_log_probs.shape[0]
   constrained = constraints_lib.has_any(cons)
 
   def both_cond(carry) -> Array:
@@ -236,8 +236,10 @@ def _constrained_loop(
 
   def both_body(carry):
     loop, progress = carry
-    plain = body(loop)
-    new, progress = search(loop, progress, cons, beam_size=beam_size)
+    prev = jnp.where(loop.t == 0, BOS, loop.alive_tokens[:, jnp.maximum(loop.t - 1, 0)])
+    stepped = step_all(loop.alive_state, prev)
+    plain = body(loop, stepped)
+    new, progress = search(loop, progress, stepped, cons)
     return jax.tree.map(lambda a, b: jnp.where(constrained, a, b), new, plain), progress
 
   progress = jax.tree.map(
@@ -249,15 +251,15 @@ def _constrained_loop(
 def _constrained_step(
   loop: _Loop,
   progress: constraints_lib.Progress,
+  stepped: tuple,
   cons: constraints_lib.Constraints,
   *,
-  step_all,
   prefix: Array | None,
   limit: Array,
   alpha,
-  beam_size: int,
 ) -> tuple[_Loop, constraints_lib.Progress]:
-  """One output position of the constrained search (progress: [beam] leading axis).
+  """One output position of the constrained search (progress: [beam] leading axis;
+  stepped: the decoder step's (states, log_probs [beam, vocab], weights [beam, src_len])).
 
   EOS is open only to hypotheses that meet every phrase; the candidates and the beam
   allocation are `constraints_lib.candidates` and `constraints_lib.allocate`. A candidate
@@ -266,8 +268,8 @@ def _constrained_step(
   that go on.
   """
   t = loop.t
-  prev = jnp.where(t == 0, BOS, loop.alive_tokens[:, jnp.maximum(t - 1, 0)])
-  states, step_log_probs, weights = step_all(loop.alive_state, prev)
+  beam_size = loop.alive_log_probs.shape[0]
+  states, step_log_probs, weights = stepped
   vocab = step_log_probs.shape[-1]
   forced, forced_tok = decode.forced_token(prefix, t)
   words = jnp.arange(vocab)
