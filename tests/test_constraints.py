@@ -250,18 +250,21 @@ def test_an_ensemble_of_two_with_a_prefix():
 def test_progress_tracks_phrases_and_forgets_abandoned_matches():
   cons = jax.tree.map(jnp.asarray, constraints.from_phrases([[5, 6, 7], [6, 8]], 6))
 
-  def run(tokens):
+  def run(tokens, measure=constraints.met_count):
     progress = constraints.start(cons)
     counts = []
     for token in tokens:
       progress = constraints.advance(cons, progress, jnp.int32(token))
-      counts.append(int(constraints.met_count(cons, progress)))
+      counts.append(int(measure(cons, progress)))
     return counts, bool(constraints.all_met(cons, progress))
 
   assert run([5, 6, 7, 6, 8]) == ([1, 2, 3, 4, 5], True)
   assert run([5, 6, 8]) == ([1, 2, 2], False)  # [6, 8] met, [5, 6, 7] abandoned
   assert run([5, 5, 9, 6]) == ([1, 1, 0, 1], False)  # a new match on a repeated token
   assert run([6, 8, 5, 6, 7]) == ([1, 2, 3, 4, 5], True)
+  # The most tokens one unmet phrase still lacks.
+  assert int(constraints.needed(cons, constraints.start(cons))) == 3
+  assert run([5, 6, 8, 5, 6, 7], constraints.needed)[0] == [2, 1, 3, 2, 1, 0]
   tokens, useful = constraints.next_tokens(cons, constraints.start(cons))
   assert sorted(np.asarray(tokens)[np.asarray(useful)].tolist()) == [5, 6]
 

@@ -262,9 +262,10 @@ def _constrained_step(
   stepped: the decoder step's (states, log_probs [beam, vocab], weights [beam, src_len])).
 
   EOS is open only to hypotheses that meet every phrase; the candidates and the beam
-  allocation are `constraints_lib.candidates` and `constraints_lib.allocate`. A candidate
-  finishes when the allocation over all candidates keeps it, it ends (EOS or the output
-  limit) and it meets every phrase; the live beam is the allocation over the candidates
+  allocation are `constraints_lib.candidates` and `constraints_lib.allocate`, over the
+  candidates that can still meet every phrase within the output limit. A candidate
+  finishes when the allocation over all candidates keeps it and it ends (EOS or the output
+  limit), then meeting every phrase; the live beam is the allocation over the candidates
   that go on.
   """
   t = loop.t
@@ -284,6 +285,9 @@ def _constrained_step(
   banks = each(constraints_lib.met_count)(cons, cand_progress)
   met = each(constraints_lib.all_met)(cons, cand_progress)
   length = t + 1
+  # A candidate that cannot meet every phrase within the output limit is dropped.
+  hopeless = each(constraints_lib.needed)(cons, cand_progress) > limit - length
+  cand_log_probs = jnp.where(hopeless, NEG_INF, cand_log_probs)
   ends = (token == EOS) | (length >= limit)
   real = cand_log_probs > NEG_INF / 2
 

@@ -25,8 +25,9 @@ dynamically by progress:
   candidate of every non-empty bank, best score first, until the beam is full. With enough
   candidates each of the n + 1 banks (n constraint tokens) gets beam / (n + 1) slots,
   rounded, and the slots of empty or short banks go to the others.
-- Finishing: a hypothesis may emit EOS only once every phrase is met, and one that reaches
-  the output limit without them is dropped, so every output the search returns contains
+- Finishing: a hypothesis may emit EOS only once every phrase is met, and a candidate
+  that cannot meet them within the output limit (`needed`: one unmet phrase lacks more
+  tokens than the positions left) is dropped, so every output the search returns contains
   every phrase. A sentence whose constraints cannot be met within the output limit (or are
   lost by the beam) gets no output: its n-best slots keep score and log-probability NEG_INF
   and PAD tokens, as for any slot the search leaves empty.
@@ -136,6 +137,12 @@ def _lasts(cons: Constraints) -> Array:
   return _valid(cons) & (following == 0)
 
 
+def _same_phrase(cons: Constraints) -> Array:
+  """[C, C] bool: tokens i and j belong to the same phrase."""
+  phrase = jnp.asarray(cons.phrase)
+  return (phrase[:, None] == phrase[None, :]) & (phrase[None, :] >= 0)
+
+
 def _after_match(progress: Progress) -> Array:
   """[C] bool: the token before this one (in the array) is matched at the output's end."""
   return jnp.concatenate([jnp.zeros((1,), bool), progress.matching[:-1]])
@@ -147,8 +154,7 @@ def advance(cons: Constraints, progress: Progress, token: Array) -> Progress:
   # phrase's first token never reads its predecessor (another phrase's last token).
   matching = (cons.tokens == token) & (cons.phrase >= 0) & (_starts(cons) | _after_match(progress))
   completed = matching & _lasts(cons)
-  same_phrase = (cons.phrase[:, None] == cons.phrase[None, :]) & (cons.phrase[None, :] >= 0)
-  met = progress.met | jnp.any(same_phrase & completed[None, :], axis=1)
+  met = progress.met | jnp.any(_same_phrase(cons) & completed[None, :], axis=1)
   return Progress(matching=matching, met=met)
 
 
@@ -162,6 +168,19 @@ def met_count(cons: Constraints, progress: Progress) -> Array:
 def all_met(cons: Constraints, progress: Progress) -> Array:
   """[] bool: the output contains every phrase (true without constraints)."""
   return jnp.all(progress.met | (cons.phrase < 0))
+
+
+def needed(cons: Constraints, progress: Progress) -> Array:
+  """[] int32: a lower bound on the tokens the output still needs to meet every phrase, the
+  most that any one unmet phrase lacks after its longest partial match (phrases may overlap
+  in the output, so their needs do not add up)."""
+  valid = _valid(cons)
+  same = _same_phrase(cons)
+  length = jnp.sum(same, axis=1)  # [C] the length of each token's phrase
+  matched = jnp.where(progress.matching, jnp.asarray(cons.position) + 1, 0)
+  partial = jnp.max(jnp.where(same, matched[None, :], 0), axis=1)  # [C] per phrase
+  lacking = jnp.where(valid & ~progress.met, length - partial, 0)
+  return jnp.max(lacking).astype(jnp.int32)
 
 
 def next_tokens(cons: Constraints, progress: Progress) -> tuple[Array, Array]:
