@@ -269,6 +269,22 @@ def test_progress_tracks_phrases_and_forgets_abandoned_matches():
   assert sorted(np.asarray(tokens)[np.asarray(useful)].tolist()) == [5, 6]
 
 
+def test_candidates_are_the_best_extensions_and_the_useful_constraint_tokens_once_each():
+  cons = jax.tree.map(jnp.asarray, constraints.from_phrases([[5], [5, 6]], 4))
+  after_5 = constraints.advance(cons, constraints.start(cons), jnp.int32(5))
+  progress = jax.tree.map(lambda a, b: jnp.stack([a, b]), after_5, constraints.start(cons))
+  log_probs = jnp.log(jnp.full((2, 8), 0.01).at[0, 3].set(0.9).at[1, 4].set(0.8))
+  origin, token, cand_log_probs = constraints.candidates(cons, progress, log_probs, k=2)
+  real = np.asarray(cand_log_probs) > NEG_INF / 2
+  pairs = list(zip(np.asarray(origin)[real].tolist(), np.asarray(token)[real].tolist()))
+  # Hypothesis 0 has met [5] and begun [5, 6]: it may begin [5, 6] again or continue it;
+  # hypothesis 1 may begin either phrase, with the same token.
+  assert sorted(pairs) == [(0, 3), (0, 5), (0, 6), (1, 4), (1, 5)]
+  np.testing.assert_allclose(
+    np.asarray(cand_log_probs)[real], np.asarray(log_probs)[tuple(zip(*pairs))]
+  )
+
+
 def test_allocation_fills_the_beam_round_by_round_over_banks():
   log_probs = jnp.asarray([-1.0, -2.0, -3.0, -5.0, -4.0, -6.0, NEG_INF])
   banks = jnp.asarray([0, 0, 0, 1, 2, 2, 2])
@@ -285,9 +301,10 @@ def test_allocation_fills_the_beam_round_by_round_over_banks():
     ([[4, 5], [6, 7, 8]], 4, "the constraints hold 5 tokens, more than max_constraint_tokens=4"),
     ([[4, EOS]], 4, "constraint phrase 0 holds token id 2"),
     ([[4]], 0, "max_constraint_tokens must be at least 1"),
+    ([[4, VOCAB]], 4, f"constraint phrase 0 holds token id {VOCAB}, outside the target"),
   ],
 )
 def test_one_line_errors(phrases, max_tokens, message):
   with pytest.raises(ValueError, match=message) as error:
-    constraints.from_phrases(phrases, max_tokens)
+    constraints.from_phrases(phrases, max_tokens, vocab_size=VOCAB)
   assert "\n" not in str(error.value)

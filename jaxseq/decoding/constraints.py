@@ -70,11 +70,15 @@ class Progress(NamedTuple):
   met: Array  # [C] bool: the output contains this token's whole phrase
 
 
-def from_phrases(phrases: Sequence[Sequence[int]], max_tokens: int) -> Constraints:
+def from_phrases(
+  phrases: Sequence[Sequence[int]], max_tokens: int, vocab_size: int | None = None
+) -> Constraints:
   """Constraints (numpy fields of shape [max_tokens]) from phrases of target token ids.
 
-  Each phrase must be non-empty and hold no PAD, BOS or EOS; all phrases together hold
-  at most `max_tokens` tokens. No phrases gives a sentence without constraints.
+  Each phrase must be non-empty and hold no PAD, BOS or EOS (nor an id outside the target
+  vocabulary, when `vocab_size` is given); all phrases together hold at most `max_tokens`
+  tokens. No phrases gives a sentence without constraints. A phrase given twice is met
+  by one occurrence.
   """
   if max_tokens < 1:
     raise ValueError(f"max_constraint_tokens must be at least 1, got {max_tokens}")
@@ -97,6 +101,11 @@ def from_phrases(phrases: Sequence[Sequence[int]], max_tokens: int) -> Constrain
         f"constraint phrase {index} holds token id {bad[0]}; PAD, BOS, EOS and negative ids "
         "cannot be constraints"
       )
+    if vocab_size is not None and max(ids) >= vocab_size:
+      raise ValueError(
+        f"constraint phrase {index} holds token id {max(ids)}, outside the target vocabulary "
+        f"of {vocab_size}"
+      )
     tokens[at : at + len(ids)] = ids
     phrase[at : at + len(ids)] = index
     position[at : at + len(ids)] = np.arange(len(ids))
@@ -104,9 +113,12 @@ def from_phrases(phrases: Sequence[Sequence[int]], max_tokens: int) -> Constrain
   return Constraints(tokens, phrase, position)
 
 
-def stack(batch: Sequence[Sequence[Sequence[int]]], max_tokens: int) -> Constraints:
-  """One sentence's phrases per row -> Constraints with a leading [batch] axis."""
-  rows = [from_phrases(phrases, max_tokens) for phrases in batch]
+def stack(
+  batch: Sequence[Sequence[Sequence[int]]], max_tokens: int, vocab_size: int | None = None
+) -> Constraints:
+  """One sentence's phrases per row (see `from_phrases`) -> Constraints with a leading
+  [batch] axis."""
+  rows = [from_phrases(phrases, max_tokens, vocab_size) for phrases in batch]
   return Constraints(*(np.stack(field) for field in zip(*rows)))
 
 
@@ -199,7 +211,7 @@ def candidates(
   hypothesis's log P plus the step's (impossible extensions at NEG_INF). Returns
   (origin [n], token [n], log P [n]) with n = k + beam + beam * C: the top k over the
   whole beam, each hypothesis's best token, and each hypothesis's `next_tokens`. A
-  candidate that repeats an earlier one, or that is not useful, has log P NEG_INF.
+  candidate that repeats an earlier possible one, or that is not useful, has log P NEG_INF.
   """
   beam, vocab = log_probs.shape
   top_log_probs, flat = lax.top_k(log_probs.reshape(-1), k)
@@ -207,6 +219,8 @@ def candidates(
   rows = jnp.arange(beam)
   best_token = jnp.argmax(log_probs, axis=-1)
   cons_token, useful = jax.vmap(next_tokens, in_axes=(None, 0))(cons, progress)  # [beam, C]
+  useful = useful & (cons_token < vocab)  # a token the model cannot write is never met
+  cons_token = jnp.minimum(cons_token, vocab - 1)
   cons_log_probs = jnp.take_along_axis(log_probs, cons_token, axis=-1)
   cons_log_probs = jnp.where(useful, cons_log_probs, NEG_INF)
   size = cons_token.shape[1]
@@ -215,9 +229,10 @@ def candidates(
   cand_log_probs = jnp.concatenate(
     [top_log_probs, log_probs[rows, best_token], cons_log_probs.reshape(-1)]
   )
+  # Equal extensions have equal log P, unless one was set aside as not useful.
   key = origin * vocab + token
   n = key.shape[0]
-  earlier = jnp.arange(n)[None, :] < jnp.arange(n)[:, None]
+  earlier = (jnp.arange(n)[None, :] < jnp.arange(n)[:, None]) & (cand_log_probs > NEG_INF / 2)
   repeated = jnp.any((key[:, None] == key[None, :]) & earlier, axis=1)
   return origin, token, jnp.where(repeated, NEG_INF, cand_log_probs)
 
