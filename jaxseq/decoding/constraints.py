@@ -124,7 +124,7 @@ def stack(
 
 def has_any(cons: Constraints) -> Array:
   """Whether the sentence has a constraint token at all ([] bool)."""
-  return jnp.any(cons.phrase >= 0)
+  return jnp.any(_valid(cons))
 
 
 def start(cons: Constraints) -> Progress:
@@ -145,7 +145,8 @@ def _starts(cons: Constraints) -> Array:
 
 def _lasts(cons: Constraints) -> Array:
   """[C] bool: the last token of each phrase."""
-  following = jnp.concatenate([cons.position[1:], jnp.zeros((1,), cons.position.dtype)])
+  position = jnp.asarray(cons.position)
+  following = jnp.concatenate([position[1:], jnp.zeros((1,), position.dtype)])
   return _valid(cons) & (following == 0)
 
 
@@ -164,7 +165,8 @@ def advance(cons: Constraints, progress: Progress, token: Array) -> Progress:
   """The progress after the output grows by `token` ([] int)."""
   # A token matches when it begins its phrase or extends a match of its predecessor; a
   # phrase's first token never reads its predecessor (another phrase's last token).
-  matching = (cons.tokens == token) & (cons.phrase >= 0) & (_starts(cons) | _after_match(progress))
+  matches = (jnp.asarray(cons.tokens) == token) & _valid(cons)
+  matching = matches & (_starts(cons) | _after_match(progress))
   completed = matching & _lasts(cons)
   met = progress.met | jnp.any(_same_phrase(cons) & completed[None, :], axis=1)
   return Progress(matching=matching, met=met)
@@ -172,14 +174,14 @@ def advance(cons: Constraints, progress: Progress, token: Array) -> Progress:
 
 def met_count(cons: Constraints, progress: Progress) -> Array:
   """[] int32: tokens of the phrases met plus the longest partial match of an unmet one."""
-  met = jnp.sum(progress.met & (cons.phrase >= 0)).astype(jnp.int32)
-  partial = jnp.where(progress.matching & ~progress.met, cons.position + 1, 0)
+  met = jnp.sum(progress.met & _valid(cons)).astype(jnp.int32)
+  partial = jnp.where(progress.matching & ~progress.met, jnp.asarray(cons.position) + 1, 0)
   return met + jnp.max(partial).astype(jnp.int32)
 
 
 def all_met(cons: Constraints, progress: Progress) -> Array:
   """[] bool: the output contains every phrase (true without constraints)."""
-  return jnp.all(progress.met | (cons.phrase < 0))
+  return jnp.all(progress.met | ~_valid(cons))
 
 
 def needed(cons: Constraints, progress: Progress) -> Array:
