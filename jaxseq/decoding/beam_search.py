@@ -273,13 +273,13 @@ def _constrained_step(
   states, step_log_probs, weights = stepped
   vocab = step_log_probs.shape[-1]
   forced, forced_tok = decode.forced_token(prefix, t)
-  words = jnp.arange(vocab)
-  each = lambda fn: jax.vmap(fn, in_axes=(None, 0))
-  done = each(constraints_lib.all_met)(cons, progress)  # [beam]
-  allowed = (~forced | (words == forced_tok))[None, :] & (done[:, None] | (words != EOS)[None, :])
-  log_probs = loop.alive_log_probs[:, None] + jnp.where(allowed, step_log_probs, NEG_INF)
+  # As in `body` (the same computation, done once); `candidates` closes EOS where needed.
+  allowed = ~forced | (jnp.arange(vocab) == forced_tok)
+  step_log_probs = jnp.where(allowed, step_log_probs, NEG_INF)
+  log_probs = loop.alive_log_probs[:, None] + step_log_probs  # [beam, vocab]
   k = 2 * beam_size
   origin, token, cand_log_probs = constraints_lib.candidates(cons, progress, log_probs, k)
+  each = lambda fn: jax.vmap(fn, in_axes=(None, 0))
   grown = jax.tree.map(lambda x: x[origin], progress)
   cand_progress = jax.vmap(constraints_lib.advance, in_axes=(None, 0, 0))(cons, grown, token)
   banks = each(constraints_lib.met_count)(cons, cand_progress)

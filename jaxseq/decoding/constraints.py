@@ -210,27 +210,33 @@ def candidates(
   """The extensions a step considers, for one sentence's beam.
 
   progress: a Progress with a leading [beam] axis; log_probs: [beam, vocab], each
-  hypothesis's log P plus the step's (impossible extensions at NEG_INF). Returns
-  (origin [n], token [n], log P [n]) with n = k + beam + beam * C: the top k over the
-  whole beam, each hypothesis's best token, and each hypothesis's `next_tokens`. A
-  candidate that repeats an earlier possible one, or that is not useful, has log P NEG_INF.
+  hypothesis's log P plus the step's (impossible extensions at NEG_INF), EOS included even
+  where the constraints close it. Returns (origin [n], token [n], log P [n]) with
+  n = k + beam + beam * C: the top k over the whole beam (fewer where EOS is closed), each
+  hypothesis's best token (other than EOS where closed), and each hypothesis's
+  `next_tokens`. A candidate that repeats an earlier possible one, that is not useful, or
+  that ends a hypothesis with unmet phrases has log P NEG_INF.
   """
   beam, vocab = log_probs.shape
+  open_eos = jax.vmap(all_met, in_axes=(None, 0))(cons, progress)  # [beam]
+  # The same top k as the search without constraints (one computation for both).
   top_log_probs, flat = lax.top_k(log_probs.reshape(-1), k)
   top_origin, top_token = flat // vocab, flat % vocab
+  top_log_probs = jnp.where((top_token == EOS) & ~open_eos[top_origin], NEG_INF, top_log_probs)
   rows = jnp.arange(beam)
-  best_token = jnp.argmax(log_probs, axis=-1)
+  # Each hypothesis's best token, EOS only where open (top_k: faster than argmax on CPU).
+  closed = (jnp.arange(vocab) == EOS)[None, :] & ~open_eos[:, None]
+  best_log_prob, best_token = lax.top_k(jnp.where(closed, NEG_INF, log_probs), 1)
+  best_log_prob, best_token = best_log_prob[:, 0], best_token[:, 0]
   cons_token, useful = jax.vmap(next_tokens, in_axes=(None, 0))(cons, progress)  # [beam, C]
-  useful = useful & (cons_token < vocab)  # a token the model cannot write is never met
+  useful = useful & (cons_token < vocab) & (cons_token != EOS)  # never met
   cons_token = jnp.minimum(cons_token, vocab - 1)
   cons_log_probs = jnp.take_along_axis(log_probs, cons_token, axis=-1)
   cons_log_probs = jnp.where(useful, cons_log_probs, NEG_INF)
   size = cons_token.shape[1]
   origin = jnp.concatenate([top_origin, rows, jnp.repeat(rows, size)]).astype(jnp.int32)
   token = jnp.concatenate([top_token, best_token, cons_token.reshape(-1)]).astype(jnp.int32)
-  cand_log_probs = jnp.concatenate(
-    [top_log_probs, log_probs[rows, best_token], cons_log_probs.reshape(-1)]
-  )
+  cand_log_probs = jnp.concatenate([top_log_probs, best_log_prob, cons_log_probs.reshape(-1)])
   # Equal extensions have equal log P, unless one was set aside as not useful.
   key = origin * vocab + token
   n = key.shape[0]
