@@ -12,7 +12,6 @@ References:
   Flax examples/wmt/decode.py (the fixed-shape alive/finished formulation).
 """
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -194,8 +193,8 @@ def beam_search(
   if constraints is None:
     loop = lax.while_loop(cond, body, loop)
   else:
-    search = functools.partial(_constrained_step, prefix=prefix, limit=limit, alpha=alpha)
-    loop = _constrained_loop(loop, cond, body, step_all, search, constraints, limit, alpha)
+    rules = _Rules(prefix=prefix, limit=limit, alpha=alpha)
+    loop = _constrained_loop(loop, cond, body, step_all, constraints, rules)
 
   tokens = loop.fin_tokens[:nbest]
   is_eos = tokens == EOS
@@ -217,10 +216,19 @@ def batch_beam_search(model, params, src, prefix=None, constraints=None, **kwarg
   return jax.vmap(fn)(src, prefix, constraints)
 
 
-def _constrained_loop(loop: _Loop, cond, body, step_all, search, cons, limit, alpha) -> _Loop:
+class _Rules(NamedTuple):
+  """What a search step reads besides its loop: the forced prefix ([prefix_len] or None),
+  the output limit ([] int) and the length penalty's alpha."""
+
+  prefix: Array | None
+  limit: Array
+  alpha: float
+
+
+def _constrained_loop(loop: _Loop, cond, body, step_all, cons, rules: _Rules) -> _Loop:
   """The search loop with constraints (`jaxseq/decoding/constraints.py`).
 
-  A sentence with constraint tokens takes `search` (`_constrained_step`) and stops when its
+  A sentence with constraint tokens takes `_constrained_step` and stops when its
   best live hypothesis cannot beat its worst finished one; a sentence without takes the
   unconstrained `body` and `cond`, so that its output is exactly theirs. Both read one
   decoder step (`step_all`) per position.
@@ -230,8 +238,8 @@ def _constrained_loop(loop: _Loop, cond, body, step_all, search, cons, limit, al
 
   def both_cond(carry) -> Array:
     loop, _ = carry
-    best_alive = jnp.max(loop.alive_log_probs) / length_penalty(limit, alpha)
-    going = (loop.t < limit) & (best_alive > jnp.min(loop.fin_scores))
+    best_alive = jnp.max(loop.alive_log_probs) / length_penalty(rules.limit, rules.alpha)
+    going = (loop.t < rules.limit) & (best_alive > jnp.min(loop.fin_scores))
     return jnp.where(constrained, going, cond(loop))
 
   def both_body(carry):
@@ -239,7 +247,7 @@ def _constrained_loop(loop: _Loop, cond, body, step_all, search, cons, limit, al
     prev = jnp.where(loop.t == 0, BOS, loop.alive_tokens[:, jnp.maximum(loop.t - 1, 0)])
     stepped = step_all(loop.alive_state, prev)
     plain = body(loop, stepped)
-    new, progress = search(loop, progress, stepped, cons)
+    new, progress = _constrained_step(loop, progress, stepped, cons, rules)
     return jax.tree.map(lambda a, b: jnp.where(constrained, a, b), new, plain), progress
 
   progress = jax.tree.map(
@@ -253,10 +261,7 @@ def _constrained_step(
   progress: constraints_lib.Progress,
   stepped: tuple,
   cons: constraints_lib.Constraints,
-  *,
-  prefix: Array | None,
-  limit: Array,
-  alpha,
+  rules: _Rules,
 ) -> tuple[_Loop, constraints_lib.Progress]:
   """One output position of the constrained search (progress: [beam] leading axis;
   stepped: the decoder step's (states, log_probs [beam, vocab], weights [beam, src_len])).
@@ -270,6 +275,7 @@ def _constrained_step(
   """
   t = loop.t
   beam_size = loop.alive_log_probs.shape[0]
+  prefix, limit, alpha = rules
   states, step_log_probs, weights = stepped
   vocab = step_log_probs.shape[-1]
   forced, forced_tok = decode.forced_token(prefix, t)
