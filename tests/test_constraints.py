@@ -247,6 +247,24 @@ def test_an_ensemble_of_two_with_a_prefix():
   _assert_same(result, plain, [0], exactly=False)
 
 
+def test_one_sentence_searches_as_its_row_of_a_batch(small):
+  model, params = small
+  src = _sources(BATCH)
+  phrases = [[[5], [6, 7]], [], [[8]], [[9, 9]]]
+  cons = constraints.stack(phrases, MAX_TOKENS)
+  batch = _search(model, params, src, None, cons, 0.6, 100.0, beam_size=4, nbest=3, max_len=7)
+  one = jax.jit(
+    lambda params, src, cons: beam_search.beam_search(
+      model, params, src, beam_size=4, nbest=3, max_len=7, alpha=0.6, constraints=cons
+    )
+  )
+  for row in (0, 1):
+    single = one(params, src[row], constraints.from_phrases(phrases[row], MAX_TOKENS))
+    alone = beam_search.BeamResult(*(x[None] for x in single))
+    in_batch = beam_search.BeamResult(*(x[row : row + 1] for x in batch))
+    _assert_same(alone, in_batch, [0], exactly=False)
+
+
 def test_progress_tracks_phrases_and_forgets_abandoned_matches():
   cons = jax.tree.map(jnp.asarray, constraints.from_phrases([[5, 6, 7], [6, 8]], 6))
 

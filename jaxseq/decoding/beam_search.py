@@ -238,8 +238,11 @@ def _constrained_loop(loop: _Loop, cond, body, step_all, cons, rules: _Rules) ->
 
   def both_cond(carry) -> Array:
     loop, _ = carry
-    best_alive = jnp.max(loop.alive_log_probs) / length_penalty(rules.limit, rules.alpha)
+    # As `cond`, and a beam whose every hypothesis was dropped stops too.
+    best = jnp.max(loop.alive_log_probs)
+    best_alive = best / length_penalty(rules.limit, rules.alpha)
     going = (loop.t < rules.limit) & (best_alive > jnp.min(loop.fin_scores))
+    going = going & (best > NEG_INF / 2)
     return jnp.where(constrained, going, cond(loop))
 
   def both_body(carry):
