@@ -30,7 +30,7 @@ dynamically by progress:
   tokens than the positions left) is dropped, so every output the search returns contains
   every phrase. A sentence whose constraints cannot be met within the output limit (or are
   lost by the beam) gets no output: its n-best slots keep score and log-probability NEG_INF
-  and PAD tokens, as for any slot the search leaves empty.
+  and PAD tokens (a NEG_INF score marks an empty slot, as without constraints).
 
 A sentence with no constraint tokens is searched exactly as without constraints (see
 `jaxseq/decoding/beam_search.py`).
