@@ -20,6 +20,7 @@ from jax import lax
 
 from jaxseq.data.vocab import BOS, EOS, PAD
 from jaxseq.decoding import batching, decode, ensemble
+from jaxseq.decoding import constraints as constraints_lib
 
 Array = jax.Array
 NEG_INF = batching.NEG_INF  # a log-probability no real hypothesis reaches
@@ -74,7 +75,14 @@ class Beam(NamedTuple):
   max_length_offset: int | Array = 0
 
 
-def beam_search(model, params, src: Array, beam: Beam, prefix: Array | None = None) -> BeamResult:
+def beam_search(
+  model,
+  params,
+  src: Array,
+  beam: Beam,
+  prefix: Array | None = None,
+  constraints: constraints_lib.Constraints | None = None,
+) -> BeamResult:
   """The `beam.nbest` best outputs of one sentence under log P(Y | X) / lp(Y).
 
   A hypothesis ends when it emits EOS, or when it reaches the output limit
@@ -86,6 +94,10 @@ def beam_search(model, params, src: Array, beam: Beam, prefix: Array | None = No
   `jaxseq/decoding/ensemble.py`). src: [src_len] int (0 = PAD). prefix: [prefix_len] int, target
   tokens every hypothesis starts with (padded with PAD; their log-probabilities count in
   the score), or None; the output limit is raised to leave room for one more token.
+  constraints: phrases every output must contain (`jaxseq/decoding/constraints.py`: one
+  sentence's Constraints, fields [max_constraint_tokens]), or None; n-best slots with no
+  output that meets them have score NEG_INF. A sentence with no constraint tokens gets
+  exactly the output of a search without constraints.
   Returns a BeamResult (see its fields for shapes).
   """
   if src.ndim != 1:
@@ -118,10 +130,12 @@ def beam_search(model, params, src: Array, beam: Beam, prefix: Array | None = No
     can_improve = best_alive > jnp.min(loop.fin_scores)
     return (loop.t < limit) & can_improve
 
-  def body(loop: _Loop) -> _Loop:
+  def body(loop: _Loop, stepped: tuple | None = None) -> _Loop:
     t = loop.t
     prev = jnp.where(t == 0, BOS, loop.alive_tokens[:, jnp.maximum(t - 1, 0)])
-    states, step_log_probs, weights = step_all(loop.alive_state, prev)
+    # stepped: this step's step_all outputs, when the constrained loop has them already.
+    stepped = step_all(loop.alive_state, prev) if stepped is None else stepped
+    states, step_log_probs, weights = stepped
     vocab = step_log_probs.shape[-1]
     forced, forced_tok = decode.forced_token(prefix, t)
     # Within the prefix every hypothesis takes the forced token (the others cannot win).
@@ -183,7 +197,11 @@ def beam_search(model, params, src: Array, beam: Beam, prefix: Array | None = No
     fin_lengths=jnp.zeros((beam_size,), jnp.int32),
     fin_attn=jnp.zeros((beam_size, max_len, src_len), dtype),
   )
-  loop = lax.while_loop(cond, body, loop)
+  if constraints is None:
+    loop = lax.while_loop(cond, body, loop)
+  else:
+    rules = _Rules(prefix=prefix, limit=limit, alpha=alpha)
+    loop = _constrained_loop(loop, cond, body, step_all, constraints, rules)
 
   tokens = loop.fin_tokens[:nbest]
   is_eos = tokens == EOS
@@ -197,8 +215,131 @@ def beam_search(model, params, src: Array, beam: Beam, prefix: Array | None = No
   )
 
 
-def batch_beam_search(model, params, src, beam: Beam, prefix=None) -> BeamResult:
-  """src [batch, src_len] (prefix [batch, prefix_len] or None) -> a BeamResult with a
-  leading [batch] axis on every field; the beam is shared by the batch."""
-  fn = lambda s, p: beam_search(model, params, s, beam, prefix=p)
-  return jax.vmap(fn)(src, prefix)
+def batch_beam_search(model, params, src, beam: Beam, prefix=None, constraints=None) -> BeamResult:
+  """src [batch, src_len] (prefix [batch, prefix_len] or None; constraints: Constraints
+  with [batch, max_constraint_tokens] fields, or None) -> a BeamResult with a leading
+  [batch] axis on every field; the beam is shared by the batch."""
+  fn = lambda s, p, c: beam_search(model, params, s, beam, prefix=p, constraints=c)
+  return jax.vmap(fn)(src, prefix, constraints)
+
+
+class _Rules(NamedTuple):
+  """What a search step reads besides its loop: the forced prefix ([prefix_len] or None),
+  the output limit ([] int) and the length penalty's alpha."""
+
+  prefix: Array | None
+  limit: Array
+  alpha: float | Array
+
+
+def _constrained_loop(loop: _Loop, cond, body, step_all, cons, rules: _Rules) -> _Loop:
+  """The search loop with constraints (`jaxseq/decoding/constraints.py`).
+
+  A sentence with constraint tokens takes `_constrained_step` and stops when its
+  best live hypothesis cannot beat its worst finished one; a sentence without takes the
+  unconstrained `body` and `cond`, so that its output is exactly theirs. Both read one
+  decoder step (`step_all`) per position.
+  """
+  beam_size = loop.alive_log_probs.shape[0]
+  constrained = constraints_lib.has_any(cons)
+
+  def both_cond(carry) -> Array:
+    loop, _ = carry
+    # As `cond`, and a beam whose every hypothesis was dropped stops too.
+    best = jnp.max(loop.alive_log_probs)
+    best_alive = best / length_penalty(rules.limit, rules.alpha)
+    going = (loop.t < rules.limit) & (best_alive > jnp.min(loop.fin_scores))
+    going = going & (best > NEG_INF / 2)
+    return jnp.where(constrained, going, cond(loop))
+
+  def both_body(carry):
+    loop, progress = carry
+    prev = jnp.where(loop.t == 0, BOS, loop.alive_tokens[:, jnp.maximum(loop.t - 1, 0)])
+    stepped = step_all(loop.alive_state, prev)
+    plain = body(loop, stepped)
+    new, progress = _constrained_step(loop, progress, stepped, cons, rules)
+    return jax.tree.map(lambda a, b: jnp.where(constrained, a, b), new, plain), progress
+
+  progress = jax.tree.map(
+    lambda x: jnp.broadcast_to(x, (beam_size,) + x.shape), constraints_lib.start(cons)
+  )
+  return lax.while_loop(both_cond, both_body, (loop, progress))[0]
+
+
+def _constrained_step(
+  loop: _Loop,
+  progress: constraints_lib.Progress,
+  stepped: tuple,
+  cons: constraints_lib.Constraints,
+  rules: _Rules,
+) -> tuple[_Loop, constraints_lib.Progress]:
+  """One output position of the constrained search (progress: [beam] leading axis;
+  stepped: the decoder step's (states, log_probs [beam, vocab], weights [beam, src_len])).
+
+  EOS is open only to hypotheses that meet every phrase; the candidates and the beam
+  allocation are `constraints_lib.candidates` and `constraints_lib.allocate`, over the
+  candidates that can still meet every phrase within the output limit. A candidate
+  finishes when the allocation over all candidates keeps it and it ends (EOS or the output
+  limit), then meeting every phrase; the live beam is the allocation over the candidates
+  that go on.
+  """
+  t = loop.t
+  beam_size = loop.alive_log_probs.shape[0]
+  prefix, limit, alpha = rules
+  states, step_log_probs, weights = stepped
+  vocab = step_log_probs.shape[-1]
+  forced, forced_tok = decode.forced_token(prefix, t)
+  # As in `body` (the same computation, done once); `candidates` closes EOS where needed.
+  allowed = ~forced | (jnp.arange(vocab) == forced_tok)
+  step_log_probs = jnp.where(allowed, step_log_probs, NEG_INF)
+  log_probs = loop.alive_log_probs[:, None] + step_log_probs  # [beam, vocab]
+  k = 2 * beam_size
+  origin, token, cand_log_probs = constraints_lib.candidates(cons, progress, log_probs, k)
+  each = lambda fn: jax.vmap(fn, in_axes=(None, 0))
+  grown = jax.tree.map(lambda x: x[origin], progress)
+  cand_progress = jax.vmap(constraints_lib.advance, in_axes=(None, 0, 0))(cons, grown, token)
+  banks = each(constraints_lib.met_count)(cons, cand_progress)
+  met = each(constraints_lib.all_met)(cons, cand_progress)
+  length = t + 1
+  # A candidate that cannot meet every phrase within the output limit is dropped.
+  hopeless = each(constraints_lib.needed)(cons, cand_progress) > limit - length
+  cand_log_probs = jnp.where(hopeless, NEG_INF, cand_log_probs)
+  ends = (token == EOS) | (length >= limit)
+  real = cand_log_probs > NEG_INF / 2
+
+  def extend(rows):
+    """Tokens [beam, max_len] and attention [beam, max_len, src_len] of the given candidates."""
+    source = origin[rows]
+    tokens = loop.alive_tokens[source].at[:, t].set(token[rows])
+    return tokens, loop.alive_attn[source].at[:, t].set(weights[source])
+
+  # Finished: the old ones and the kept candidates that end here meeting every phrase.
+  chosen = constraints_lib.allocate(cand_log_probs, banks, beam_size)
+  finishing = (ends & met & real)[chosen]
+  new_tokens, new_attn = extend(chosen)
+  new_log_probs = jnp.where(finishing, cand_log_probs[chosen], NEG_INF)
+  all_scores = jnp.concatenate([loop.fin_scores, new_log_probs / length_penalty(length, alpha)])
+  all_scores = jnp.where(all_scores > NEG_INF / 2, all_scores, NEG_INF)
+  fin_scores, pick = lax.top_k(all_scores, beam_size)
+  take = lambda old, new: jnp.concatenate([old, new])[pick]
+  fin_tokens = take(loop.fin_tokens, jnp.where(finishing[:, None], new_tokens, PAD))
+  fin_attn = take(loop.fin_attn, jnp.where(finishing[:, None, None], new_attn, 0))
+  fin_lengths = take(loop.fin_lengths, jnp.where(finishing, length, 0).astype(jnp.int32))
+
+  # Alive: the allocation over the candidates that go on.
+  going = jnp.where(ends, NEG_INF, cand_log_probs)
+  keep = constraints_lib.allocate(going, banks, beam_size)
+  alive_tokens, alive_attn = extend(keep)
+  new_loop = _Loop(
+    t=t + 1,
+    alive_tokens=alive_tokens,
+    alive_log_probs=going[keep],
+    alive_attn=alive_attn,
+    alive_state=jax.tree.map(lambda x: x[origin[keep]], states),
+    fin_tokens=fin_tokens,
+    fin_scores=fin_scores,
+    fin_log_probs=take(loop.fin_log_probs, new_log_probs),
+    fin_lengths=fin_lengths,
+    fin_attn=fin_attn,
+  )
+  return new_loop, jax.tree.map(lambda x: x[keep], cand_progress)
