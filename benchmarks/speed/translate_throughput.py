@@ -31,7 +31,7 @@ from benchmarks import common
 from configs import default
 from jaxseq.data import synthetic
 from jaxseq.data.vocab import BOS, EOS, WordVocab
-from jaxseq.decoding import evaluation
+from jaxseq.decoding import evaluation, trained
 from jaxseq.decoding.options import DecodeOptions, Search
 from jaxseq.model import seq2seq
 from jaxseq.model.seq2seq import Seq2Seq
@@ -41,11 +41,9 @@ from jaxseq.training import steps
 def load_model(workdir: str | None, seed: int):
   """(model, params, src_vocab, max_length, sources): a trained workdir or the default config."""
   if workdir:
-    from jaxseq.serving.translate import Translator
-
-    t = Translator(workdir)
-    config, model, params, src_vocab = t.config, t.model, t.params, t.src_vocab
-    tgt_vocab = t.tgt_vocab
+    member = trained.load(workdir, "translate_throughput")
+    config, model, params, src_vocab = member.config, member.model, member.params, member.src_vocab
+    tgt_vocab = member.tgt_vocab
   else:
     config = default.get_config()
     splits = synthetic.make_splits(seed, 2000, 0, config.data.language)
@@ -129,7 +127,7 @@ def main(argv=None) -> int:
   config, model, params, src_vocab = load_model(args.workdir, args.seed)
   max_length = config.model.max_length
   pairs = synthetic.make_splits(
-    args.seed + 1, 0, args.num_sentences, config.data.get("language", "de")
+    args.seed + 1, 0, args.num_sentences, config.data.language
   )["eval"]
   sources = [np.asarray(src_vocab.encode(s)[:max_length], np.int32) for s, _ in pairs]
   sources = [s for s in sources if len(s)]
