@@ -80,6 +80,14 @@ def test_translate_with_constraint_flags_and_json(trained_workdir, translate):
     assert line == result["translation"]
     warned = f"warning: line {number}: no translation contains every constraint" in err
     assert warned == (not result["constraints_met"])
+  # A phrase longer than any output the limit allows: never met, said so, nothing printed.
+  long = "--constraint=" + " ".join(["acht"] * 12)
+  rc, plain, err = translate(trained_workdir, long, SENTENCES[1])
+  assert rc == 0 and plain == "\n", err
+  assert "warning: line 1: no translation contains every constraint" in err
+  rc, out, err = translate(trained_workdir, "--json", long, SENTENCES[1])
+  assert json.loads(out)["constraints_met"] is False and json.loads(out)["nbest"] == []
+  assert "warning" not in err
   # Per-line constraints, with the flag's added and a prefix: both hold.
   lines = [
     json.dumps({"text": SENTENCES[0], "constraints": ["drei"]}),
