@@ -292,3 +292,36 @@ def test_an_old_artifact_without_the_field_loads_and_takes_no_constraints(
   assert rc == 0 and len(out.splitlines()) == len(SENTENCES), err
   line = _one_error_line(*translate(None, f"--artifact={old}", "--constraint=acht", "forty one"))
   assert "takes no constraints" in line
+
+
+def test_a_text_failing_in_the_model_with_constraints_fails_only_its_own_request():
+  from tests.test_serve_app import POISON, EchoBackend, PickyTokenizer, echo_translator
+
+  class ConstrainedEcho(EchoBackend):
+    max_constraint_tokens = 8
+
+    def translate_ids(self, sources, options, *, constraints=None, **rest):
+      return super().translate_ids(sources, options, **rest)
+
+  translator = echo_translator(PickyTokenizer())
+  translator.backend = ConstrainedEcho()
+  limits = serve.Limits(max_texts=4, max_chars=60, beam_sizes=(4,), beam_size=4)
+  app = serve.make_app(
+    translator, limits, serve.Batcher(translator, max_batch=4, max_wait=0.05), {"step": 1}
+  )
+  with TestClient(app, raise_server_exceptions=False) as c:
+    failed = c.post(
+      "/translate", json={"text": ["Ein Mann", f"zwei {POISON}"], "constraints": ["Mann"]}
+    )
+    ok = c.post("/translate", json={"text": "Ein Mann", "constraints": ["Mann"]})
+  assert failed.status_code == 422
+  assert failed.json()["error"].startswith("text 1 could not be translated (RuntimeError)")
+  assert ok.status_code == 200 and ok.json()["translations"][0]["constraints_met"] is True
+
+
+def test_export_flag_mistakes_are_one_line(tmp_path, capsys):
+  with pytest.raises(SystemExit) as e:
+    export.run([f"--workdir={tmp_path}", f"--out={tmp_path / 'a'}", "--max_constraint_tokens=-1"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "--max_constraint_tokens=-1 is not allowed" in err[0]
