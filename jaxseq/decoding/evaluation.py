@@ -24,7 +24,8 @@ import sacrebleu
 
 from jaxseq.data import input_pipeline
 from jaxseq.data.tokenizers import Tokenizer
-from jaxseq.decoding import alignment, batching, beam_search, decode, ensemble
+from jaxseq.decoding import alignment, batching, beam_search, decode, ensemble, phrases
+from jaxseq.decoding import constraints as constraints_lib
 from jaxseq.decoding.batching import Output, SearchResult
 from jaxseq.decoding.options import SEARCHES as SEARCHES  # what eval_search takes
 from jaxseq.decoding.options import DecodeConfig as DecodeConfig  # config.decode
@@ -51,13 +52,15 @@ class Vocabularies(NamedTuple):
 
 class Split(NamedTuple):
   """Sentence pairs to score, and how: references per sentence (multi-reference BLEU;
-  default the pairs' targets), whether to count exact matches, and the target language
-  (for `bleu_lc_tok`)."""
+  default the pairs' targets), whether to count exact matches, the target language
+  (for `bleu_lc_tok`), and per sentence the phrases (text) its translation must contain
+  (lexically constrained beam search; None: no constraints)."""
 
   pairs: list[tuple[str, str]]
   references: list[list[str]] | None = None
   exact_match: bool = False
   language: str | None = None
+  constraints: list[list[str]] | None = None
 
 
 class Written(NamedTuple):
@@ -100,12 +103,25 @@ class _Scoring(NamedTuple):
   max_length_offset: int
 
 
+class _BeamInputs(NamedTuple):
+  """What a batched beam search reads: sources [batch, width], the forced prefixes
+  ([batch, prefix_width] or None) and the constraints (Constraints with [batch, size]
+  fields, or None: the search without constraints)."""
+
+  src: Any
+  prefix: Any = None
+  constraints: constraints_lib.Constraints | None = None
+
+
 @functools.partial(jax.jit, static_argnames=("model", "beam_size", "max_len"))
-def _beam(params, inputs: decode.Inputs, scoring: _Scoring, model, beam_size, max_len):
+def _beam(params, inputs: _BeamInputs, scoring: _Scoring, model, beam_size, max_len):
   """Every finished hypothesis of the beam (nbest = beam_size): one compilation per beam
-  size serves every n-best request, which is cut on the host."""
+  size serves every n-best request, which is cut on the host (and one more per size of
+  the constraints, `batching.CONSTRAINT_SIZES`, for batches that have them)."""
   beam = beam_search.Beam(beam_size, max_len, beam_size, *scoring)
-  return beam_search.batch_beam_search(model, params, inputs.src, beam, inputs.prefix)
+  return beam_search.batch_beam_search(
+    model, params, inputs.src, beam, inputs.prefix, inputs.constraints
+  )
 
 
 def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> dict:
@@ -126,10 +142,11 @@ def heldout_loss(model, params, examples, batch_size: int, max_length: int) -> d
 
 
 def _search_batch(
-  searcher: Searcher, inputs: decode.Inputs, options: DecodeOptions
+  searcher: Searcher, inputs: decode.Inputs, options: DecodeOptions, cons=None
 ) -> SearchResult:
   """One padded batch through the search of options (inputs.key: [B, nbest] keys when
-  sampling) -> its SearchResult, options.nbest outputs per row at most."""
+  sampling; cons: the batch's Constraints, beam search only, or None) -> its
+  SearchResult, options.nbest outputs per row at most."""
   model, params, max_length, _ = searcher
   if options.search is Search.GREEDY:
     out = jax.device_get(_greedy(params, inputs.src, inputs.prefix, model, max_length))
@@ -143,7 +160,8 @@ def _search_batch(
     pick = lambda x: np.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)
     return SearchResult(pick(out.tokens), pick(out.length), pick(out.log_prob), pick(out.attention))
   scoring = _Scoring(options.alpha, options.max_length_ratio, options.max_length_offset)
-  out = jax.device_get(_beam(params, inputs, scoring, model, options.beam_size, max_length))
+  beam_inputs = _BeamInputs(inputs.src, inputs.prefix, cons)
+  out = jax.device_get(_beam(params, beam_inputs, scoring, model, options.beam_size, max_length))
   nbest = options.nbest
   return SearchResult(*(x[:, :nbest] for x in (out.tokens, out.lengths, out.scores, out.attention)))
 
@@ -154,20 +172,30 @@ def translate_ids(
   options: DecodeOptions,
   *,
   prefixes: list[list[int]] | None = None,
+  constraints: list[list[list[int]]] | None = None,
   progress: str | None = None,
 ) -> list[Output]:
   """Translates source id arrays (each 1..max_length ids) in fixed-shape batches, in order
   (`batching.translate_in_batches`), with the search of options (see `DecodeOptions`).
   prefixes: per source, target ids every output must start with (empty: none).
+  constraints: per source, phrases (target id lists) every output must contain, at most
+  `batching.MAX_CONSTRAINT_TOKENS` tokens in all (empty: none); beam search only. A
+  sentence whose constraints cannot be met gets no output (its Output's `unmet`).
+  ValueError for constraints with another search or past the maximum.
   """
+  if constraints is not None and any(constraints) and options.search is not Search.BEAM:
+    raise ValueError(
+      f"constraints need beam search; {options.search.value} search cannot take them"
+    )
 
-  def search_batch(src, prefix, rows):
+  def search_batch(batch):  # a batching.Batch
     keys = None  # greedy and beam search draw nothing
     if options.search is Search.SAMPLE:
       seed_key = jax.random.key(options.seed)
       split = lambda i: jax.random.split(jax.random.fold_in(seed_key, i), options.nbest)
-      keys = jax.vmap(split)(rows)
-    return _search_batch(searcher, decode.Inputs(src, keys, prefix), options)
+      keys = jax.vmap(split)(batch.rows)
+    inputs = decode.Inputs(batch.src, keys, batch.prefix)
+    return _search_batch(searcher, inputs, options, batch.constraints)
 
   return batching.translate_in_batches(
     sources,
@@ -175,6 +203,7 @@ def translate_ids(
     batch_size=searcher.batch_size,
     max_length=searcher.max_length,
     prefixes=prefixes,
+    constrained=None if constraints is None else batching.Constrained(constraints),
     progress=progress,
   )
 
@@ -249,6 +278,25 @@ class SplitResult(NamedTuple):
   alignments: list[str] | None = None  # Pharaoh word alignment per source, when asked
 
 
+def split_constraints(vocabs: Vocabularies, split: Split) -> list[list[list[int]]] | None:
+  """The target ids of each sentence's constraint phrases (`phrases.constraint_ids`), or
+  None for a split without constraints; ValueError names the first bad sentence."""
+  if split.constraints is None:
+    return None
+  if len(split.constraints) != len(split.pairs):
+    raise ValueError(
+      f"{len(split.constraints)} lines of constraints for {len(split.pairs)} sentences; "
+      "give one line per sentence"
+    )
+  wanted = []
+  for number, texts in enumerate(split.constraints, 1):
+    try:
+      wanted.append(phrases.constraint_ids(vocabs.target, texts, batching.MAX_CONSTRAINT_TOKENS))
+    except ValueError as e:
+      raise ValueError(f"the constraints of sentence {number}: {e}") from None
+  return wanted
+
+
 def evaluate_split(
   searcher: Searcher,
   vocabs: Vocabularies,
@@ -264,17 +312,22 @@ def evaluate_split(
   No sentence is left out: a source longer than max_length is cut to its first
   max_length tokens (and counted), an empty one translates to the empty string.
   alignments: also give each best translation's word alignment
-  (`jaxseq/decoding/alignment.py`).
+  (`jaxseq/decoding/alignment.py`). With the split's constraints, the metrics add the
+  share of constraint phrases the best translations contain (`constraints_met`), how
+  many there are, and the sentences whose constraints the search could not meet (they
+  score as empty translations). ValueError for constraints that do not fit the split.
   """
   pairs, max_length = split.pairs, searcher.max_length
   references = split.references if split.references is not None else [[t] for _, t in pairs]
   encoded = [np.asarray(vocabs.source.encode(s), np.int32) for s, _ in pairs]
   truncated = sum(len(ids) > max_length for ids in encoded)
   kept = [i for i, ids in enumerate(encoded) if len(ids)]
+  wanted = split_constraints(vocabs, split)
   outputs = translate_ids(
     searcher,
     [encoded[i][:max_length] for i in kept],
     dataclasses.replace(options, nbest=1),  # one translation per source is scored
+    constraints=None if wanted is None else [wanted[i] for i in kept],
     progress=progress,
   )
   hypotheses = [""] * len(pairs)
@@ -290,6 +343,14 @@ def evaluate_split(
         )
   metrics = text_metrics(hypotheses, references, split.exact_match, split.language)
   metrics.update(sentences=len(pairs), truncated_sources=truncated, search=options.search.value)
+  if wanted is not None:
+    best = {i: out.best.ids for i, out in zip(kept, outputs) if out.best}
+    met = [phrases.contains(best.get(i, []), p) for i, ps in enumerate(wanted) for p in ps]
+    metrics.update(
+      constraints=len(met),
+      constraints_met=sum(met) / len(met) if met else 1.0,
+      constrained_sentences_unmet=sum(bool(ps) and i not in best for i, ps in enumerate(wanted)),
+    )
   return SplitResult(metrics, hypotheses, attentions, links if alignments else None)
 
 

@@ -115,6 +115,7 @@ class Loaded:
     self.step = first.step
     self.options = DecodeOptions.from_config(first.config.decode)
     self.max_length = min(m.config.model.max_length for m in self.members)
+    self.max_constraint_tokens = batching.MAX_CONSTRAINT_TOKENS  # per sentence
     self.model: Any  # one Seq2Seq, or a tuple of them (an ensemble); params alike
     self.params: Any
     if len(self.members) == 1:
@@ -138,9 +139,15 @@ class Loaded:
     *,
     batch_size: int,
     prefixes: list[list[int]] | None = None,
+    constraints: list[list[list[int]]] | None = None,
     progress: str | None = None,
   ) -> list[batching.Output]:
     """evaluation.translate_ids with these models."""
     return evaluation.translate_ids(
-      self.searcher(batch_size), sources, options, prefixes=prefixes, progress=progress
+      self.searcher(batch_size),
+      sources,
+      options,
+      prefixes=prefixes,
+      constraints=constraints,
+      progress=progress,
     )

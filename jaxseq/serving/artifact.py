@@ -5,7 +5,10 @@ Nothing here imports Flax or jaxseq's model code: the searches are the serialise
 the manifest's SHA-256 before use, so a tampered or incomplete artifact is refused with
 an `ArtifactError` naming the file. `Artifact.translate_ids` has the signature of
 `trained.Loaded.translate_ids` (both are a `translate.Backend`), so `jaxseq-translate
---artifact` and `jaxseq-serve --artifact` use it in place of a workdir.
+--artifact` and `jaxseq-serve --artifact` use it in place of a workdir. An artifact
+exported with constraints ("max_constraint_tokens" in its manifest) translates sentences
+with up to that many constraint tokens; one exported before constraints existed has no
+such field and takes none.
 """
 
 import hashlib
@@ -94,24 +97,39 @@ class Artifact:
     self.beam_sizes = [int(b) for b in manifest["beam_sizes"]]
     # The manifest stores config.decode as a dict (its "eval_search" is not an option).
     self.options = DecodeOptions.from_dict(manifest["decode"], strict=False)
+    # Constraint tokens a sentence may have (0: none, as in artifacts older than the field).
+    self.max_constraint_tokens = int(manifest.get("max_constraint_tokens", 0))
+    load = lambda name: export.deserialize(
+      bytearray(open(os.path.join(directory, name), "rb").read())
+    )
     self._functions = {
-      (int(beam), int(width)): export.deserialize(
-        bytearray(open(os.path.join(directory, name), "rb").read())
-      )
+      (int(beam), int(width), 0): load(name)
       for beam, by_width in manifest["functions"].items()
       for width, name in by_width.items()
     }
+    self._functions.update(
+      {
+        (int(beam), int(width), self.max_constraint_tokens): load(name)
+        for beam, by_width in manifest.get("constrained_functions", {}).items()
+        for width, name in by_width.items()
+      }
+    )
 
-  def search_batch(self, src: np.ndarray, options: DecodeOptions) -> batching.SearchResult:
-    """One padded batch [batch, width] -> its SearchResult, options.nbest per row."""
-    function = self._functions[(options.beam_size, src.shape[1])]
-    out = function.call(
-      self.leaves,
-      src,
+  def search_batch(self, batch: batching.Batch, options: DecodeOptions) -> batching.SearchResult:
+    """One padded batch ([batch, width] sources, with or without constraints) -> its
+    SearchResult, options.nbest per row."""
+    src, cons = batch.src, batch.constraints
+    size = 0 if cons is None else cons.tokens.shape[1]
+    function = self._functions[(options.beam_size, src.shape[1], size)]
+    scalars = (
       np.float32(options.alpha),
       np.float32(options.max_length_ratio),
       np.int32(options.max_length_offset),
     )
+    if cons is None:
+      out = function.call(self.leaves, src, *scalars)
+    else:
+      out = function.call(self.leaves, src, *(np.asarray(x, np.int32) for x in cons), *scalars)
     return batching.SearchResult(*(np.asarray(x)[:, : options.nbest] for x in out))
 
   def translate_ids(
@@ -121,9 +139,11 @@ class Artifact:
     *,
     batch_size: int,
     prefixes: list[list[int]] | None = None,
+    constraints: list[list[list[int]]] | None = None,
     progress: str | None = None,
   ) -> list[batching.Output]:
-    """Beam search of source id arrays, in order; ValueError for what was not exported."""
+    """Beam search of source id arrays (with per-source constraints up to
+    max_constraint_tokens), in order; ValueError for what was not exported."""
     if options.search is not Search.BEAM:
       raise ValueError(
         f"an exported translator has beam search only, not {options.search.value!r}; "
@@ -138,7 +158,19 @@ class Artifact:
         f"beam size {options.beam_size} was not exported; this artifact has "
         f"{', '.join(map(str, self.beam_sizes))}"
       )
-    run = lambda src, prefix, rows: self.search_batch(src, options)
+    constrained = None
+    if constraints is not None and any(constraints):
+      if not self.max_constraint_tokens:
+        raise ValueError(
+          "this artifact was exported without constraints; export it again with "
+          "--max_constraint_tokens, or translate with --workdir"
+        )
+      constrained = batching.Constrained(constraints, (self.max_constraint_tokens,))
     return batching.translate_in_batches(
-      sources, run, batch_size=batch_size, max_length=self.max_length, progress=progress
+      sources,
+      lambda batch: self.search_batch(batch, options),
+      batch_size=batch_size,
+      max_length=self.max_length,
+      constrained=constrained,
+      progress=progress,
     )

@@ -4,9 +4,12 @@
     curl -s localhost:8000/translate -d '{"text": ["forty two", "seven"], "nbest": 2}'
 
 POST /translate takes {"text": "..."} or {"text": ["...", ...]}, and optionally
-"beam_size" (one of --beam_sizes), "nbest" (at most the beam size) and "attention"
-(true: the weights with the source and output tokens). It answers {"translations": [...]},
-one object per text: translation, score, and when asked nbest and attention. GET /health
+"beam_size" (one of --beam_sizes), "nbest" (at most the beam size), "attention"
+(true: the weights with the source and output tokens) and "constraints" (target phrases
+every translation must contain: ["...", ...] for every text, or one such list per text).
+It answers {"translations": [...]}, one object per text: translation, score, when asked
+nbest and attention, and with constraints "constraints_met" (false: no translation within
+the output length limit contains them all, and the translation is empty). GET /health
 says the service is up and which model it serves; GET / is a page that translates and
 draws the attention.
 
@@ -26,7 +29,11 @@ ASGI server; on SIGTERM it stops accepting connections, lets the requests in fli
 finish, then exits 0). Texts from all requests waiting at once go to the model together:
 one device call of up to --max_batch texts, after waiting at most --max_wait_ms for more.
 Batches are padded to a few fixed row counts and source widths, and every one of those
-shapes is compiled before the server listens, so no request ever waits for a compilation.
+shapes is compiled before the server listens, so no request without constraints ever
+waits for a compilation. Texts with constraints are batched apart from the others (they
+take the constrained search, `jaxseq/decoding/constraints.py`), which compiles on its
+first use for each shape and size of the constraints (4, 8, 16 or 32 tokens; an
+artifact: its one size) and is kept in the persistent compilation cache.
 """
 
 import argparse
@@ -53,13 +60,14 @@ from starlette.routing import Route
 from jaxseq import cli
 from jaxseq.decoding import batching
 from jaxseq.decoding.options import DecodeOptions, Search
-from jaxseq.errors import ArtifactError, CheckpointError
+from jaxseq.errors import ArtifactError, CheckpointError, InputError
 from jaxseq.serving import connections, jsontext, page
 from jaxseq.serving.artifact import use_compilation_cache
 from jaxseq.serving.translate import Request, Translator
 from jaxseq.serving.translation import Translation
 
-FIELDS = ("text", "beam_size", "nbest", "attention")
+FIELDS = ("text", "beam_size", "nbest", "attention", "constraints")
+MAX_PHRASES = 32  # constraint phrases per text (each has at least one token)
 
 
 class RequestError(Exception):
@@ -88,9 +96,10 @@ class Limits(NamedTuple):
 
 
 class Waiting(NamedTuple):
-  """One text in the batcher's queue, with what its request asked for."""
+  """One text in the batcher's queue (with its constraints), with what its request asked
+  for."""
 
-  text: str
+  request: Request
   beam_size: int
   nbest: int
   attention: bool
@@ -102,6 +111,7 @@ class Job(NamedTuple):
   beam_size: int
   nbest: int
   attention: bool
+  constraints: list[tuple[str, ...]] | None = None  # per text; None: no constraints
 
 
 def shown(value, limit: int = 40) -> str:
@@ -142,6 +152,36 @@ def _texts(item: dict, limits: Limits) -> list[str]:
   return texts
 
 
+def _constraints(item: dict, count: int, limits: Limits) -> list[tuple[str, ...]] | None:
+  """The constraint phrases of each of a request's `count` texts: "constraints" is a list
+  of strings (for every text) or a list of such lists (one per text); None without it."""
+  if "constraints" not in item:
+    return None
+  value = item["constraints"]
+  usage = '"constraints" must be a list of strings, or one such list per text'
+  if not isinstance(value, list):
+    raise RequestError(400, usage)
+  if all(isinstance(c, str) for c in value):
+    lists = [value] * count
+  elif all(isinstance(c, list) and all(isinstance(p, str) for p in c) for c in value):
+    if len(value) != count:
+      raise RequestError(400, f'"constraints" has {len(value)} lists for {count} texts')
+    lists = value
+  else:
+    raise RequestError(400, usage)
+  for i, phrases in enumerate(lists):
+    if len(phrases) > MAX_PHRASES:
+      raise RequestError(400, f"text {i} has {len(phrases)} constraints; at most {MAX_PHRASES}")
+    for phrase in phrases:
+      if len(phrase) > limits.max_chars:
+        raise RequestError(
+          413, f"a constraint of text {i} has {len(phrase)} characters; at most {limits.max_chars}"
+        )
+      if problem := jsontext.unicode_problem(phrase):
+        raise RequestError(400, f"a constraint of text {i} is not valid Unicode ({problem})")
+  return [tuple(p) for p in lists]
+
+
 def parse_request(body: bytes, limits: Limits) -> Job:
   """The translation job of a POST /translate body; RequestError says what is wrong."""
   try:
@@ -173,7 +213,7 @@ def parse_request(body: bytes, limits: Limits) -> Job:
   attention = item.get("attention", False)
   if not isinstance(attention, bool):
     raise RequestError(400, f"'attention' must be true or false, not {shown(attention)}")
-  return Job(texts, beam_size, nbest, attention)
+  return Job(texts, beam_size, nbest, attention, _constraints(item, len(texts), limits))
 
 
 def row_buckets(max_batch: int) -> list[int]:
@@ -204,13 +244,13 @@ class Batcher:
     )
 
   def translate_now(
-    self, texts: list[str], beam_size: int, nbest: int, attention: bool
+    self, requests: list[Request], beam_size: int, nbest: int, attention: bool
   ) -> list[Translation]:
     """One device call (blocking): texts of one beam size, padded to a row bucket; the
     n-best lists and attention made on the host only as far as some request asked."""
-    rows = next(r for r in self.rows if r >= len(texts))
+    rows = next(r for r in self.rows if r >= len(requests))
     return self.translator.translate(
-      [Request(t) for t in texts],
+      requests,
       options=self.beam(beam_size, nbest),
       batch_size=rows,
       attention=attention,
@@ -228,14 +268,16 @@ class Batcher:
           count += 1
     return count
 
-  def translate_apart(self, texts: list[str], beam_size: int, nbest: int, attention: bool) -> list:
+  def translate_apart(
+    self, requests: list[Request], beam_size: int, nbest: int, attention: bool
+  ) -> list:
     """translate_now, and when it raises for several texts, each half apart, down to the
     texts that fail on their own: one result per text, a Translation or the exception that text
     raised alone (so that one bad text never fails the others)."""
     try:
-      return self.translate_now(texts, beam_size, nbest, attention)
+      return self.translate_now(requests, beam_size, nbest, attention)
     except Exception as e:  # noqa: BLE001  (whatever the tokenizer or the search raises)
-      if len(texts) == 1:
+      if len(requests) == 1:
         print(
           f"jaxseq-serve: a text could not be translated: {type(e).__name__}: "
           f"{str(e).splitlines()[0] if str(e) else ''}",
@@ -243,20 +285,25 @@ class Batcher:
           flush=True,
         )
         return [e]
-    half = len(texts) // 2
-    return self.translate_apart(texts[:half], beam_size, nbest, attention) + self.translate_apart(
-      texts[half:], beam_size, nbest, attention
-    )
+    half = len(requests) // 2
+    first = self.translate_apart(requests[:half], beam_size, nbest, attention)
+    return first + self.translate_apart(requests[half:], beam_size, nbest, attention)
 
   async def submit(
-    self, texts: list[str], beam_size: int, nbest: int = 1, attention: bool = False
+    self,
+    texts: list[str],
+    beam_size: int,
+    nbest: int = 1,
+    attention: bool = False,
+    constraints: list[tuple[str, ...]] | None = None,
   ) -> list[Translation]:
-    """The results of texts, once their batches have run; TextFailed names the first text
-    that failed."""
+    """The results of texts (with constraints: the phrases of each), once their batches
+    have run; TextFailed names the first text that failed."""
     loop = asyncio.get_running_loop()
     futures = [loop.create_future() for _ in texts]
-    for text, future in zip(texts, futures):
-      self.queue.put_nowait(Waiting(text, beam_size, nbest, attention, future))
+    phrases = constraints if constraints is not None else [()] * len(texts)
+    for text, cons, future in zip(texts, phrases, futures):
+      self.queue.put_nowait(Waiting(Request(text, "", cons), beam_size, nbest, attention, future))
     self.in_flight += 1
     try:
       results = await asyncio.gather(*futures, return_exceptions=True)
@@ -297,12 +344,15 @@ class Batcher:
   async def _translate(self, waiting: list, slots: asyncio.Semaphore):
     loop = asyncio.get_running_loop()
     try:
-      for beam_size in sorted({w.beam_size for w in waiting}):
-        group = [w for w in waiting if w.beam_size == beam_size]
+      # One device call per beam size, and texts with constraints apart from the others:
+      # they take the constrained search, which the others need not wait for.
+      kind = lambda w: (w.beam_size, bool(w.request.constraints))
+      for beam_size, constrained in sorted({kind(w) for w in waiting}):
+        group = [w for w in waiting if kind(w) == (beam_size, constrained)]
         results = await loop.run_in_executor(
           self.executor,
           self.translate_apart,
-          [w.text for w in group],
+          [w.request for w in group],
           beam_size,
           max(w.nbest for w in group),
           any(w.attention for w in group),
@@ -337,6 +387,8 @@ def answer(result: Translation, job: Job) -> dict:
       output_tokens=result.output_tokens,
       attention=result.attention,
     )
+  if result.constraints_met is not None:
+    out["constraints_met"] = result.constraints_met
   return out
 
 
@@ -382,9 +434,18 @@ def make_app(
     except RequestError as e:
       # the rest of a body too long is not read: the connection cannot serve another request
       return error(e.status, str(e), **({"connection": "close"} if e.status == 413 else {}))
+    for i, phrases in enumerate(job.constraints or []):
+      try:  # an empty phrase, one the vocabulary cannot write, too many tokens: this request
+        translator.constraint_ids(phrases, f"text {i}")
+      except InputError as e:
+        return error(400, str(e))
+      except Exception as e:  # noqa: BLE001  (whatever the tokenizer raises)
+        return error(422, f"a constraint of text {i} could not be encoded ({type(e).__name__})")
     started = time.perf_counter()
     try:
-      results = await batcher.submit(job.texts, job.beam_size, job.nbest, job.attention)
+      results = await batcher.submit(
+        job.texts, job.beam_size, job.nbest, job.attention, job.constraints
+      )
     except TextFailed as e:
       return error(422, str(e))
     return JSONResponse(

@@ -7,21 +7,27 @@
     jaxseq-translate --workdir=run1 --workdir=run2 "forty two"       # an ensemble
     jaxseq-translate --workdir=workdir --sample --top_p=0.9 --nbest=5 --seed=1 "seven"
     jaxseq-translate --workdir=workdir --prefix="sieben" --alignments "seven hundred"
+    jaxseq-translate --workdir=workdir --constraint="hundert" --constraint="zwölf" "seven"
 
 One output line per input line, in order (with --nbest N: N lines `i ||| text |||
 score`; with --alignments ` ||| 0-0 1-2 ...` added; with --json: one JSON object per
-line, and input lines may be objects {"text": ..., "prefix": ...}). An empty line gives
-an empty line; a source longer than the model's max_length is cut, with a warning on
-stderr. stderr also names the checkpoint step loaded from each workdir, after a warning
-for a damaged newer one that was skipped. Mistakes (missing or mismatched checkpoint,
-models with different vocabularies, invalid UTF-8, text that is not valid Unicode such
-as a lone surrogate, a --json line starting with "{" that is not JSON within
-`jsontext`'s bounds, a prefix the target vocabulary cannot write, bad flags or
-combinations of them) are one line on stderr and exit status 2; at the interactive
-prompt a bad line is reported and the session goes on. Output that cannot be written
-(a full disk) is one line and exit status 2 as well; a reader that stops reading (`|
-head`) ends the command quietly with exit status 1, and Ctrl-C ends it at once (the
-lines printed so far are complete).
+line, and input lines may be objects {"text": ..., "prefix": ..., "constraints":
+[...]}). With constraints (--constraint, repeatable, for every line; or a line's
+"constraints") beam search keeps only outputs that contain every phrase
+(`jaxseq/decoding/phrases.py` says how a phrase is encoded); a line whose constraints
+cannot be met within the output length limit prints an empty line and a warning on
+stderr (with --json, "constraints_met": false). An empty line gives an empty line; a
+source longer than the model's max_length is cut, with a warning on stderr. stderr also
+names the checkpoint step loaded from each workdir, after a warning for a damaged newer
+one that was skipped. Mistakes (missing or mismatched checkpoint, models with different
+vocabularies, invalid UTF-8, text that is not valid Unicode such as a lone surrogate, a
+--json line starting with "{" that is not JSON within `jsontext`'s bounds, a prefix or
+constraint the target vocabulary cannot write, an empty constraint, more constraint
+tokens than the translator takes, bad flags or combinations of them) are one line on
+stderr and exit status 2; at the interactive prompt a bad line is reported and the
+session goes on. Output that cannot be written (a full disk) is one line and exit status
+2 as well; a reader that stops reading (`| head`) ends the command quietly with exit
+status 1, and Ctrl-C ends it at once (the lines printed so far are complete).
 """
 
 import argparse
@@ -38,7 +44,7 @@ import numpy as np
 from jaxseq import cli, quiet
 from jaxseq.data.tokenizers import Tokenizer
 from jaxseq.data.vocab import UNK
-from jaxseq.decoding import alignment
+from jaxseq.decoding import alignment, phrases
 from jaxseq.decoding.batching import Output
 from jaxseq.decoding.options import DecodeOptions, Search
 from jaxseq.errors import ArtifactError, CheckpointError, InputError
@@ -96,6 +102,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     "--prefix", default="", help="target text every translation starts with; the model completes it"
   )
   parser.add_argument(
+    "--constraint",
+    action="append",
+    default=[],
+    metavar="PHRASE",
+    help="target text every translation must contain (repeatable: all of them, for "
+    'every line; beam search only); with --json, added to a line\'s own "constraints"',
+  )
+  parser.add_argument(
     "--alignments",
     action="store_true",
     help="add each translation's word alignment (Pharaoh 'src-tgt' pairs)",
@@ -104,7 +118,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     "--json",
     action="store_true",
     help="one JSON object per line out; input lines may be JSON objects "
-    '{"text": ..., "prefix": ...}',
+    '{"text": ..., "prefix": ..., "constraints": [...]}',
   )
   parser.add_argument(
     "--attention_plot", metavar="FILE.png", help="attention heatmap of the (single) sentence"
@@ -121,6 +135,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if given:
       parser.error(f"{given[0]} applies only with --sample")
   else:
+    if args.constraint:
+      parser.error("--constraint needs beam search; it is not allowed with --sample")
     if args.beam_size is not None and args.beam_size > 1:
       parser.error(
         f"--sample draws outputs one token at a time; --beam_size={args.beam_size} "
@@ -150,16 +166,22 @@ def read_lines(stream, name: str) -> list[str]:
 
 
 class Request(NamedTuple):
-  """One line to translate: its text and the target prefix its outputs must start with."""
+  """One line to translate: its text, the target prefix its outputs must start with, and
+  the phrases (target text) they must contain."""
 
   text: str
   prefix: str = ""
+  constraints: tuple[str, ...] = ()
 
 
 def check_unicode(request: Request, where: str) -> Request:
-  """The request, when its text and prefix are valid Unicode; InputError names the first
-  lone surrogate (a JSON escape such as "\\ud800", or an argument that is not UTF-8)."""
-  for field, value in zip(Request._fields, request):
+  """The request, when its text, prefix and constraints are valid Unicode; InputError names
+  the first lone surrogate (a JSON escape such as "\\ud800", or an argument that is not
+  UTF-8)."""
+  text, prefix, constraints = request
+  values = [("text", text), ("prefix", prefix)]
+  values += [(f"constraint {i}", c) for i, c in enumerate(constraints)]
+  for field, value in values:
     if problem := jsontext.unicode_problem(value):
       raise InputError(
         f"{where} is not valid Unicode: its {field} holds {problem}; give UTF-8 text"
@@ -168,8 +190,9 @@ def check_unicode(request: Request, where: str) -> Request:
 
 
 def parse_json_lines(lines: list[str], name: str, first: int = 1) -> list[Request]:
-  """--json input: a line that starts with "{" is an object {"text": ..., "prefix": ...}
-  ("prefix" optional); any other line is plain text. The lines are numbered from first.
+  """--json input: a line that starts with "{" is an object {"text": ..., "prefix": ...,
+  "constraints": [...]} ("prefix" and the list of strings "constraints" optional); any
+  other line is plain text. The lines are numbered from first.
   InputError (one line) names the bad line: not JSON, nested or numbered beyond
   jsontext's bounds, not such an object, or text that is not valid Unicode."""
   requests = []
@@ -186,18 +209,22 @@ def parse_json_lines(lines: list[str], name: str, first: int = 1) -> list[Reques
         '{"text": ..., "prefix": ...} or plain text'
       ) from None
     unknown = set(item) - set(Request._fields) if isinstance(item, dict) else set()
+    constraints = item.get("constraints", []) if isinstance(item, dict) else None
     if (
       not isinstance(item, dict)
       or not isinstance(item.get("text"), str)
       or not isinstance(item.get("prefix", ""), str)
+      or not isinstance(constraints, list)
+      or not all(isinstance(c, str) for c in constraints)
       or unknown
     ):
       raise InputError(
         f"{where} is not a translation request: expected a JSON "
-        'object with a string "text" and an optional string "prefix"'
-        + (f" (unknown field {sorted(unknown)[0]!r})" if unknown else "")
+        'object with a string "text", an optional string "prefix" and an optional list '
+        'of strings "constraints"' + (f" (unknown field {sorted(unknown)[0]!r})" if unknown else "")
       )
-    requests.append(check_unicode(Request(item["text"], item.get("prefix", "")), where))
+    request = Request(item["text"], item.get("prefix", ""), tuple(constraints))
+    requests.append(check_unicode(request, where))
   return requests
 
 
@@ -210,6 +237,7 @@ class Backend(Protocol):
   step: int
   max_length: int
   options: "DecodeOptions"  # the default: beam search with config.decode
+  max_constraint_tokens: int  # constraint tokens a sentence may have (0: no constraints)
 
   def translate_ids(
     self,
@@ -218,6 +246,7 @@ class Backend(Protocol):
     *,
     batch_size: int,
     prefixes: list[list[int]] | None = None,
+    constraints: list[list[list[int]]] | None = None,
     progress: str | None = None,
   ) -> list["Output"]: ...
 
@@ -270,6 +299,15 @@ class Translator:
       )
     return ids
 
+  def constraint_ids(self, constraints: tuple[str, ...], where: str) -> list[list[int]]:
+    """Target ids of a request's constraint phrases (`phrases.constraint_ids`); InputError
+    for an empty phrase, one the target vocabulary cannot write, or too many tokens."""
+    most = getattr(self.backend, "max_constraint_tokens", 0)
+    try:
+      return phrases.constraint_ids(self.tgt_vocab, constraints, most)
+    except ValueError as e:
+      raise InputError(f"{where}: {e}") from None
+
   def translate(
     self,
     requests: list[Request],
@@ -281,10 +319,13 @@ class Translator:
     attention: bool = True,
   ) -> list[Translation]:
     """One Translation per request: its n-best list (options.nbest, best first), source
-    and output tokens, attention (when asked) and alignments (when asked). InputError
-    for a bad prefix. options: the decoding options of this call (default: self.options)."""
+    and output tokens, attention (when asked) and alignments (when asked), and with
+    constraints whether they were met. InputError for a bad prefix or constraint, or
+    constraints with a search other than beam search. options: the decoding options of
+    this call (default: self.options)."""
     options = self.options if options is None else options
     prefixes = [self.prefix_ids(r.prefix, f"line {n}") for n, r in enumerate(requests, 1)]
+    wanted = [self.constraint_ids(r.constraints, f"line {n}") for n, r in enumerate(requests, 1)]
     sources = []
     for number, request in enumerate(requests, 1):
       ids = self.src_vocab.encode(request.text)
@@ -296,6 +337,8 @@ class Translator:
         )
       sources.append(ids[: self.max_length])
     todo = [i for i, ids in enumerate(sources) if ids]
+    # Only with constraints: a backend without them (or a stand-in) gets today's call.
+    more = {"constraints": [wanted[i] for i in todo]} if any(wanted) else {}
     try:
       outputs = self.backend.translate_ids(
         [np.asarray(sources[i], np.int32) for i in todo],
@@ -303,6 +346,7 @@ class Translator:
         batch_size=batch_size,
         prefixes=[prefixes[i] for i in todo],
         progress="translate" if progress else None,
+        **more,
       )
     except ValueError as e:  # what an exported artifact cannot do
       raise InputError(str(e)) from None
@@ -317,6 +361,7 @@ class Translator:
   ) -> Translation:
     """The Translation of one request from its search output (None: an empty source)."""
     src_tokens = [self.src_vocab.words[t] for t in source]
+    constraints = list(request.constraints) if request.constraints else None
     if out is None or not out.nbest:
       return Translation(
         request.text,
@@ -325,6 +370,8 @@ class Translator:
         [],
         attention=[] if attention else None,
         alignment="" if alignments else None,
+        constraints=constraints,
+        constraints_met=False if constraints else None,  # an empty output holds none
       )
     nbest = [
       Candidate(
@@ -345,6 +392,8 @@ class Translator:
       attention=np.round(best.attention, 4).tolist() if attention else None,
       prefix=request.prefix if request.prefix.strip() else None,
       alignment=nbest[0].alignment,
+      constraints=constraints,
+      constraints_met=True if constraints else None,  # every output holds them
     )
 
 
@@ -390,11 +439,12 @@ def _interactive(translator: Translator, args) -> Iterator[str]:
         if args.json
         else [check_unicode(Request(line), f"input line {number}")]
       )[0]
-      request = request._replace(prefix=request.prefix or args.prefix)
+      request = with_flags(request, args)
       result = translator.translate([request], batch_size=1, alignments=args.alignments)[0]
     except InputError as e:  # a bad line in a session: say so and go on
       print(f"error: {e}", file=sys.stderr)
       continue
+    warn_unmet(number, result, args)
     yield format_result(
       index, result, as_json=args.json, nbest=args.nbest, alignments=args.alignments
     )
@@ -422,7 +472,28 @@ def _read_requests(args) -> list[Request] | None:
     if args.json
     else [check_unicode(Request(line), f"{name} line {n}") for n, line in enumerate(lines, 1)]
   )
-  return [r._replace(prefix=r.prefix or args.prefix) for r in requests]
+  return [with_flags(r, args) for r in requests]
+
+
+def with_flags(request: Request, args) -> Request:
+  """A request with --prefix (where it has none) and the --constraint phrases added."""
+  for n, phrase in enumerate(args.constraint):
+    check_unicode(Request("", "", (phrase,)), f"--constraint {n + 1}")
+  return request._replace(
+    prefix=request.prefix or args.prefix,
+    constraints=tuple(request.constraints) + tuple(args.constraint),
+  )
+
+
+def warn_unmet(number: int, result: Translation, args):
+  """Plain output: a warning on stderr for a line whose constraints were not met (its
+  output line is empty); --json says so in the line's "constraints_met"."""
+  if result.constraints_met is False and not args.json:
+    print(
+      f"warning: line {number}: no translation contains every constraint within the output "
+      "length limit; its output is empty",
+      file=sys.stderr,
+    )
 
 
 def _apply_flags(translator: Translator, args):
@@ -473,6 +544,8 @@ def run(argv: list[str]) -> int:
     )
   except (InputError, CheckpointError, ArtifactError) as e:
     return cli.fail(str(e))
+  for number, result in enumerate(results, 1):
+    warn_unmet(number, result, args)
   status = cli.print_lines(
     format_result(index, result, as_json=args.json, nbest=args.nbest, alignments=args.alignments)
     for index, result in enumerate(results)

@@ -35,6 +35,10 @@ class Translation:
   attention: list | None = None  # [output tokens, source tokens] of the best, when asked
   prefix: str | None = None  # the forced target prefix, when one was given
   alignment: str | None = None  # of the best translation, when asked
+  constraints: list[str] | None = None  # the phrases every output must contain, when given
+  # With constraints: whether the translations contain them; false when the search found
+  # no output that does within the output length limit (then nbest is empty).
+  constraints_met: bool | None = None
 
   @property
   def translation(self) -> str:
@@ -56,7 +60,7 @@ class Translation:
       "source_tokens": self.source_tokens,
       "output_tokens": self.output_tokens,
     }
-    for name in ("attention", "prefix", "alignment"):
+    for name in ("attention", "prefix", "alignment", "constraints", "constraints_met"):
       if (value := getattr(self, name)) is not None:
         out[name] = value
     return out
