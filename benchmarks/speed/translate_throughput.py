@@ -126,9 +126,7 @@ def main(argv=None) -> int:
 
   config, model, params, src_vocab = load_model(args.workdir, args.seed)
   max_length = config.model.max_length
-  pairs = synthetic.make_splits(
-    args.seed + 1, 0, args.num_sentences, config.data.language
-  )["eval"]
+  pairs = synthetic.make_splits(args.seed + 1, 0, args.num_sentences, config.data.language)["eval"]
   sources = [np.asarray(src_vocab.encode(s)[:max_length], np.int32) for s, _ in pairs]
   sources = [s for s in sources if len(s)]
   decode = DecodeOptions.from_dict(config.decode, strict=False)  # beam search
