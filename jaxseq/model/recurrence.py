@@ -1,0 +1,203 @@
+"""GRU and LSTM recurrences over one sentence, with a VJP of their own.
+
+`run(kind, weights, x_gates, masks, inits)` scans one or more cells ("lanes": the two
+directions of a bidirectional layer) side by side in one `lax.scan`, exactly as the
+plain loop of `seq2seq.run_rnns` did, and returns every step's state. Its reverse-mode
+rule differs from what `jax.grad` derives for that loop in where the weight gradients
+are made.
+
+Per step a cell computes gate pre-activations z_t = x_t + W^T h_{t-1} + b (the input part
+x_t = W_i x + b_i is projected before the loop), then its new state from z_t. By the
+chain rule
+
+    dL/dW = sum_t h_{t-1} (dL/du_t)^T,     dL/db = sum_t dL/du_t,
+
+where u_t = W^T h_{t-1} + b is the recurrent part of z_t. The derived loop multiplies
+h_{t-1} by dL/du_t and adds the product into a carried [hidden, gates] sum at every step.
+Here the backward loop only carries dL/dh (and dL/dc for an LSTM) and emits dL/dz_t, the
+gate gradients, as a scan output; after the loop, dL/du for all steps is one
+[len, gates] array and dL/dW one [hidden, len] @ [len, gates] matmul. Under `jax.vmap`
+that matmul contracts the batch axis as well (`weight_grads`, a `custom_vmap`), so no
+per-example weight gradient is ever stored.
+
+The forward loop saves what the backward step needs (gate activations; the previous
+states are the emitted states shifted by one), so the backward loop holds one matmul per
+lane, dL/dh_{t-1} = W dL/du_t (+ the direct path), and the elementwise gate derivatives:
+
+  GRU (reset after the recurrent matmul): r = s(z_r), u = s(z_z), n = tanh(x_n + r a),
+    a = (W^T h)_n + b_n, h_t = (1-u) n + u h_{t-1}:
+      dn~ = dh (1-u)(1-n^2),  dz_z = dh (h_{t-1} - n) u(1-u),  dz_r = dn~ a r(1-r),
+      dx = (dz_r, dz_z, dn~),  du = (dz_r, dz_z, r dn~),  dh_{t-1} = u dh + W du.
+  LSTM: c_t = s(f) c_{t-1} + s(i) tanh(g), h_t = s(o) tanh(c_t):
+      dc~ = dc + dh s(o)(1 - tanh^2 c_t),  dz = (dc~ tanh(g) s'(i), dc~ c_{t-1} s'(f),
+      dc~ s(i)(1 - tanh^2 g), dh tanh(c_t) s'(o)),  du = dz,
+      dc_{t-1} = s(f) dc~,  dh_{t-1} = W du.
+
+A padded step (mask False) keeps the state: its gradients pass through unchanged and its
+gate gradients are zero.
+"""
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import custom_batching, lax
+
+Array = jax.Array
+Carry = Any  # GRU: h [hidden]; LSTM: (c, h)
+
+
+@custom_batching.custom_vmap
+def weight_grads(inputs: Array, grads: Array) -> tuple[Array, Array]:
+  """(inputs^T @ grads, sum of grads over rows): the gradients of a weight and bias used
+  as `inputs @ W + b` on every row. inputs: [len, in]; grads: [len, out]."""
+  return _weight_grads(inputs, grads)
+
+
+def _weight_grads(inputs: Array, grads: Array) -> tuple[Array, Array]:
+  rows = inputs.reshape(-1, inputs.shape[-1])
+  flat = grads.reshape(-1, grads.shape[-1])
+  kernel = lax.dot_general(rows, flat, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  return kernel.astype(grads.dtype), flat.astype(jnp.float32).sum(0).astype(grads.dtype)
+
+
+@weight_grads.def_vmap
+def _weight_grads_vmap(axis_size, in_batched, inputs, grads):
+  # The batch is more rows of the same sum: the result has no batch axis.
+  inputs, grads = (
+    x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+    for x, batched in zip((inputs, grads), in_batched)
+  )
+  return _weight_grads(inputs, grads), (False, False)
+
+
+def _gru_forward(kernel, bias, h, x_gates, real):
+  hr, hz, hn = jnp.split(h @ kernel + bias, 3, axis=-1)
+  x_r, x_z, x_n = x_gates
+  r = jax.nn.sigmoid(x_r + hr)
+  u = jax.nn.sigmoid(x_z + hz)
+  n = jnp.tanh(x_n + r * hn)
+  new = jnp.where(real, (1.0 - u) * n + u * h, h)
+  return new, (r, u, n, hn)
+
+
+def _lstm_forward(kernel, bias, carry, x_gates, real):
+  c, h = carry
+  gates = jnp.split(h @ kernel + bias, 4, axis=-1)
+  i, f, g, o = (x + hg for x, hg in zip(x_gates, gates))
+  si, sf, tg, so = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+  c_new = sf * c + si * tg
+  tc = jnp.tanh(c_new)
+  new = (jnp.where(real, c_new, c), jnp.where(real, so * tc, h))
+  return new, (si, sf, tg, so, tc)
+
+
+def _gru_backward(kernel, dh, saved, h_prev, real):
+  r, u, n, hn = saved
+  dh_real = jnp.where(real, dh, 0.0)
+  dn = dh_real * (1.0 - u) * (1.0 - n * n)
+  dz = dh_real * (h_prev - n) * u * (1.0 - u)
+  dr = dn * hn * r * (1.0 - r)
+  du = jnp.concatenate([dr, dz, dn * r], axis=-1)
+  dh_prev = jnp.where(real, dh * u + du @ kernel.T, dh)
+  return dh_prev, jnp.concatenate([dr, dz, dn], axis=-1)
+
+
+def _lstm_backward(kernel, dcarry, saved, c_prev, real):
+  dc, dh = dcarry
+  si, sf, tg, so, tc = saved
+  dh_real = jnp.where(real, dh, 0.0)
+  dct = jnp.where(real, dc, 0.0) + dh_real * so * (1.0 - tc * tc)
+  dz = jnp.concatenate(
+    [
+      dct * tg * si * (1.0 - si),
+      dct * c_prev * sf * (1.0 - sf),
+      dct * si * (1.0 - tg * tg),
+      dh_real * tc * so * (1.0 - so),
+    ],
+    axis=-1,
+  )
+  dcarry = (jnp.where(real, dct * sf, dc), jnp.where(real, dz @ kernel.T, dh))
+  return dcarry, dz
+
+
+_FORWARD = {"gru": _gru_forward, "lstm": _lstm_forward}
+_BACKWARD = {"gru": _gru_backward, "lstm": _lstm_backward}
+_GATES = {"gru": 3, "lstm": 4}
+
+
+def _scan(kind, unroll, weights, x_gates, masks, inits, keep):
+  """The forward loop: (states per lane, finals per lane, saved activations per lane or ())."""
+  step = _FORWARD[kind]
+
+  def body(carries, xs):
+    new, outs = [], []
+    for (kernel, bias), carry, (x, real) in zip(weights, carries, xs):
+      carry, saved = step(kernel, bias, carry, x, real)
+      new.append(carry)
+      outs.append((carry, saved if keep else ()))
+    return tuple(new), tuple(outs)
+
+  finals, outs = lax.scan(body, tuple(inits), tuple(zip(x_gates, masks)), unroll=unroll)
+  return tuple(o[0] for o in outs), finals, tuple(o[1] for o in outs)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def run(kind: str, unroll: int, weights, x_gates, masks, inits):
+  """Scans cells of one kind side by side over a sentence.
+
+  kind: "gru" or "lstm"; weights: per lane (kernel [hidden, gates], bias [gates]);
+  x_gates: per lane, one [len, hidden] array per gate (W_i x + b_i); masks: per lane,
+  [len] bool (False: the step keeps the state); inits: per lane, the initial carry.
+  Returns (states, finals): per lane the carry after every step ([len, hidden] arrays,
+  c and h for an LSTM) and after the last one.
+  """
+  states, finals, _ = _scan(kind, unroll, weights, x_gates, masks, inits, keep=False)
+  return states, finals
+
+
+def _run_fwd(kind, unroll, weights, x_gates, masks, inits):
+  states, finals, saved = _scan(kind, unroll, weights, x_gates, masks, inits, keep=True)
+  return (states, finals), (weights, masks, inits, states, saved)
+
+
+def _previous(init: Array, states: Array) -> Array:
+  """The state before every step: init, then every state but the last."""
+  return jnp.concatenate([init[None], states[:-1]], axis=0)
+
+
+def _run_bwd(kind, unroll, residuals, cotangents):
+  weights, masks, inits, states, saved = residuals
+  d_states, d_finals = cotangents
+  step = _BACKWARD[kind]
+  # Per lane, what the backward step reads besides the gradients: h_{t-1} (GRU) or c_{t-1}.
+  prev_for_step = tuple(
+    _previous(init, s) if kind == "gru" else _previous(init[0], s[0])
+    for init, s in zip(inits, states)
+  )
+
+  def body(dcarries, xs):
+    new, dxs = [], []
+    for (kernel, _), dcarry, (d_state, sv, prev, real) in zip(weights, dcarries, xs):
+      dcarry = jax.tree.map(jnp.add, dcarry, d_state)
+      dcarry, dx = step(kernel, dcarry, sv, prev, real)
+      new.append(dcarry)
+      dxs.append(dx)
+    return tuple(new), tuple(dxs)
+
+  xs = tuple(zip(d_states, saved, prev_for_step, masks))
+  d_inits, dxs = lax.scan(body, tuple(d_finals), xs, reverse=True, unroll=unroll)
+  d_weights, d_x_gates = [], []
+  for init, s, sv, prev, dx in zip(inits, states, saved, prev_for_step, dxs):
+    if kind == "gru":  # du = dz except the candidate's, which the reset gate scales
+      ones = jnp.ones_like(sv[0])
+      du, h_prev = dx * jnp.concatenate([ones, ones, sv[0]], axis=-1), prev
+    else:
+      du, h_prev = dx, _previous(init[1], s[1])
+    d_weights.append(weight_grads(h_prev, du))
+    d_x_gates.append(tuple(jnp.split(dx, _GATES[kind], axis=-1)))
+  return tuple(d_weights), tuple(d_x_gates), tuple(None for _ in masks), d_inits
+
+
+run.defvjp(_run_fwd, _run_bwd)
