@@ -311,16 +311,19 @@ class Seq2Seq(nn.Module):
     """The layer that first reads the step's input [emb; ...]: combine, or the first cell's."""
     return self.combine if self.wiring.combine else self.decoder_cells[0].input
 
-  def project_targets(self, emb: Array) -> Any:
-    """The embedding's part of the first layer that reads the decoder input, for any
-    number of positions: emb [..., embed] -> what `decode_hidden(projected=)` takes at one
-    position (per gate of the first cell, [..., hidden] each; or `combine`'s [..., hidden]).
+  def project_targets(self, emb: Array) -> tuple:
+    """The embedding's part of the layers that read the decoder input, for any number of
+    positions: emb [..., embed] -> what `decode_hidden(projected=)` takes at one position:
+    (the first cell's part, one [..., hidden] per gate, or `combine`'s [..., hidden];
+    the attention's `input_scores` when the query starts with the input, else None).
 
     Teacher forcing knows every embedding in advance, so this runs once before the loop
     and the loop projects only the rest of the input (the fed-back h~, the context).
     """
     y = cells.leading_rows(self._first_input_layer(), emb)
-    return y if self.wiring.combine else self.decoder_cells[0].project_gates(y)
+    first = y if self.wiring.combine else self.decoder_cells[0].project_gates(y)
+    query = self.attn.input_scores(emb) if self.wiring.query_with_input else None
+    return first, query
 
   def _first_layer(self, parts: list[Array], projected: Any) -> Any:
     """The first layer that reads the input concatenate(parts) (parts[0] is emb), applied:
@@ -388,15 +391,20 @@ class Seq2Seq(nn.Module):
     parts = [emb]  # the step's input x_t = concatenate(parts)
     if self.config.input_feeding:
       parts.append(state.attentional)  # Luong 3.3
+    first, query_part = (None, None) if projected is None else projected
     if not wiring.query_after_cell:
       top = cells.carry_output(self.config.cell, state.cells[-1])  # h_{t-1} of the top layer
-      query = jnp.concatenate([*parts, top]) if wiring.query_with_input else top
+      query, input_part = top, {}
+      if wiring.query_with_input and query_part is None:
+        query = jnp.concatenate([*parts, top])
+      elif wiring.query_with_input:  # the embedding's part was made before the loop
+        query, input_part = jnp.concatenate([*parts[1:], top]), {"input_part": query_part}
       context, weights, attention_state = attention_lib.call(
-        self.attn, query, memory, attention_state
+        self.attn, query, memory, attention_state, **input_part
       )
       if wiring.feeds_cell:
         parts.append(context)
-    x = self._first_layer(parts, projected)
+    x = self._first_layer(parts, first)
     if wiring.combine:
       x = nn.relu(x)
     carries, h = self._cells(state.cells, x, train)
