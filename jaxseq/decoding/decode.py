@@ -23,6 +23,7 @@ from jax import lax
 
 from jaxseq.data.vocab import BOS, EOS, PAD
 from jaxseq.decoding import ensemble
+from jaxseq.model import deferred
 from jaxseq.model.seq2seq import Seq2Seq
 
 Array = jax.Array
@@ -86,7 +87,7 @@ def _always_forced(model, params, start, tgt_in, keys: _Keys, train: bool):
   projected = model.apply(params, embedded, method=Seq2Seq.project_targets)
   hoist = model.readout_outside_recurrence
 
-  def body(state, inputs):
+  def step(params, memory, state, inputs):
     emb, proj, k = inputs
     state, out, weights = model.apply(
       params,
@@ -101,8 +102,9 @@ def _always_forced(model, params, start, tgt_in, keys: _Keys, train: bool):
     )
     return state, (out, weights)
 
-  _, (outs, weights) = lax.scan(
-    body, state, (embedded, projected, keys.steps), unroll=model.config.scan_unroll
+  xs = (embedded, projected, keys.steps)
+  _, (outs, weights) = deferred.scan(
+    step, params, memory, state, xs, unroll=model.config.scan_unroll
   )
   logits = model.apply(
     params, outs, train=train, readout=hoist, method=Seq2Seq.logits, rngs={"dropout": keys.output}

@@ -19,6 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxseq.model import deferred
+
 Array = jax.Array
 Carry = Any  # GRU: h [hidden]; LSTM: (c [hidden], h [hidden])
 
@@ -34,10 +36,9 @@ def split_gates(x_proj: Array, num_gates: int) -> tuple[Array, ...]:
   return tuple(jnp.split(x_proj, num_gates, axis=-1))
 
 
-def gru_step(kernel: Array, bias: Array, h: Array, x_gates: tuple[Array, ...]) -> Array:
-  """One GRU step. kernel: [hidden, 3*hidden]; x_gates: (x_r, x_z, x_n), W_i x + b_i
-  split by gate, each [hidden]."""
-  h_proj = h @ kernel + bias
+def gru_update(h_proj: Array, h: Array, x_gates: tuple[Array, ...]) -> Array:
+  """One GRU step from h_proj = W_h h + b_h [3*hidden] and x_gates: (x_r, x_z, x_n),
+  W_i x + b_i split by gate, each [hidden]."""
   x_r, x_z, x_n = x_gates
   h_r, h_z, h_n = jnp.split(h_proj, 3, axis=-1)
   reset = jax.nn.sigmoid(x_r + h_r)
@@ -46,15 +47,25 @@ def gru_step(kernel: Array, bias: Array, h: Array, x_gates: tuple[Array, ...]) -
   return (1.0 - update) * candidate + update * h
 
 
-def lstm_step(kernel: Array, bias: Array, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
-  """One LSTM step. kernel: [hidden, 4*hidden]; x_gates: W_i x + b_i split by gate
-  (i, f, g, o), each [hidden]; carry (c, h)."""
-  c, h = carry
-  h_gates = jnp.split(h @ kernel + bias, 4, axis=-1)
+def gru_step(kernel: Array, bias: Array, h: Array, x_gates: tuple[Array, ...]) -> Array:
+  """One GRU step. kernel: [hidden, 3*hidden]; x_gates as for `gru_update`."""
+  return gru_update(h @ kernel + bias, h, x_gates)
+
+
+def lstm_update(h_proj: Array, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
+  """One LSTM step from h_proj = W_h h + b_h [4*hidden] and x_gates: W_i x + b_i split
+  by gate (i, f, g, o), each [hidden]; carry (c, h)."""
+  c, _ = carry
+  h_gates = jnp.split(h_proj, 4, axis=-1)
   i, f, g, o = (x + hg for x, hg in zip(x_gates, h_gates))
   c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
   h = jax.nn.sigmoid(o) * jnp.tanh(c)
   return (c, h)
+
+
+def lstm_step(kernel: Array, bias: Array, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
+  """One LSTM step. kernel: [hidden, 4*hidden]; carry (c, h); x_gates as for `lstm_update`."""
+  return lstm_update(carry[1] @ kernel + bias, carry, x_gates)
 
 
 def leading_rows(dense: nn.Dense, x: Array) -> Array:
@@ -69,8 +80,10 @@ def leading_rows(dense: nn.Dense, x: Array) -> Array:
 
 def trailing_rows(dense: nn.Dense, rest: Array) -> Array:
   """The part of `dense([x; rest])` that reads rest, without the bias: rest @ K[-n:]."""
-  kernel = dense.variables["params"]["kernel"][-rest.shape[-1] :].astype(dense.dtype)
-  return rest.astype(dense.dtype) @ kernel
+  full = dense.variables["params"]["kernel"]
+  row = full.shape[0] - rest.shape[-1]
+  kernel = full[row:].astype(dense.dtype)
+  return deferred.linear(dense.path, rest.astype(dense.dtype), kernel, None, ("kernel",), row)
 
 
 class CellType(NamedTuple):
@@ -78,13 +91,16 @@ class CellType(NamedTuple):
 
   num_gates: int  # gate blocks in the fused kernel: [hidden, num_gates * hidden]
   step: Callable[..., Carry]  # (kernel, bias, carry, x_gates) -> carry
+  update: Callable[..., Carry]  # (h_proj, carry, x_gates) -> carry, h_proj = W_h h + b_h
   carry: Callable[[Array], Carry]  # the zero state from h = zeros [hidden]
   output: Callable[[Carry], Array]  # the hidden vector h the cell exposes
 
 
 CELLS: dict[str, CellType] = {
-  "gru": CellType(3, gru_step, carry=lambda h: h, output=lambda carry: carry),
-  "lstm": CellType(4, lstm_step, carry=lambda h: (h, h), output=lambda carry: carry[1]),
+  "gru": CellType(3, gru_step, gru_update, carry=lambda h: h, output=lambda carry: carry),
+  "lstm": CellType(
+    4, lstm_step, lstm_update, carry=lambda h: (h, h), output=lambda carry: carry[1]
+  ),
 }
 
 
@@ -130,4 +146,7 @@ class RecurrentCell(nn.Module):
     return self.kernel.astype(self.dtype), self.bias.astype(self.dtype)
 
   def step(self, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
-    return CELLS[self.cell].step(*self.weights(), carry, x_gates)
+    kind = CELLS[self.cell]
+    names = ("recurrent_kernel", "recurrent_bias")
+    h_proj = deferred.linear(self.path, kind.output(carry), *self.weights(), names)
+    return kind.update(h_proj, carry, x_gates)
