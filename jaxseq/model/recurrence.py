@@ -79,7 +79,13 @@ def _gru_forward(kernel, bias, h, x_gates, real):
   u = jax.nn.sigmoid(x_z + hz)
   n = jnp.tanh(x_n + r * hn)
   new = jnp.where(real, (1.0 - u) * n + u * h, h)
-  return new, (r, u, n, hn)
+  # dz = [dh; dh; dh] * to_x and du = [dh; dh; dh] * to_u (zero on a padded step);
+  # dh_{t-1} = keep * dh + W du.
+  dn = (1.0 - u) * (1.0 - n * n)
+  to_x = jnp.concatenate([dn * hn * r * (1.0 - r), (h - n) * u * (1.0 - u), dn], axis=-1)
+  to_x = jnp.where(real, to_x, 0.0)
+  to_u = jnp.where(real, to_x * jnp.concatenate([jnp.ones_like(r), jnp.ones_like(r), r], -1), 0.0)
+  return new, (to_x, to_u, jnp.where(real, u, 1.0))
 
 
 def _lstm_forward(kernel, bias, carry, x_gates, real):
@@ -90,36 +96,35 @@ def _lstm_forward(kernel, bias, carry, x_gates, real):
   c_new = sf * c + si * tg
   tc = jnp.tanh(c_new)
   new = (jnp.where(real, c_new, c), jnp.where(real, so * tc, h))
-  return new, (si, sf, tg, so, tc)
-
-
-def _gru_backward(kernel, dh, saved, h_prev, real):
-  r, u, n, hn = saved
-  dh_real = jnp.where(real, dh, 0.0)
-  dn = dh_real * (1.0 - u) * (1.0 - n * n)
-  dz = dh_real * (h_prev - n) * u * (1.0 - u)
-  dr = dn * hn * r * (1.0 - r)
-  du = jnp.concatenate([dr, dz, dn * r], axis=-1)
-  dh_prev = jnp.where(real, dh * u + du @ kernel.T, dh)
-  return dh_prev, jnp.concatenate([dr, dz, dn], axis=-1)
-
-
-def _lstm_backward(kernel, dcarry, saved, c_prev, real):
-  dc, dh = dcarry
-  si, sf, tg, so, tc = saved
-  dh_real = jnp.where(real, dh, 0.0)
-  dct = jnp.where(real, dc, 0.0) + dh_real * so * (1.0 - tc * tc)
-  dz = jnp.concatenate(
-    [
-      dct * tg * si * (1.0 - si),
-      dct * c_prev * sf * (1.0 - sf),
-      dct * si * (1.0 - tg * tg),
-      dh_real * tc * so * (1.0 - so),
-    ],
-    axis=-1,
+  # dc~ = dc + dh * through_c; dz = [dc~; dc~; dc~; dh] * to_z (zero on a padded step);
+  # dc_{t-1} = keep_c * dc + keep_h * dh; dh_{t-1} = W dz (+ dh on a padded step).
+  through_c = so * (1.0 - tc * tc)
+  to_z = jnp.concatenate(
+    [tg * si * (1.0 - si), c * sf * (1.0 - sf), si * (1.0 - tg * tg), tc * so * (1.0 - so)], -1
   )
-  dcarry = (jnp.where(real, dct * sf, dc), jnp.where(real, dz @ kernel.T, dh))
-  return dcarry, dz
+  saved = (
+    jnp.where(real, to_z, 0.0),
+    through_c,
+    jnp.where(real, sf, 1.0),
+    jnp.where(real, through_c * sf, 0.0),
+  )
+  return new, saved
+
+
+def _gru_backward(kernel, dh, saved, real):
+  """Emits dh itself: dz and du are made from it after the loop."""
+  _, to_u, keep = saved
+  du = jnp.concatenate([dh, dh, dh], axis=-1) * to_u
+  return dh * keep + du @ kernel.T, dh
+
+
+def _lstm_backward(kernel, dcarry, saved, real):
+  dc, dh = dcarry
+  to_z, through_c, keep_c, keep_h = saved
+  dct = dc + dh * through_c
+  dz = jnp.concatenate([dct, dct, dct, dh], axis=-1) * to_z
+  dh_prev = dz @ kernel.T + jnp.where(real, 0.0, dh)
+  return (dc * keep_c + dh * keep_h, dh_prev), dz
 
 
 _FORWARD = {"gru": _gru_forward, "lstm": _lstm_forward}
@@ -171,28 +176,23 @@ def _run_bwd(kind, unroll, residuals, cotangents):
   weights, masks, inits, states, saved = residuals
   d_states, d_finals = cotangents
   step = _BACKWARD[kind]
-  # Per lane, what the backward step reads besides the gradients: h_{t-1} (GRU) or c_{t-1}.
-  prev_for_step = tuple(
-    _previous(init, s) if kind == "gru" else _previous(init[0], s[0])
-    for init, s in zip(inits, states)
-  )
 
   def body(dcarries, xs):
     new, dxs = [], []
-    for (kernel, _), dcarry, (d_state, sv, prev, real) in zip(weights, dcarries, xs):
+    for (kernel, _), dcarry, (d_state, sv, real) in zip(weights, dcarries, xs):
       dcarry = jax.tree.map(jnp.add, dcarry, d_state)
-      dcarry, dx = step(kernel, dcarry, sv, prev, real)
+      dcarry, dx = step(kernel, dcarry, sv, real)
       new.append(dcarry)
       dxs.append(dx)
     return tuple(new), tuple(dxs)
 
-  xs = tuple(zip(d_states, saved, prev_for_step, masks))
+  xs = tuple(zip(d_states, saved, masks))
   d_inits, dxs = lax.scan(body, tuple(d_finals), xs, reverse=True, unroll=unroll)
   d_weights, d_x_gates = [], []
-  for init, s, sv, prev, dx in zip(inits, states, saved, prev_for_step, dxs):
-    if kind == "gru":  # du = dz except the candidate's, which the reset gate scales
-      ones = jnp.ones_like(sv[0])
-      du, h_prev = dx * jnp.concatenate([ones, ones, sv[0]], axis=-1), prev
+  for init, s, sv, dx in zip(inits, states, saved, dxs):
+    if kind == "gru":  # the loop emitted dh
+      h_prev, dh3 = _previous(init, s), jnp.concatenate([dx, dx, dx], axis=-1)
+      dx, du = dh3 * sv[0], dh3 * sv[1]
     else:
       du, h_prev = dx, _previous(init[1], s[1])
     d_weights.append(weight_grads(h_prev, du))
