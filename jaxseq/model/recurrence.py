@@ -6,35 +6,38 @@ plain loop of `seq2seq.run_rnns` did, and returns every step's state. Its revers
 rule differs from what `jax.grad` derives for that loop in where the weight gradients
 are made.
 
-Per step a cell computes gate pre-activations z_t = x_t + W^T h_{t-1} + b (the input part
-x_t = W_i x + b_i is projected before the loop), then its new state from z_t. By the
-chain rule
+Per step a cell computes gate pre-activations z_t = x_t + p_t, where x_t = W_i x + b_i is
+projected before the loop and p_t = W^T h_{t-1} + b is the recurrent part, then its new
+state from z_t. By the chain rule
 
-    dL/dW = sum_t h_{t-1} (dL/du_t)^T,     dL/db = sum_t dL/du_t,
+    dL/dW = sum_t h_{t-1} (dL/dp_t)^T,     dL/db = sum_t dL/dp_t.
 
-where u_t = W^T h_{t-1} + b is the recurrent part of z_t. The derived loop multiplies
-h_{t-1} by dL/du_t and adds the product into a carried [hidden, gates] sum at every step.
-Here the backward loop only carries dL/dh (and dL/dc for an LSTM) and emits dL/dz_t, the
-gate gradients, as a scan output; after the loop, dL/du for all steps is one
-[len, gates] array and dL/dW one [hidden, len] @ [len, gates] matmul. Under `jax.vmap`
-that matmul contracts the batch axis as well (`weight_grads`, a `custom_vmap`), so no
-per-example weight gradient is ever stored.
+The derived loop multiplies h_{t-1} by dL/dp_t and adds the product into a carried
+[hidden, gates] sum at every step. Here the backward loop only carries dL/dh (and dL/dc
+for an LSTM) and emits one gradient per step as a scan output; after the loop dL/dp for
+all steps is one [len, gates] array and dL/dW one [hidden, len] @ [len, gates] matmul.
+Under `jax.vmap` that matmul contracts the batch axis as well (`weight_grads`, a
+`custom_vmap`), so no per-example weight gradient is ever stored.
 
-The forward loop saves what the backward step needs (gate activations; the previous
-states are the emitted states shifted by one), so the backward loop holds one matmul per
-lane, dL/dh_{t-1} = W dL/du_t (+ the direct path), and the elementwise gate derivatives:
+Every gate gradient is dh (or dc~) times a factor that the forward step already knows,
+so the forward loop saves those factors (zero on a padded step) and the backward loop
+holds, per lane, one elementwise product, one matmul dL/dh_{t-1} = W dL/dp_t (+ the
+direct path) and one update:
 
-  GRU (reset after the recurrent matmul): r = s(z_r), u = s(z_z), n = tanh(x_n + r a),
-    a = (W^T h)_n + b_n, h_t = (1-u) n + u h_{t-1}:
-      dn~ = dh (1-u)(1-n^2),  dz_z = dh (h_{t-1} - n) u(1-u),  dz_r = dn~ a r(1-r),
-      dx = (dz_r, dz_z, dn~),  du = (dz_r, dz_z, r dn~),  dh_{t-1} = u dh + W du.
+  GRU (reset after the recurrent matmul): r = s(z_r), u = s(z_u), n = tanh(x_n + r a),
+    a = (W^T h_{t-1} + b)_n, h_t = (1-u) n + u h_{t-1}:
+      dz = [dh; dh; dh] * ((1-u)(1-n^2) a r(1-r), (h_{t-1} - n) u(1-u), (1-u)(1-n^2)),
+      dp = dz * (1, 1, r),  dh_{t-1} = u dh + W dp.
+    The loop emits dh; dz and dp for all steps are made from it after the loop.
   LSTM: c_t = s(f) c_{t-1} + s(i) tanh(g), h_t = s(o) tanh(c_t):
-      dc~ = dc + dh s(o)(1 - tanh^2 c_t),  dz = (dc~ tanh(g) s'(i), dc~ c_{t-1} s'(f),
-      dc~ s(i)(1 - tanh^2 g), dh tanh(c_t) s'(o)),  du = dz,
-      dc_{t-1} = s(f) dc~,  dh_{t-1} = W du.
+      dc~ = dc + dh s(o)(1 - tanh^2 c_t),
+      dz = [dc~; dc~; dc~; dh] * (tanh(g) s'(i), c_{t-1} s'(f), s(i)(1 - tanh^2 g),
+                                  tanh(c_t) s'(o)),
+      dp = dz,  dc_{t-1} = s(f) dc~,  dh_{t-1} = W dp.
+    The loop emits dz.
 
 A padded step (mask False) keeps the state: its gradients pass through unchanged and its
-gate gradients are zero.
+gate gradients are zero (its saved factors say so).
 """
 
 import functools
