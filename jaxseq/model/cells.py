@@ -91,16 +91,16 @@ class CellType(NamedTuple):
 
   num_gates: int  # gate blocks in the fused kernel: [hidden, num_gates * hidden]
   step: Callable[..., Carry]  # (kernel, bias, carry, x_gates) -> carry
-  update: Callable[..., Carry]  # (h_proj, carry, x_gates) -> carry, h_proj = W_h h + b_h
   carry: Callable[[Array], Carry]  # the zero state from h = zeros [hidden]
   output: Callable[[Carry], Array]  # the hidden vector h the cell exposes
+  # (h_proj, carry, x_gates) -> carry, the step from h_proj = W_h h + b_h; with it, a
+  # teacher-forced decoder loop makes the recurrent weight gradients after the loop.
+  update: Callable[..., Carry] | None = None
 
 
 CELLS: dict[str, CellType] = {
-  "gru": CellType(3, gru_step, gru_update, carry=lambda h: h, output=lambda carry: carry),
-  "lstm": CellType(
-    4, lstm_step, lstm_update, carry=lambda h: (h, h), output=lambda carry: carry[1]
-  ),
+  "gru": CellType(3, gru_step, carry=lambda h: h, output=lambda c: c, update=gru_update),
+  "lstm": CellType(4, lstm_step, carry=lambda h: (h, h), output=lambda c: c[1], update=lstm_update),
 }
 
 
@@ -147,6 +147,8 @@ class RecurrentCell(nn.Module):
 
   def step(self, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
     kind = CELLS[self.cell]
+    if kind.update is None:
+      return kind.step(*self.weights(), carry, x_gates)
     names = ("recurrent_kernel", "recurrent_bias")
     h_proj = deferred.linear(self.path, kind.output(carry), *self.weights(), names)
     return kind.update(h_proj, carry, x_gates)

@@ -29,11 +29,33 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
-
-from jaxseq.model import recurrence
+from jax import custom_batching, lax
 
 Array = jax.Array
+
+
+@custom_batching.custom_vmap
+def weight_grads(inputs: Array, grads: Array) -> tuple[Array, Array]:
+  """(inputs^T @ grads, sum of grads over rows): the gradients of a weight and bias used
+  as `inputs @ W + b` on every row. inputs: [len, in]; grads: [len, out]."""
+  return _weight_grads(inputs, grads)
+
+
+def _weight_grads(inputs: Array, grads: Array) -> tuple[Array, Array]:
+  rows = inputs.reshape(-1, inputs.shape[-1])
+  flat = grads.reshape(-1, grads.shape[-1])
+  kernel = lax.dot_general(rows, flat, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  return kernel.astype(grads.dtype), flat.astype(jnp.float32).sum(0).astype(grads.dtype)
+
+
+@weight_grads.def_vmap
+def _weight_grads_vmap(axis_size, in_batched, inputs, grads):
+  # The batch is more rows of the same sum: the result has no batch axis.
+  inputs, grads = (
+    x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+    for x, batched in zip((inputs, grads), in_batched)
+  )
+  return _weight_grads(inputs, grads), (False, False)
 
 
 @dataclasses.dataclass
@@ -155,7 +177,7 @@ def _scan_bwd(step_fn, unroll, residuals, cotangent):
   d_params, d_consts, d_carry, d_xs, d_taps = vjp((cotangent, zeros))
   d_params = jax.tree.map(lambda d: d, d_params)  # fresh dicts, to be filled in
   for key, (path, kernel_name, bias_name, row) in where.items():
-    d_kernel, d_bias = recurrence.weight_grads(inputs[key], d_taps[key])
+    d_kernel, d_bias = weight_grads(inputs[key], d_taps[key])
     scope = d_params["params"]
     for name in path:
       scope = scope[name]

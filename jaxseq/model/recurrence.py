@@ -16,7 +16,7 @@ The derived loop multiplies h_{t-1} by dL/dp_t and adds the product into a carri
 [hidden, gates] sum at every step. Here the backward loop only carries dL/dh (and dL/dc
 for an LSTM) and emits one gradient per step as a scan output; after the loop dL/dp for
 all steps is one [len, gates] array and dL/dW one [hidden, len] @ [len, gates] matmul.
-Under `jax.vmap` that matmul contracts the batch axis as well (`weight_grads`, a
+Under `jax.vmap` that matmul contracts the batch axis as well (`deferred.weight_grads`, a
 `custom_vmap`), so no per-example weight gradient is ever stored.
 
 Every gate gradient is dh (or dc~) times a factor that the forward step already knows,
@@ -45,34 +45,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import custom_batching, lax
+from jax import lax
+
+from jaxseq.model import cells
+from jaxseq.model.deferred import weight_grads
 
 Array = jax.Array
 Carry = Any  # GRU: h [hidden]; LSTM: (c, h)
-
-
-@custom_batching.custom_vmap
-def weight_grads(inputs: Array, grads: Array) -> tuple[Array, Array]:
-  """(inputs^T @ grads, sum of grads over rows): the gradients of a weight and bias used
-  as `inputs @ W + b` on every row. inputs: [len, in]; grads: [len, out]."""
-  return _weight_grads(inputs, grads)
-
-
-def _weight_grads(inputs: Array, grads: Array) -> tuple[Array, Array]:
-  rows = inputs.reshape(-1, inputs.shape[-1])
-  flat = grads.reshape(-1, grads.shape[-1])
-  kernel = lax.dot_general(rows, flat, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
-  return kernel.astype(grads.dtype), flat.astype(jnp.float32).sum(0).astype(grads.dtype)
-
-
-@weight_grads.def_vmap
-def _weight_grads_vmap(axis_size, in_batched, inputs, grads):
-  # The batch is more rows of the same sum: the result has no batch axis.
-  inputs, grads = (
-    x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
-    for x, batched in zip((inputs, grads), in_batched)
-  )
-  return _weight_grads(inputs, grads), (False, False)
 
 
 def _gru_forward(kernel, bias, h, x_gates, real):
@@ -151,7 +130,6 @@ def _scan(kind, unroll, weights, x_gates, masks, inits, keep):
   return tuple(o[0] for o in outs), finals, tuple(o[1] for o in outs)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def run(kind: str, unroll: int, weights, x_gates, masks, inits):
   """Scans cells of one kind side by side over a sentence.
 
@@ -159,8 +137,28 @@ def run(kind: str, unroll: int, weights, x_gates, masks, inits):
   x_gates: per lane, one [len, hidden] array per gate (W_i x + b_i); masks: per lane,
   [len] bool (False: the step keeps the state); inits: per lane, the initial carry.
   Returns (states, finals): per lane the carry after every step ([len, hidden] arrays,
-  c and h for an LSTM) and after the last one.
+  c and h for an LSTM) and after the last one. A cell of `cells.CELLS` other than these
+  two runs its own step in a plain scan, differentiated by `jax.grad`.
   """
+  if kind not in _BACKWARD:
+    return _plain(cells.CELLS[kind].step, unroll, weights, x_gates, masks, inits)
+  return _run(kind, unroll, weights, x_gates, masks, inits)
+
+
+def _plain(step, unroll, weights, x_gates, masks, inits):
+  def body(carries, xs):
+    new = []
+    for (kernel, bias), carry, (x, real) in zip(weights, carries, xs):
+      stepped = step(kernel, bias, carry, x)
+      new.append(jax.tree.map(functools.partial(jnp.where, real), stepped, carry))
+    return tuple(new), tuple(new)
+
+  finals, states = lax.scan(body, tuple(inits), tuple(zip(x_gates, masks)), unroll=unroll)
+  return states, finals
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _run(kind: str, unroll: int, weights, x_gates, masks, inits):
   states, finals, _ = _scan(kind, unroll, weights, x_gates, masks, inits, keep=False)
   return states, finals
 
@@ -203,4 +201,4 @@ def _run_bwd(kind, unroll, residuals, cotangents):
   return tuple(d_weights), tuple(d_x_gates), tuple(None for _ in masks), d_inits
 
 
-run.defvjp(_run_fwd, _run_bwd)
+_run.defvjp(_run_fwd, _run_bwd)
