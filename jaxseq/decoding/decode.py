@@ -23,7 +23,6 @@ from jax import lax
 
 from jaxseq.data.vocab import BOS, EOS, PAD
 from jaxseq.decoding import ensemble
-from jaxseq.model import deferred
 from jaxseq.model.seq2seq import Seq2Seq
 
 Array = jax.Array
@@ -103,8 +102,8 @@ def _always_forced(model, params, start, tgt_in, keys: _Keys, train: bool):
     return state, (out, weights)
 
   xs = (embedded, projected, keys.steps)
-  _, (outs, weights) = deferred.scan(
-    step, params, memory, state, xs, unroll=model.config.scan_unroll
+  _, (outs, weights) = lax.scan(
+    lambda state, x: step(params, memory, state, x), state, xs, unroll=model.config.scan_unroll
   )
   logits = model.apply(
     params, outs, train=train, readout=hoist, method=Seq2Seq.logits, rngs={"dropout": keys.output}

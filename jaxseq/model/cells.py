@@ -19,8 +19,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxseq.model import deferred
-
 Array = jax.Array
 Carry = Any  # GRU: h [hidden]; LSTM: (c [hidden], h [hidden])
 
@@ -36,9 +34,10 @@ def split_gates(x_proj: Array, num_gates: int) -> tuple[Array, ...]:
   return tuple(jnp.split(x_proj, num_gates, axis=-1))
 
 
-def gru_update(h_proj: Array, h: Array, x_gates: tuple[Array, ...]) -> Array:
-  """One GRU step from h_proj = W_h h + b_h [3*hidden] and x_gates: (x_r, x_z, x_n),
-  W_i x + b_i split by gate, each [hidden]."""
+def gru_step(kernel: Array, bias: Array, h: Array, x_gates: tuple[Array, ...]) -> Array:
+  """One GRU step. kernel: [hidden, 3*hidden]; x_gates: (x_r, x_z, x_n), W_i x + b_i
+  split by gate, each [hidden]."""
+  h_proj = h @ kernel + bias
   x_r, x_z, x_n = x_gates
   h_r, h_z, h_n = jnp.split(h_proj, 3, axis=-1)
   reset = jax.nn.sigmoid(x_r + h_r)
@@ -47,25 +46,15 @@ def gru_update(h_proj: Array, h: Array, x_gates: tuple[Array, ...]) -> Array:
   return (1.0 - update) * candidate + update * h
 
 
-def gru_step(kernel: Array, bias: Array, h: Array, x_gates: tuple[Array, ...]) -> Array:
-  """One GRU step. kernel: [hidden, 3*hidden]; x_gates as for `gru_update`."""
-  return gru_update(h @ kernel + bias, h, x_gates)
-
-
-def lstm_update(h_proj: Array, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
-  """One LSTM step from h_proj = W_h h + b_h [4*hidden] and x_gates: W_i x + b_i split
-  by gate (i, f, g, o), each [hidden]; carry (c, h)."""
-  c, _ = carry
-  h_gates = jnp.split(h_proj, 4, axis=-1)
+def lstm_step(kernel: Array, bias: Array, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
+  """One LSTM step. kernel: [hidden, 4*hidden]; x_gates: W_i x + b_i split by gate
+  (i, f, g, o), each [hidden]; carry (c, h)."""
+  c, h = carry
+  h_gates = jnp.split(h @ kernel + bias, 4, axis=-1)
   i, f, g, o = (x + hg for x, hg in zip(x_gates, h_gates))
   c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
   h = jax.nn.sigmoid(o) * jnp.tanh(c)
   return (c, h)
-
-
-def lstm_step(kernel: Array, bias: Array, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
-  """One LSTM step. kernel: [hidden, 4*hidden]; carry (c, h); x_gates as for `lstm_update`."""
-  return lstm_update(carry[1] @ kernel + bias, carry, x_gates)
 
 
 def leading_rows(dense: nn.Dense, x: Array) -> Array:
@@ -80,10 +69,8 @@ def leading_rows(dense: nn.Dense, x: Array) -> Array:
 
 def trailing_rows(dense: nn.Dense, rest: Array) -> Array:
   """The part of `dense([x; rest])` that reads rest, without the bias: rest @ K[-n:]."""
-  full = dense.variables["params"]["kernel"]
-  row = full.shape[0] - rest.shape[-1]
-  kernel = full[row:].astype(dense.dtype)
-  return deferred.linear(dense.path, rest.astype(dense.dtype), kernel, None, ("kernel",), row)
+  kernel = dense.variables["params"]["kernel"][-rest.shape[-1] :].astype(dense.dtype)
+  return rest.astype(dense.dtype) @ kernel
 
 
 class CellType(NamedTuple):
@@ -93,14 +80,11 @@ class CellType(NamedTuple):
   step: Callable[..., Carry]  # (kernel, bias, carry, x_gates) -> carry
   carry: Callable[[Array], Carry]  # the zero state from h = zeros [hidden]
   output: Callable[[Carry], Array]  # the hidden vector h the cell exposes
-  # (h_proj, carry, x_gates) -> carry, the step from h_proj = W_h h + b_h; with it, a
-  # teacher-forced decoder loop makes the recurrent weight gradients after the loop.
-  update: Callable[..., Carry] | None = None
 
 
 CELLS: dict[str, CellType] = {
-  "gru": CellType(3, gru_step, carry=lambda h: h, output=lambda c: c, update=gru_update),
-  "lstm": CellType(4, lstm_step, carry=lambda h: (h, h), output=lambda c: c[1], update=lstm_update),
+  "gru": CellType(3, gru_step, carry=lambda h: h, output=lambda carry: carry),
+  "lstm": CellType(4, lstm_step, carry=lambda h: (h, h), output=lambda carry: carry[1]),
 }
 
 
@@ -146,9 +130,4 @@ class RecurrentCell(nn.Module):
     return self.kernel.astype(self.dtype), self.bias.astype(self.dtype)
 
   def step(self, carry: Carry, x_gates: tuple[Array, ...]) -> Carry:
-    kind = CELLS[self.cell]
-    if kind.update is None:
-      return kind.step(*self.weights(), carry, x_gates)
-    names = ("recurrent_kernel", "recurrent_bias")
-    h_proj = deferred.linear(self.path, kind.output(carry), *self.weights(), names)
-    return kind.update(h_proj, carry, x_gates)
+    return CELLS[self.cell].step(*self.weights(), carry, x_gates)

@@ -16,7 +16,7 @@ The derived loop multiplies h_{t-1} by dL/dp_t and adds the product into a carri
 [hidden, gates] sum at every step. Here the backward loop only carries dL/dh (and dL/dc
 for an LSTM) and emits one gradient per step as a scan output; after the loop dL/dp for
 all steps is one [len, gates] array and dL/dW one [hidden, len] @ [len, gates] matmul.
-Under `jax.vmap` that matmul contracts the batch axis as well (`deferred.weight_grads`, a
+Under `jax.vmap` that matmul contracts the batch axis as well (`weight_grads`, a
 `custom_vmap`), so no per-example weight gradient is ever stored.
 
 Every gate gradient is dh (or dc~) times a factor that the forward step already knows,
@@ -45,13 +45,36 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
+from jax import custom_batching, lax
 
 from jaxseq.model import cells
-from jaxseq.model.deferred import weight_grads
 
 Array = jax.Array
 Carry = Any  # GRU: h [hidden]; LSTM: (c, h)
+
+
+@custom_batching.custom_vmap
+def weight_grads(inputs: Array, grads: Array) -> tuple[Array, Array]:
+  """(inputs^T @ grads, sum of grads over rows): the gradients of a weight and bias used
+  as `inputs @ W + b` on every row. inputs: [len, in]; grads: [len, out]."""
+  return _weight_grads(inputs, grads)
+
+
+def _weight_grads(inputs: Array, grads: Array) -> tuple[Array, Array]:
+  rows = inputs.reshape(-1, inputs.shape[-1])
+  flat = grads.reshape(-1, grads.shape[-1])
+  kernel = lax.dot_general(rows, flat, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  return kernel.astype(grads.dtype), flat.astype(jnp.float32).sum(0).astype(grads.dtype)
+
+
+@weight_grads.def_vmap
+def _weight_grads_vmap(axis_size, in_batched, inputs, grads):
+  # The batch is more rows of the same sum: the result has no batch axis.
+  inputs, grads = (
+    x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+    for x, batched in zip((inputs, grads), in_batched)
+  )
+  return _weight_grads(inputs, grads), (False, False)
 
 
 def _gru_forward(kernel, bias, h, x_gates, real):
