@@ -19,16 +19,15 @@ SRC = jnp.array([[4, 7, 5, 9, 0, 0], [6, 0, 0, 0, 0, 0], [3, 8, 8, 4, 5, 10]], j
 TGT = jnp.array([[BOS, 5, 6, 7, 0], [BOS, 8, 0, 0, 0], [BOS, 4, 4, 9, 12]], jnp.int32)
 PADDED = jnp.array([4, 7, 5, 0, 0, 0, 0], jnp.int32)  # 3 real tokens, then padding
 
-_teacher_forced = jax.jit(
-  decode.teacher_forced, static_argnames=("model", "teacher_forcing_ratio", "train")
-)
+_teacher_forced = jax.jit(decode.teacher_forced, static_argnames=("model", "forcing"))
 _batch_teacher_forced = jax.jit(decode.batch_teacher_forced, static_argnames=("model",))
 
 
-def teacher_forced(model, params, src, tgt, key=None, **kw):
+def teacher_forced(model, params, src, tgt, key=None, *, teacher_forcing_ratio=1.0, train=False):
   """The compiled `decode.teacher_forced` of one pair: (logits, weights)."""
   key = jax.random.key(0) if key is None else key
-  return _teacher_forced(model, params, src, tgt, key, **kw)
+  forcing = decode.Forcing(teacher_forcing_ratio, train)
+  return _teacher_forced(model, params, src, tgt, key, forcing=forcing)
 
 
 def check_builds(name: str, model: Seq2Seq):

@@ -29,23 +29,34 @@ from jaxseq.model.seq2seq import Seq2Seq
 Array = jax.Array
 
 
+class Forcing(NamedTuple):
+  """How `teacher_forced` feeds the decoder (hashable: static under jit)."""
+
+  ratio: float = 1.0  # probability of feeding the reference token at each step
+  train: bool = False  # dropout on
+
+
+ALWAYS = Forcing()  # the reference at every step, no dropout
+
+
+class _Keys(NamedTuple):
+  """The random streams of one teacher-forced sentence."""
+
+  steps: Array  # [tgt_len] one key per decoder step
+  embed: Array  # the target embeddings' dropout
+  output: Array  # the output layer's dropout
+
+
 def teacher_forced(
-  model: Seq2Seq,
-  params,
-  src: Array,
-  tgt_in: Array,
-  key: Array,
-  *,
-  teacher_forcing_ratio: float = 1.0,
-  train: bool = False,
+  model: Seq2Seq, params, src: Array, tgt_in: Array, key: Array, forcing: Forcing = ALWAYS
 ) -> tuple[Array, Array]:
   """Scores one sentence pair position by position.
 
-  At each step the reference token tgt_in[t] is fed with probability
-  `teacher_forcing_ratio` (drawn per step from `key`), otherwise the model's own
-  previous argmax; the first step always feeds tgt_in[0] (BOS). At ratio 1.0 (a
-  Python float, static under jit) only the recurrence is scanned: the embedding lookup
-  and the output layers run outside the scan, on all positions at once.
+  At each step the reference token tgt_in[t] is fed with probability `forcing.ratio`
+  (drawn per step from `key`), otherwise the model's own previous argmax; the first step
+  always feeds tgt_in[0] (BOS). At ratio 1.0 (a Python float, static under jit) only the
+  recurrence is scanned: the embedding lookup, the embedding's part of the first input
+  projection and the output layers run outside the scan, on all positions at once.
 
   src: [src_len] int; tgt_in: [tgt_len] int (BOS y_1 ... y_n, padded with 0).
   Returns logits [tgt_len, tgt_vocab] and attention weights [tgt_len, src_len].
@@ -53,30 +64,31 @@ def teacher_forced(
   if src.ndim != 1 or tgt_in.ndim != 1:
     raise ValueError(f"teacher_forced takes one sentence pair, got {src.shape}, {tgt_in.shape}")
   enc_key, step_key, emb_key, out_key = jax.random.split(key, 4)
-  memory, state = model.apply(
-    params, src, train=train, method=Seq2Seq.encode, rngs={"dropout": enc_key}
+  start = model.apply(
+    params, src, train=forcing.train, method=Seq2Seq.encode, rngs={"dropout": enc_key}
   )
-  step_keys = jax.random.split(step_key, tgt_in.shape[0])
-  if teacher_forcing_ratio == 1.0:
-    return _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out_key, train)
-  return _sometimes_forced(
-    model, params, memory, state, tgt_in, step_keys, teacher_forcing_ratio, train
-  )
+  keys = _Keys(jax.random.split(step_key, tgt_in.shape[0]), emb_key, out_key)
+  if forcing.ratio == 1.0:
+    return _always_forced(model, params, start, tgt_in, keys, forcing.train)
+  return _sometimes_forced(model, params, start, tgt_in, keys.steps, forcing)
 
 
-def _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out_key, train):
+def _always_forced(model, params, start, tgt_in, keys: _Keys, train: bool):
   """Every input is the reference, so nothing in the scan needs the previous logits.
 
-  The embeddings are looked up before the scan, and the attentional and output layers
-  run after it, each once on all positions.
+  start: (memory, state) from `Seq2Seq.encode`. The embeddings, and their part of the
+  first layer that reads the decoder input, are computed before the scan; the attentional
+  and output layers run after it, each once on all positions.
   """
+  memory, state = start
   embedded = model.apply(
-    params, tgt_in, train=train, method=Seq2Seq.embed_target, rngs={"dropout": emb_key}
+    params, tgt_in, train=train, method=Seq2Seq.embed_target, rngs={"dropout": keys.embed}
   )
+  projected = model.apply(params, embedded, method=Seq2Seq.project_targets)
   hoist = model.readout_outside_recurrence
 
-  def body(state, inputs):
-    emb, k = inputs
+  def step(params, memory, state, inputs):
+    emb, proj, k = inputs
     state, out, weights = model.apply(
       params,
       memory,
@@ -84,33 +96,38 @@ def _always_forced(model, params, memory, state, tgt_in, step_keys, emb_key, out
       emb,
       train=train,
       readout=not hoist,
+      projected=proj,
       method=Seq2Seq.decode_hidden,
       rngs={"dropout": k},
     )
     return state, (out, weights)
 
-  _, (outs, weights) = lax.scan(body, state, (embedded, step_keys), unroll=model.config.scan_unroll)
+  xs = (embedded, projected, keys.steps)
+  _, (outs, weights) = lax.scan(
+    lambda state, x: step(params, memory, state, x), state, xs, unroll=model.config.scan_unroll
+  )
   logits = model.apply(
-    params, outs, train=train, readout=hoist, method=Seq2Seq.logits, rngs={"dropout": out_key}
+    params, outs, train=train, readout=hoist, method=Seq2Seq.logits, rngs={"dropout": keys.output}
   )
   return logits, weights
 
 
-def _sometimes_forced(model, params, memory, state, tgt_in, step_keys, ratio, train):
+def _sometimes_forced(model, params, start, tgt_in, step_keys, forcing: Forcing):
   """A coin per position decides between the reference and the previous argmax."""
+  memory, state = start
 
   def body(carry, inputs):
     state, prev_pred = carry  # decoder state; the model's last argmax []
     reference, k = inputs
     force_key, dropout_key = jax.random.split(k)
-    forced = jax.random.uniform(force_key) < ratio
+    forced = jax.random.uniform(force_key) < forcing.ratio
     token = jnp.where(forced, reference, prev_pred)
     state, logits, weights = model.apply(
       params,
       memory,
       state,
       token,
-      train=train,
+      train=forcing.train,
       method=Seq2Seq.decode_step,
       rngs={"dropout": dropout_key},
     )
@@ -253,13 +270,9 @@ def sample(model, params, inputs: Inputs, sampling: Sampling, *, max_len: int) -
 
 
 # The one place where sentences become batches (callers jit them).
-def batch_teacher_forced(
-  model, params, src, tgt_in, keys, *, teacher_forcing_ratio=1.0, train=False
-):
+def batch_teacher_forced(model, params, src, tgt_in, keys, forcing: Forcing = ALWAYS):
   """src [batch, src_len], tgt_in [batch, tgt_len], keys [batch] -> per-example outputs."""
-  fn = functools.partial(
-    teacher_forced, model, params, teacher_forcing_ratio=teacher_forcing_ratio, train=train
-  )
+  fn = functools.partial(teacher_forced, model, params, forcing=forcing)
   return jax.vmap(fn)(src, tgt_in, keys)
 
 

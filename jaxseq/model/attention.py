@@ -47,6 +47,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxseq.model import cells
+
 Array = jax.Array
 
 
@@ -159,6 +161,10 @@ class PositionAttention(nn.Module):
   One output unit per source position up to `max_length`; the first src_len are
   used and padding is masked, so sentences longer than max_length cannot be
   attended (a trace-time error says so).
+
+  Its query starts with the step's input x_t. `input_scores(x)` is the part of the scores
+  that reads x (a loop that knows every x_t in advance makes it once); called with it as
+  `input_part`, the query is then only what follows x in it.
   """
 
   max_length: int
@@ -169,7 +175,11 @@ class PositionAttention(nn.Module):
   def keys(self, values: Array) -> Array:
     return values
 
-  def __call__(self, query, memory: Memory):
+  def input_scores(self, x: Array) -> Array:
+    """x [..., n], the first n entries of queries -> their part of the scores, bias included."""
+    return cells.leading_rows(self.position_scores, x)
+
+  def __call__(self, query, memory: Memory, input_part: Array | None = None):
     check_memory(memory)
     src_len = memory.values.shape[0]
     if src_len > self.max_length:
@@ -177,7 +187,11 @@ class PositionAttention(nn.Module):
         f"tutorial attention covers at most model.max_length={self.max_length} source "
         f"positions, got a source padded to {src_len}"
       )
-    return attend(self.position_scores(query)[:src_len], memory)
+    if input_part is None:
+      scores = self.position_scores(query)
+    else:
+      scores = input_part + cells.trailing_rows(self.position_scores, query)
+    return attend(scores[:src_len], memory)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,16 +313,21 @@ def initial_state(module: nn.Module, memory: Memory) -> Any:
   return module.init_state(memory) if is_stateful(module) else ()
 
 
-def call(module: nn.Module, query: Array, memory: Memory, state: Any) -> tuple[Array, Array, Any]:
+def call(
+  module: nn.Module, query: Array, memory: Memory, state: Any, **input_part
+) -> tuple[Array, Array, Any]:
   """One decoder step of any attention: (context, weights, its new state).
+
+  input_part: `input_part=` the module's `input_scores` of the step input, for a query
+  that starts with it (query_with_input), given when it was made before the loop.
 
   A stateless attention is called as `module(query, memory)` and its state () passes
   through; a stateful one gets its state and must return a new one of the same
   structure, shapes and dtypes (it is a loop carry), else ValueError.
   """
   if not is_stateful(module):
-    return (*module(query, memory), state)
-  context, weights, new_state = module(query, memory, state)
+    return (*module(query, memory, **input_part), state)
+  context, weights, new_state = module(query, memory, state, **input_part)
   if _signature(new_state) != _signature(state):
     raise ValueError(
       f"{type(module).__name__} returned a state that is not shaped like its "

@@ -57,6 +57,22 @@ def lstm_step(kernel: Array, bias: Array, carry: Carry, x_gates: tuple[Array, ..
   return (c, h)
 
 
+def leading_rows(dense: nn.Dense, x: Array) -> Array:
+  """The part of `dense([x; rest])` that reads x, the bias included: x @ K[:n] + b for
+  x [..., n]. With `trailing_rows(dense, rest)` it sums to the whole, so a part whose
+  input is known in advance can be projected for all positions before a loop."""
+  params = dense.variables["params"]
+  kernel = params["kernel"][: x.shape[-1]].astype(dense.dtype)
+  y = x.astype(dense.dtype) @ kernel
+  return y + params["bias"].astype(dense.dtype) if dense.use_bias else y
+
+
+def trailing_rows(dense: nn.Dense, rest: Array) -> Array:
+  """The part of `dense([x; rest])` that reads rest, without the bias: rest @ K[-n:]."""
+  kernel = dense.variables["params"]["kernel"][-rest.shape[-1] :].astype(dense.dtype)
+  return rest.astype(dense.dtype) @ kernel
+
+
 class CellType(NamedTuple):
   """One kind of recurrent cell: what `CELLS` maps a config.model.cell name to."""
 
@@ -103,7 +119,11 @@ class RecurrentCell(nn.Module):
 
   def project(self, x: Array) -> tuple[Array, ...]:
     """x: [..., in] -> one [..., hidden] array per gate (`split_gates`)."""
-    return split_gates(self.input(x), CELLS[self.cell].num_gates)
+    return self.project_gates(self.input(x))
+
+  def project_gates(self, y: Array) -> tuple[Array, ...]:
+    """An input projection [..., gates] -> one [..., hidden] array per gate."""
+    return split_gates(y, CELLS[self.cell].num_gates)
 
   def weights(self) -> tuple[Array, Array]:
     """The recurrent (kernel, bias) in the compute dtype, to be closed over by a scan body."""

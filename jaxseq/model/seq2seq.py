@@ -18,19 +18,17 @@ References:
 """
 
 import dataclasses
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from jaxseq import fields
 from jaxseq.errors import ConfigError
 from jaxseq.model import attention as attention_lib
-from jaxseq.model import cells
+from jaxseq.model import cells, recurrence
 
 Array = jax.Array
 
@@ -65,27 +63,18 @@ def run_rnns(
   in sentence order; final carries, one per cell: the state after the last real token
   in that cell's direction). `unroll` time steps run per loop iteration.
   """
-  step = cells.CELLS[kind].step
   flip = lambda a, rev: a[::-1] if rev else a
   # The input projections are hoisted out of the scan: per cell, [src_len, hidden] per gate.
-  inputs = tuple(
-    (tuple(flip(g, rev) for g in c.project(x)), flip(mask, rev))
-    for c, rev in zip(layer_cells, reverse)
-  )
+  x_gates = tuple(tuple(flip(g, rev) for g in c.project(x)) for c, rev in zip(layer_cells, reverse))
+  masks = tuple(flip(mask, rev) for rev in reverse)
   weights = tuple(c.weights() for c in layer_cells)
-
-  def body(carries, inputs):
-    new_carries, outputs = [], []
-    for (kernel, bias), carry, (xp, real) in zip(weights, carries, inputs):
-      new = step(kernel, bias, carry, xp)
-      carry = jax.tree.map(functools.partial(jnp.where, real), new, carry)
-      new_carries.append(carry)
-      outputs.append(jnp.where(real, cells.carry_output(kind, carry), 0.0))
-    return tuple(new_carries), tuple(outputs)
-
   init = tuple(cells.zero_carry(kind, c.hidden_size, x.dtype) for c in layer_cells)
-  finals, outputs = lax.scan(body, init, inputs, unroll=unroll)
-  return tuple(flip(o, rev) for o, rev in zip(outputs, reverse)), finals
+  states, finals = recurrence.run(kind, unroll, weights, x_gates, masks, init)
+  outputs = tuple(
+    flip(jnp.where(real[:, None], cells.carry_output(kind, s), 0.0), rev)
+    for s, real, rev in zip(states, masks, reverse)
+  )
+  return outputs, finals
 
 
 class Encoder(nn.Module):
@@ -306,15 +295,51 @@ class Seq2Seq(nn.Module):
     )
     return memory, state
 
-  def _cells(self, carries: tuple, x: Array, train: bool) -> tuple[tuple, Array]:
-    new = []
+  def _cells(self, carries: tuple, x: Array | tuple, train: bool) -> tuple[tuple, Array]:
+    """x: the first layer's input, or its gate pre-activations (a tuple, one per gate)."""
+    new, h = [], x
     for layer, (cell, carry) in enumerate(zip(self.decoder_cells, carries)):
       if layer > 0:
-        x = self.drop(x, deterministic=not train)
-      carry = cell.step(carry, cell.project(x))
+        h = self.drop(h, deterministic=not train)
+      carry = cell.step(carry, h if isinstance(h, tuple) else cell.project(h))
       new.append(carry)
-      x = cells.carry_output(self.config.cell, carry)
-    return tuple(new), x
+      h = cells.carry_output(self.config.cell, carry)
+    assert not isinstance(h, tuple)
+    return tuple(new), h
+
+  def _first_input_layer(self) -> nn.Dense:
+    """The layer that first reads the step's input [emb; ...]: combine, or the first cell's."""
+    return self.combine if self.wiring.combine else self.decoder_cells[0].input
+
+  def project_targets(self, emb: Array) -> tuple:
+    """The embedding's part of the layers that read the decoder input, for any number of
+    positions: emb [..., embed] -> what `decode_hidden(projected=)` takes at one position:
+    (the first cell's part, one [..., hidden] per gate, or `combine`'s [..., hidden];
+    the attention's `input_scores` when the query starts with the input, else None).
+
+    Teacher forcing knows every embedding in advance, so this runs once before the loop
+    and the loop projects only the rest of the input (the fed-back h~, the context).
+    """
+    y = cells.leading_rows(self._first_input_layer(), emb)
+    first = y if self.wiring.combine else self.decoder_cells[0].project_gates(y)
+    query = self.attn.input_scores(emb) if self.wiring.query_with_input else None
+    return first, query
+
+  def _first_layer(self, parts: list[Array], projected: Any) -> Any:
+    """The first layer that reads the input concatenate(parts) (parts[0] is emb), applied:
+    combine's [hidden], or the first cell's gate pre-activations (a tuple). `projected`:
+    emb's part of it (`project_targets`), when made before the loop."""
+    layer = self._first_input_layer()
+    cell = self.decoder_cells[0]
+    if projected is None:
+      x = jnp.concatenate(parts, -1)
+      return layer(x) if self.wiring.combine else cell.project(x)
+    if len(parts) == 1:
+      return projected
+    rest = cells.trailing_rows(layer, jnp.concatenate(parts[1:], -1))
+    if self.wiring.combine:
+      return projected + rest
+    return tuple(a + b for a, b in zip(projected, cell.project_gates(rest)))
 
   def decode_step(
     self, memory: Memory, state: DecoderState, token: Array, *, train: bool = False
@@ -347,6 +372,7 @@ class Seq2Seq(nn.Module):
     *,
     train: bool = False,
     readout: bool = True,
+    projected: Any = None,
   ) -> tuple[DecoderState, Array | tuple, Array]:
     """The recurrent part of one position: emb [embed] -> (state, out, weights [src_len]).
 
@@ -356,24 +382,31 @@ class Seq2Seq(nn.Module):
     state from `state.attention` and its new state goes into the returned one. `out` is
     what `logits` reads: the readout of (c_t, h_t), h~_t for the attentional one. With
     readout=False (allowed when `readout_outside_recurrence`) `out` is the pair (c_t, h_t)
-    itself, and `logits(out, readout=True)` applies the readout.
+    itself, and `logits(out, readout=True)` applies the readout. `projected`: this
+    position's `project_targets(emb)`, given when it was made before the loop.
     """
     if not readout and not self.readout_outside_recurrence:
       raise ValueError("readout=False needs input_feeding=False: h~ feeds the next step")
     wiring, attention_state = self.wiring, state.attention
-    x = emb
+    parts = [emb]  # the step's input x_t = concatenate(parts)
     if self.config.input_feeding:
-      x = jnp.concatenate([x, state.attentional])  # Luong 3.3
+      parts.append(state.attentional)  # Luong 3.3
+    first, query_part = (None, None) if projected is None else projected
     if not wiring.query_after_cell:
       top = cells.carry_output(self.config.cell, state.cells[-1])  # h_{t-1} of the top layer
-      query = jnp.concatenate([x, top]) if wiring.query_with_input else top
+      query, input_part = top, {}
+      if wiring.query_with_input and query_part is None:
+        query = jnp.concatenate([*parts, top])
+      elif wiring.query_with_input:  # the embedding's part was made before the loop
+        query, input_part = jnp.concatenate([*parts[1:], top]), {"input_part": query_part}
       context, weights, attention_state = attention_lib.call(
-        self.attn, query, memory, attention_state
+        self.attn, query, memory, attention_state, **input_part
       )
       if wiring.feeds_cell:
-        x = jnp.concatenate([x, context])
-      if wiring.combine:
-        x = nn.relu(self.combine(x))
+        parts.append(context)
+    x = self._first_layer(parts, first)
+    if wiring.combine:
+      x = nn.relu(x)
     carries, h = self._cells(state.cells, x, train)
     if wiring.query_after_cell:
       context, weights, attention_state = attention_lib.call(self.attn, h, memory, attention_state)

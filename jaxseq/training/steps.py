@@ -198,8 +198,7 @@ def train_step(
         batch["src"],
         batch["tgt_in"],
         keys,
-        teacher_forcing_ratio=teacher_forcing_ratio,
-        train=True,
+        decode.Forcing(teacher_forcing_ratio, train=True),
       )
       sums = token_sums(logits, batch["tgt_out"], label_smoothing)
       return sums["loss"], sums
