@@ -142,7 +142,8 @@ def test_outputs_hold_every_phrase_and_unconstrained_rows_are_unchanged(
   _assert_same(result, plain, [row for row in range(BATCH) if not phrases[row]])
 
 
-def test_constraints_that_cannot_fit_leave_the_sentence_without_output(small):
+@pytest.mark.parametrize("alpha", [0.0, 3.0])  # 3.0: a large penalty, even on short outputs
+def test_constraints_that_cannot_fit_leave_the_sentence_without_output(small, alpha):
   model, params = small
   src = _sources(BATCH)
   # The output limit is one more than the source's length (ratio 1, offset 1): five
@@ -150,8 +151,8 @@ def test_constraints_that_cannot_fit_leave_the_sentence_without_output(small):
   lengths = np.asarray((src != PAD).sum(1))
   phrases = [[[4, 5, 6, 7, 8]]] * BATCH
   cons = constraints.stack(phrases, MAX_TOKENS)
-  result = _search(model, params, src, None, cons, 0.0, 1.0, beam_size=4, nbest=3, max_len=7)
-  filled = _check_outputs(result, src, phrases, 0.0, model, params)
+  result = _search(model, params, src, None, cons, alpha, 1.0, beam_size=4, nbest=3, max_len=7)
+  filled = _check_outputs(result, src, phrases, alpha, model, params)
   assert not filled[lengths + 1 < 5].any()
   assert (lengths + 1 < 5).any()
 

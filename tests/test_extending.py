@@ -296,7 +296,7 @@ def test_an_ensemble_carries_each_members_state(stateful):
 def test_the_exported_beam_search_keeps_the_state(stateful):
   model, params = stateful
   serialised = export.export_beam_search(
-    model, params, beam_size=3, width=SRC.shape[1], max_length=MAX_LEN, platforms=[]
+    model, params, export.Shape(beam_size=3, width=SRC.shape[1], max_length=MAX_LEN), []
   )
   function = jax_export.deserialize(bytearray(serialised))
   tokens, lengths, scores, _ = function.call(

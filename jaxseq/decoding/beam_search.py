@@ -318,8 +318,9 @@ def _constrained_step(
   finishing = (ends & met & real)[chosen]
   new_tokens, new_attn = extend(chosen)
   new_log_probs = jnp.where(finishing, cand_log_probs[chosen], NEG_INF)
-  all_scores = jnp.concatenate([loop.fin_scores, new_log_probs / length_penalty(length, alpha)])
-  all_scores = jnp.where(all_scores > NEG_INF / 2, all_scores, NEG_INF)
+  # The penalty divides real scores only: NEG_INF / lp would pass for a real score.
+  new_scores = jnp.where(finishing, new_log_probs / length_penalty(length, alpha), NEG_INF)
+  all_scores = jnp.concatenate([loop.fin_scores, new_scores])
   fin_scores, pick = lax.top_k(all_scores, beam_size)
   take = lambda old, new: jnp.concatenate([old, new])[pick]
   fin_tokens = take(loop.fin_tokens, jnp.where(finishing[:, None], new_tokens, PAD))
