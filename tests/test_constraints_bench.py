@@ -46,6 +46,7 @@ def test_the_constraints_benchmark_writes_both_tables(trained_workdir, tmp_path,
   assert (plain["outputs"], constrained["outputs"]) == ("unconstrained", "constrained")
   assert quality["sentences"] == 8
   assert 0 <= quality["sentences_unmet"] <= quality["sentences_constrained"] <= 8
+  assert quality["sentences_without_output"] <= quality["sentences_unmet"]
   assert 0 <= constrained["constraints_met"] <= 1
   assert plain["constraints_met"] == 0  # only words the outputs miss are asked for
   # the unconstrained scores are those of the speed table's row without constraints

@@ -20,8 +20,8 @@ choice is deterministic and does not depend on the other sentences.
    the search without constraints). Every setting decodes the same sentences in the same
    batches; a first call compiles (not timed), then --repeats calls are timed and their
    median gives seconds and sentences/s, and the speed of each N relative to N = 0 at the
-   same beam. Each row also gives the cased BLEU of its outputs and the share of its
-   constraints met.
+   same beam. Each row also gives the cased BLEU of its outputs, the share of its
+   constraints met and its unmet sentences (see 2).
 2. Terminology. The split is decoded without constraints at --quality_beam (default: the
    workdir's config.decode.beam_size). Each sentence then takes as constraints up to
    --terms eligible words that its output misses (the word's target ids do not appear in
@@ -32,7 +32,10 @@ choice is deterministic and does not depend on the other sentences.
    replaced by the constrained ones (a sentence whose constraints the search cannot meet
    scores as an empty translation, as in jaxseq-evaluate). Reported: cased sacreBLEU and
    bleu_lc_tok (`jaxseq/decoding/evaluation.py`) of both, the share of constraints the
-   constrained outputs contain, and the sentences constrained and unmet.
+   constrained outputs contain, and the sentences constrained and unmet (a constrained
+   sentence is unmet when its best output lacks one of its phrases or it has no output;
+   the search is meant to give none rather than one that lacks a phrase, and
+   `sentences_without_output` counts those).
 
 Writes --out (JSON): the command, hardware, versions, the workdir and its checkpoint step,
 the split, the settings and both tables; prints both tables in markdown.
@@ -44,6 +47,7 @@ import string
 import sys
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -136,16 +140,27 @@ def take(words: Sequence[str], count: int, tokenizer: Tokenizer, most_tokens: in
   return chosen
 
 
-def met_share(outputs, wanted: Sequence[Sequence[Sequence[int]]]) -> tuple[int, float, int]:
-  """(constraints, the share the best outputs contain, constrained sentences without an
-  output), counted as jaxseq-evaluate counts them."""
-  met = [
-    phrases.contains(out.best.ids if out.best else [], p)
-    for out, ps in zip(outputs, wanted)
-    for p in ps
-  ]
-  unmet = sum(bool(ps) and out.best is None for out, ps in zip(outputs, wanted))
-  return len(met), (sum(met) / len(met) if met else 1.0), unmet
+class Met(NamedTuple):
+  """How the best outputs met their sentences' constraints."""
+
+  constraints: int  # phrases asked for, in all
+  share: float  # of those phrases, the share the best outputs contain (1.0 for none)
+  unmet: int  # constrained sentences whose best output lacks a phrase, or that have none
+  without_output: int  # constrained sentences the search gave no output
+
+
+def met(outputs, wanted: Sequence[Sequence[Sequence[int]]]) -> Met:
+  """Counts a phrase met where the best output's ids hold its ids, as jaxseq-evaluate
+  does (a sentence without output meets none)."""
+  best = [out.best.ids if out.best else [] for out in outputs]
+  found = [[phrases.contains(ids, p) for p in ps] for ids, ps in zip(best, wanted)]
+  flat = [f for fs in found for f in fs]
+  return Met(
+    len(flat),
+    sum(flat) / len(flat) if flat else 1.0,
+    sum(not all(fs) for fs in found),
+    sum(bool(ps) and out.best is None for out, ps in zip(outputs, wanted)),
+  )
 
 
 SPEED_COLUMNS = [
@@ -223,16 +238,17 @@ def main(argv: list[str]) -> int:
 
       outputs = decode(0)  # compiles every shape this setting needs
       seconds = common.median(common.time_calls(decode, args.repeats))
-      total, share, unmet = met_share(outputs, wanted)
+      counted = met(outputs, wanted)
       row = {
         "beam_size": beam_size,
         "constraints_per_sentence": n,
-        "constraints": total,
+        "constraints": counted.constraints,
         "sentences_short_of_n": sum(len(ws) < n for ws in words),
         "seconds": seconds,
         "sentences_per_second": len(sources) / seconds,
-        "constraints_met": share,
-        "unmet_sentences": unmet,
+        "constraints_met": counted.share,
+        "unmet_sentences": counted.unmet,
+        "sentences_without_output": counted.without_output,
         "bleu": evaluation.text_metrics(texts(outputs), references, False)["bleu"],
       }
       speed.append(row)
@@ -258,8 +274,8 @@ def main(argv: list[str]) -> int:
   replaced = list(plain)
   for k, out in zip(picked, constrained):
     replaced[k] = out
-  total, share, unmet = met_share(constrained, wanted_terms)
-  _, share_before, _ = met_share([plain[k] for k in picked], wanted_terms)
+  after = met(constrained, wanted_terms)
+  before = met([plain[k] for k in picked], wanted_terms)
 
   def scored(outputs, label: str, met: float) -> dict:
     metrics = evaluation.text_metrics(texts(outputs), references, False, language)
@@ -270,9 +286,13 @@ def main(argv: list[str]) -> int:
     "beam_size": quality_beam,
     "sentences": len(pairs),
     "sentences_constrained": len(picked),
-    "sentences_unmet": unmet,
-    "constraints": total,
-    "rows": [scored(plain, "unconstrained", share_before), scored(replaced, "constrained", share)],
+    "sentences_unmet": after.unmet,
+    "sentences_without_output": after.without_output,
+    "constraints": after.constraints,
+    "rows": [
+      scored(plain, "unconstrained", before.share),
+      scored(replaced, "constrained", after.share),
+    ],
     "seconds": time.perf_counter() - started,  # both decodings, compilation included
     # the first sentences' terms, to see what was asked
     "examples": [
@@ -311,7 +331,7 @@ def main(argv: list[str]) -> int:
   print(common.markdown_table(speed, SPEED_COLUMNS))
   print(
     f"\nterminology (beam {quality_beam}; {len(picked)} of {len(pairs)} sentences constrained,"
-    f" {unmet} unmet):\n"
+    f" {after.unmet} unmet):\n"
   )
   print(common.markdown_table(quality["rows"], QUALITY_COLUMNS))
   print(f"\nwrote {args.out}")
