@@ -21,7 +21,8 @@ choice is deterministic and does not depend on the other sentences.
    batches; a first call compiles (not timed), then --repeats calls are timed and their
    median gives seconds and sentences/s, and the speed of each N relative to N = 0 at the
    same beam. Each row also gives the cased BLEU of its outputs, the share of its
-   constraints met and its unmet sentences (see 2).
+   constraints met and its unmet sentences (see 2). `speed_target` checks the target:
+   2 constraints per sentence at beam 4 at least 0.5x the speed of none at beam 4.
 2. Terminology. The split is decoded without constraints at --quality_beam (default: the
    workdir's config.decode.beam_size). Each sentence then takes as constraints up to
    --terms eligible words that its output misses (the word's target ids do not appear in
@@ -163,6 +164,9 @@ def met(outputs, wanted: Sequence[Sequence[Sequence[int]]]) -> Met:
   )
 
 
+# The speed target: N constraints per sentence at beam B decode at least X times as fast as
+# no constraints at beam B (B, N, X); None where the run has not both settings.
+TARGET = (4, 2, 0.5)
 SPEED_COLUMNS = [
   ("beam_size", "beam", "d"),
   ("constraints_per_sentence", "constraints", "d"),
@@ -258,6 +262,19 @@ def main(argv: list[str]) -> int:
     base = unconstrained.get(row["beam_size"])
     row["speed_vs_unconstrained"] = base / row["seconds"] if base else None
 
+  target_row = next(
+    (r for r in speed if (r["beam_size"], r["constraints_per_sentence"]) == TARGET[:2]), None
+  )
+  verdict: dict = {
+    "beam_size": TARGET[0],
+    "constraints_per_sentence": TARGET[1],
+    "least_speed_vs_unconstrained": TARGET[2],
+    "speed_vs_unconstrained": target_row and target_row["speed_vs_unconstrained"],
+  }
+  verdict["passed"] = (
+    verdict["speed_vs_unconstrained"] >= TARGET[2] if verdict["speed_vs_unconstrained"] else None
+  )
+
   quality_beam = args.quality_beam or loaded.options.beam_size
   started = time.perf_counter()
   plain = evaluation.translate_ids(searcher, sources, options(quality_beam))
@@ -322,6 +339,7 @@ def main(argv: list[str]) -> int:
       "max_constraint_tokens": most,
     },
     "speed": speed,
+    "speed_target": verdict,
     "quality": quality,
     "hardware": common.hardware(),
     "versions": common.versions(),
@@ -329,6 +347,12 @@ def main(argv: list[str]) -> int:
   common.write_json(args.out, record)
   print(f"\nspeed ({len(sources)} sentences, median of {args.repeats}):\n")
   print(common.markdown_table(speed, SPEED_COLUMNS))
+  if verdict["passed"] is not None:
+    print(
+      f"\ntarget: {TARGET[1]} constraints at beam {TARGET[0]} at least {TARGET[2]}x the speed "
+      f"without: {verdict['speed_vs_unconstrained']:.2f}x, "
+      + ("met" if verdict["passed"] else "missed")
+    )
   print(
     f"\nterminology (beam {quality_beam}; {len(picked)} of {len(pairs)} sentences constrained,"
     f" {after.unmet} unmet):\n"
