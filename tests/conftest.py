@@ -60,6 +60,18 @@ def rng():
   return jax.random.key(42)
 
 
+# The longest files start first, so that the two workers finish together instead of one
+# running a long test alone at the end (with --dist worksteal in pyproject's addopts).
+LONGEST_FIRST = ("test_gpu_script.py", "test_parallel.py", "test_resume.py")
+
+
+def pytest_collection_modifyitems(items):
+  rank = lambda item: next(
+    (i for i, name in enumerate(LONGEST_FIRST) if item.path.name == name), len(LONGEST_FIRST)
+  )
+  items.sort(key=rank)  # stable: the order within a file, and of the other files, is kept
+
+
 def pytest_sessionfinish(session):
   if not hasattr(session.config, "workerinput"):  # the controller, after every worker
     shutil.rmtree(COMPILE_CACHE, ignore_errors=True)
