@@ -2,10 +2,10 @@
 
 The encoder's recurrence has its own VJP (jaxseq/model/recurrence.py) and teacher forcing
 projects the target embeddings before the decoder loop; tests/reference_loops.py keeps
-the plain loops that `jax.grad` differentiates. Every attention row is checked with a GRU
-and with an LSTM, one and two layers, one and two directions, input feeding on and off,
-dropout off and on (the random streams are the same), on a batch with padding in source
-and target.
+the plain loops that `jax.grad` differentiates. Every variant of the per-row tests is
+checked (every attention row; GRU and LSTM, one and two layers, one and two directions,
+input feeding and dropout on and off: the random streams are the same), on a batch with
+padding in source and target.
 """
 
 import jax
@@ -14,31 +14,16 @@ import numpy as np
 import pytest
 
 from jaxseq.decoding import decode
-from jaxseq.model import attention
 from tests import reference_loops
+from tests import test_model as model_tests
 from tests.attention_checks import SRC, TGT
 from tests.conftest import init_params, tiny_model
 
-PLAIN = dict(cell="gru", num_layers=1, bidirectional=False, input_feeding=False, dropout=0.0)
-DEEP = dict(cell="lstm", num_layers=2, bidirectional=True, input_feeding=True, dropout=0.3)
-SWAPPED = [  # the other cell with each setting, so both cells meet both of every other field
-  dict(PLAIN, cell="lstm"),
-  dict(DEEP, cell="gru"),
-]
-VARIANTS = [dict(fields, attention=a) for a in attention.ATTENTIONS for fields in (PLAIN, DEEP)]
-VARIANTS += [dict(fields, attention="bahdanau") for fields in SWAPPED]
-VARIANTS += [dict(PLAIN, attention="tutorial", readout="none", cell="lstm")]
-# Input feeding feeds back h~, which only the attentional readout makes.
-IDS = [
-  "-".join(
-    [v["attention"], v["cell"], f"l{v['num_layers']}"]
-    + ["bi"] * v["bidirectional"]
-    + ["feed"] * v["input_feeding"]
-    + ["drop"] * (v["dropout"] > 0)
-    + [v.get("readout", "")] * ("readout" in v)
-  )
-  for v in VARIANTS
-]
+# The variants of the per-row tests (tests/test_model.py): every row with a bidirectional
+# GRU, Luong's score with input feeding over two LSTM layers, the tutorial's two decoders,
+# a two-layer bidirectional LSTM with dropout, and the conditional GRU over two LSTM layers.
+VARIANTS, IDS = model_tests.VARIANTS, model_tests.IDS
+SOMETIMES = [VARIANTS.index(model_tests.FED_LSTM), VARIANTS.index(model_tests.TUTORIAL)]
 KEYS = jax.random.split(jax.random.key(3), SRC.shape[0])
 TOLERANCE = 1e-5
 
@@ -75,7 +60,7 @@ def _compare(model, params, library, reference):
 def test_teacher_forced_loss_and_gradients_match_the_plain_loops(fields):
   model = tiny_model(**fields)
   params = init_params(model)
-  train = fields["dropout"] > 0
+  train = fields.get("dropout", 0.0) > 0
   forcing = decode.Forcing(1.0, train)
   library = lambda p: decode.batch_teacher_forced(model, p, SRC, TGT, KEYS, forcing)
   reference = lambda p: jax.vmap(
@@ -84,7 +69,9 @@ def test_teacher_forced_loss_and_gradients_match_the_plain_loops(fields):
   _compare(model, params, library, reference)
 
 
-@pytest.mark.parametrize("fields", [VARIANTS[1], VARIANTS[-2]], ids=[IDS[1], IDS[-2]])
+@pytest.mark.parametrize(
+  "fields", [VARIANTS[i] for i in SOMETIMES], ids=[IDS[i] for i in SOMETIMES]
+)
 def test_sometimes_forced_loss_and_gradients_match_the_plain_encoder(fields):
   model = tiny_model(**fields)
   params = init_params(model)

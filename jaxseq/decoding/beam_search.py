@@ -75,6 +75,14 @@ class Beam(NamedTuple):
   max_length_offset: int | Array = 0
 
 
+def _extensions(alive_log_probs: Array, step_log_probs: Array, prefix, t: Array) -> Array:
+  """log P of every one-token extension of every live hypothesis, [beam, vocab]; within the
+  prefix only the forced token (the others cannot win)."""
+  forced, forced_tok = decode.forced_token(prefix, t)
+  allowed = ~forced | (jnp.arange(step_log_probs.shape[-1]) == forced_tok)
+  return alive_log_probs[:, None] + jnp.where(allowed, step_log_probs, NEG_INF)
+
+
 def beam_search(
   model,
   params,
@@ -137,11 +145,7 @@ def beam_search(
     stepped = step_all(loop.alive_state, prev) if stepped is None else stepped
     states, step_log_probs, weights = stepped
     vocab = step_log_probs.shape[-1]
-    forced, forced_tok = decode.forced_token(prefix, t)
-    # Within the prefix every hypothesis takes the forced token (the others cannot win).
-    allowed = ~forced | (jnp.arange(vocab) == forced_tok)
-    step_log_probs = jnp.where(allowed, step_log_probs, NEG_INF)
-    log_probs = loop.alive_log_probs[:, None] + step_log_probs  # [beam, vocab]
+    log_probs = _extensions(loop.alive_log_probs, step_log_probs, prefix, t)  # [beam, vocab]
     cand_log_probs, flat = lax.top_k(log_probs.reshape(-1), k)  # [k]
     origin, token = flat // vocab, (flat % vocab).astype(jnp.int32)  # [k] each
     cand_tokens = loop.alive_tokens[origin].at[:, t].set(token)  # [k, max_len]
@@ -287,12 +291,8 @@ def _constrained_step(
   beam_size = loop.alive_log_probs.shape[0]
   prefix, limit, alpha = rules
   states, step_log_probs, weights = stepped
-  vocab = step_log_probs.shape[-1]
-  forced, forced_tok = decode.forced_token(prefix, t)
-  # As in `body` (the same computation, done once); `candidates` closes EOS where needed.
-  allowed = ~forced | (jnp.arange(vocab) == forced_tok)
-  step_log_probs = jnp.where(allowed, step_log_probs, NEG_INF)
-  log_probs = loop.alive_log_probs[:, None] + step_log_probs  # [beam, vocab]
+  # As in `body`; `candidates` closes EOS where needed.
+  log_probs = _extensions(loop.alive_log_probs, step_log_probs, prefix, t)  # [beam, vocab]
   k = 2 * beam_size
   origin, token, cand_log_probs = constraints_lib.candidates(cons, progress, log_probs, k)
   each = lambda fn: jax.vmap(fn, in_axes=(None, 0))
