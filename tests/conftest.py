@@ -18,8 +18,12 @@ import tempfile
 # they save at these sizes, and the older CPU fusion code generator compiles faster than
 # the fusion emitters (test_model and test_beam_search: 144 s instead of 205 s, 2 cores).
 # Set before JAX starts; subprocesses inherit it.
+# Each of the two workers runs its matmuls on one thread: two workers on two cores gain
+# nothing from splitting them, and lose the time of the threads waiting on each other.
 os.environ.setdefault(
-  "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+  "XLA_FLAGS",
+  "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
+  "--xla_cpu_multi_thread_eigen=false",
 )
 # One persistent compilation cache for this session's processes (this one and the train.py
 # and translate subprocesses): the tiny runs compile the same steps again and again. The
