@@ -42,6 +42,7 @@ def test_train_py_runs_and_fills_the_workdir(reference_run):
     ("--config.model.readout=luong", ["config.model.readout='luong'", "attentional, none"]),
     ("--config.model.colour=red", ["colour"]),
     ("--config.batch_size=lots", ["batch_size", "lots"]),
+    ("stray", ["'stray' is not a flag"]),  # a word without -- does not start a default run
   ],
 )
 def test_a_bad_config_is_one_line_and_exit_status_2(tmp_path, capsys, flag, words):

@@ -54,7 +54,9 @@ def parse(argv: list[str]):
   """(config, workdir) from the command line (argv[0]: the program's name); raises on a bad
   flag or config field."""
   flag_values, config, workdir = _define(argv)
-  flag_values(argv)
+  positional = flag_values(argv)[1:]
+  if positional:
+    raise ValueError(f"{positional[0]!r} is not a flag: the command takes --flags only")
   config.value.to_dict()  # a config file that failed to load raises here, not later
   return config.value, workdir.value
 
