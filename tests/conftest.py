@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
 # The tests compile many tiny programs; XLA's backend optimisations cost more time than
@@ -25,15 +26,23 @@ os.environ.setdefault(
   "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
   "--xla_cpu_multi_thread_eigen=false",
 )
+# The session's folders are named by the process that loads this file first (pytest's own,
+# the controller with xdist), and the workers and their subprocesses inherit the name; that
+# process removes them at the end (pytest_unconfigure).
+SESSION = os.environ.setdefault("JAXSEQ_TEST_SESSION", str(os.getpid()))
 # One persistent compilation cache for this session's processes (this one and the train.py
 # and translate subprocesses): the tiny runs compile the same steps again and again. The
 # cache only saves time: a cached executable is the one compiled before.
-# Named by the xdist run, which every worker of one run shares.
-COMPILE_CACHE = os.path.join(
-  tempfile.gettempdir(),
-  "jaxseq-tests-xla-" + os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid())),
-)
+COMPILE_CACHE = os.path.join(tempfile.gettempdir(), f"jaxseq-tests-xla-{SESSION}")
 os.makedirs(COMPILE_CACHE, exist_ok=True)
+# Byte code, likewise: with PYTHONDONTWRITEBYTECODE set and a venv installed without .pyc
+# files (pip --no-compile), every one of the suite's dozens of Python processes compiled the
+# source of jax, flax, orbax and the rest again, about 4 s of CPU each. The session's
+# processes keep their byte code in one folder of their own, outside the tree and the venv.
+PYCACHE = os.path.join(tempfile.gettempdir(), f"jaxseq-tests-pyc-{SESSION}")
+os.environ["PYTHONPYCACHEPREFIX"] = PYCACHE
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.pycache_prefix, sys.dont_write_bytecode = PYCACHE, False
 os.environ["JAX_COMPILATION_CACHE_DIR"] = COMPILE_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
@@ -76,9 +85,11 @@ def pytest_collection_modifyitems(items):
   items.sort(key=rank)  # stable: the order within a file, and of the other files, is kept
 
 
-def pytest_sessionfinish(session):
-  if not hasattr(session.config, "workerinput"):  # the controller, after every worker
-    shutil.rmtree(COMPILE_CACHE, ignore_errors=True)
+def pytest_unconfigure(config):
+  # The last hook: the terminal summary, which imports modules of its own, has run.
+  if not hasattr(config, "workerinput"):  # the controller, after every worker
+    for folder in (COMPILE_CACHE, PYCACHE):
+      shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
