@@ -15,13 +15,13 @@ from tests.conftest import tiny_model
 TGT_VOCAB = 5  # PAD, BOS, EOS, UNK and one word
 
 
-def _model(tgt_vocab=TGT_VOCAB, max_length=6, seed=0):
+def _model(tgt_vocab=TGT_VOCAB, max_length=6, seed=0, attention="bahdanau"):
   model = tiny_model(
     9,
     tgt_vocab,
     embed_size=8,
     hidden_size=8,
-    attention="bahdanau",
+    attention=attention,
     attention_size=8,
     bidirectional=True,
     max_length=max_length,
@@ -110,9 +110,13 @@ def _all_outputs(vocab, limit):
   return np.asarray(outputs, np.int32)
 
 
-def test_exhaustive_beam_finds_brute_force_best():
+@pytest.mark.parametrize("attention", ["bahdanau", "coverage"])
+def test_exhaustive_beam_finds_brute_force_best(attention):
+  """Also with a stateful attention (`coverage`). That its state follows the hypotheses
+  through the reorderings is checked on longer outputs in tests/test_extending.py (at this
+  length the best outputs barely depend on it)."""
   limit = 3
-  model, params = _model(max_length=limit)
+  model, params = _model(max_length=limit, attention=attention)
   # PAD is never a useful output; forbid it in both searches by scoring it out.
   params = jax.tree_util.tree_map_with_path(
     lambda path, x: (

@@ -18,6 +18,8 @@ def test_the_default_config_is_valid():
     ("model.cell", "rnn", "one of gru, lstm"),
     ("model.hidden_size", 0, "an integer >= 1"),
     ("model.num_layers", -2, "an integer >= 1"),
+    ("model.local_window", 0, "an integer >= 1"),
+    ("coverage_loss_weight", -0.1, "a number in [0.0, inf)"),
     ("batch_size", 0, "an integer >= 1"),
     ("teacher_forcing_ratio", 1.5, "a number in [0.0, 1.0]"),
     ("teacher_forcing_ratio", -0.1, "a number in [0.0, 1.0]"),
@@ -81,3 +83,22 @@ def test_fault_injection_is_no_field_of_the_product():
   assert not [name for name in fields if name.startswith("fault")]
   with pytest.raises(AttributeError, match="fault_signal"):
     train_py.parse(["train.py", "--config.fault_signal=KILL"])
+
+
+@pytest.mark.parametrize(
+  "other", ["bahdanau", "luong_local_m"]
+)  # luong_local_m: a state, but no coverage
+def test_a_coverage_loss_needs_an_attention_that_keeps_coverage(other):
+  config = default.get_config()
+  config.coverage_loss_weight, config.model.attention = 0.5, "coverage"
+  assert configuration.validate(config).coverage_loss_weight == 0.5
+  config.model.attention = other
+  with pytest.raises(configuration.ConfigError) as info:
+    configuration.validate(config)
+  assert str(info.value) == (
+    f"config.coverage_loss_weight=0.5 is not allowed; expected 0 (off) with "
+    f"model.attention={other!r}, which keeps no coverage vector (a positive weight needs "
+    "one of: coverage)"
+  )
+  config.coverage_loss_weight = 0.0  # off: any attention
+  configuration.validate(config)

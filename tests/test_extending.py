@@ -1,10 +1,11 @@
 """docs/extending.md, followed: a new attention is one class and one row.
 
-The doc's two example attentions are defined here, word for word (a test checks that the
-doc shows this very code), registered as rows of `attention.ATTENTIONS` for one test at a
-time (monkeypatch restores the table), and put through every per-row check of
-tests/attention_checks.py. The stateful one is then run through every search: teacher
-forcing, greedy, sampling, beam search, an ensemble and an exported beam search.
+The doc's first example attention is defined here, word for word, and registered as a row
+of `attention.ATTENTIONS` for one test at a time (monkeypatch restores the table); its
+second is the library's own `coverage` row (a test checks that the doc shows this very
+code of both). Both go through every per-row check of tests/attention_checks.py, and the
+stateful one through every search: teacher forcing, greedy, sampling, beam search, an
+ensemble and an exported beam search.
 """
 
 import functools
@@ -48,24 +49,6 @@ class ScaledDotAttention(nn.Module):
     return attend(scores, memory)  # masked softmax, then the weighted sum of the values
 
 
-class PastWeightAttention(nn.Module):
-  """The dot score minus a learned multiple of the weight each position has had so far."""
-
-  def keys(self, values):
-    return values
-
-  def init_state(self, memory):
-    return jnp.zeros(memory.mask.shape, jnp.float32)  # no weight given yet: [src_len]
-
-  @nn.compact
-  def __call__(self, query, memory, past):
-    check_memory(memory)
-    penalty = self.param("penalty", nn.initializers.ones, ())
-    scores = memory.keys @ query - penalty * past
-    context, weights = attend(scores, memory)
-    return context, weights, past + weights.astype(past.dtype)
-
-
 # Test-only names, so that no compiled function of a library row is reused for them.
 ROWS = {
   "doc_scaled_dot": Entry(
@@ -74,19 +57,13 @@ ROWS = {
     "Vaswani et al. 2017, Eq. 1",
     "the dot score over sqrt(hidden)",
   ),
-  "doc_past_weight": Entry(
-    lambda m: PastWeightAttention(),
-    AFTER_CELL,
-    "docs/extending.md",
-    "the dot score less the weight each position has had",
-  ),
 }
-STATEFUL = "doc_past_weight"
+STATEFUL = "coverage"  # the doc's second example is the library's own row
 
 
 def test_the_doc_shows_this_code_and_names_only_what_exists():
   doc = DOC.read_text()
-  for cls in (ScaledDotAttention, PastWeightAttention):
+  for cls in (ScaledDotAttention, attention.CoverageAttention):
     assert inspect.getsource(cls) in doc, f"docs/extending.md lacks {cls.__name__} as here"
   for field in attention.Entry._fields:  # the table of a row's parts has every one
     assert f"| `{field}" in doc, f"docs/extending.md lacks Entry.{field}"
@@ -105,10 +82,11 @@ def test_the_doc_shows_this_code_and_names_only_what_exists():
     assert hasattr(modules[module], name), f"docs/extending.md names {module}.{name}"
 
 
-@pytest.fixture(params=list(ROWS))
+@pytest.fixture(params=[*ROWS, STATEFUL])
 def row(request, monkeypatch) -> str:
-  """One of the doc's rows, in the table for the test's length."""
-  monkeypatch.setitem(attention.ATTENTIONS, request.param, ROWS[request.param])
+  """One of the doc's rows, in the table (a test-only one for the test's length)."""
+  if request.param in ROWS:
+    monkeypatch.setitem(attention.ATTENTIONS, request.param, ROWS[request.param])
   return request.param
 
 
@@ -122,9 +100,8 @@ def test_a_new_row_passes_every_per_row_check(row):
   config = default.get_config()
   config.model.attention = row
   configuration.validate(config)  # allowed without an edit anywhere else
-  assert f"| `{row}` | {ROWS[row].description} | {ROWS[row].reference} |" in (
-    attention.table_markdown()
-  )
+  entry = attention.ATTENTIONS[row]
+  assert f"| `{row}` | {entry.description} | {entry.reference} |" in attention.table_markdown()
 
 
 def test_the_doc_scaled_dot_scores_as_the_librarys(monkeypatch):
@@ -142,34 +119,34 @@ def test_the_doc_scaled_dot_scores_as_the_librarys(monkeypatch):
 # The stateful row through every search.
 
 
-def _with_penalty(params, penalty: float):
-  return {"params": {**params["params"], "attention": {"penalty": jnp.float32(penalty)}}}
+def _without_coverage(params):
+  """The same tree with w_c, the coverage term's weights, set to zero."""
+  attn = params["params"]["attention"]
+  zero = {"kernel": jnp.zeros_like(attn["coverage"]["kernel"])}
+  return {"params": {**params["params"], "attention": {**attn, "coverage": zero}}}
 
 
-def _without_attention(params):
-  """The tree of the same model with the stateless `luong_dot` row (no attention params)."""
-  return {"params": {k: v for k, v in params["params"].items() if k != "attention"}}
+def _as_bahdanau(params):
+  """The tree of the same model with the stateless `bahdanau` row (no coverage weights)."""
+  attn = {k: v for k, v in params["params"]["attention"].items() if k != "coverage"}
+  return {"params": {**params["params"], "attention": attn}}
 
 
 @pytest.fixture
-def stateful(monkeypatch):
+def stateful():
   """(model, params) of the stateful row; larger weights peak the outputs, so that scores
-  rarely tie, and the penalty is 2."""
-  monkeypatch.setitem(attention.ATTENTIONS, STATEFUL, ROWS[STATEFUL])
+  rarely tie (and make the coverage term larger)."""
   model = tiny_model(attention=STATEFUL, bidirectional=True)
-  params = jax.tree.map(lambda x: 3.0 * x, init_params(model))
-  return model, _with_penalty(params, 2.0)
+  return model, jax.tree.map(lambda x: 3.0 * x, init_params(model))
 
 
 def test_the_state_is_carried_and_changes_the_output(stateful):
   model, params = stateful
   logits, weights = checks.teacher_forced(model, params, SRC[2], TGT[2])
-  # Without its state term the row is the stateless dot row, number for number.
-  no_term, no_term_weights = checks.teacher_forced(
-    model, _with_penalty(params, 0.0), SRC[2], TGT[2]
-  )
-  dot = tiny_model(attention="luong_dot", bidirectional=True)
-  plain, plain_weights = checks.teacher_forced(dot, _without_attention(params), SRC[2], TGT[2])
+  # Without its state term the row is the stateless additive row, number for number.
+  no_term, no_term_weights = checks.teacher_forced(model, _without_coverage(params), SRC[2], TGT[2])
+  additive = tiny_model(attention="bahdanau", bidirectional=True)
+  plain, plain_weights = checks.teacher_forced(additive, _as_bahdanau(params), SRC[2], TGT[2])
   np.testing.assert_allclose(no_term, plain, atol=1e-6)
   np.testing.assert_allclose(no_term_weights, plain_weights, atol=1e-6)
   assert np.abs(np.asarray(logits - no_term)).max() > 1e-2  # the state is used
@@ -273,7 +250,7 @@ def test_beam_search_reorders_the_state_with_the_beams(stateful):
   _check_beam(model, params, result.tokens, result.lengths, result.scores, 0.6)
   # The search differs from that of the same attention without its state term.
   plain = _beam(
-    model, _with_penalty(params, 0.0), SRC, beam_size=3, nbest=3, max_len=MAX_LEN, alpha=0.6
+    model, _without_coverage(params), SRC, beam_size=3, nbest=3, max_len=MAX_LEN, alpha=0.6
   )
   assert not np.array_equal(result.tokens, plain.tokens)
 
@@ -282,7 +259,7 @@ def test_an_ensemble_carries_each_members_state(stateful):
   model, params = stateful
   dot = tiny_model(attention="luong_dot", bidirectional=True)
   models = (model, dot)  # a stateful and a stateless member, states of different shapes
-  members = (params, _without_attention(init_params(model, seed=1)))
+  members = (params, init_params(dot, seed=1))
   greedy = _greedy(models, members, SRC, max_len=MAX_LEN)
   for row in range(SRC.shape[0]):
     expected = _forced_log_probs(

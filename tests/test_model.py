@@ -22,11 +22,17 @@ VARIANTS = [dict(attention=a, bidirectional=True) for a in attention.ATTENTIONS]
   dict(attention="bahdanau", cell="lstm", bidirectional=True, num_layers=2, dropout=0.3),
   dict(attention="conditional", cell="lstm", num_layers=2),  # the second cell on top
 ]
-IDS = [
-  f"{v['attention']}-{v.get('cell', 'gru')}{'-l2' if v.get('num_layers') else ''}"
-  f"{'-' + v['readout'] if 'readout' in v else ''}"
-  for v in VARIANTS
-]
+
+
+def variant_id(v: dict) -> str:
+  window = f"-D{v['local_window']}" if "local_window" in v else ""
+  return (
+    f"{v['attention']}-{v.get('cell', 'gru')}{'-l2' if v.get('num_layers') else ''}"
+    f"{'-' + v['readout'] if 'readout' in v else ''}{window}"
+  )
+
+
+IDS = [variant_id(v) for v in VARIANTS]
 
 _tf = checks.teacher_forced
 _greedy = jax.jit(decode.greedy, static_argnames=("model", "max_len"))
@@ -36,13 +42,20 @@ _greedy = jax.jit(decode.greedy, static_argnames=("model", "max_len"))
 # three variants that together cover every wiring of decode_step (a query before the cell
 # with the readout, Luong's after it with input feeding and stacked LSTMs, the tutorial's
 # query with input and combine layer without a readout); padding, with its gradients, on
-# every row of the table and every variant.
+# every row of the table and every variant. The two local attentions run them too, with a
+# window narrower than the sentences (local-m keeps a state, its step counter); the
+# `coverage` row, the other with a state, runs them in tests/test_extending.py.
+LOCAL = [
+  dict(attention="luong_local_m", local_window=1, bidirectional=True),
+  dict(attention="luong_local_p", local_window=1, bidirectional=True),
+]
 FEW = [
   dict(attention="bahdanau", bidirectional=True),
   FED_LSTM,
   dict(attention="tutorial", readout="none"),
+  *LOCAL,
 ]
-FEW_IDS = [IDS[VARIANTS.index(v)] for v in FEW]
+FEW_IDS = [variant_id(v) for v in FEW]
 
 
 @pytest.mark.parametrize("fields", FEW, ids=FEW_IDS)
@@ -58,6 +71,16 @@ def test_padding_changes_no_output_no_gradient_and_gets_no_attention(fields):
   fixed context)."""
   model = tiny_model(**fields)
   checks.check_padding(model, init_params(model))
+
+
+@pytest.mark.parametrize("fields", LOCAL, ids=[variant_id(v) for v in LOCAL])
+def test_a_narrow_window_is_blind_to_padding_too(fields):
+  """With a window of one position either side, narrower than the 3 real positions of the
+  padded source, the window's centre still comes from the real length: padding changes
+  no output and no gradient, and gets no weight (a real position outside the window may
+  have none either)."""
+  model = tiny_model(**fields)
+  checks.check_padding(model, init_params(model), all_real=False)
 
 
 @pytest.mark.parametrize("fields", FEW, ids=FEW_IDS)

@@ -75,6 +75,20 @@ def test_a_config_json_without_a_field_takes_its_default(tmp_path, section, name
     assert _built_table(workdir) == saved
 
 
+@pytest.mark.parametrize(
+  "section, name, default",
+  [
+    ("model", "local_window", seq2seq.ModelConfig().local_window),
+    ("", "coverage_loss_weight", configuration.TrainConfig().coverage_loss_weight),
+  ],
+)
+def test_a_field_newer_than_the_release_takes_its_default(section, name, default):
+  saved = json.loads((FIXTURE / "config.json").read_text())
+  assert name not in (saved[section] if section else saved)  # the release had no such field
+  config = checkpointing.load_config(str(FIXTURE))
+  assert getattr(getattr(config, section) if section else config, name) == default
+
+
 def test_fields_that_have_gone_are_ignored():
   saved = json.loads((FIXTURE / "config.json").read_text())
   assert [k for k in saved if k.startswith("fault_")]  # the fixture holds some

@@ -1,13 +1,16 @@
-"""The train and eval steps: learning, masking, non-finite guard, compile once."""
+"""The train and eval steps: learning, masking, non-finite guard, compile once, and the
+coverage loss."""
 
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from configs import default
 from jaxseq.data.input_pipeline import pad_batch
+from jaxseq.decoding import decode
 from jaxseq.training import steps
 from tests.conftest import tiny_model
 
@@ -113,3 +116,98 @@ def test_schedules_warm_up_to_the_peak():
     np.testing.assert_allclose(float(schedule(10)), 1e-2, rtol=0.1, err_msg=name)
   cosine = steps.learning_rate_schedule(_config(lr_schedule="warmup_cosine", warmup_steps=10))
   assert float(cosine(100)) < 1e-3
+
+
+# The coverage loss (See et al. 2017, Eq. 12), config.coverage_loss_weight.
+
+_forced = jax.jit(decode.batch_teacher_forced, static_argnames=("model",))
+
+
+def _plain_jit_step(model, **kw):
+  """The train step compiled without donating its state, so that one state serves twice."""
+  return jax.jit(
+    functools.partial(
+      steps.train_step, model=model, teacher_forcing_ratio=1.0, label_smoothing=0.0, **kw
+    )
+  )
+
+
+def _step_without_coverage(state, batch, *, model):
+  """`steps.train_step` as it was before the coverage loss (no mesh, teacher forcing
+  ratio 1, no label smoothing): the step that weight 0 must give bit for bit."""
+  step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+  keys = jax.random.split(step_key, batch["src"].shape[0])
+
+  def summed_loss(params):
+    logits, _ = decode.batch_teacher_forced(
+      model, params, batch["src"], batch["tgt_in"], keys, decode.Forcing(1.0, train=True)
+    )
+    sums = steps.token_sums(logits, batch["tgt_out"], 0.0)
+    return sums["loss"], sums
+
+  (_, sums), grads = jax.value_and_grad(summed_loss, has_aux=True)(state.params)
+  tokens = jnp.maximum(sums["tokens"], 1.0)
+  loss = sums["loss"] / tokens
+  grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g / tokens, jnp.nan), grads)
+  state = state.apply_gradients(grads=grads)
+  sums["grad_norm"] = optax.tree.norm(grads)
+  sums["skipped"] = state.opt_state.notfinite_count
+  return state, sums
+
+
+def _numpy_coverage_loss(weights, tgt_out) -> float:
+  """sum over the batch and the non-PAD targets t of sum_i min(a_t,i, c_t,i), c_t the sum
+  of the weights before step t, from the weights [batch, tgt_len, src_len] alone."""
+  weights, tgt_out = np.asarray(weights, np.float64), np.asarray(tgt_out)
+  total = 0.0
+  for row, targets in zip(weights, tgt_out):
+    coverage = np.zeros(row.shape[-1])
+    for a, target in zip(row, targets):
+      total += np.minimum(a, coverage).sum() * (target != 0)
+      coverage += a
+  return total
+
+
+def test_the_coverage_loss_is_eq_12_of_the_returned_weights_and_joins_the_objective():
+  model = tiny_model(attention="coverage")
+  state = steps.create_train_state(model, _config(), jax.random.key(0))
+  batch = _batch()
+  keys = jax.random.split(jax.random.key(0), 4)  # unused: no dropout
+  _, weights = _forced(model, state.params, batch["src"], batch["tgt_in"], keys)
+  expected = _numpy_coverage_loss(weights, batch["tgt_out"])
+  unmasked = _numpy_coverage_loss(weights, np.ones_like(batch["tgt_out"]))
+  assert expected > 0.1 and unmasked > expected + 0.1  # target padding is left out
+  np.testing.assert_allclose(steps.coverage_sum(weights, batch["tgt_out"]), expected, rtol=1e-5)
+
+  _, sums = _plain_jit_step(model, coverage_loss_weight=4.0)(state, batch)
+  np.testing.assert_allclose(sums["coverage"], expected, rtol=1e-5)
+  _, without = _plain_jit_step(model)(state, batch)
+  np.testing.assert_allclose(sums["loss"], without["loss"], rtol=1e-6)  # the token loss alone
+
+  def objective(params):  # the mean over target tokens of token loss + 4 * coverage loss
+    logits, weights = decode.batch_teacher_forced(
+      model, params, batch["src"], batch["tgt_in"], keys
+    )
+    token = steps.token_sums(logits, batch["tgt_out"])
+    coverage = steps.coverage_sum(weights, batch["tgt_out"])
+    return (token["loss"] + 4.0 * coverage) / token["tokens"]
+
+  grads = jax.jit(jax.grad(objective))(state.params)
+  np.testing.assert_allclose(sums["grad_norm"], optax.tree.norm(grads), rtol=1e-5)
+  assert abs(float(sums["grad_norm"]) - float(without["grad_norm"])) > 1e-3
+
+
+def test_a_zero_coverage_weight_is_the_step_without_it_bit_for_bit():
+  model = tiny_model(attention="coverage")
+  state = steps.create_train_state(model, _config(), jax.random.key(0))
+  batch = _batch()
+  new, sums = _plain_jit_step(model, coverage_loss_weight=0.0)(state, batch)
+  before, reference = jax.jit(functools.partial(_step_without_coverage, model=model))(state, batch)
+  assert set(sums) == set(reference)  # no coverage entry
+  jax.tree.map(np.testing.assert_array_equal, sums, reference)
+  jax.tree.map(np.testing.assert_array_equal, new.params, before.params)
+  weighted, _ = _plain_jit_step(model, coverage_loss_weight=0.5)(state, batch)
+  assert not np.array_equal(
+    weighted.params["params"]["attention"]["energy"]["kernel"],
+    new.params["params"]["attention"]["energy"]["kernel"],
+  )

@@ -6,10 +6,11 @@ Every attention here has two parts:
   * `__call__(query, memory)`, run at every decoder step, returning the context vector
     and the attention weights, a distribution over the real source positions with
     exactly zero weight on padding.
-An attention with a state of its own (coverage, say) has a third part, `init_state(memory)`,
-its state before the first step (any pytree), and its `__call__(query, memory, state)`
-returns the new state as well: (context, weights, state). The decoder carries that state
-in `model.DecoderState.attention` through every search (see `is_stateful`, `call`).
+An attention with a state of its own (the coverage vector of `coverage`, the step counter
+of `luong_local_m`) has a third part, `init_state(memory)`, its state before the first
+step (any pytree), and its `__call__(query, memory, state)` returns the new state as
+well: (context, weights, state). The decoder carries that state in
+`model.DecoderState.attention` through every search (see `is_stateful`, `call`).
 
 `ATTENTIONS` is the one table the rest of jaxseq reads: per name, the module to build
 and its `Wiring`, the facts the decoder needs (who asks, where the context goes). The
@@ -25,7 +26,13 @@ References:
   Bahdanau et al. 2015, "Neural Machine Translation by Jointly Learning to Align and
     Translate", Appendix A.1.2 (additive score v^T tanh(W s + U h)).
   Luong et al. 2015, "Effective Approaches to Attention-based Neural Machine
-    Translation", Eq. 8 (dot, general, concat scores).
+    Translation", Eq. 8 (dot, general, concat scores) and Sec. 3.2 (local attention: a
+    window [p_t - D, p_t + D], at p_t = t (local-m) or at a predicted p_t, times a
+    Gaussian (local-p), Eq. 9-10).
+  Tu et al. 2016, "Modeling Coverage for Neural Machine Translation" (a coverage vector
+    per source position in the attention score); See et al. 2017, "Get To The Point:
+    Summarization with Pointer-Generator Networks", Sec. 2.2 (coverage as the sum of the
+    past weights, Eq. 10-11, and the coverage loss, Eq. 12).
   Vaswani et al. 2017, "Attention Is All You Need", Eq. 1 (the dot score scaled by
     1/sqrt(d), so that its variance does not grow with the size).
   Sennrich et al. 2017, "Nematus: a Toolkit for Neural Machine Translation", Sec. 2.3
@@ -41,7 +48,7 @@ import dataclasses
 import itertools
 import sys
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -194,6 +201,126 @@ class PositionAttention(nn.Module):
     return attend(scores[:src_len], memory)
 
 
+class CoverageAttention(nn.Module):
+  """score(s, h_i) = v^T tanh(W s + U h_i + w_c c_i + b): the additive score with a
+  coverage term (Tu et al. 2016, in the form of See et al. 2017, Eq. 10-11).
+
+  The state is the coverage vector c [src_len]: the sum of the weights each source
+  position has had at the earlier steps, zeros before the first. Reading it, the score
+  can learn to turn from what has been attended to already. Padding gets no weight, so
+  its coverage stays zero. `has_coverage` says that the state is such a sum, which the
+  coverage loss (config.coverage_loss_weight) compares each step's weights with.
+  """
+
+  size: int
+  state_is_coverage: ClassVar[bool] = True  # see has_coverage
+
+  def setup(self):
+    self.key_proj = nn.Dense(self.size, use_bias=False, name="key")
+    self.query_proj = nn.Dense(self.size, name="query")  # W s + b
+    self.coverage_proj = nn.Dense(self.size, use_bias=False, name="coverage")  # w_c
+    self.energy = nn.Dense(1, use_bias=False, name="energy")
+
+  def keys(self, values: Array) -> Array:
+    return self.key_proj(values)  # U h_i for every i: [src_len, size]
+
+  def init_state(self, memory: Memory) -> Array:
+    return jnp.zeros(memory.mask.shape, jnp.float32)  # no weight given yet: [src_len]
+
+  def __call__(self, query, memory: Memory, coverage: Array):
+    check_memory(memory)
+    features = memory.keys + self.query_proj(query) + self.coverage_proj(coverage[:, None])
+    context, weights = attend(self.energy(jnp.tanh(features))[:, 0], memory)
+    return context, weights, coverage + weights.astype(coverage.dtype)
+
+
+def in_window(mask: Array, centre: Array, width: int) -> Array:
+  """mask [src_len] bool, centre [] (a position, maybe fractional), width D -> [src_len]
+  bool: the real positions s (counted from 0) with |s - centre| <= D."""
+  positions = jnp.arange(mask.shape[0])
+  return mask & (jnp.abs(positions - centre) <= width)
+
+
+def real_length(mask: Array) -> Array:
+  """S, the number of real source positions: [] int32."""
+  return jnp.sum(mask, dtype=jnp.int32)
+
+
+class LocalMonotonicAttention(nn.Module):
+  """Luong's local-m (Sec. 3.2): the `general` score h_t^T W_a h_s over the window
+  [p_t - D, p_t + D] around p_t = t, the decoder step (0 at the first output position).
+
+  The state is that step counter, [] int32. The weights are the softmax of the scores
+  over the real positions inside the window, exactly zero outside it and on padding.
+  Past the end of a shorter source, p_t is held at its last real position S - 1, so the
+  window always holds real positions (the last min(D + 1, S) of the sentence) and the
+  weights sum to one; a source with no real position gets all-zero weights, never NaN.
+  """
+
+  query_size: int
+  window: int  # D
+
+  def setup(self):
+    self.key_proj = nn.Dense(self.query_size, use_bias=False, name="key")
+
+  def keys(self, values: Array) -> Array:
+    return self.key_proj(values)  # W_a h_s: [src_len, query_size]
+
+  def init_state(self, memory: Memory) -> Array:
+    return jnp.zeros((), jnp.int32)  # t of the first step
+
+  def __call__(self, query, memory: Memory, step: Array):
+    check_memory(memory)
+    centre = jnp.minimum(step, real_length(memory.mask) - 1)
+    window = in_window(memory.mask, centre, self.window)
+    context, weights = attend(memory.keys @ query, memory._replace(mask=window))
+    return context, weights, step + 1
+
+
+class LocalPredictiveAttention(nn.Module):
+  """Luong's local-p (Sec. 3.2, Eq. 9-10): the `general` score h_t^T W_a h_s over the
+  window [p_t - D, p_t + D] around a predicted position, times a Gaussian centred there.
+
+  p_t = S * sigmoid(v_p^T tanh(W_p h_t)), S the real source length, positions counted
+  from 0. The weights are the softmax of the scores over the real positions inside the
+  window (zero outside it and on padding) times exp(-(s - p_t)^2 / (2 sigma^2)), sigma =
+  D / 2, and then renormalised over the window so that they sum to one (the paper leaves
+  the product as it is). That renormalised product is one softmax of score - (s - p_t)^2
+  / (2 sigma^2) over the window, computed so, which cannot underflow to an all-zero row.
+  The gradient reaches v_p and W_p through the Gaussian; the window's edges are a hard
+  cut. p_t lies in (0, S), so a real position (floor(p_t), or S - 1) lies within 1 <= D
+  of it and the window is never empty; a source with no real position gets all-zero
+  weights, never NaN.
+  """
+
+  query_size: int
+  size: int  # of W_p's output
+  window: int  # D
+
+  def setup(self):
+    self.key_proj = nn.Dense(self.query_size, use_bias=False, name="key")
+    self.position_hidden = nn.Dense(self.size, use_bias=False, name="position_hidden")  # W_p
+    self.position_out = nn.Dense(1, use_bias=False, name="position_out")  # v_p
+
+  def keys(self, values: Array) -> Array:
+    return self.key_proj(values)  # W_a h_s: [src_len, query_size]
+
+  def position(self, query: Array, mask: Array) -> Array:
+    """p_t = S * sigmoid(v_p^T tanh(W_p h_t)): [] float, in (0, S)."""
+    gate = jax.nn.sigmoid(self.position_out(jnp.tanh(self.position_hidden(query)))[0])
+    return real_length(mask).astype(gate.dtype) * gate
+
+  def __call__(self, query, memory: Memory):
+    check_memory(memory)
+    centre = self.position(query, memory.mask)
+    scores = memory.keys @ query
+    positions = jnp.arange(scores.shape[0], dtype=centre.dtype)
+    sigma = self.window / 2
+    scores = scores - (positions - centre) ** 2 / (2 * sigma**2)  # log of the Gaussian
+    window = in_window(memory.mask, centre, self.window)
+    return attend(scores, memory._replace(mask=window))
+
+
 @dataclasses.dataclass(frozen=True)
 class Wiring:
   """How the decoder uses an attention at one step (x_t: the step's input vector).
@@ -268,6 +395,13 @@ ATTENTIONS: dict[str, Entry] = {
     "Bahdanau et al. 2015, A.1.2",
     "additive score on the previous state; the context feeds the cell",
   ),
+  "coverage": Entry(
+    lambda m: CoverageAttention(m.attention_size),
+    BEFORE_CELL,
+    "Tu et al. 2016; See et al. 2017, Sec. 2.2",
+    "additive score on the previous state plus a term of each position's coverage "
+    "(the sum of its past weights); the context feeds the cell",
+  ),
   "luong_dot": Entry(lambda m: DotAttention(), AFTER_CELL, "Luong et al. 2015, Eq. 8", _LUONG_SEEN),
   "luong_general": Entry(
     lambda m: GeneralAttention(m.hidden_size), AFTER_CELL, "Luong et al. 2015, Eq. 8", _LUONG_SEEN
@@ -277,6 +411,20 @@ ATTENTIONS: dict[str, Entry] = {
     AFTER_CELL,
     "Luong et al. 2015, Eq. 8",
     _LUONG_SEEN,
+  ),
+  "luong_local_m": Entry(
+    lambda m: LocalMonotonicAttention(m.hidden_size, m.local_window),
+    AFTER_CELL,
+    "Luong et al. 2015, Sec. 3.2",
+    "general score on the new state over the window [t - D, t + D] of the step t "
+    "(D: model.local_window)",
+  ),
+  "luong_local_p": Entry(
+    lambda m: LocalPredictiveAttention(m.hidden_size, m.attention_size, m.local_window),
+    AFTER_CELL,
+    "Luong et al. 2015, Sec. 3.2, Eq. 9-10",
+    "general score on the new state over the window [p_t - D, p_t + D] of a predicted "
+    "position p_t, times a Gaussian around it, renormalised",
   ),
   "scaled_dot": Entry(
     lambda m: DotAttention(scaled=True),
@@ -305,6 +453,19 @@ def is_stateful(module: nn.Module) -> bool:
   """Whether an attention keeps a state of its own: it then has `init_state(memory)`, and
   its `__call__(query, memory, state)` returns (context, weights, new state)."""
   return hasattr(module, "init_state")
+
+
+def has_coverage(module: nn.Module) -> bool:
+  """Whether an attention's state is its coverage vector, the sum of its past weights per
+  source position (a class that says `state_is_coverage = True`): the c_t that the coverage
+  loss (config.coverage_loss_weight, See et al. 2017, Eq. 12) compares each step's weights
+  with. That loss is computed from the weights the decoder returns, which make the same sum."""
+  return is_stateful(module) and getattr(module, "state_is_coverage", False)
+
+
+def coverage_rows(model_config) -> list[str]:
+  """The names of the rows whose attention `has_coverage`, built from config.model's sizes."""
+  return [name for name, row in ATTENTIONS.items() if has_coverage(row.build(model_config))]
 
 
 def initial_state(module: nn.Module, memory: Memory) -> Any:

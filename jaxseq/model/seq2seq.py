@@ -186,7 +186,15 @@ class ModelConfig(fields.Config):
     128, "recurrent state size of encoder and decoder", fields.at_least(1)
   )
   attention_size: int = fields.field(
-    128, "inner size of additive scores (bahdanau, luong_concat, conditional)", fields.at_least(1)
+    128,
+    "inner size of additive scores (bahdanau, coverage, luong_concat, conditional) and of "
+    "luong_local_p's position layer",
+    fields.at_least(1),
+  )
+  local_window: int = fields.field(
+    10,
+    "D: the window [p_t - D, p_t + D] of luong_local_m and luong_local_p (10 in Luong et al.)",
+    fields.at_least(1),
   )
   num_layers: int = fields.field(
     1, "stacked recurrent layers in encoder and decoder", fields.at_least(1)

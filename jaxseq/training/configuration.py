@@ -17,7 +17,7 @@ from jaxseq import fields
 from jaxseq.data import corpora, input_pipeline
 from jaxseq.decoding import options
 from jaxseq.errors import ConfigError  # noqa: F401  (raised here; the commands report it)
-from jaxseq.model import seq2seq
+from jaxseq.model import attention, seq2seq
 from jaxseq.training import steps
 
 _field = fields.field
@@ -64,6 +64,11 @@ class TrainConfig(fields.Config):
   label_smoothing: float = _field(
     0.0, "mass spread uniformly over the target vocabulary", fields.in_range(0, 1, high_open=True)
   )
+  coverage_loss_weight: float = _field(
+    0.0,
+    "weight of the coverage loss (See et al. 2017, Eq. 12) in the training loss; 0 = off",
+    fields.in_range(0.0, note="0 turns it off; a positive weight needs a coverage attention"),
+  )
   teacher_forcing_ratio: float = _field(
     1.0, "chance per step to feed the reference token (else own argmax)", fields.in_range(0.0, 1.0)
   )
@@ -105,7 +110,8 @@ class TrainConfig(fields.Config):
   decode: options.DecodeConfig = _field(options.DecodeConfig(), "decoding (config.decode)")
 
   def check(self):
-    """The rules between fields: data for the dataset, buckets, checkpoint averaging."""
+    """The rules between fields: data for the dataset, buckets, checkpoint averaging,
+    the coverage loss."""
     self.data.check_for(self.dataset)
     try:
       input_pipeline.train_lengths(self.bucket_lengths, self.model.max_length)
@@ -118,6 +124,16 @@ class TrainConfig(fields.Config):
         k,
         f"0 (off) or an integer in [2, keep_checkpoints="
         f"{self.keep_checkpoints}] (only that many are kept)",
+      )
+    model = self.model
+    if self.coverage_loss_weight and not attention.has_coverage(
+      attention.entry(model.attention).build(model)
+    ):
+      raise ConfigError(
+        "coverage_loss_weight",
+        self.coverage_loss_weight,
+        f"0 (off) with model.attention={model.attention!r}, which keeps no coverage vector "
+        f"(a positive weight needs one of: {', '.join(attention.coverage_rows(model))})",
       )
 
 

@@ -169,6 +169,21 @@ def token_sums(logits: Array, tgt_out: Array, label_smoothing: float = 0.0) -> d
   }
 
 
+def coverage_sum(weights: Array, tgt_out: Array) -> Array:
+  """The coverage loss (See et al. 2017, Eq. 12) summed over the non-PAD targets:
+  sum_t sum_i min(a_t,i, c_t,i), c_t = sum_{t' < t} a_t' the coverage before step t.
+
+  weights: [..., tgt_len, src_len], the attention weights of teacher forcing (row t made
+  the logits of tgt_out[t]); tgt_out: [..., tgt_len]. The coverage is the running sum of
+  these very weights, which is the state of a coverage attention (`attention.has_coverage`).
+  """
+  weights = weights.astype(jnp.float32)
+  before = jnp.cumsum(weights, axis=-2)[..., :-1, :]
+  coverage = jnp.concatenate([jnp.zeros_like(weights[..., :1, :]), before], axis=-2)
+  per_token = jnp.minimum(weights, coverage).sum(-1)  # [..., tgt_len]
+  return (per_token * (tgt_out != PAD)).sum()
+
+
 def train_step(
   state: TrainState,
   batch: dict,
@@ -176,9 +191,15 @@ def train_step(
   model: Seq2Seq,
   teacher_forcing_ratio: float,
   label_smoothing: float,
+  coverage_loss_weight: float = 0.0,
   mesh=None,
 ) -> tuple[TrainState, dict[str, Any]]:
   """One optimizer step on a batch; the loss is the mean over its target tokens.
+
+  With a coverage_loss_weight (a Python float, static under jit), the objective is the
+  mean over the target tokens of the token loss plus that weight times the token's
+  coverage loss (`coverage_sum`); `sums["loss"]` stays the token loss alone, and
+  `sums["coverage"]` is the summed coverage loss. At 0 the step is the one without it.
 
   With a mesh (`parallel.make_mesh`), each device computes the summed loss and its
   gradient on its own rows of the batch and the sums are added once
@@ -192,7 +213,7 @@ def train_step(
     batch, keys = rows
 
     def summed_loss(params):
-      logits, _ = decode.batch_teacher_forced(
+      logits, weights = decode.batch_teacher_forced(
         model,
         params,
         batch["src"],
@@ -201,7 +222,10 @@ def train_step(
         decode.Forcing(teacher_forcing_ratio, train=True),
       )
       sums = token_sums(logits, batch["tgt_out"], label_smoothing)
-      return sums["loss"], sums
+      if not coverage_loss_weight:
+        return sums["loss"], sums
+      sums["coverage"] = coverage_sum(weights, batch["tgt_out"])
+      return sums["loss"] + coverage_loss_weight * sums["coverage"], sums
 
     (_, sums), grads = jax.value_and_grad(summed_loss, has_aux=True)(params)
     return grads, sums
@@ -211,6 +235,8 @@ def train_step(
   )
   tokens = jnp.maximum(sums["tokens"], 1.0)
   loss = sums["loss"] / tokens
+  if coverage_loss_weight:
+    loss = loss + coverage_loss_weight * sums["coverage"] / tokens
   # A non-finite loss makes the step non-finite even where its gradient happens to be finite,
   # so that apply_if_finite skips it.
   grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g / tokens, jnp.nan), grads)

@@ -105,6 +105,7 @@ def _jit_train_step(model, config, mesh):
     model=model,
     teacher_forcing_ratio=config.teacher_forcing_ratio,
     label_smoothing=config.label_smoothing,
+    coverage_loss_weight=config.coverage_loss_weight,
     mesh=mesh,
   )
   return jax.jit(
