@@ -41,9 +41,7 @@ def test_repeats_count_beyond_the_first_and_beyond_the_reference():
   assert coverage.repeated_trigrams("a b", ["a b"]) == (0, 0)
   # words, cased: "A b c" is another 3-gram than "a b c"
   assert coverage.repeated_trigrams("a b c A b c", []) == (0, 4)
-  repeats, grams = coverage.over_translation(
-    [hypothesis, "a b c d e"], [["x y z"], ["a b c d e"]]
-  )
+  repeats, grams = coverage.over_translation([hypothesis, "a b c d e"], [["x y z"], ["a b c d e"]])
   assert (repeats, grams) == (4, trigrams + 3)
 
 

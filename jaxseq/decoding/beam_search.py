@@ -374,9 +374,7 @@ def _constrained_step(
   new_log_probs = jnp.where(finishing, cand_log_probs[chosen], NEG_INF)
   # The penalties score real hypotheses only: NEG_INF / lp would pass for a real score.
   cp = coverage_penalty(new_cov, real_src, beta)
-  new_scores = jnp.where(
-    finishing, finished_score(new_log_probs, length, alpha, cp, beta), NEG_INF
-  )
+  new_scores = jnp.where(finishing, finished_score(new_log_probs, length, alpha, cp, beta), NEG_INF)
   all_scores = jnp.concatenate([loop.fin_scores, new_scores])
   fin_scores, pick = lax.top_k(all_scores, beam_size)
   take = lambda old, new: jnp.concatenate([old, new])[pick]

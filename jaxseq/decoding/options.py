@@ -85,8 +85,8 @@ class DecodeOptions(DecodeConfig):
 
   search: greedy (up to the model's max_length tokens), beam (beam_size, alpha,
   coverage_penalty, the source-relative output limit; the nbest best) or sample
-  (temperature, top_k, top_p, seed; nbest draws, the most likely first). Sentence i of a call draws with
-  fold_in(key(seed), i), so its outputs do not depend on the batch.
+  (temperature, top_k, top_p, seed; nbest draws, the most likely first). Sentence i of a
+  call draws with fold_in(key(seed), i), so its outputs do not depend on the batch.
   """
 
   search: Search = fields.field(Search.BEAM, "greedy, beam or sample", fields.one_of(Search))

@@ -7,10 +7,11 @@ The encoder and the batched beam search are serialised with `jax.export` (Stable
 one function per beam size and source width, each with a symbolic batch size, so any
 batch runs without tracing the model again. The length penalty, the output limit and the
 coverage penalty stay arguments (the manifest's "scalars" names them in order; an artifact
-exported before the coverage penalty existed lacks it and takes none). With --max_constraint_tokens=C (default 16; 0: none), each beam size and
-source width also gets the lexically constrained search, its constraints stacked to C
-tokens (`jaxseq/decoding/constraints.py`), for the batches that have constraints; the
-manifest records C ("max_constraint_tokens"), and an artifact without it takes none. The
+exported before the coverage penalty existed lacks it and takes none). With
+--max_constraint_tokens=C (default 16; 0: none), each beam size and source width also gets
+the lexically constrained search, its constraints stacked to C tokens
+(`jaxseq/decoding/constraints.py`), for the batches that have constraints; the manifest
+records C ("max_constraint_tokens"), and an artifact without it takes none. The
 parameters go to params.npz (in the flattening order of their tree), the tokenizers are
 copied, and manifest.json records the versions, the config, the shapes and a SHA-256 of
 every file. `jaxseq/serving/artifact.py` loads it with jax, numpy and the tokenizer

@@ -53,7 +53,6 @@ from jaxseq.serving.artifact import Artifact, use_compilation_cache
 from jaxseq.serving.translation import Candidate, Translation
 from jaxseq.training import plots
 
-
 DECODE_FLAGS = ("beam_size", "alpha", "coverage_penalty")  # cli's add_decode_flags
 
 
