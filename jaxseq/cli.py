@@ -76,10 +76,17 @@ class OneLineParser(argparse.ArgumentParser):
       self.error(f"give --workdir{several} or --artifact, exactly one of the two")
 
   def add_decode_flags(self, *, nbest: bool = False):
-    """--beam_size and --alpha (None when not given: the workdir's config.decode holds the
-    default), and with nbest --nbest (default 1); check them with check_decode_flags."""
+    """--beam_size, --alpha and --coverage_penalty (None when not given: the workdir's
+    config.decode holds the default), and with nbest --nbest (default 1); check them with
+    check_decode_flags."""
     self.add_argument("--beam_size", type=int, help="default: config.decode.beam_size")
     self.add_argument("--alpha", type=float, help="length penalty; default: config.decode.alpha")
+    self.add_argument(
+      "--coverage_penalty",
+      type=float,
+      help="beam search's coverage penalty beta (0 = none; greedy search and sampling "
+      "ignore it); default: config.decode.coverage_penalty",
+    )
     if nbest:
       self.add_argument(
         "--nbest",
@@ -89,9 +96,10 @@ class OneLineParser(argparse.ArgumentParser):
       )
 
   def check_decode_flags(self, args: argparse.Namespace):
-    """The one-line error for a --beam_size or --nbest below 1, or an --alpha below 0."""
+    """The one-line error for a --beam_size or --nbest below 1, or an --alpha or
+    --coverage_penalty below 0."""
     self.require_positive(args, *[n for n in ("beam_size", "nbest") if hasattr(args, n)])
-    self.require_not_negative(args, "alpha")
+    self.require_not_negative(args, "alpha", "coverage_penalty")
 
   def add_beam_sizes_flag(self, help: str):
     """--beam_sizes, comma-separated (read it with beam_sizes)."""

@@ -20,6 +20,7 @@ def test_defaults_are_valid_and_every_search_is_allowed():
   [
     ("beam_size", 0),
     ("alpha", -0.5),
+    ("coverage_penalty", -0.1),
     ("nbest", 5),
     ("max_length_ratio", -1.0),
     ("max_length_offset", 0),

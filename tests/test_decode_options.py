@@ -35,6 +35,7 @@ def test_options_of_a_config_keep_its_fields_and_take_a_search():
     ({"search": "viterbi"}, "config.decode.search='viterbi' is not allowed; expected one of "),
     ({"beam_size": 0}, "config.decode.beam_size=0 is not allowed; expected an integer >= 1"),
     ({"alpha": -1.0}, "config.decode.alpha=-1.0 is not allowed"),
+    ({"coverage_penalty": -0.2}, "config.decode.coverage_penalty=-0.2 is not allowed"),
     ({"nbest": 5}, "config.decode.nbest=5 is not allowed; expected an integer in [1, "),
     ({"seed": 1.5}, "config.decode.seed=1.5 is not allowed; expected an integer"),
   ],
@@ -67,6 +68,8 @@ def test_translate_flags_make_new_options():
   assert _flags("--beam_size=8", "--alpha=1", "--nbest=3") == dataclasses.replace(
     base, beam_size=8, alpha=1.0, nbest=3
   )
+  assert base.coverage_penalty == 0.0
+  assert _flags("--coverage_penalty=0.2") == dataclasses.replace(base, coverage_penalty=0.2)
   sampled = _flags("--sample", "--nbest=5", "--top_p=0.9", "--seed=7")
   assert sampled == dataclasses.replace(
     base, search=Search.SAMPLE, nbest=5, temperature=1.0, top_k=0, top_p=0.9, seed=7
@@ -75,12 +78,26 @@ def test_translate_flags_make_new_options():
     _flags("--nbest=5")
 
 
-def test_evaluate_flags_override_beam_size_and_alpha():
-  args = evaluate.parse_args(["--workdir=unused", "--beam_size=2", "--alpha=0"])
+def test_evaluate_flags_override_beam_size_alpha_and_coverage_penalty():
+  args = evaluate.parse_args(
+    ["--workdir=unused", "--beam_size=2", "--alpha=0", "--coverage_penalty=0.4"]
+  )
   options = DecodeOptions.from_config(DecodeConfig(beam_size=4), Search.GREEDY)
   overridden = translate.decode_overrides(options, args, nbest=1)
-  assert overridden == dataclasses.replace(options, beam_size=2, alpha=0.0, nbest=1)
+  assert overridden == dataclasses.replace(
+    options, beam_size=2, alpha=0.0, coverage_penalty=0.4, nbest=1
+  )
   assert overridden.search is Search.GREEDY
+
+
+@pytest.mark.parametrize("parse", [translate.parse_args, evaluate.parse_args])
+def test_a_negative_coverage_penalty_is_one_line_and_exit_status_2(parse, capsys):
+  with pytest.raises(SystemExit) as done:
+    parse(["--workdir=unused", "--coverage_penalty=-1"])
+  assert done.value.code == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1
+  assert "--coverage_penalty=-1.0 is not allowed; expected a number >= 0" in err
 
 
 def test_a_bad_flag_is_one_line_and_exit_status_2(capsys):

@@ -19,7 +19,7 @@ def artifact(exported) -> str:
 
 
 def test_the_artifact_translates_as_the_workdir(trained_workdir, artifact, translate):
-  for flags in (["--nbest=2"], ["--beam_size=1"]):
+  for flags in (["--nbest=2"], ["--beam_size=1"], ["--coverage_penalty=0.5"]):
     rc, from_workdir, err = translate(trained_workdir, "--json", *flags, *SENTENCES)
     assert rc == 0, err
     rc, from_artifact, err = translate(None, f"--artifact={artifact}", "--json", *flags, *SENTENCES)
@@ -84,6 +84,16 @@ def test_a_tampered_or_incomplete_artifact_is_refused(artifact, tmp_path, transl
 )
 def test_what_an_artifact_cannot_do_is_one_line(artifact, translate, flags, says):
   assert says in _one_error_line(*translate(None, f"--artifact={artifact}", *flags, "forty one"))
+
+
+def test_an_artifact_from_before_the_coverage_penalty_refuses_one(artifact, tmp_path, translate):
+  old = tmp_path / "old"
+  shutil.copytree(artifact, old)
+  manifest = json.loads((old / "manifest.json").read_text())
+  assert manifest.pop("scalars")[-1] == "coverage_penalty"
+  (old / "manifest.json").write_text(json.dumps(manifest))
+  flags = (f"--artifact={old}", "--coverage_penalty=0.2", "forty one")
+  assert "exported before the coverage penalty" in _one_error_line(*translate(None, *flags))
 
 
 def test_export_refuses_a_used_directory_and_a_missing_workdir(trained_workdir, tmp_path, capsys):

@@ -277,7 +277,7 @@ def test_the_exported_beam_search_keeps_the_state(stateful):
   )
   function = jax_export.deserialize(bytearray(serialised))
   tokens, lengths, scores, _ = function.call(
-    jax.tree.leaves(params), SRC, np.float32(0.6), np.float32(2.0), np.int32(1)
+    jax.tree.leaves(params), SRC, np.float32(0.6), np.float32(2.0), np.int32(1), np.float32(0)
   )
   _check_beam(model, params, tokens, lengths, scores, 0.6)
   expected = _beam(

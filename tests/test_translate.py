@@ -211,6 +211,7 @@ def test_checkpoint_that_does_not_fit(trained_workdir, tmp_path, change, transla
   [
     (["--beam_size=0"], "--beam_size=0"),
     (["--alpha=-1"], "--alpha=-1"),
+    (["--coverage_penalty=-0.5"], "--coverage_penalty=-0.5 is not allowed; expected a number >= 0"),
     (["--input=/nonexistent/file.txt"], "cannot be read"),
   ],
 )

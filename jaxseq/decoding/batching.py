@@ -24,7 +24,7 @@ class Hypothesis(NamedTuple):
   """One translation of one sentence."""
 
   ids: list[int]  # target token ids, without EOS
-  score: float  # beam: log P / length penalty; greedy and sampling: log P
+  score: float  # beam: log P / length penalty + coverage penalty; greedy, sampling: log P
   attention: np.ndarray  # [len(ids) (+ 1 for EOS when it ended), src_len]
   ended: bool  # whether it emitted EOS (else it hit the output limit)
 

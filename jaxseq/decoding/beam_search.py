@@ -1,4 +1,5 @@
-"""Beam search for one sentence, with the GNMT length penalty, and its batched form.
+"""Beam search for one sentence, with the GNMT length and coverage penalties, and its
+batched form.
 
 Every buffer has a fixed shape ([beam, max_len] tokens, [beam, max_len, src_len]
 attention), so the search compiles once per (src_len, max_len, beam_size); the loop
@@ -6,9 +7,21 @@ is a `lax.while_loop` that stops as soon as no live hypothesis can still beat th
 worst finished one. `batch_beam_search` is the `jax.vmap` over sentences; it lives
 here rather than in `jaxseq/decoding/decode.py` so that the search stays in one module.
 
+A finished hypothesis's score is log P(Y|X) / lp(Y) + cp(X;Y). The coverage penalty
+cp(X;Y) = beta * sum_i log(min(sum_j p_ij, 1)) sums, over the real (not padding) source
+positions i, the log of the attention that the output's steps j (EOS included) gave to
+position i, capped at 1: it is 0 when every source token received a total attention of
+at least 1, and lower the more of the source was left unread, which favours outputs
+that translate all of the source. The live beam is still ranked by log P alone (the
+penalties score finished hypotheses only). The search carries each hypothesis's summed
+attention per source position ([beam, src_len]); with beta = 0 (the default) the scores
+are exactly those of the search without the penalty. An ensemble's attention is the mean
+of its members' (`jaxseq/decoding/ensemble.py`).
+
 References:
   Wu et al. 2016, "Google's Neural Machine Translation System", Eq. 14 (length
-    penalty lp(Y) = (5 + |Y|)^alpha / (5 + 1)^alpha, score = log P(Y|X) / lp(Y)).
+    penalty lp(Y) = (5 + |Y|)^alpha / (5 + 1)^alpha, coverage penalty cp(X;Y) as above,
+    score = log P(Y|X) / lp(Y) + cp(X;Y)).
   Flax examples/wmt/decode.py (the fixed-shape alive/finished formulation).
 """
 
@@ -31,7 +44,7 @@ class BeamResult(NamedTuple):
 
   tokens: Array  # [nbest, max_len] int32, EOS included (when produced), then PAD
   lengths: Array  # [nbest] int32, tokens before EOS
-  scores: Array  # [nbest] log P / length penalty; NEG_INF where fewer were found
+  scores: Array  # [nbest] log P / lp + cp (see above); NEG_INF where fewer were found
   log_probs: Array  # [nbest] log P(Y | X), no penalty
   attention: Array  # [nbest, max_len, src_len] attention of each, zero after its end
 
@@ -43,9 +56,10 @@ class _Loop(NamedTuple):
   alive_tokens: Array  # [beam, max_len]
   alive_log_probs: Array  # [beam]
   alive_attn: Array  # [beam, max_len, src_len]
+  alive_cov: Array  # [beam, src_len] float32, attention summed over the output so far
   alive_state: tuple  # DecoderState with a leading [beam] axis (attention state too)
   fin_tokens: Array  # [beam, max_len]
-  fin_scores: Array  # [beam] penalised scores, NEG_INF on empty slots
+  fin_scores: Array  # [beam] penalised scores (both penalties), NEG_INF on empty slots
   fin_log_probs: Array  # [beam]
   fin_lengths: Array  # [beam] output tokens counted by the penalty (EOS included)
   fin_attn: Array  # [beam, max_len, src_len]
@@ -54,6 +68,29 @@ class _Loop(NamedTuple):
 def length_penalty(length: Array, alpha: float | Array) -> Array:
   """GNMT lp(Y) = ((5 + |Y|) / 6) ** alpha; 1 for alpha = 0."""
   return ((5.0 + length) / 6.0) ** alpha
+
+
+def coverage_penalty(coverage: Array, real: Array, beta: float | Array) -> Array:
+  """GNMT cp(X;Y) = beta * sum_i log(min(coverage_i, 1)) over the real source positions.
+
+  coverage: [..., src_len], each source position's attention summed over the output;
+  real: [src_len] bool, the positions that are not padding (their log would be -inf).
+  A coverage that underflowed to 0 counts as the smallest normal float32, so the
+  penalty is finite (a hypothesis that never read a token scores about beta * -87 for
+  it). Returns [...] float32, <= 0 for beta >= 0.
+  """
+  tiny = jnp.finfo(jnp.float32).tiny
+  logs = jnp.log(jnp.clip(coverage.astype(jnp.float32), tiny, 1.0))
+  return beta * jnp.sum(jnp.where(real, logs, 0.0), axis=-1)
+
+
+def finished_score(
+  log_probs: Array, length: Array, alpha: float | Array, cp: Array, beta: float | Array
+) -> Array:
+  """log P / lp(length) + cp; exactly log P / lp(length) where beta is 0 (the penalty is
+  added only for beta > 0, so a search without it keeps its scores bit for bit)."""
+  plain = log_probs / length_penalty(length, alpha)
+  return jnp.where(beta > 0, plain + cp.astype(plain.dtype), plain)
 
 
 def output_limit(src: Array, max_len: int, ratio: float | Array, offset: int | Array) -> Array:
@@ -65,7 +102,8 @@ def output_limit(src: Array, max_len: int, ratio: float | Array, offset: int | A
 
 class Beam(NamedTuple):
   """What one beam search keeps and how it ranks and stops. beam_size, max_len and nbest
-  fix shapes (static under jit); alpha and the output limit may be traced."""
+  fix shapes (static under jit); alpha, the output limit and the coverage penalty may be
+  traced."""
 
   beam_size: int
   max_len: int  # output positions, EOS included
@@ -73,6 +111,7 @@ class Beam(NamedTuple):
   alpha: float | Array = 0.0  # GNMT length penalty; 0 = none
   max_length_ratio: float | Array | None = None  # None: every output may reach max_len
   max_length_offset: int | Array = 0
+  coverage_penalty: float | Array = 0.0  # GNMT coverage penalty beta >= 0; 0 = none
 
 
 def _extensions(alive_log_probs: Array, step_log_probs: Array, prefix, t: Array) -> Array:
@@ -91,7 +130,8 @@ def beam_search(
   prefix: Array | None = None,
   constraints: constraints_lib.Constraints | None = None,
 ) -> BeamResult:
-  """The `beam.nbest` best outputs of one sentence under log P(Y | X) / lp(Y).
+  """The `beam.nbest` best outputs of one sentence under log P(Y | X) / lp(Y) + cp(X; Y)
+  (cp: the coverage penalty of `beam.coverage_penalty`, see this module's docstring).
 
   A hypothesis ends when it emits EOS, or when it reaches the output limit
   (`max_len`, or `output_limit` of the source when `max_length_ratio` is given); at
@@ -111,11 +151,13 @@ def beam_search(
   if src.ndim != 1:
     raise ValueError(f"beam_search takes one sentence: src [src_len], got {src.shape}")
   beam_size, max_len, nbest, alpha = beam.beam_size, beam.max_len, beam.nbest, beam.alpha
+  beta = beam.coverage_penalty
   if not 1 <= nbest <= beam_size:
     raise ValueError(f"nbest={nbest} must be in [1, beam_size={beam_size}]")
   models, params = ensemble.members(model, params)
   memories, state = ensemble.start(models, params, src)
   src_len = src.shape[0]
+  real_src = src != PAD  # the positions the coverage penalty counts
   limit = (
     jnp.int32(max_len)
     if beam.max_length_ratio is None
@@ -133,7 +175,9 @@ def beam_search(
 
   def cond(loop: _Loop):
     # The best a live hypothesis can still reach: its log P can only fall, and its
-    # penalty grows at most to lp(limit).
+    # penalty grows at most to lp(limit). The coverage penalty is left out: it is <= 0
+    # (log of a coverage capped at 1, beta >= 0), so the bound without it is still an
+    # upper bound of every score the hypothesis can finish with.
     best_alive = loop.alive_log_probs[0] / length_penalty(limit, alpha)
     can_improve = best_alive > jnp.min(loop.fin_scores)
     return (loop.t < limit) & can_improve
@@ -150,6 +194,7 @@ def beam_search(
     origin, token = flat // vocab, (flat % vocab).astype(jnp.int32)  # [k] each
     cand_tokens = loop.alive_tokens[origin].at[:, t].set(token)  # [k, max_len]
     cand_attn = loop.alive_attn[origin].at[:, t].set(weights[origin])  # [k, max_len, src_len]
+    cand_cov = loop.alive_cov[origin] + weights[origin].astype(jnp.float32)  # [k, src_len]
     length = t + 1
     ends = (token == EOS) | (length >= limit)
     # A candidate finishes only from within the top beam_size of this step (as in a
@@ -158,8 +203,9 @@ def beam_search(
     real = cand_log_probs > NEG_INF / 2
 
     # Finished: the old ones and the candidates that end here; keep the best beam.
+    cp = coverage_penalty(cand_cov, real_src, beta)
     cand_scores = jnp.where(
-      ends & in_beam & real, cand_log_probs / length_penalty(length, alpha), NEG_INF
+      ends & in_beam & real, finished_score(cand_log_probs, length, alpha, cp, beta), NEG_INF
     )
     all_scores = jnp.concatenate([loop.fin_scores, cand_scores])
     fin_scores, pick = lax.top_k(all_scores, beam_size)
@@ -178,6 +224,7 @@ def beam_search(
       alive_tokens=cand_tokens[keep],
       alive_log_probs=alive_log_probs,
       alive_attn=cand_attn[keep],
+      alive_cov=cand_cov[keep],
       alive_state=jax.tree.map(lambda x: x[source_row], states),
       fin_tokens=fin_tokens,
       fin_scores=fin_scores,
@@ -194,6 +241,7 @@ def beam_search(
     alive_tokens=jnp.full((beam_size, max_len), PAD, jnp.int32),
     alive_log_probs=start_log_probs,
     alive_attn=jnp.zeros((beam_size, max_len, src_len), dtype),
+    alive_cov=jnp.zeros((beam_size, src_len), jnp.float32),
     alive_state=jax.tree.map(beams, state),
     fin_tokens=jnp.full((beam_size, max_len), PAD, jnp.int32),
     fin_scores=jnp.full((beam_size,), NEG_INF, dtype),
@@ -204,7 +252,7 @@ def beam_search(
   if constraints is None:
     loop = lax.while_loop(cond, body, loop)
   else:
-    rules = _Rules(prefix=prefix, limit=limit, alpha=alpha)
+    rules = _Rules(prefix=prefix, limit=limit, alpha=alpha, beta=beta, real_src=real_src)
     loop = _constrained_loop(loop, cond, body, step_all, constraints, rules)
 
   tokens = loop.fin_tokens[:nbest]
@@ -229,11 +277,14 @@ def batch_beam_search(model, params, src, beam: Beam, prefix=None, constraints=N
 
 class _Rules(NamedTuple):
   """What a search step reads besides its loop: the forced prefix ([prefix_len] or None),
-  the output limit ([] int) and the length penalty's alpha."""
+  the output limit ([] int), the length penalty's alpha, the coverage penalty's beta and
+  the source positions it counts ([src_len] bool)."""
 
   prefix: Array | None
   limit: Array
   alpha: float | Array
+  beta: float | Array
+  real_src: Array
 
 
 def _constrained_loop(loop: _Loop, cond, body, step_all, cons, rules: _Rules) -> _Loop:
@@ -249,7 +300,8 @@ def _constrained_loop(loop: _Loop, cond, body, step_all, cons, rules: _Rules) ->
 
   def both_cond(carry) -> Array:
     loop, _ = carry
-    # As `cond`, and a beam whose every hypothesis was dropped stops too.
+    # As `cond` (the same bound, valid without the coverage penalty for the same
+    # reason), and a beam whose every hypothesis was dropped stops too.
     best = jnp.max(loop.alive_log_probs)
     best_alive = best / length_penalty(rules.limit, rules.alpha)
     going = (loop.t < rules.limit) & (best_alive > jnp.min(loop.fin_scores))
@@ -289,7 +341,7 @@ def _constrained_step(
   """
   t = loop.t
   beam_size = loop.alive_log_probs.shape[0]
-  prefix, limit, alpha = rules
+  prefix, limit, alpha, beta, real_src = rules
   states, step_log_probs, weights = stepped
   # As in `body`; `candidates` closes EOS where needed.
   log_probs = _extensions(loop.alive_log_probs, step_log_probs, prefix, t)  # [beam, vocab]
@@ -308,18 +360,21 @@ def _constrained_step(
   real = cand_log_probs > NEG_INF / 2
 
   def extend(rows):
-    """Tokens [beam, max_len] and attention [beam, max_len, src_len] of the given candidates."""
+    """Tokens [beam, max_len], attention [beam, max_len, src_len] and summed attention
+    [beam, src_len] of the given candidates."""
     source = origin[rows]
     tokens = loop.alive_tokens[source].at[:, t].set(token[rows])
-    return tokens, loop.alive_attn[source].at[:, t].set(weights[source])
+    coverage = loop.alive_cov[source] + weights[source].astype(jnp.float32)
+    return tokens, loop.alive_attn[source].at[:, t].set(weights[source]), coverage
 
   # Finished: the old ones and the kept candidates that end here meeting every phrase.
   chosen = constraints_lib.allocate(cand_log_probs, banks, beam_size)
   finishing = (ends & met & real)[chosen]
-  new_tokens, new_attn = extend(chosen)
+  new_tokens, new_attn, new_cov = extend(chosen)
   new_log_probs = jnp.where(finishing, cand_log_probs[chosen], NEG_INF)
-  # The penalty divides real scores only: NEG_INF / lp would pass for a real score.
-  new_scores = jnp.where(finishing, new_log_probs / length_penalty(length, alpha), NEG_INF)
+  # The penalties score real hypotheses only: NEG_INF / lp would pass for a real score.
+  cp = coverage_penalty(new_cov, real_src, beta)
+  new_scores = jnp.where(finishing, finished_score(new_log_probs, length, alpha, cp, beta), NEG_INF)
   all_scores = jnp.concatenate([loop.fin_scores, new_scores])
   fin_scores, pick = lax.top_k(all_scores, beam_size)
   take = lambda old, new: jnp.concatenate([old, new])[pick]
@@ -330,12 +385,13 @@ def _constrained_step(
   # Alive: the allocation over the candidates that go on.
   going = jnp.where(ends, NEG_INF, cand_log_probs)
   keep = constraints_lib.allocate(going, banks, beam_size)
-  alive_tokens, alive_attn = extend(keep)
+  alive_tokens, alive_attn, alive_cov = extend(keep)
   new_loop = _Loop(
     t=t + 1,
     alive_tokens=alive_tokens,
     alive_log_probs=going[keep],
     alive_attn=alive_attn,
+    alive_cov=alive_cov,
     alive_state=jax.tree.map(lambda x: x[origin[keep]], states),
     fin_tokens=fin_tokens,
     fin_scores=fin_scores,

@@ -14,7 +14,8 @@ The members must share the source and the target vocabulary: they read the same 
 ids and their output distributions are combined token by token.
 
 An ensemble's distribution is the renormalised mean of the members' log-probabilities
-(a product of experts); its attention weights are the mean of the members'. For one
+(a product of experts); its attention weights are the mean of the members' (what beam
+search's coverage penalty sums, so an ensemble's coverage is its members' mean coverage). For one
 member, `step` returns that model's log-softmax unchanged.
 
 References:

@@ -96,11 +96,13 @@ def _sample(params, inputs: decode.Inputs, sampling: decode.Sampling, model, max
 
 
 class _Scoring(NamedTuple):
-  """The traced part of a beam search: the length penalty and the output limit."""
+  """The traced part of a beam search: the length penalty, the output limit and the
+  coverage penalty (in `beam_search.Beam`'s order)."""
 
   alpha: float
   max_length_ratio: float
   max_length_offset: int
+  coverage_penalty: float
 
 
 class _BeamInputs(NamedTuple):
@@ -159,7 +161,9 @@ def _search_batch(
     order = np.argsort(-out.log_prob, axis=1, kind="stable")  # most likely draw first
     pick = lambda x: np.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)
     return SearchResult(pick(out.tokens), pick(out.length), pick(out.log_prob), pick(out.attention))
-  scoring = _Scoring(options.alpha, options.max_length_ratio, options.max_length_offset)
+  scoring = _Scoring(
+    options.alpha, options.max_length_ratio, options.max_length_offset, options.coverage_penalty
+  )
   beam_inputs = _BeamInputs(inputs.src, inputs.prefix, cons)
   out = jax.device_get(_beam(params, beam_inputs, scoring, model, options.beam_size, max_length))
   nbest = options.nbest

@@ -1,10 +1,11 @@
 """How to decode: config.decode (`DecodeConfig`) and the options of one decoding call.
 
-`DecodeOptions` is config.decode's fields (beam size, length penalty, n-best, output length
-limit; each defined once, in `DecodeConfig`) with the search itself (`Search`) and the
-sampling settings added. It is what `evaluation.translate_ids`, `translate.Translator`
-and the evaluate and serve commands take. Both check themselves when built, so a flag or
-request that makes a new one with `dataclasses.replace` is checked again:
+`DecodeOptions` is config.decode's fields (beam size, length and coverage penalties,
+n-best, output length limit; each defined once, in `DecodeConfig`) with the search itself
+(`Search`) and the sampling settings added. It is what `evaluation.translate_ids`,
+`translate.Translator` and the evaluate and serve commands take. Both check themselves
+when built, so a flag or request that makes a new one with `dataclasses.replace` is
+checked again:
 
     options = DecodeOptions.from_config(config.decode)          # beam search
     options = dataclasses.replace(options, beam_size=8, nbest=3)
@@ -49,6 +50,13 @@ class DecodeConfig(fields.Config):
   alpha: float = fields.field(
     0.6, "GNMT length penalty ((5 + len) / 6) ** alpha; 0 = none", fields.in_range(0.0)
   )
+  coverage_penalty: float = fields.field(
+    0.0,
+    "GNMT coverage penalty beta: beam search adds beta * sum over source tokens of "
+    "log(min(attention received, 1)) to a finished hypothesis's score; 0 = none "
+    "(greedy search and sampling ignore it)",
+    fields.in_range(0.0),
+  )
   nbest: int = fields.field(
     1, "hypotheses returned per sentence (at most beam_size)", fields.at_least(1)
   )
@@ -75,10 +83,10 @@ class DecodeOptions(DecodeConfig):
   """The options of one decoding call: config.decode's fields (eval_search is read only by
   training's periodic evaluation), the search, and the sampling settings.
 
-  search: greedy (up to the model's max_length tokens), beam (beam_size, alpha, the
-  source-relative output limit; the nbest best) or sample (temperature, top_k, top_p,
-  seed; nbest draws, the most likely first). Sentence i of a call draws with
-  fold_in(key(seed), i), so its outputs do not depend on the batch.
+  search: greedy (up to the model's max_length tokens), beam (beam_size, alpha,
+  coverage_penalty, the source-relative output limit; the nbest best) or sample
+  (temperature, top_k, top_p, seed; nbest draws, the most likely first). Sentence i of a
+  call draws with fold_in(key(seed), i), so its outputs do not depend on the batch.
   """
 
   search: Search = fields.field(Search.BEAM, "greedy, beam or sample", fields.one_of(Search))

@@ -24,6 +24,11 @@ from jaxseq.errors import ArtifactError
 
 FORMAT, FORMAT_VERSION = "jaxseq-artifact", 1
 MANIFEST = "manifest.json"
+# The options an exported search takes after its sources (and constraints), in order; an
+# artifact without "scalars" in its manifest was exported before the coverage penalty and
+# takes the first three.
+SCALARS = ("alpha", "max_length_ratio", "max_length_offset", "coverage_penalty")
+OLD_SCALARS = SCALARS[:3]
 
 
 def sha256(path: str) -> str:
@@ -97,6 +102,7 @@ class Artifact:
     self.beam_sizes = [int(b) for b in manifest["beam_sizes"]]
     # The manifest stores config.decode as a dict (its "eval_search" is not an option).
     self.options = DecodeOptions.from_dict(manifest["decode"], strict=False)
+    self.scalars = tuple(manifest.get("scalars", OLD_SCALARS))
     # Constraint tokens a sentence may have (0: none, as in artifacts older than the field).
     self.max_constraint_tokens = int(manifest.get("max_constraint_tokens", 0))
     load = lambda name: export.deserialize(
@@ -121,11 +127,8 @@ class Artifact:
     src, cons = batch.src, batch.constraints
     size = 0 if cons is None else cons.tokens.shape[1]
     function = self._functions[(options.beam_size, src.shape[1], size)]
-    scalars = (
-      np.float32(options.alpha),
-      np.float32(options.max_length_ratio),
-      np.int32(options.max_length_offset),
-    )
+    types = {"max_length_offset": np.int32}
+    scalars = tuple(types.get(name, np.float32)(getattr(options, name)) for name in self.scalars)
     if cons is None:
       out = function.call(self.leaves, src, *scalars)
     else:
@@ -152,6 +155,11 @@ class Artifact:
     if any(prefixes or []):
       raise ValueError(
         "an exported translator does not force prefixes; translate with --workdir for it"
+      )
+    if options.coverage_penalty > 0 and "coverage_penalty" not in self.scalars:
+      raise ValueError(
+        "this artifact was exported before the coverage penalty existed and takes none; "
+        "export it again, or translate with --workdir"
       )
     if options.beam_size not in self.beam_sizes:
       raise ValueError(

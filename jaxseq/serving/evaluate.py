@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from jaxseq import cli, quiet
 from jaxseq.errors import CheckpointError
 from jaxseq.serving import jsontext
-from jaxseq.serving.translate import decode_overrides
+from jaxseq.serving.translate import DECODE_FLAGS, decode_overrides
 
 if TYPE_CHECKING:  # not imported at run time: flag mistakes answer before JAX starts
   from jaxseq.data import corpora
@@ -138,7 +138,7 @@ def run(argv: list[str]) -> int:
   options = options_lib.DecodeOptions.from_config(first.config.decode, search)
   options = decode_overrides(options, args, nbest=1)
   batch_size = args.batch_size or first.config.batch_size
-  given = {k: getattr(options, k) for k in ("beam_size", "alpha")}
+  given = {k: getattr(options, k) for k in DECODE_FLAGS}
   report = {
     "workdirs": [m.workdir for m in members],
     "steps": [m.step for m in members],

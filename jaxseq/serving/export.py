@@ -5,11 +5,13 @@
 
 The encoder and the batched beam search are serialised with `jax.export` (StableHLO):
 one function per beam size and source width, each with a symbolic batch size, so any
-batch runs without tracing the model again. The length penalty and the output limit stay
-arguments. With --max_constraint_tokens=C (default 16; 0: none), each beam size and
-source width also gets the lexically constrained search, its constraints stacked to C
-tokens (`jaxseq/decoding/constraints.py`), for the batches that have constraints; the
-manifest records C ("max_constraint_tokens"), and an artifact without it takes none. The
+batch runs without tracing the model again. The length penalty, the output limit and the
+coverage penalty stay arguments (the manifest's "scalars" names them in order; an artifact
+exported before the coverage penalty existed lacks it and takes none). With
+--max_constraint_tokens=C (default 16; 0: none), each beam size and source width also gets
+the lexically constrained search, its constraints stacked to C tokens
+(`jaxseq/decoding/constraints.py`), for the batches that have constraints; the manifest
+records C ("max_constraint_tokens"), and an artifact without it takes none. The
 parameters go to params.npz (in the flattening order of their tree), the tokenizers are
 copied, and manifest.json records the versions, the config, the shapes and a SHA-256 of
 every file. `jaxseq/serving/artifact.py` loads it with jax, numpy and the tokenizer
@@ -32,7 +34,7 @@ from jaxseq import cli, quiet
 from jaxseq.data import tokenizers
 from jaxseq.decoding import batching
 from jaxseq.errors import CheckpointError
-from jaxseq.serving.artifact import FORMAT, FORMAT_VERSION, MANIFEST, sha256
+from jaxseq.serving.artifact import FORMAT, FORMAT_VERSION, MANIFEST, SCALARS, sha256
 
 PARAMS = "params.npz"
 
@@ -88,7 +90,8 @@ class Shape(NamedTuple):
 
 
 def export_beam_search(model, params, shape: Shape, platforms: list[str]) -> bytes:
-  """Serialised (leaves, src [b, width], alpha, ratio, offset) -> (tokens [b, k, max_length],
+  """Serialised (leaves, src [b, width], alpha, ratio, offset, coverage_penalty) ->
+  (tokens [b, k, max_length],
   lengths [b, k], scores [b, k], attention [b, k, max_length, width]), k = beam_size, b
   symbolic. With shape.constraint_tokens = C, the constrained search: the constraints'
   (tokens, phrase, position) [b, C] int32 each come after src."""
@@ -100,12 +103,12 @@ def export_beam_search(model, params, shape: Shape, platforms: list[str]) -> byt
   leaves, treedef = jax.tree.flatten(params)
   beam_size, width, max_length, size = shape
 
-  def search(leaves, src, cons, alpha, ratio, offset):
+  def search(leaves, src, cons, alpha, ratio, offset, coverage):
     result = beam_search.batch_beam_search(
       model,
       jax.tree.unflatten(treedef, leaves),
       src,
-      beam_search.Beam(beam_size, max_length, beam_size, alpha, ratio, offset),
+      beam_search.Beam(beam_size, max_length, beam_size, alpha, ratio, offset, coverage),
       constraints=None if cons is None else constraints.Constraints(*cons),
     )
     return result.tokens, result.lengths, result.scores, result.attention
@@ -117,6 +120,7 @@ def export_beam_search(model, params, shape: Shape, platforms: list[str]) -> byt
     jax.ShapeDtypeStruct((), np.float32),
     jax.ShapeDtypeStruct((), np.float32),
     jax.ShapeDtypeStruct((), np.int32),
+    jax.ShapeDtypeStruct((), np.float32),
   )
   if size:
     cons_spec = jax.ShapeDtypeStruct((batch, size), np.int32)
@@ -176,6 +180,7 @@ def write_artifact(
       "widths": widths,
       "beam_sizes": beam_sizes,
       "decode": config.decode.to_dict(),
+      "scalars": list(SCALARS),
       "config": config.to_dict(),
       "tokenizers": {"source": tokenizers.SRC_FILE, "target": tokenizers.TGT_FILE},
       "params": PARAMS,

@@ -53,11 +53,14 @@ from jaxseq.serving.artifact import Artifact, use_compilation_cache
 from jaxseq.serving.translation import Candidate, Translation
 from jaxseq.training import plots
 
+DECODE_FLAGS = ("beam_size", "alpha", "coverage_penalty")  # cli's add_decode_flags
+
 
 def decode_overrides(options: "DecodeOptions", args: argparse.Namespace, **more) -> "DecodeOptions":
-  """A new options object: options with the --beam_size and --alpha that were given, and
-  the fields in more (the flags were checked by the parser; the object checks itself)."""
-  given = {name: getattr(args, name) for name in ("beam_size", "alpha")}
+  """A new options object: options with the --beam_size, --alpha and --coverage_penalty
+  that were given, and the fields in more (the flags were checked by the parser; the
+  object checks itself)."""
+  given = {name: getattr(args, name) for name in DECODE_FLAGS}
   given = {k: v for k, v in given.items() if v is not None}
   return dataclasses.replace(options, **given, **more)
 

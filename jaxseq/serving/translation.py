@@ -14,7 +14,7 @@ class Candidate:
   """One of the n-best translations of a sentence, as text."""
 
   translation: str
-  score: float  # beam: log P / length penalty; greedy and sampling: log P
+  score: float  # beam: log P / length penalty + coverage penalty; greedy, sampling: log P
   alignment: str | None = None  # Pharaoh 'src-tgt' word pairs, when asked
 
   def to_json(self) -> dict[str, Any]:
