@@ -7,44 +7,24 @@ maximises log P / lp + cp, scored here in numpy from the model's teacher-forced 
 """
 
 import functools
-import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseq.data.vocab import BOS, EOS
-from jaxseq.decoding import beam_search, constraints, decode
+from jaxseq.decoding import beam_search, constraints
 from tests import reference_beam_search
-from tests.conftest import tiny_model
+from tests.test_beam_search import (
+  TGT_VOCAB,
+  all_outputs,
+  model_and_params,
+  random_sources,
+  teacher_forced_outputs,
+  without_pad_output,
+)
 
-TGT_VOCAB = 5  # PAD, BOS, EOS, UNK and one word
-WORD = 4
-
-
-def _model(tgt_vocab=TGT_VOCAB, max_length=6, seed=0):
-  model = tiny_model(
-    9,
-    tgt_vocab,
-    embed_size=8,
-    hidden_size=8,
-    attention="bahdanau",
-    attention_size=8,
-    bidirectional=True,
-    max_length=max_length,
-  )
-  params = jax.jit(model.init)(jax.random.key(seed), jnp.ones((2,), jnp.int32), jnp.int32(BOS))
-  # Larger weights: peaked output and attention distributions, so scores rarely tie.
-  return model, jax.tree.map(lambda x: 3.0 * x, params)
-
-
-def _sources(count, src_len=5, seed=1):
-  rng = np.random.default_rng(seed)
-  src = rng.integers(4, 9, size=(count, src_len)).astype(np.int32)
-  lengths = rng.integers(1, src_len + 1, size=count)
-  src[np.arange(src_len)[None, :] >= lengths[:, None]] = 0
-  return jnp.asarray(src)
+WORD = 4  # the one word of the target vocabulary
 
 
 @functools.partial(jax.jit, static_argnames=("model", "module", "beam_size", "max_len"))
@@ -61,8 +41,8 @@ def _search(model, params, src, cons, alpha, beta, *, module, beam_size, max_len
 
 @pytest.mark.parametrize("constrained", [False, True])
 def test_zero_penalty_returns_exactly_the_search_without_it(constrained):
-  model, params = _model(tgt_vocab=12, max_length=7)
-  src = _sources(12, seed=3)
+  model, params = model_and_params(tgt_vocab=12, max_length=7)
+  src = random_sources(12, seed=3)
   cons = None
   if constrained:  # a phrase of one or two tokens for most sentences, none for some
     rng = np.random.default_rng(0)
@@ -79,35 +59,12 @@ def test_zero_penalty_returns_exactly_the_search_without_it(constrained):
   assert not np.array_equal(penalised.scores, old.scores)
 
 
-def _all_outputs(vocab, limit):
-  """Every output up to `limit` tokens: ends at its first EOS or at the limit; 0-padded
-  (PAD itself is never an output)."""
-  outputs = []
-  for n in range(1, limit + 1):
-    for seq in itertools.product(range(1, vocab), repeat=n):
-      if EOS in seq[:-1] or (n < limit and seq[-1] != EOS):
-        continue
-      outputs.append(list(seq) + [0] * (limit - n))
-  return np.asarray(outputs, np.int32)
-
-
 def _numpy_scores(model, params, src, outputs, alpha, beta):
   """log P / lp + cp of each output [n, len], from its teacher-forced log-probabilities
   and attention, in numpy."""
-  tgt_in = np.zeros_like(outputs)
-  tgt_in[:, 0] = BOS
-  tgt_in[:, 1:] = outputs[:, :-1]
-  srcs = jnp.broadcast_to(src, (len(outputs),) + src.shape)
-  keys = jax.random.split(jax.random.key(0), len(outputs))
-  scan = jax.jit(decode.batch_teacher_forced, static_argnames=("model",))
-  logits, attention = scan(model, params, srcs, jnp.asarray(tgt_in), keys)
-  log_probs = np.asarray(jax.nn.log_softmax(logits), np.float64)
-  picked = np.take_along_axis(log_probs, outputs[..., None], -1)[..., 0]
-  lengths = (outputs != 0).sum(1)
-  steps = np.arange(outputs.shape[1])[None, :] < lengths[:, None]  # EOS included
-  log_p = (picked * steps).sum(1)
+  log_p, lengths, attention, steps = teacher_forced_outputs(model, params, src, outputs)
   lp = ((5.0 + lengths) / 6.0) ** alpha
-  coverage = (np.asarray(attention, np.float64) * steps[..., None]).sum(1)  # [n, src_len]
+  coverage = (attention * steps[..., None]).sum(1)  # [n, src_len], the EOS step included
   real = np.asarray(src) != 0
   cp = beta * np.log(np.minimum(coverage[:, real], 1.0)).sum(1)
   return log_p / lp + cp
@@ -115,19 +72,11 @@ def _numpy_scores(model, params, src, outputs, alpha, beta):
 
 def test_exhaustive_beam_finds_the_best_penalised_output():
   limit = 3
-  model, params = _model(max_length=limit)
-  # PAD is never an output of the table; forbid it in the search by scoring it out.
-  params = jax.tree_util.tree_map_with_path(
-    lambda path, x: (
-      x.at[0].set(-1e4)
-      if "output" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path)
-      else x
-    ),
-    params,
-  )
-  outputs = _all_outputs(TGT_VOCAB, limit)
+  model, params = model_and_params(max_length=limit)
+  params = without_pad_output(params)  # PAD is never an output of the table
+  outputs = all_outputs(TGT_VOCAB, limit)
   beam = len(outputs)  # wider than every step's candidates: nothing is pruned
-  sources = _sources(4, seed=2)
+  sources = random_sources(4, seed=2)
   # The constrained search too: one sentence's phrase is the word, the others have none.
   with_word = np.array([WORD in row for row in outputs])
   cons = jax.tree.map(jnp.asarray, constraints.stack([[[WORD]], [], [[WORD]], []], 1))

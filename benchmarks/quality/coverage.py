@@ -162,21 +162,11 @@ def main(argv: list[str]) -> int:
   from jaxseq.data import corpora
   from jaxseq.decoding import alignment, evaluation
   from jaxseq.decoding.options import Search
-  from jaxseq.serving import evaluate
 
-  found = driver.load(args.workdir)
+  found = driver.load_split(args.workdir, args.split, args.num_sentences)
   if found is None:
     return 2
-  loaded, corpus = found
-  config = loaded.members[0].config
-  try:
-    pairs, references = evaluate.select_splits(corpus, [args.split])[args.split]
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  count = args.num_sentences or len(pairs)
-  pairs = pairs[:count]
-  references = [list(r) for r in references[:count]] if references else [[t] for _, t in pairs]
+  loaded, config, pairs, references = found
   vocabs = loaded.vocabularies()
   batch_size = args.batch_size or config.batch_size
   searcher = loaded.searcher(batch_size)

@@ -194,6 +194,28 @@ def load(workdirs: list[str]):
     return None
 
 
+def load_split(workdirs: list[str], split: str, num_sentences: int = 0):
+  """(trained.Loaded of the workdirs, the first member's config, the first num_sentences
+  (0: all) pairs of the corpus's split, their references: a list of reference texts per
+  sentence, the pair's target where the split has no other), or None after one error line."""
+  from jaxseq.serving import evaluate
+
+  found = load(workdirs)
+  if found is None:
+    return None
+  loaded, corpus = found
+  try:
+    pairs, references = evaluate.select_splits(corpus, [split])[split]
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return None
+  pairs = pairs[: num_sentences or len(pairs)]
+  references = (
+    [list(r) for r in references[: len(pairs)]] if references else [[t] for _, t in pairs]
+  )
+  return loaded, loaded.members[0].config, pairs, references
+
+
 def split_names(corpus) -> tuple[str, list[str]]:
   """(the held-out split's name, the names of the test splits) of a corpus."""
   from jaxseq.serving import evaluate
