@@ -7,7 +7,6 @@ each search compiles once for the whole module.
 """
 
 import functools
-import itertools
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 
 from jaxseq.data.vocab import BOS, EOS, PAD
 from jaxseq.decoding import beam_search, constraints, ensemble
-from tests.test_beam_search import _model, _sources
+from tests.test_beam_search import all_outputs, model_and_params, random_sources
 
 VOCAB = 12
 MAX_LEN = 7
@@ -109,7 +108,7 @@ def _assert_same(a, b, rows, exactly=True):
 
 @pytest.fixture(scope="module")
 def small():
-  model, params = _model(tgt_vocab=VOCAB, max_length=MAX_LEN)
+  model, params = model_and_params(tgt_vocab=VOCAB, max_length=MAX_LEN)
   return model, _no_pad(params, eos_bonus=3.0)
 
 
@@ -129,7 +128,7 @@ def test_outputs_hold_every_phrase_and_unconstrained_rows_are_unchanged(
   small, phrases, prefixes, alpha, ratio
 ):
   model, params = small
-  src = _sources(BATCH)
+  src = random_sources(BATCH)
   prefix = np.full((BATCH, 2), PAD, np.int32)
   for row, p in enumerate(prefixes):
     prefix[row, : len(p)] = p
@@ -145,7 +144,7 @@ def test_outputs_hold_every_phrase_and_unconstrained_rows_are_unchanged(
 @pytest.mark.parametrize("alpha", [0.0, 3.0])  # 3.0: a large penalty, even on short outputs
 def test_constraints_that_cannot_fit_leave_the_sentence_without_output(small, alpha):
   model, params = small
-  src = _sources(BATCH)
+  src = random_sources(BATCH)
   # The output limit is one more than the source's length (ratio 1, offset 1): five
   # constraint tokens do not fit after a source of one or two tokens.
   lengths = np.asarray((src != PAD).sum(1))
@@ -161,7 +160,7 @@ def test_a_phrase_of_the_best_output_changes_nothing_at_beam_one(small):
   """At beam 1 the search keeps its single best candidate, so a constraint the best output
   already holds leaves the search as it was."""
   model, params = small
-  src = _sources(8, seed=5)
+  src = random_sources(8, seed=5)
   sizes = dict(beam_size=1, nbest=1, max_len=MAX_LEN)
   for alpha in (0.0, 0.6):
     plain = _search(model, params, src, None, None, alpha, 100.0, **sizes)
@@ -180,24 +179,13 @@ def test_a_phrase_of_the_best_output_changes_nothing_at_beam_one(small):
     _assert_same(result, plain, slice(None), exactly=False)
 
 
-def _all_outputs(vocab, limit):
-  """Every output up to `limit` tokens without PAD: ends at its first EOS or at the limit."""
-  outputs = []
-  for n in range(1, limit + 1):
-    for seq in itertools.product(range(1, vocab), repeat=n):
-      if EOS in seq[:-1] or (n < limit and seq[-1] != EOS):
-        continue
-      outputs.append(list(seq) + [PAD] * (limit - n))
-  return np.asarray(outputs, np.int32)
-
-
 def test_an_exhaustive_beam_finds_the_best_outputs_that_hold_the_phrases():
   limit, vocab = 3, 5
-  model, params = _model(tgt_vocab=vocab, max_length=limit)
+  model, params = model_and_params(tgt_vocab=vocab, max_length=limit)
   params = _no_pad(params)
-  outputs = _all_outputs(vocab, limit)
+  outputs = all_outputs(vocab, limit)
   beam = len(outputs)  # nothing is ever pruned
-  src = _sources(3, seed=2)
+  src = random_sources(3, seed=2)
   phrase_sets = [[[3]], [[4, 3]], [[3], [4]]]
   cons = constraints.stack(phrase_sets, 2)
   for alpha in (0.0, 1.0):
@@ -218,11 +206,11 @@ def test_an_exhaustive_beam_finds_the_best_outputs_that_hold_the_phrases():
 
 
 def test_an_ensemble_of_two_with_a_prefix():
-  model_a, params_a = _model(tgt_vocab=VOCAB, max_length=MAX_LEN, seed=0)
-  model_b, params_b = _model(tgt_vocab=VOCAB, max_length=MAX_LEN, seed=1)
+  model_a, params_a = model_and_params(tgt_vocab=VOCAB, max_length=MAX_LEN, seed=0)
+  model_b, params_b = model_and_params(tgt_vocab=VOCAB, max_length=MAX_LEN, seed=1)
   model = (model_a, model_b)
   params = (_no_pad(params_a, 3.0), _no_pad(params_b, 3.0))
-  src = _sources(BATCH, seed=7)
+  src = random_sources(BATCH, seed=7)
   prefix = np.asarray([[5, 6], [5, PAD], [7, PAD], [PAD, PAD]], np.int32)
   # A phrase the prefix already holds, one that continues it, two phrases, none.
   phrases = [[[6]], [[5, 9]], [[8], [9, 10]], []]
@@ -239,7 +227,7 @@ def test_an_ensemble_of_two_with_a_prefix():
 
 def test_one_sentence_searches_as_its_row_of_a_batch(small):
   model, params = small
-  src = _sources(BATCH)
+  src = random_sources(BATCH)
   phrases = [[[5], [6, 7]], [], [[8]], [[9, 9]]]
   cons = constraints.stack(phrases, MAX_TOKENS)
   batch = _search(model, params, src, None, cons, 0.6, 100.0, beam_size=4, nbest=3, max_len=7)
