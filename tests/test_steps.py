@@ -211,3 +211,25 @@ def test_a_zero_coverage_weight_is_the_step_without_it_bit_for_bit():
     weighted.params["params"]["attention"]["energy"]["kernel"],
     new.params["params"]["attention"]["energy"]["kernel"],
   )
+
+
+def test_the_coverage_loss_joins_at_coverage_loss_from_step():
+  model = tiny_model(attention="coverage")
+  state = steps.create_train_state(model, _config(), jax.random.key(0))
+  batch = _batch()
+  phase = _plain_jit_step(model, coverage_loss_weight=0.5, coverage_loss_from_step=3)
+  weighted, plain = _plain_jit_step(model, coverage_loss_weight=0.5), _plain_jit_step(model)
+  # Adam's first update is about lr * sign(gradient): a gradient near 0 may flip in float32
+  close = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-5)
+  for step in (2, 3, 7):
+    at = state.replace(step=jnp.asarray(step, state.step.dtype))
+    new, sums = phase(at, batch)
+    with_loss, with_sums = weighted(at, batch)
+    expected, expected_sums = plain(at, batch) if step < 3 else (with_loss, with_sums)
+    jax.tree.map(close, new.params, expected.params)
+    close(sums["grad_norm"], expected_sums["grad_norm"])
+    close(sums["coverage"], with_sums["coverage"])  # reported before the phase too
+    assert not np.allclose(
+      with_loss.params["params"]["attention"]["energy"]["kernel"],
+      plain(at, batch)[0].params["params"]["attention"]["energy"]["kernel"],
+    )

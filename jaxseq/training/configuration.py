@@ -69,6 +69,11 @@ class TrainConfig(fields.Config):
     "weight of the coverage loss (See et al. 2017, Eq. 12) in the training loss; 0 = off",
     fields.in_range(0.0, note="0 turns it off; a positive weight needs a coverage attention"),
   )
+  coverage_loss_from_step: int = _field(
+    0,
+    "the coverage loss joins the objective at this step (a final phase); 0 = from the start",
+    fields.at_least(0),
+  )
   teacher_forcing_ratio: float = _field(
     1.0, "chance per step to feed the reference token (else own argmax)", fields.in_range(0.0, 1.0)
   )

@@ -192,6 +192,7 @@ def train_step(
   teacher_forcing_ratio: float,
   label_smoothing: float,
   coverage_loss_weight: float = 0.0,
+  coverage_loss_from_step: int = 0,
   mesh=None,
 ) -> tuple[TrainState, dict[str, Any]]:
   """One optimizer step on a batch; the loss is the mean over its target tokens.
@@ -200,6 +201,8 @@ def train_step(
   mean over the target tokens of the token loss plus that weight times the token's
   coverage loss (`coverage_sum`); `sums["loss"]` stays the token loss alone, and
   `sums["coverage"]` is the summed coverage loss. At 0 the step is the one without it.
+  Before step coverage_loss_from_step the weight is 0 (the loss is still reported): a
+  final coverage phase, as See et al. 2017 (Sec. 4) add it to a trained model.
 
   With a mesh (`parallel.make_mesh`), each device computes the summed loss and its
   gradient on its own rows of the batch and the sums are added once
@@ -207,6 +210,11 @@ def train_step(
   """
   step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
   keys = jax.random.split(step_key, batch["src"].shape[0])  # one stream per example
+
+  def coverage_weight(step):
+    if not coverage_loss_from_step:
+      return coverage_loss_weight
+    return jnp.where(step >= coverage_loss_from_step, coverage_loss_weight, 0.0)
 
   def summed_loss_and_grads(replicated, rows):
     params, step = replicated
@@ -225,7 +233,7 @@ def train_step(
       if not coverage_loss_weight:
         return sums["loss"], sums
       sums["coverage"] = coverage_sum(weights, batch["tgt_out"])
-      return sums["loss"] + coverage_loss_weight * sums["coverage"], sums
+      return sums["loss"] + coverage_weight(step) * sums["coverage"], sums
 
     (_, sums), grads = jax.value_and_grad(summed_loss, has_aux=True)(params)
     return grads, sums
@@ -236,7 +244,7 @@ def train_step(
   tokens = jnp.maximum(sums["tokens"], 1.0)
   loss = sums["loss"] / tokens
   if coverage_loss_weight:
-    loss = loss + coverage_loss_weight * sums["coverage"] / tokens
+    loss = loss + coverage_weight(state.step) * sums["coverage"] / tokens
   # A non-finite loss makes the step non-finite even where its gradient happens to be finite,
   # so that apply_if_finite skips it.
   grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g / tokens, jnp.nan), grads)

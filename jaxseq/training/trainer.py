@@ -106,6 +106,7 @@ def _jit_train_step(model, config, mesh):
     teacher_forcing_ratio=config.teacher_forcing_ratio,
     label_smoothing=config.label_smoothing,
     coverage_loss_weight=config.coverage_loss_weight,
+    coverage_loss_from_step=config.coverage_loss_from_step,
     mesh=mesh,
   )
   return jax.jit(
