@@ -36,11 +36,16 @@ def test_a_row_per_run_with_the_held_out_pick_applied_to_the_tests(tmp_path, mon
   _coverage_file(coverage, "bah", "heldout", [(0.0, 30, 0.2, 0.01), (0.2, 29, 0.1, 0.02)])
   _coverage_file(coverage, "bah", "test2016", [(0.0, 31.04, 0.25, 0.006)])
   _run(runs, "missing", "python -m q --config.model.attention=luong_local_m")
+  phase = "--config.coverage_loss_weight=0.5 --config.coverage_loss_from_step=1200"
+  _run(runs, "phase", f"python -m q --config.model.attention=coverage {phase}")
+  for split in ("heldout", "test2016", "test2017"):
+    _coverage_file(coverage, "phase", split, [(0.0, 30, 0.2, 0.01)])
 
   lines = attention_compare.table().splitlines()
-  assert len(lines) == 2 + 1  # header, rule, one complete run: the others lack files
+  assert len(lines) == 2 + 2  # header, rule, two complete runs: the others lack files
   _coverage_file(coverage, "bah", "test2017", [(0.0, 27.0, 0.2, 0.01)])
-  bah, cov = attention_compare.table().splitlines()[2:]
+  bah, cov, phase = attention_compare.table().splitlines()[2:]
+  assert "| `coverage` + coverage loss 0.5 from step 1,200 | 30.0 | 0 |" in phase
   # The held-out split picks 0.2 for one run, 0 for the other; tests show 0, then the pick.
   assert "`coverage` + coverage loss 1 | 30.0 | 0.2 | 32.0 → 33.0 | 28.0 → 27.5 |" in cov
   assert "15.0% → 12.0% | 0.40% → 0.50% | 10.0 min | [cov.json](../runs/cov.json) |" in cov

@@ -73,6 +73,8 @@ def row(run_path: str) -> str | None:
   overrides = _overrides(run["command"])
   weight = float(overrides.get("coverage_loss_weight", 0))
   label = f"`{overrides['model.attention']}`" + (f" + coverage loss {weight:g}" if weight else "")
+  if weight and int(overrides.get("coverage_loss_from_step", 0)):
+    label += f" from step {int(overrides['coverage_loss_from_step']):,}"
   link = os.path.relpath(run_path, common.ROOT)
   return (
     f"| {run['direction'].replace('-', ' → ')} | {label} | {heldout[0.0]['bleu']:.1f} | {pick:g} "
