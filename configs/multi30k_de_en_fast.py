@@ -17,12 +17,13 @@ JAX_NUM_CPU_DEVICES=2: one CPU device per core, data parallel through the sharde
 (`python train.py --config=configs/multi30k_de_en_fast.py --workdir=...` with
 JAX_NUM_CPU_DEVICES=2 trains the same model.)
 
-Result (that command, 2-core AMD EPYC, benchmarks/results/time_to_quality/
-multi30k_de_en_fast.json): test2016 BLEU 39.5 (sacreBLEU, cased, detokenized,
-beam 4; lowercased 39.7), test2017 34.6, held-out
-39.9, after 26.9 min of training (30.9 min from
-the start), 3.70 M parameters. configs/multi30k_de_en.py reaches
-test2016 39.9 after 86 min (one core of a 2-core Intel Xeon).
+Result (that command, idle 2-core AMD EPYC, load 2.0 from the run itself; benchmarks/
+results/time_to_quality/multi30k_de_en_fast.json): test2016 BLEU 40.5 (sacreBLEU, cased,
+detokenized, beam 4; lowercased 40.7), test2017 35.2, held-out 40.4, after 16.4 min of
+training (19.0 min from the start), 3.70 M parameters. Measured before the loop rewrite,
+with other work loading the machine for the first half of the run (load up to 3.6): 39.5
+after 26.9 min. configs/multi30k_de_en.py reaches test2016 39.9 after 86 min (one core of
+a 2-core Intel Xeon).
 """
 
 from configs import multi30k_de_en
