@@ -6,7 +6,7 @@ it is read: one of its 8 best segmentations, drawn with probability proportional
 0.2 and l = 8 to 64 are the settings it reports for small data). Evaluation and translation use
 the best segmentation. Everything else as multi30k_en_de_cgru_long.
 
-    JAX_NUM_CPU_DEVICES=1 JAXSEQ_DATA_DIR=../shared/data taskset -c 1 python -m \
+    JAX_NUM_CPU_DEVICES=1 JAXSEQ_DATA_DIR=../shared/data taskset -c 0 python -m \
         benchmarks.quality.quality --config=configs/multi30k_en_de_cgru_subword.py \
         --name=multi30k_en_de_cgru_subword --workdir=/tmp/en_de_cgru_subword
 
