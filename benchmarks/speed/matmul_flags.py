@@ -27,6 +27,21 @@ SHAPES = ((2048, 2048, 2048), (128, 512, 1536), (2048, 512, 1000))  # (m, k, n)
 SETTINGS = ("", "--xla_cpu_use_onednn=true", "--xla_cpu_experimental_onednn_custom_call=true")
 
 
+def _best_seconds(fn, *args, repeats: int = 10) -> float:
+  """Seconds of one call of fn(*args): the best of three rounds of `repeats` calls, after
+  one call that compiles."""
+  import jax
+
+  jax.block_until_ready(fn(*args))
+  best = float("inf")
+  for _ in range(3):
+    start = time.perf_counter()
+    for _ in range(repeats):
+      jax.block_until_ready(fn(*args))
+    best = min(best, (time.perf_counter() - start) / repeats)
+  return best
+
+
 def measure() -> dict:
   """GFLOP/s of jnp.dot per shape, in this process (with its XLA_FLAGS)."""
   import jax
@@ -36,29 +51,9 @@ def measure() -> dict:
   dot = jax.jit(jnp.dot)
   for m, k, n in SHAPES:
     a, b = jnp.ones((m, k), jnp.float32), jnp.ones((k, n), jnp.float32)
-    dot(a, b).block_until_ready()
     repeats = max(3, int(2e10 / (2 * m * k * n)))  # about 0.1-0.2 s a round
-    best = float("inf")
-    for _ in range(3):
-      start = time.perf_counter()
-      for _ in range(repeats):
-        dot(a, b).block_until_ready()
-      best = min(best, (time.perf_counter() - start) / repeats)
-    rates[f"{m}x{k}x{n}"] = 2 * m * k * n / best / 1e9
+    rates[f"{m}x{k}x{n}"] = 2 * m * k * n / _best_seconds(dot, a, b, repeats=repeats) / 1e9
   return rates
-
-
-def _best_seconds(fn, *args) -> float:
-  import jax
-
-  jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(3):
-    start = time.perf_counter()
-    for _ in range(10):
-      jax.block_until_ready(fn(*args))
-    best = min(best, (time.perf_counter() - start) / 10)
-  return best
 
 
 def step_products(x, w, g, dtype: str) -> dict:
