@@ -1,12 +1,13 @@
 """The shared train-and-score driver through its users: an ensemble scored next to its
-members and a decoding sweep, on the session's tiny trained workdir; and the one-line
-answers to bad flags of the training users."""
+members, its members chosen from a pool, and a decoding sweep, on the session's tiny
+trained workdir; and the one-line answers to bad flags."""
 
 import json
+import shutil
 
 import pytest
 
-from benchmarks.quality import decode_sweep, ensemble, quality, time_to_quality
+from benchmarks.quality import decode_sweep, ensemble, ensemble_select, quality, time_to_quality
 
 
 def test_an_ensemble_is_scored_next_to_its_members(reference, tmp_path):
@@ -46,6 +47,52 @@ def test_the_decode_sweep_scores_every_setting_on_the_heldout_split(reference, t
   assert record["chosen"]["heldout"]["bleu"] == best
   assert record["chosen"]["test"] == {}  # the generated numbers have no test split
   assert record["command"].endswith("--beam_sizes=1,2 --alphas=0.6 " + f"--out_dir={tmp_path}")
+
+
+def test_a_pool_is_ranked_by_the_members_own_heldout_scores_equals_in_order():
+  members = [
+    {"workdir": "a", "heldout": {"bleu": 40.1}},
+    {"workdir": "b", "heldout": {"bleu": 41.0}},
+    {"workdir": "c", "heldout": {"bleu": 40.1}},
+  ]
+  assert ensemble_select.ranked(members, "bleu") == ["b", "a", "c"]
+  rows = [{"size": n, "heldout": {"bleu": b}} for n, b in [(1, 41.0), (2, 42.0), (3, 42.0)]]
+  assert ensemble_select.choose(rows, "bleu")["size"] == 2  # the smaller of equals
+
+
+def test_members_are_chosen_on_the_heldout_split_alone(reference, tmp_path):
+  # a copy whose summary claims the better held-out score ranks first
+  better = tmp_path / "better"
+  shutil.copytree(reference, better)
+  summary = json.loads((better / "summary.json").read_text())
+  summary["heldout"]["bleu"] += 1.0
+  (better / "summary.json").write_text(json.dumps(summary))
+  argv = [f"--workdir={reference}", f"--workdir={better}", "--name=pool", f"--out_dir={tmp_path}"]
+  assert ensemble_select.main(argv) == 0
+  record = json.loads((tmp_path / "pool.json").read_text())
+  assert [row["workdirs"] for row in record["rows"]] == [
+    [str(better)],
+    [str(better), str(reference)],
+  ]
+  best = max(row["heldout"]["bleu"] for row in record["rows"])
+  assert record["chosen"]["heldout"]["bleu"] == best
+  assert record["chosen"]["workdirs"] == record["rows"][record["chosen"]["size"] - 1]["workdirs"]
+  assert all(set(row["heldout"]) >= {"bleu", "seconds"} for row in record["rows"])
+  assert "test" not in record["chosen"]  # no test split is decoded to choose
+
+
+@pytest.mark.parametrize(
+  "argv,message",
+  [
+    (["--workdir=/tmp/a", "--name=x"], "at least two --workdir"),
+    (["--workdir=/tmp/a", "--workdir=/tmp/a", "--name=x"], "named once"),
+    (["--workdir=/tmp/a", "--workdir=/tmp/b", "--name=x", "--max_size=1"], "--max_size"),
+  ],
+)
+def test_a_bad_pool_is_refused(argv, message, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    ensemble_select.main(argv)
+  assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
