@@ -132,6 +132,22 @@ def test_each_kind_of_check_names_the_field_the_value_and_what_is_allowed(field,
   assert error.value.field == field
 
 
+@pytest.mark.parametrize(
+  "weight, start, allowed",
+  [(0.5, 0, True), (0.5, 999, True), (0.5, 1000, False), (0.0, 500, False)],
+)
+def test_a_coverage_phase_must_start_within_training_and_have_a_weight(weight, start, allowed):
+  values = configuration.TrainConfig().to_dict()  # 1,000 steps
+  values["model"]["attention"] = "coverage"
+  values.update(coverage_loss_weight=weight, coverage_loss_from_step=start)
+  if allowed:
+    assert configuration.TrainConfig.from_dict(values).coverage_loss_from_step == start
+    return
+  with pytest.raises(configuration.ConfigError, match="never joins") as error:
+    configuration.TrainConfig.from_dict(values)
+  assert error.value.field == "coverage_loss_from_step"
+
+
 def test_a_float_field_takes_an_int_and_keeps_a_float():
   config = configuration.validate({"learning_rate": 1, "decode": {"alpha": 0}})
   assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)

@@ -140,6 +140,15 @@ class TrainConfig(fields.Config):
         f"0 (off) with model.attention={model.attention!r}, which keeps no coverage vector "
         f"(a positive weight needs one of: {', '.join(attention.coverage_rows(model))})",
       )
+    start = self.coverage_loss_from_step
+    if start and (not self.coverage_loss_weight or start >= self.num_train_steps):
+      raise ConfigError(
+        "coverage_loss_from_step",
+        start,
+        f"0 (from the start) or a step below num_train_steps={self.num_train_steps}, "
+        f"with a positive coverage_loss_weight (now {self.coverage_loss_weight}): "
+        "otherwise the coverage loss never joins the objective",
+      )
 
 
 def validate(config, *, num_devices: int = 1) -> TrainConfig:
