@@ -47,8 +47,8 @@ penalty 0.6, chosen on the held-out split by benchmarks/quality/decode_sweep.py 
 
 Seeds 2 and 3 (held-out 40.8 and 40.6) joined those seven runs in a pool whose members
 benchmarks/quality/ensemble_select.py chose on the held-out split alone (--workdir for each
-of the nine, --name=multi30k_de_en_cgru_selected --metric=bleu): the best six by their own
-held-out BLEU, held-out 42.5 (select/multi30k_de_en_cgru_selected.json). Scored with
+of the nine, --name=multi30k_de_en_cgru_selected --metric=bleu --max_size=7): the best six
+by their own held-out BLEU, held-out 42.5 (select/multi30k_de_en_cgru_selected.json). Scored with
 benchmarks/quality/ensemble.py on those six: test2016 42.3 (42.35; bleu_lc_tok 42.6),
 test2017 36.8 (multi30k_de_en_cgru_selected.json).
 Beam 12 and penalty 0.6, chosen on held-out by decode_sweep.py (--beam_sizes=8,12
