@@ -50,9 +50,9 @@ benchmarks/quality/ensemble_select.py chose on the held-out split alone (--workd
 of the nine, --name=multi30k_de_en_cgru_selected --metric=bleu --max_size=7): the best six
 by their own held-out BLEU, held-out 42.5 (select/multi30k_de_en_cgru_selected.json). Scored with
 benchmarks/quality/ensemble.py on those six: test2016 42.3 (42.35; bleu_lc_tok 42.6),
-test2017 36.8 (multi30k_de_en_cgru_selected.json).
-Beam 12 and penalty 0.6, chosen on held-out by decode_sweep.py (--beam_sizes=8,12
---alphas=0.4,0.6; held-out 42.9): test2016 42.3 (42.28), test2017 37.6.
+test2017 36.8 (multi30k_de_en_cgru_selected.json). Beam 12 and penalty 0.6, chosen on
+held-out by decode_sweep.py (--beam_sizes=8,12 --alphas=0.4,0.6; held-out 42.9): test2016
+42.3 (42.28), test2017 37.6 (decode/multi30k_de_en_cgru_selected.json).
 """
 
 from configs import multi30k_de_en_fast

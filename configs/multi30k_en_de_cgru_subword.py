@@ -54,7 +54,7 @@ picks the three unigram seeds without sampling (held-out 41.5; select/
 multi30k_en_de_cgru_selected.json). Scored with benchmarks/quality/ensemble.py on those
 three --workdir flags: test2016 bleu_lc_tok 41.1 (41.09), test2017 32.9 (32.88)
 (multi30k_en_de_cgru_selected.json); with beam 8 and penalty 1.0, chosen on held-out by
-decode_sweep.py: 41.2 (41.17) and 33.0 (32.95).
+decode_sweep.py: 41.2 (41.17) and 33.0 (32.95) (decode/multi30k_en_de_cgru_selected.json).
 """
 
 from configs import multi30k_en_de_cgru_long
