@@ -55,7 +55,8 @@ held-out by decode_sweep.py (--beam_sizes=8,12 --alphas=0.4,0.6; held-out 42.9):
 42.3 (42.28), test2017 37.6 (decode/multi30k_de_en_cgru_selected.json). Seeds 4 and 5
 (held-out 40.4 and 41.2) do not improve on the six: in a pool of eleven
 (select/multi30k_de_en_cgru_pool11.json) the best size scores held-out 42.3, and either seed
-added to the six lowers them to 42.1.
+added to the six lowers their held-out score to 42.1 (the last row of
+select/multi30k_de_en_cgru_six_plus_s5.json and _s4.json: the six and that seed as a pool).
 """
 
 from configs import multi30k_de_en_fast
